@@ -1,0 +1,21 @@
+"""The ``tradecast`` command. Each sub-command group lives in its own module here."""
+
+from __future__ import annotations
+
+import typer
+
+from tradecast.cli.common import cli_context
+from tradecast.cli.doctor import doctor
+from tradecast.cli.serve import serve
+
+app = typer.Typer(
+    name="tradecast",
+    help="A multi-agent LLM trading desk that runs on local hardware and broadcasts itself.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.callback()(cli_context)
+app.command()(doctor)
+app.command()(serve)
+
+__all__ = ["app"]

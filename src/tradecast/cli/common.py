@@ -1,0 +1,38 @@
+"""What every sub-command shares: settings loading, logging, clean error exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+
+from tradecast.logs import configure_logging
+from tradecast.settings import Settings, SettingsError, load_settings
+
+
+def cli_context(ctx: typer.Context) -> None:
+    """Load settings once and configure logging before any sub-command runs."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or a message naming the bad variable and exit code 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` to stderr and exit non-zero."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def print_json(payload: Any) -> None:
+    """Write ``payload`` as JSON to stdout (Decimals and datetimes as strings)."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

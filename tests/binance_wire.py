@@ -57,7 +57,8 @@ class BinanceWire:
     socket (e.g. aiohttp.ClientConnectionError) or an (HTTP status, body) pair.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_klines: int = 1000) -> None:
+        self.max_klines = max_klines  # Binance caps a klines page at 1000 bars
         self.headers: dict[str, str] = {}  # aiohttp session default headers
         self.requests: list[yarl.URL] = []
         self.closed = False
@@ -112,7 +113,7 @@ class BinanceWire:
         rows = self._load("klines_BTCUSDT_1h.json")
         start = int(query.get("startTime", 0))
         end = int(query.get("endTime", 2**62))
-        limit = int(query.get("limit", 500))
+        limit = min(int(query.get("limit", 500)), self.max_klines)
         return [row for row in rows if start <= row[0] <= end][:limit]
 
     @staticmethod

@@ -28,5 +28,9 @@ class BrokerError(TradecastError):
     """The broker refused an order or could not record it."""
 
 
+class RiskLimitsError(TradecastError, ValueError):
+    """A risk limit was set to something invalid; the message names the limit and the rule."""
+
+
 class MemoryStoreError(TradecastError):
     """The vector memory refused the input or failed."""

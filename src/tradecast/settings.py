@@ -116,6 +116,27 @@ class MarketConfig(_Frozen):
     )
 
 
+class DeskConfig(_Frozen):
+    """How the desk combines its agents and what a tick does."""
+
+    symbol: str = "BTC/USDT"
+    every: str = Field(default="1h", pattern=r"^\d+[mhd]$", description="tick cadence, e.g. 1h")
+    candles: int = Field(default=200, ge=30, le=5000, description="bars of context per tick")
+    analyst_weight: float = Field(default=1.0, ge=0)
+    trader_weight: float = Field(default=1.0, ge=0)
+    rules_weight: float = Field(default=1.0, ge=0)
+    min_confidence: float = Field(default=0.35, ge=0, le=1)
+    risk_abstain_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="size kept when the risk agent abstains"
+    )
+    trader_tool_steps: int = Field(default=1, ge=0, le=1, description="tool rounds per tick")
+    require_approval: bool = False
+    memory_k: int = Field(default=3, ge=0, le=20)
+    outcome_horizons: tuple[str, ...] = ("24h",)
+    persona_card: Path | None = None
+    persona_max_tokens: int = Field(default=90, ge=16, le=1024)
+
+
 class APIConfig(_Frozen):
     """HTTP server settings."""
 
@@ -144,6 +165,7 @@ class Settings(BaseSettings):
     risk: RiskLimits = RiskLimits()
     broker: BrokerConfig = BrokerConfig()
     market: MarketConfig = MarketConfig()
+    desk: DeskConfig = DeskConfig()
     api: APIConfig = APIConfig()
     redis_url: str | None = None
     postgres_url: str | None = None

@@ -3,6 +3,7 @@ loopback HTTP server (streamed NDJSON chat chunks, ``format`` answers, ``tool_ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -50,10 +51,8 @@ def _handler(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-type", scripted.content_type)
             self.send_header("content-length", str(len(scripted.body)))
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError):  # the client gave up (timeout test)
                 self.wfile.write(scripted.body)
-            except BrokenPipeError:  # the client gave up (timeout test)
-                pass
 
         def log_message(self, *args: Any) -> None:
             return

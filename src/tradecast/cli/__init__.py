@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from tradecast.cli.common import cli_context
+from tradecast.cli.desk import run, tick
 from tradecast.cli.doctor import doctor
+from tradecast.cli.market import market_app
 from tradecast.cli.serve import serve
 
 app = typer.Typer(
@@ -17,5 +19,8 @@ app = typer.Typer(
 app.callback()(cli_context)
 app.command()(doctor)
 app.command()(serve)
+app.command()(tick)
+app.command()(run)
+app.add_typer(market_app, name="market")
 
 __all__ = ["app"]

@@ -117,6 +117,9 @@ class Portfolio(DomainModel):
     peak_equity: Money | None = None
     day_start_equity: Money | None = None
     timestamp: UtcDatetime | None = None
+    stop_outs: dict[str, UtcDatetime] = Field(
+        default_factory=dict, description="when each symbol last hit its stop-loss (cooldown)"
+    )
 
     def position(self, symbol: str) -> Position | None:
         """The open position in ``symbol``, if any."""

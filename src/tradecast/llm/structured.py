@@ -77,8 +77,21 @@ def structured_runnable(
     return RunnableMap(raw=bound) | RunnablePassthrough() | RunnableLambda(parse_with_raw)
 
 
+def compact_schema(schema: Any) -> Any:
+    """``schema`` without titles and descriptions: fewer prompt tokens, and small models
+    otherwise parrot the descriptions back as values."""
+    if isinstance(schema, dict):
+        return {
+            key: compact_schema(value) for key, value in schema.items()
+            if not (key in ("title", "description") and isinstance(value, str))
+        }
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    return schema
+
+
 def schema_instruction(schema: dict[str, Any]) -> str:
     """A system-prompt line that tells the model what JSON to write (decoding enforces it)."""
     return "Answer with one JSON object that matches this JSON schema:\n" + json.dumps(
-        schema, separators=(",", ":")
+        compact_schema(schema), separators=(",", ":")
     )

@@ -77,7 +77,9 @@ def message_from_tool_turn(text: str, usage: dict[str, Any] | None = None) -> AI
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LLMError("unparseable", f"tool-call answer is not JSON ({exc.msg}): {text[:200]!r}")
+        raise LLMError(
+            "unparseable", f"tool-call answer is not JSON ({exc.msg}): {text[:200]!r}"
+        ) from None
     if isinstance(data, dict) and "name" in data and "arguments" in data:
         call = ToolCall(
             name=str(data["name"]),
@@ -88,4 +90,6 @@ def message_from_tool_turn(text: str, usage: dict[str, Any] | None = None) -> AI
         return AIMessage(content="", tool_calls=[call], usage_metadata=usage)  # type: ignore[arg-type]
     if isinstance(data, dict) and ANSWER_KEY in data:
         return AIMessage(content=str(data[ANSWER_KEY]), usage_metadata=usage)  # type: ignore[arg-type]
-    raise LLMError("unparseable", f"tool-call answer has neither a call nor an answer: {text[:200]!r}")
+    raise LLMError(
+        "unparseable", f"tool-call answer has neither a call nor an answer: {text[:200]!r}"
+    )

@@ -173,4 +173,3 @@ __all__ = [
     "clean_situation",
     "horizon_delta",
 ]
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,25 +140,51 @@ def to_hit(
     )
 
 
-def where_filter(
-    *,
-    symbol: str | None,
-    as_of_us: int | None,
-    since_us: int | None,
-    with_outcome_only: bool,
-) -> dict[str, Any] | None:
-    """A Chroma ``where`` clause for the symbol and time filters (None: no filter)."""
-    clauses: list[dict[str, Any]] = []
-    if symbol is not None:
-        clauses.append({SYMBOL: {"$eq": symbol}})
-    if as_of_us is not None:
-        clauses.append({DECIDED_AT: {"$lte": as_of_us}})
-    if since_us is not None:
-        clauses.append({DECIDED_AT: {"$gte": since_us}})
-    if with_outcome_only:
-        # a decision with any outcome known by then has its earliest one known by then
-        limit = as_of_us if as_of_us is not None else 2**62
-        clauses.append({FIRST_KNOWN_AT: {"$lte": limit}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+@dataclass(frozen=True)
+class RecallFilter:
+    """Which stored decisions a recall may return, as a Chroma ``where`` clause and as the
+    same test in Python (for filtering over-fetched nearest neighbours client-side)."""
+
+    symbol: str | None = None
+    as_of_us: int | None = None
+    since_us: int | None = None
+    with_outcome_only: bool = False
+
+    @property
+    def outcome_limit(self) -> int:
+        # a decision with any outcome known by as_of has its earliest one known by then
+        return self.as_of_us if self.as_of_us is not None else 2**62
+
+    def is_empty(self) -> bool:
+        """Whether every stored decision passes."""
+        return self.where() is None
+
+    def where(self) -> dict[str, Any] | None:
+        """The Chroma ``where`` clause (None: no filter)."""
+        clauses: list[dict[str, Any]] = []
+        if self.symbol is not None:
+            clauses.append({SYMBOL: {"$eq": self.symbol}})
+        if self.as_of_us is not None:
+            clauses.append({DECIDED_AT: {"$lte": self.as_of_us}})
+        if self.since_us is not None:
+            clauses.append({DECIDED_AT: {"$gte": self.since_us}})
+        if self.with_outcome_only:
+            clauses.append({FIRST_KNOWN_AT: {"$lte": self.outcome_limit}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def accepts(self, metadata: Metadata) -> bool:
+        """Whether a stored decision passes (the same test as :meth:`where`)."""
+        decided = int(metadata[DECIDED_AT])
+        if self.symbol is not None and metadata.get(SYMBOL) != self.symbol:
+            return False
+        if self.as_of_us is not None and decided > self.as_of_us:
+            return False
+        if self.since_us is not None and decided < self.since_us:
+            return False
+        if self.with_outcome_only:
+            first = metadata.get(FIRST_KNOWN_AT)
+            if first is None or int(first) > self.outcome_limit:
+                return False
+        return True

@@ -32,6 +32,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 _MAX_PAGES = 20
+_SLACK_BARS = 24  # extra bar intervals asked for, to see past short exchange gaps
 
 
 def _decimal(value: Any, what: str) -> Decimal:
@@ -167,19 +168,36 @@ class CcxtMarket:
     # --- fetching ---------------------------------------------------------------------
 
     async def _fetch_window(self, symbol: str, until_ms: int, limit: int) -> list[list[Any]]:
-        """OHLCV rows that opened in (until - limit bars, until], paging forward as needed."""
-        last_open = until_ms - until_ms % self._bar_ms
-        since = last_open - (limit - 1) * self._bar_ms
+        """The last ``limit`` OHLCV rows that opened at or before ``until_ms``.
+
+        Asks for ``_SLACK_BARS`` more bar intervals than needed so that a short exchange gap
+        still yields ``limit`` bars, and steps further back while bars are missing.
+        """
         rows: dict[int, list[Any]] = {}
+        hi, span = until_ms, limit + _SLACK_BARS
         for _ in range(_MAX_PAGES):
-            wanted = (last_open - since) // self._bar_ms + 1
-            page = await self._call("fetch_ohlcv", symbol, self._timeframe, since, wanted)
-            fresh = [row for row in page or () if since <= row[0] <= until_ms]
-            rows.update((int(row[0]), row) for row in fresh)
-            if not fresh or len(page) < wanted or max(r[0] for r in fresh) >= last_open:
+            lo = hi - span * self._bar_ms
+            found = await self._fetch_range(symbol, lo, hi)
+            rows.update(found)
+            if len(rows) >= limit or not found:
                 break
-            since = int(max(r[0] for r in fresh)) + self._bar_ms
+            hi, span = lo, limit - len(rows) + _SLACK_BARS
         return [rows[stamp] for stamp in sorted(rows)][-limit:]
+
+    async def _fetch_range(self, symbol: str, lo: int, hi: int) -> dict[int, list[Any]]:
+        """OHLCV rows with open time in (lo, hi], paging forward when a page is capped."""
+        rows: dict[int, list[Any]] = {}
+        since = lo + 1
+        for _ in range(_MAX_PAGES):
+            wanted = -(-(hi - since + 1) // self._bar_ms)  # bar slots left, rounded up
+            page = await self._call("fetch_ohlcv", symbol, self._timeframe, since, wanted)
+            inside = {int(row[0]): row for row in page or () if lo < row[0] <= hi}
+            rows.update(inside)
+            newest = max((int(row[0]) for row in page or ()), default=None)
+            if newest is None or newest < since or newest + self._bar_ms > hi:
+                break
+            since = newest + 1
+        return rows
 
     async def _ticker_from_candles(self, symbol: str, at: datetime) -> Ticker:
         bars = await self.candles(symbol, until=at, limit=1)
@@ -254,7 +272,8 @@ class CcxtMarket:
         )
 
     def _level(self, level: Sequence[Any]) -> OrderBookLevel:
-        return OrderBookLevel(price=_decimal(level[0], "price"), quantity=_decimal(level[1], "size"))
+        price, size = level[0], level[1]
+        return OrderBookLevel(price=_decimal(price, "price"), quantity=_decimal(size, "size"))
 
     def _build(self, model: type[T], **fields: Any) -> T:
         try:

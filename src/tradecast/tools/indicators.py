@@ -47,131 +47,209 @@ def _check_period(period: int, name: str = "period") -> None:
         raise ValueError(f"{name} must be at least 1 (got {period})")
 
 
-def _seeded_ewm(values: pd.Series, period: int, alpha: float) -> pd.Series:
-    """Recursive smoothing seeded with the mean of the first ``period`` non-missing values."""
+# --- numpy cores: the summary runs on every desk tick, so no per-step pandas overhead -----
+
+
+def _array(values: pd.Series | np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype="float64")
+
+
+def _shift(x: np.ndarray, periods: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if periods < len(x):
+        out[periods:] = x[: len(x) - periods]
+    return out
+
+
+def _seeded_ewm_np(x: np.ndarray, period: int, alpha: float) -> np.ndarray:
+    """Recursive smoothing seeded with the mean of the first ``period`` non-missing values;
+    a missing value later on carries the previous result forward."""
     _check_period(period)
-    out = pd.Series(np.nan, index=values.index, dtype="float64")
-    valid = values.notna().to_numpy()
+    out = np.full(len(x), np.nan)
+    valid = ~np.isnan(x)
     if not valid.any():
         return out
     first = int(np.argmax(valid))
     seed_at = first + period - 1
-    if seed_at >= len(values):
+    if seed_at >= len(x):
         return out
-    tail = values.iloc[seed_at:].astype("float64").copy()
-    tail.iloc[0] = values.iloc[first : seed_at + 1].mean()
-    out.iloc[seed_at:] = tail.ewm(alpha=alpha, adjust=False).mean().to_numpy()
+    level = float(np.mean(x[first : seed_at + 1]))
+    keep = 1.0 - alpha
+    smoothed = [level]
+    for value in x[seed_at + 1 :].tolist():  # a plain loop: fast on floats, exact recursion
+        if value == value:  # not NaN
+            level = alpha * value + keep * level
+        smoothed.append(level)
+    out[seed_at:] = smoothed
     return out
+
+
+def _rolling(x: np.ndarray, window: int, stat: str, ddof: int = 0) -> np.ndarray:
+    """Rolling mean or std over complete windows (NaN until ``window`` values, or if any is)."""
+    _check_period(window, "window")
+    out = np.full(len(x), np.nan)
+    if len(x) >= window:
+        windows = np.lib.stride_tricks.sliding_window_view(x, window)
+        if stat == "mean":
+            out[window - 1 :] = windows.mean(axis=1)
+        elif window > ddof:
+            out[window - 1 :] = windows.std(axis=1, ddof=ddof)
+    return out
+
+
+def _ema_np(x: np.ndarray, period: int) -> np.ndarray:
+    return _seeded_ewm_np(x, period, 2.0 / (period + 1))
+
+
+def _rsi_np(close: np.ndarray, period: int) -> np.ndarray:
+    delta = close - _shift(close, 1)
+    with np.errstate(invalid="ignore"):
+        gains = np.where(np.isnan(delta), np.nan, np.maximum(delta, 0.0))
+        losses = np.where(np.isnan(delta), np.nan, np.maximum(-delta, 0.0))
+    avg_gain = _seeded_ewm_np(gains, period, 1.0 / period)
+    avg_loss = _seeded_ewm_np(losses, period, 1.0 / period)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+    value = np.where(avg_loss == 0, 100.0, value)
+    return np.where((avg_loss == 0) & (avg_gain == 0), 50.0, value)
+
+
+def _macd_np(
+    close: np.ndarray, fast: int, slow: int, signal: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if fast >= slow:
+        raise ValueError(f"fast period ({fast}) must be shorter than slow period ({slow})")
+    line = _ema_np(close, fast) - _ema_np(close, slow)
+    signal_line = _ema_np(line, signal)
+    return line, signal_line, line - signal_line
+
+
+def _bollinger_np(
+    close: np.ndarray, window: int, k: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mid = _rolling(close, window, "mean")
+    spread = k * _rolling(close, window, "std", ddof=0)
+    upper, lower = mid + spread, mid - spread
+    width = upper - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct_b = np.where(width > 0, (close - lower) / width, np.nan)
+    return mid, upper, lower, pct_b
+
+
+def _true_range_np(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    prev_close = _shift(close, 1)
+    return np.maximum(high - low, np.maximum(np.abs(high - prev_close), np.abs(low - prev_close)))
+
+
+def _simple_returns_np(close: np.ndarray, periods: int) -> np.ndarray:
+    _check_period(periods, "periods")
+    return close / _shift(close, periods) - 1.0
+
+
+def _log_returns_np(close: np.ndarray, periods: int = 1) -> np.ndarray:
+    _check_period(periods, "periods")
+    return np.log(close / _shift(close, periods))
+
+
+# --- the pandas API -----------------------------------------------------------------------
 
 
 def sma(values: pd.Series, window: int) -> pd.Series:
     """Simple moving average; NaN until ``window`` values are available."""
-    _check_period(window, "window")
-    return values.rolling(window, min_periods=window).mean()
+    return pd.Series(_rolling(_array(values), window, "mean"), index=values.index)
 
 
 def ema(values: pd.Series, period: int) -> pd.Series:
     """Exponential moving average (alpha 2/(period+1)), seeded with the first SMA."""
-    return _seeded_ewm(values, period, 2.0 / (period + 1))
+    return pd.Series(_ema_np(_array(values), period), index=values.index)
 
 
 def rsi(close: pd.Series, period: int = 14) -> pd.Series:
     """Wilder's relative strength index in [0, 100]; 100 with no losses, 50 with no moves."""
-    delta = close.diff()
-    avg_gain = _seeded_ewm(delta.clip(lower=0), period, 1.0 / period)
-    avg_loss = _seeded_ewm((-delta).clip(lower=0), period, 1.0 / period)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-    value = value.mask(avg_loss == 0, 100.0)
-    return value.mask((avg_loss == 0) & (avg_gain == 0), 50.0)
+    return pd.Series(_rsi_np(_array(close), period), index=close.index)
 
 
 def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> pd.DataFrame:
     """MACD line (EMA fast - EMA slow), its signal line (EMA of the line) and the histogram."""
-    if fast >= slow:
-        raise ValueError(f"fast period ({fast}) must be shorter than slow period ({slow})")
-    line = ema(close, fast) - ema(close, slow)
-    signal_line = ema(line, signal)
-    return pd.DataFrame({"macd": line, "signal": signal_line, "hist": line - signal_line})
+    line, signal_line, hist = _macd_np(_array(close), fast, slow, signal)
+    return pd.DataFrame({"macd": line, "signal": signal_line, "hist": hist}, index=close.index)
 
 
 def bollinger(close: pd.Series, window: int = 20, k: float = 2.0) -> pd.DataFrame:
     """Bollinger bands: SMA mid, mid +/- k population std, and %b = (close-lower)/(upper-lower)."""
-    mid = sma(close, window)
-    spread = k * close.rolling(window, min_periods=window).std(ddof=0)
-    upper, lower = mid + spread, mid - spread
-    width = upper - lower
-    pct_b = ((close - lower) / width).where(width > 0)
-    return pd.DataFrame({"mid": mid, "upper": upper, "lower": lower, "pct_b": pct_b})
+    mid, upper, lower, pct_b = _bollinger_np(_array(close), window, k)
+    return pd.DataFrame(
+        {"mid": mid, "upper": upper, "lower": lower, "pct_b": pct_b}, index=close.index
+    )
 
 
 def true_range(frame: pd.DataFrame) -> pd.Series:
     """max(high-low, |high-prev close|, |low-prev close|); NaN on the first bar."""
-    prev_close = frame["close"].shift(1)
-    ranges = pd.concat(
-        [
-            frame["high"] - frame["low"],
-            (frame["high"] - prev_close).abs(),
-            (frame["low"] - prev_close).abs(),
-        ],
-        axis=1,
-    )
-    return ranges.max(axis=1).where(prev_close.notna())
+    tr = _true_range_np(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
+    return pd.Series(tr, index=frame.index)
 
 
 def atr(frame: pd.DataFrame, period: int = 14) -> pd.Series:
     """Wilder's average true range."""
-    return _seeded_ewm(true_range(frame), period, 1.0 / period)
+    tr = _true_range_np(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
+    return pd.Series(_seeded_ewm_np(tr, period, 1.0 / period), index=frame.index)
 
 
 def simple_returns(close: pd.Series, periods: int = 1) -> pd.Series:
     """close / close ``periods`` bars earlier - 1."""
-    _check_period(periods, "periods")
-    return close / close.shift(periods) - 1.0
+    return pd.Series(_simple_returns_np(_array(close), periods), index=close.index)
 
 
 def log_returns(close: pd.Series, periods: int = 1) -> pd.Series:
     """ln(close / close ``periods`` bars earlier)."""
-    _check_period(periods, "periods")
-    return np.log(close / close.shift(periods))
+    return pd.Series(_log_returns_np(_array(close), periods), index=close.index)
 
 
 def realized_volatility(
     close: pd.Series, window: int = 24, periods_per_year: float | None = None
 ) -> pd.Series:
     """Rolling sample std of 1-bar log returns; times sqrt(periods_per_year) when given."""
-    _check_period(window, "window")
-    vol = log_returns(close).rolling(window, min_periods=window).std(ddof=1)
-    return vol * math.sqrt(periods_per_year) if periods_per_year else vol
+    vol = _rolling(_log_returns_np(_array(close)), window, "std", ddof=1)
+    if periods_per_year:
+        vol = vol * math.sqrt(periods_per_year)
+    return pd.Series(vol, index=close.index)
 
 
 def bars_per_year(index: pd.DatetimeIndex) -> float | None:
     """Bars in a 365-day year at the index's median spacing (crypto trades around the clock)."""
     if len(index) < 2:
         return None
-    step = pd.Series(index).diff().median()
-    return timedelta(days=365) / step if step > pd.Timedelta(0) else None
+    step_ns = float(np.median(np.diff(index.as_unit("ns").asi8)))
+    return timedelta(days=365) / timedelta(microseconds=step_ns / 1000) if step_ns > 0 else None
+
+
+def _indicator_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    close = _array(frame["close"])
+    high, low = _array(frame["high"]), _array(frame["low"])
+    per_year = bars_per_year(frame.index) if isinstance(frame.index, pd.DatetimeIndex) else None
+    line, signal_line, hist = _macd_np(close, 12, 26, 9)
+    volatility = _rolling(_log_returns_np(close), 24, "std", ddof=1)
+    return {
+        "close": close,
+        "return_1": _simple_returns_np(close, 1),
+        "return_24": _simple_returns_np(close, 24),
+        "rsi_14": _rsi_np(close, 14),
+        "macd": line,
+        "macd_signal": signal_line,
+        "macd_hist": hist,
+        "bollinger_pct_b": _bollinger_np(close, 20, 2.0)[3],
+        "atr_14": _seeded_ewm_np(_true_range_np(high, low, close), 14, 1.0 / 14),
+        "volatility_24": volatility,
+        "volatility_annualised": volatility * math.sqrt(per_year) if per_year else
+        np.full(len(close), np.nan),
+        "sma_20": _rolling(close, 20, "mean"),
+        "sma_50": _rolling(close, 50, "mean"),
+    }
 
 
 def indicator_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Every indicator the summary uses, one column each, aligned with ``frame``'s rows."""
-    close = frame["close"]
-    per_year = bars_per_year(frame.index) if isinstance(frame.index, pd.DatetimeIndex) else None
-    out = pd.DataFrame(index=frame.index)
-    out["close"] = close
-    out["return_1"] = simple_returns(close, 1)
-    out["return_24"] = simple_returns(close, 24)
-    out["rsi_14"] = rsi(close, 14)
-    out = out.join(macd(close).rename(columns={"signal": "macd_signal", "hist": "macd_hist"}))
-    out["bollinger_pct_b"] = bollinger(close)["pct_b"]
-    out["atr_14"] = atr(frame, 14)
-    out["volatility_24"] = realized_volatility(close, 24)
-    out["volatility_annualised"] = (
-        out["volatility_24"] * math.sqrt(per_year) if per_year else np.nan
-    )
-    out["sma_20"] = sma(close, 20)
-    out["sma_50"] = sma(close, 50)
-    return out
+    return pd.DataFrame(_indicator_arrays(frame), index=frame.index)
 
 
 class IndicatorSummary(DomainModel):
@@ -232,23 +310,30 @@ def _trend(close: float | None, sma_20: float | None, sma_50: float | None) -> T
     return "mixed"
 
 
+def _summary(last: dict[str, float | None], bars: int, stamp: object) -> IndicatorSummary:
+    close = last.pop("close")
+    return IndicatorSummary(
+        as_of=stamp.to_pydatetime() if isinstance(stamp, pd.Timestamp) else None,
+        bars=bars,
+        last_close=close,
+        trend=_trend(close, last["sma_20"], last["sma_50"]),
+        **last,
+    )
+
+
 def summary_from_indicators(indicators: pd.DataFrame) -> IndicatorSummary:
     """The summary of the last row of an :func:`indicator_frame` (slice it to go back in time)."""
     if indicators.empty:
         return IndicatorSummary()
-    last = indicators.iloc[-1]
-    values = {name: _finite(last[name]) for name in indicators.columns if name != "close"}
-    close = _finite(last["close"])
-    stamp = indicators.index[-1]
-    return IndicatorSummary(
-        as_of=stamp.to_pydatetime() if isinstance(stamp, pd.Timestamp) else None,
-        bars=len(indicators),
-        last_close=close,
-        trend=_trend(close, values["sma_20"], values["sma_50"]),
-        **values,
-    )
+    row = indicators.iloc[-1]
+    last = {name: _finite(row[name]) for name in indicators.columns}
+    return _summary(last, len(indicators), indicators.index[-1])
 
 
 def summarize(frame: pd.DataFrame) -> IndicatorSummary:
     """Latest indicator values of a candle frame (see :class:`IndicatorSummary`)."""
-    return summary_from_indicators(indicator_frame(frame))
+    if frame.empty:
+        return IndicatorSummary()
+    arrays = _indicator_arrays(frame)
+    last = {name: _finite(values[-1]) for name, values in arrays.items()}
+    return _summary(last, len(frame), frame.index[-1])

@@ -34,3 +34,7 @@ class MarketData(Protocol):
     async def order_book(self, symbol: str, at: datetime | None = None) -> OrderBook | None:
         """The order book at ``at`` where the source has one, else None."""
         ...
+
+    async def aclose(self) -> None:
+        """Release the source's connections (an exchange session); safe to call twice."""
+        ...

@@ -324,7 +324,9 @@ class ReplayMarket:
         series = self._series.get(key)
         if series is None:
             known = ", ".join(self._series) or "none"
-            raise MarketDataError(f"unknown symbol {symbol!r} for the replay market; known: {known}")
+            raise MarketDataError(
+                f"unknown symbol {symbol!r} for the replay market; known: {known}"
+            )
         return series
 
     def _until_ns(self, until: datetime | None) -> int | None:
@@ -370,14 +372,10 @@ def _gap_runs(missing_ns: np.ndarray, step: int | None) -> Iterable[tuple[dateti
 
 def _log_loaded(series: _Series) -> None:
     first, last = series.index_ns[0], series.index_ns[-1]
+    runs = list(_gap_runs(series.missing_ns, series.interval_ns))
     log.info(
         "replay.loaded", symbol=series.symbol, source=series.source, bars=len(series.index_ns),
         first=from_epoch_ns(first).isoformat(), last=from_epoch_ns(last).isoformat(),
+        gaps=len(runs), missing_bars=len(series.missing_ns),
+        gap_runs=[f"{start.isoformat()} x{count}" for start, count in runs[:_MAX_LINES_SHOWN]],
     )
-    runs = list(_gap_runs(series.missing_ns, series.interval_ns))
-    if runs:
-        log.warning(
-            "replay.gaps", symbol=series.symbol, gaps=len(runs),
-            missing_bars=len(series.missing_ns),
-            runs=[f"{start.isoformat()} x{count}" for start, count in runs[:_MAX_LINES_SHOWN]],
-        )

@@ -1,0 +1,130 @@
+"""Grounding of persona sentences: every number, symbol and side must match the decision.
+
+A 135M model invents prices; the stream must never carry them. ``check_sentence`` names the
+first mismatch; ``fallback_sentence`` says the same facts in a template that is grounded by
+construction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradecast.domain import Action
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?\s?(?:%|[kK]\b)?")
+PAIR = re.compile(r"\b([A-Z]{2,6})\s*/\s*([A-Z]{2,6})\b")
+TICKER = re.compile(r"\b(BTC|ETH|USDT|BUSD|USDC|BNB|SOL|XRP|ADA|DOGE|DOT|LTC|AVAX|LINK|TRX|"
+                    r"MATIC|SHIB|EUR|USD)\b", re.IGNORECASE)
+SIDE_WORDS = {
+    Action.BUY: re.compile(r"\b(bought|buy|buying|long)\b", re.IGNORECASE),
+    Action.SELL: re.compile(r"\b(sold|sell|selling|short|dumped)\b", re.IGNORECASE),
+}
+FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PersonaFacts:
+    """What the persona may talk about: the decision and what became of it."""
+
+    symbol: str
+    action: Action
+    quantity: Decimal
+    price: Decimal
+    confidence: float
+    executed: bool
+    fill_price: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    rejection: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The traded asset, e.g. BTC."""
+        return self.symbol.split("/")[0]
+
+    @property
+    def quote(self) -> str:
+        """The pricing currency, e.g. USDT."""
+        return self.symbol.split("/")[1]
+
+    def numbers(self) -> list[Decimal]:
+        """Every value a sentence may state (percentages as their number of percent)."""
+        values = [self.quantity, self.price, Decimal(str(round(self.confidence * 100, 1)))]
+        values += [v for v in (self.fill_price, self.realized_pnl) if v is not None]
+        if self.realized_pnl is not None:
+            values.append(abs(self.realized_pnl))
+        return values
+
+
+def _parse_number(text: str) -> Decimal | None:
+    cleaned = text.replace(",", "").replace("$", "").replace("%", "").strip()
+    multiplier = Decimal(1)
+    if cleaned[-1:] in "kK":
+        cleaned, multiplier = cleaned[:-1].strip(), Decimal(1000)
+    try:
+        return Decimal(cleaned) * multiplier
+    except ArithmeticError:
+        return None
+
+
+def _matches(stated: Decimal, facts: list[Decimal]) -> bool:
+    for fact in facts:
+        # Allow the rounding a person would use when saying it (0.5% or the last stated digit).
+        exponent = stated.as_tuple().exponent
+        step = Decimal(10) ** exponent if isinstance(exponent, int) else Decimal(0)
+        tolerance = max(abs(fact) * Decimal("0.005"), step)
+        if abs(abs(stated) - abs(fact)) <= tolerance:
+            return True
+    return False
+
+
+def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
+    """None when the sentence is grounded in ``facts``, else what does not match."""
+    allowed = facts.numbers()
+    for match in NUMBER.finditer(sentence):
+        value = _parse_number(match.group())
+        if value is None or not _matches(value, allowed):
+            return f"states {match.group().strip()!r}, which is not in the decision"
+    symbols = {facts.base, facts.quote}
+    for base, quote in PAIR.findall(sentence):
+        if {base, quote} - symbols:
+            return f"names {base}/{quote} but the decision is on {facts.symbol}"
+    for ticker in TICKER.findall(sentence):
+        if ticker.upper() not in symbols and ticker.upper() != "USD":
+            return f"names {ticker.upper()} but the decision is on {facts.symbol}"
+    for side, pattern in SIDE_WORDS.items():
+        if pattern.search(sentence) and facts.action is not side:
+            return f"talks about a {side.value} but the decision is {facts.action.value}"
+    if FILL_WORDS.search(sentence) and not facts.executed:
+        return "says an order filled but nothing was executed"
+    return None
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity without trailing zeros (0.012000 -> 0.012)."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_price(value: Decimal) -> str:
+    """A price with thousands separators and two decimals."""
+    return f"{value:,.2f}"
+
+
+def fallback_sentence(facts: PersonaFacts) -> str:
+    """The decision said plainly; grounded by construction."""
+    price = format_price(facts.fill_price or facts.price)
+    qty = format_quantity(facts.quantity)
+    if facts.executed and facts.action is Action.BUY:
+        return f"Bought {qty} {facts.base} at {price} {facts.quote}."
+    if facts.executed and facts.action is Action.SELL:
+        pnl = ""
+        if facts.realized_pnl is not None:
+            pnl = f", realised P&L {facts.realized_pnl:+,.2f} {facts.quote}"
+        return f"Sold {qty} {facts.base} at {price} {facts.quote}{pnl}."
+    if facts.action is not Action.HOLD:
+        verb = "buy" if facts.action is Action.BUY else "sell"
+        why = f": {facts.rejection}" if facts.rejection else ""
+        return f"Wanted to {verb} {qty} {facts.base}, but the risk gate said no{why}."
+    return f"Holding on {facts.symbol} at {price} {facts.quote} for now."

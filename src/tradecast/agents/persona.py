@@ -1,0 +1,186 @@
+"""The persona: narrates the desk's final action in short sentences, streamed token by token.
+
+It gets the decision and what became of it (``PersonaFacts``), never the broker. Tokens are
+held back until their sentence is complete, then the sentence must pass grounding (every
+number, symbol and side matches the decision) and moderation; only then are its tokens
+emitted. A sentence that is not grounded is replaced by a template sentence; one that fails
+moderation is dropped and the block is logged.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from tradecast.agents.calls import LLMCall, load_prompt, usage_of
+from tradecast.agents.grounding import (
+    PersonaFacts,
+    check_sentence,
+    fallback_sentence,
+    format_price,
+    format_quantity,
+)
+from tradecast.agents.moderation import Moderator
+from tradecast.agents.persona_card import PersonaCard
+from tradecast.domain import Action, PersonaLine
+from tradecast.errors import LLMError
+from tradecast.logs import get_logger
+
+log = get_logger(__name__)
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+EMOTION_TAG = re.compile(r"^\s*[\[(*]\s*([a-zA-Z]+)\s*[\])*]\s*")
+PersonaEmit = Callable[[str, dict[str, Any]], None]
+"""Receives ('token' | 'sentence' | 'blocked', data) as the persona speaks."""
+
+
+def facts_prompt(facts: PersonaFacts) -> str:
+    """The facts as lines the model may quote."""
+    lines = [f"- symbol: {facts.symbol}", f"- decision: {facts.action.value}"]
+    if facts.action is not Action.HOLD:
+        lines.append(f"- quantity: {format_quantity(facts.quantity)} {facts.base}")
+    lines.append(f"- price: {format_price(facts.fill_price or facts.price)} {facts.quote}")
+    lines.append(f"- confidence: {round(facts.confidence * 100)}%")
+    lines.append(f"- executed: {'yes' if facts.executed else 'no'}")
+    if facts.rejection:
+        lines.append(f"- risk gate: {facts.rejection}")
+    if facts.realized_pnl is not None:
+        lines.append(f"- realised P&L: {facts.realized_pnl:+.2f} {facts.quote}")
+    return "\n".join(lines)
+
+
+def default_emotion(facts: PersonaFacts) -> str:
+    """The emotion that fits the facts when the model gives no valid tag."""
+    if facts.rejection:
+        return "worried"
+    if facts.realized_pnl is not None:
+        return "happy" if facts.realized_pnl > 0 else "sad"
+    if facts.action is Action.HOLD:
+        return "thinking"
+    return "excited" if facts.confidence >= 0.7 else "happy"
+
+
+@dataclass
+class _Speech:
+    card: PersonaCard
+    facts: PersonaFacts
+    emit: PersonaEmit
+    moderator: Moderator
+    lines: list[PersonaLine] = field(default_factory=list)
+    replaced: bool = False
+
+    def say(self, pieces: list[str]) -> None:
+        """Check one complete sentence (as its token pieces) and emit it if it may be said."""
+        raw = "".join(pieces).strip()
+        emotion, text = self._emotion(raw)
+        if not text or len(self.lines) >= self.card.max_sentences:
+            return
+        mismatch = check_sentence(text, self.facts)
+        if mismatch is not None:
+            log.info("persona.ungrounded", reason=mismatch, replaced=not self.replaced)
+            if self.replaced:
+                return
+            self.replaced = True
+            text, pieces = fallback_sentence(self.facts), []
+        verdict = self.moderator.check(text)
+        if not verdict.allowed:
+            log.warning("persona.blocked", reason=verdict.reason)
+            self.emit("blocked", {"reason": verdict.reason})
+            return
+        self._emit_sentence(text, emotion, pieces)
+
+    def _emotion(self, raw: str) -> tuple[str, str]:
+        match = EMOTION_TAG.match(raw)
+        if match and match.group(1).lower() in self.card.emotions:
+            return match.group(1).lower(), raw[match.end():].strip()
+        text = EMOTION_TAG.sub("", raw).strip() if match else raw
+        return default_emotion(self.facts), text
+
+    def _emit_sentence(self, text: str, emotion: str, pieces: list[str]) -> None:
+        tokens = pieces if "".join(pieces).strip().endswith(text) else re.findall(r"\S+\s*", text)
+        if self.lines:
+            self.emit("token", {"text": " "})
+        for token in tokens:
+            self.emit("token", {"text": token})
+        line = PersonaLine(text=text[:400], emotion=emotion)  # type: ignore[arg-type]
+        self.lines.append(line)
+        self.emit("sentence", {"text": line.text, "emotion": line.emotion})
+
+
+async def narrate(
+    model: BaseChatModel,
+    card: PersonaCard,
+    facts: PersonaFacts,
+    emit: PersonaEmit,
+    max_tokens: int = 90,
+) -> tuple[list[PersonaLine], LLMCall]:
+    """Stream the persona's commentary on ``facts``; always says at least one sentence."""
+    speech = _Speech(card, facts, emit, Moderator(card_blocklist(card)))
+    system = load_prompt("persona").format(
+        name=card.name, style=card.style, catchphrases="; ".join(card.catchphrases),
+        max_sentences=card.max_sentences, facts=facts_prompt(facts),
+    )
+    messages = [SystemMessage(system), HumanMessage("Tell the viewers what the desk just did.")]
+    started = time.perf_counter()
+    pieces: list[str] = []
+    usage: tuple[int, int] = (0, 0)
+    error: str | None = None
+    try:
+        async for chunk in model.astream(messages, max_tokens=max_tokens):
+            usage = max(usage, usage_of(chunk))
+            pieces.append(str(chunk.content))
+            pieces = _flush_complete(pieces, speech)
+    except LLMError as exc:
+        error = f"{exc.kind}: {exc}"
+        log.warning("persona.llm_failed", error=error[:300])
+    if pieces and error is None:
+        speech.say(pieces)
+    if not speech.lines:
+        speech.replaced = True
+        speech.say([fallback_sentence(facts)])
+    call = LLMCall(
+        agent="persona", ok=error is None, prompt_tokens=usage[0], completion_tokens=usage[1],
+        latency_ms=round((time.perf_counter() - started) * 1000, 2), error=error,
+    )
+    return speech.lines, call
+
+
+def _flush_complete(pieces: list[str], speech: _Speech) -> list[str]:
+    """Say every complete sentence in ``pieces``; return the unfinished remainder."""
+    text = "".join(pieces)
+    parts = SENTENCE_END.split(text)
+    if len(parts) < 2:
+        return pieces
+    consumed = 0
+    for sentence in parts[:-1]:
+        taken, consumed = _take_pieces(pieces, consumed, sentence)
+        speech.say(taken)
+    rest = "".join(pieces)[len(text) - len(parts[-1]):]
+    return [rest] if rest else []
+
+
+def _take_pieces(pieces: list[str], start: int, sentence: str) -> tuple[list[str], int]:
+    """The token pieces that spell ``sentence`` (from character ``start``), for re-emission."""
+    text = "".join(pieces)
+    begin = text.index(sentence, start)
+    end = begin + len(sentence)
+    out, position = [], 0
+    for piece in pieces:
+        lo, hi = position, position + len(piece)
+        if hi > begin and lo < end:
+            out.append(piece[max(0, begin - lo): min(len(piece), end - lo)])
+        position = hi
+    return out, end
+
+
+def card_blocklist(card: PersonaCard) -> tuple[str, ...]:
+    """The default blocklist plus the card's own words."""
+    from tradecast.agents.moderation import DEFAULT_BLOCKLIST
+
+    return (*DEFAULT_BLOCKLIST, *card.blocklist)

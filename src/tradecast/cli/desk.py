@@ -1,0 +1,145 @@
+"""``tradecast tick`` and ``tradecast run``: the desk from the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from tradecast.bootstrap import open_desk
+from tradecast.cli.common import fail, print_json
+from tradecast.domain import StreamEvent
+from tradecast.errors import TradecastError
+from tradecast.graphs.runner import TickResult
+from tradecast.settings import Settings
+from tradecast.tools.closed_bars import parse_timeframe
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO-8601 instant (UTC when no zone is given), or a CLI error naming the option."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {text!r} is not an ISO-8601 time, e.g. 2021-01-05T12:00:00Z")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _latest_close(settings: Settings, symbol: str) -> datetime:
+    from tradecast.bootstrap import build_market_data
+
+    market = build_market_data(settings)
+    try:
+        bars = await market.candles(symbol, None, 1)
+    finally:
+        close = getattr(market, "aclose", None)
+        if close is not None:
+            await close()
+    if not bars:
+        raise TradecastError(f"no {symbol} bars")
+    return bars[-1].timestamp + parse_timeframe(settings.market.timeframe)
+
+
+async def _tick(settings: Settings, symbol: str, at: datetime | None) -> TickResult:
+    moment = at or await _latest_close(settings, symbol)
+    async with open_desk(settings) as desk:
+        return await desk.runner.tick(symbol, moment)
+
+
+def tick(
+    ctx: typer.Context,
+    symbol: str = typer.Option(..., "--symbol", help="market symbol, e.g. BTC/USDT"),
+    at: str | None = typer.Option(None, "--at", help="decision time, ISO-8601 (default: now)"),
+    as_json: bool = typer.Option(False, "--json", help="print the tick as one JSON object"),
+) -> None:
+    """Run one decision of the desk at a time (the latest closed bar by default)."""
+    settings: Settings = ctx.obj
+    moment = parse_instant(at, "--at") if at else None
+    try:
+        result = asyncio.run(_tick(settings, symbol, moment))
+    except TradecastError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _print_tick(Console(), result)
+
+
+def _print_tick(console: Console, result: TickResult) -> None:
+    decision = result.decision or {}
+    console.print(
+        f"[bold]{decision.get('decided_at', '?')}[/] {decision.get('symbol', '?')} "
+        f"[bold cyan]{decision.get('action', '?')}[/] qty {decision.get('quantity')} "
+        f"@ {decision.get('price')} conf {decision.get('confidence')}"
+    )
+    risk = result.risk
+    verdict = "[green]approved[/]" if risk["approved"] else "[red]not approved[/]"
+    console.print(f"  risk gate: {verdict} {'; '.join(risk['reasons'])}")
+    for row in decision.get("attribution", []):
+        console.print(f"  {row['agent']:<8} {row['action']:<4} conf {row['confidence']:.2f} "
+                      f"weight {row['weight']:.1f} {row['note'][:70]}")
+    if result.order:
+        console.print(f"  order {result.order['id']} {result.order['status']}")
+    console.print(f"  persona ({result.persona['emotion']}): {result.persona['text']}")
+    console.print(f"  llm calls {result.llm['calls']}, tokens "
+                  f"{result.llm['prompt_tokens']}+{result.llm['completion_tokens']}, "
+                  f"{result.latency_ms['total']:.0f} ms")
+
+
+def run(
+    ctx: typer.Context,
+    symbol: str = typer.Option(..., "--symbol", help="market symbol, e.g. BTC/USDT"),
+    every: str = typer.Option("1h", "--every", help="decision cadence, e.g. 1h, 4h, 1d"),
+    start: str | None = typer.Option(None, "--from", help="replay from this time (ISO-8601)"),
+    ticks: int = typer.Option(0, "--ticks", help="stop after N ticks (0: run on)"),
+    speed: float = typer.Option(
+        0.0, "--speed", help="replay seconds per tick to wait (0: as fast as possible)"
+    ),
+) -> None:
+    """The desk loop, headless, with a live view in the terminal (Ctrl-C stops it)."""
+    settings: Settings = ctx.obj
+    try:
+        step = parse_timeframe(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")
+    first = parse_instant(start, "--from") if start else None
+    try:
+        asyncio.run(_loop(settings, symbol, step, first, ticks, speed))
+    except KeyboardInterrupt:
+        pass
+    except TradecastError as exc:
+        fail(str(exc))
+
+
+async def _loop(
+    settings: Settings, symbol: str, step: timedelta, first: datetime | None, ticks: int,
+    speed: float,
+) -> None:
+    console = Console()
+    last = await _latest_close(settings, symbol)
+    moment = first or last
+
+    async def show(event: StreamEvent) -> None:
+        _print_event(console, event)
+
+    async with open_desk(settings, sink=show) as desk:
+        count = 0
+        while moment <= last and (ticks == 0 or count < ticks):
+            result = await desk.runner.tick(symbol, moment)
+            _print_tick(console, result)
+            count += 1
+            moment += step
+            if speed > 0:
+                await asyncio.sleep(speed)
+
+
+def _print_event(console: Console, event: StreamEvent) -> None:
+    data: dict[str, Any] = event.data
+    if event.channel == "persona" and event.event == "sentence":
+        console.print(f"  [magenta]{data.get('emotion')}[/] {data.get('text')}")
+    elif event.channel == "desk" and event.event in ("fill", "risk_rejection"):
+        detail = data.get("reasons") or (
+            f"{data.get('side')} {data.get('quantity')} @ {data.get('price')}")
+        console.print(f"  [yellow]{event.event}[/] {detail}")

@@ -1,0 +1,1 @@
+"""LangGraph state machines: the desk graph and (later) the chat-control graph."""

@@ -1,0 +1,108 @@
+"""The desk graph, as drawn in DESIGN.md:
+
+START -> gather_context -> [analyst, risk] -> trader -> consensus -> risk_gate
+      -> (approval) -> execute -> [persona, remember] -> END
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from tradecast.agents.persona_card import PersonaCard
+from tradecast.graphs.nodes import (
+    ContextSources,
+    MemorySinks,
+    analyst_node,
+    approval_node,
+    consensus_node,
+    execute_node,
+    gather_context,
+    persona_node,
+    remember_node,
+    risk_agent_node,
+    risk_gate_node,
+    timed,
+    trader_node,
+)
+from tradecast.graphs.state import DeskState
+from tradecast.memory.base import DecisionMemory
+from tradecast.settings import AgentRole, DeskConfig
+from tradecast.tools.execution import GatedExecutor
+from tradecast.tools.market_data import MarketData
+
+
+@dataclass(frozen=True)
+class DeskDependencies:
+    """Everything the desk graph is built from (made by bootstrap)."""
+
+    market: MarketData
+    executor: GatedExecutor
+    memory: DecisionMemory
+    models: Mapping[AgentRole, BaseChatModel]
+    trader_tools: Sequence[BaseTool]
+    card: PersonaCard
+    config: DeskConfig
+    bar: timedelta
+
+
+def route_after_gate(state: DeskState, *, require_approval: bool) -> Literal[
+    "approval", "execute"
+]:
+    """Approved trades wait for a human when approval is required; all else goes on."""
+    verdict = state.get("verdict")
+    if require_approval and verdict is not None and verdict.approved:
+        return "approval"
+    return "execute"
+
+
+def build_desk_graph(
+    deps: DeskDependencies, checkpointer: BaseCheckpointSaver | None = None
+) -> CompiledStateGraph:
+    """The compiled desk graph over ``deps`` (checkpointed when a saver is given)."""
+    config = deps.config
+    sources = ContextSources(deps.market, deps.executor, deps.memory, config, deps.bar)
+    sinks = MemorySinks(deps.memory, deps.market, config.outcome_horizons, deps.bar)
+    max_position: Callable[[], Decimal] = lambda: deps.executor.limits.max_position_pct  # noqa: E731
+
+    graph = StateGraph(DeskState)
+    nodes = {
+        "gather_context": gather_context(sources),
+        "analyst": analyst_node(deps.models["analyst"]),
+        "risk": risk_agent_node(deps.models["risk"]),
+        "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
+        "consensus": consensus_node(config, max_position),
+        "risk_gate": risk_gate_node(deps.executor),
+        "approval": approval_node(),
+        "execute": execute_node(deps.executor),
+        "persona": persona_node(deps.models["persona"], deps.card, config.persona_max_tokens),
+        "remember": remember_node(sinks),
+    }
+    for name, node in nodes.items():
+        graph.add_node(name, timed(name, node))
+    graph.add_edge(START, "gather_context")
+    graph.add_edge("gather_context", "analyst")
+    graph.add_edge("gather_context", "risk")
+    graph.add_edge(["analyst", "risk"], "trader")
+    graph.add_edge("trader", "consensus")
+    graph.add_edge("consensus", "risk_gate")
+    graph.add_conditional_edges(
+        "risk_gate",
+        lambda state: route_after_gate(state, require_approval=config.require_approval),
+        ["approval", "execute"],
+    )
+    graph.add_edge("approval", "execute")
+    graph.add_edge("execute", "persona")
+    graph.add_edge("execute", "remember")
+    graph.add_edge("persona", END)
+    graph.add_edge("remember", END)
+    return graph.compile(checkpointer=checkpointer, name="desk")

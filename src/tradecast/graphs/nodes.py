@@ -1,0 +1,341 @@
+"""The desk graph's nodes. Each takes the state and returns a partial update, and gets only
+the dependencies it needs: the persona node never sees the broker, the agents never see the
+executor, and only ``execute`` can submit (through the risk gate)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.config import get_stream_writer
+from langgraph.types import interrupt
+
+from tradecast.agents.analyst import analyse
+from tradecast.agents.consensus import SizingContext, combine
+from tradecast.agents.grounding import PersonaFacts
+from tradecast.agents.persona import narrate
+from tradecast.agents.persona_card import PersonaCard
+from tradecast.agents.risk import review_risk
+from tradecast.agents.rules import rules_signal
+from tradecast.agents.trader import propose
+from tradecast.domain import Action, OrderIntent, RiskVerdict, Side
+from tradecast.errors import MarketDataError, MemoryStoreError
+from tradecast.graphs.state import DeskContext, DeskState, TraderExits
+from tradecast.logs import get_logger
+from tradecast.memory.base import DecisionMemory, DecisionRecord
+from tradecast.memory.format import format_hits
+from tradecast.memory.outcomes import realised_outcome
+from tradecast.memory.situation import describe_situation
+from tradecast.settings import DeskConfig
+from tradecast.tools.execution import GatedExecutor
+from tradecast.tools.indicators import candles_to_frame, summarize
+from tradecast.tools.market_data import MarketData
+
+log = get_logger(__name__)
+Node = Callable[[DeskState], Awaitable[dict[str, Any]]]
+
+
+def timed(name: str, node: Node) -> Node:
+    """Record the node's wall time under ``latency_ms[name]``."""
+
+    async def run(state: DeskState) -> dict[str, Any]:
+        started = time.perf_counter()
+        update = await node(state)
+        update["latency_ms"] = {name: round((time.perf_counter() - started) * 1000, 2)}
+        return update
+
+    run.__name__ = name
+    return run
+
+
+def emit(channel: str, event: str, data: dict[str, Any]) -> None:
+    """Send an event to whoever streams this run (custom stream mode); no-op otherwise."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:
+        return
+    writer({"channel": channel, "event": event, "data": data})
+
+
+def _jsonable(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class ContextSources:
+    """What gather_context reads: closed bars, the portfolio (through the executor's mark),
+    and the memory."""
+
+    market: MarketData
+    executor: GatedExecutor
+    memory: DecisionMemory
+    config: DeskConfig
+    bar: timedelta
+
+
+def gather_context(sources: ContextSources) -> Node:
+    """Candles up to now, indicators, marked portfolio and similar past situations."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        symbol, at = state["symbol"], state["at"]
+        candles = await sources.market.candles(symbol, until=at, limit=sources.config.candles)
+        if len(candles) < 2:
+            raise MarketDataError(f"not enough {symbol} bars closed by {at.isoformat()}")
+        price = await sources.executor.mark(symbol, at)
+        situation = describe_situation(candles)
+        hits = await asyncio.to_thread(
+            sources.memory.similar, situation, k=sources.config.memory_k, symbol=symbol,
+            as_of=at,
+        ) if sources.config.memory_k else []
+        context = DeskContext(
+            symbol=symbol, at=at, price=price,
+            summary=summarize(candles_to_frame(candles)),
+            situation=situation, portfolio=sources.executor.portfolio(),
+            memory_hits=tuple(hits), memory_text=format_hits(hits),
+        )
+        emit("market", "tick", {"symbol": symbol, "price": str(price), "at": at.isoformat()})
+        return {"context": context, "signals": [rules_signal(context.summary)]}
+
+    return node
+
+
+def analyst_node(model: BaseChatModel) -> Node:
+    """The analyst's vote."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        context = state["context"]
+        signal, call = await analyse(model, context.symbol, context.as_prompt())
+        return {"signals": [signal], "llm_calls": [call]}
+
+    return node
+
+
+def risk_agent_node(model: BaseChatModel) -> Node:
+    """The risk agent's review (shrink or veto only)."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        signal, call = await review_risk(model, state["context"].as_prompt())
+        return {"risk_review": signal, "llm_calls": [call]}
+
+    return node
+
+
+def trader_node(model: BaseChatModel, tools: Sequence[BaseTool], tool_steps: int) -> Node:
+    """The trader's proposal, after reading the analyst's and risk agent's views."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        context = state["context"]
+        views = [s for s in state.get("signals", []) if s.agent == "analyst"]
+        risk = state.get("risk_review")
+        notes = [f"Analyst: {s.action.value} ({s.confidence:.2f}) {s.rationale}" for s in views]
+        if risk is not None:
+            notes.append(f"Risk: {risk.abstain_reason or risk.rationale}")
+        prompt = context.as_prompt() + "\n" + "\n".join(notes)
+        signal, proposal, calls = await propose(model, context.symbol, prompt, tools, tool_steps)
+        exits = TraderExits(
+            stop_loss_pct=proposal.stop_loss_pct if proposal else 0.0,
+            take_profit_pct=proposal.take_profit_pct if proposal else 0.0,
+        )
+        return {"signals": [signal], "exits": exits, "llm_calls": calls}
+
+    return node
+
+
+def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) -> Node:
+    """Combine the votes into one Decision and, unless HOLD, an order intent."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        context = state["context"]
+        position = context.portfolio.position(context.symbol)
+        sizing = SizingContext(
+            price=context.price, equity=context.portfolio.equity,
+            held_quantity=position.quantity if position else Decimal(0),
+            max_position_pct=max_position_pct(),
+        )
+        decision = combine(
+            symbol=context.symbol, at=context.at, signals=state.get("signals", []),
+            risk=state.get("risk_review"), sizing=sizing, config=config,
+            memory_hits=context.memory_hits,
+        )
+        emit("desk", "decision", _jsonable(decision))
+        return {"decision": decision, "intent": _intent(decision, state.get("exits"))}
+
+    return node
+
+
+def _intent(decision: Any, exits: TraderExits | None) -> OrderIntent | None:
+    if decision.action is Action.HOLD:
+        return None
+    stop = take = None
+    if decision.action is Action.BUY and exits is not None:
+        if 0 < exits.stop_loss_pct < 1:
+            stop = _price_at(decision.price, -exits.stop_loss_pct)
+        if exits.take_profit_pct > 0:
+            take = _price_at(decision.price, exits.take_profit_pct)
+    return OrderIntent(
+        symbol=decision.symbol, side=Side(decision.action.value), quantity=decision.quantity,
+        stop_loss=stop, take_profit=take, client_order_id=f"tc-{decision.id}",
+    )
+
+
+def _price_at(price: Decimal, change: float) -> Decimal:
+    return (price * (1 + Decimal(str(change)))).quantize(Decimal("0.01"))
+
+
+def risk_gate_node(executor: GatedExecutor) -> Node:
+    """The hard limits, in code: every rejection has a reason that is streamed."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        intent = state.get("intent")
+        if intent is None:
+            verdict = RiskVerdict(approved=False, reasons=("nothing to trade (HOLD)",))
+            return {"verdict": verdict}
+        verdict, _ = await executor.review(intent, state["at"])
+        if not verdict.approved:
+            emit("desk", "risk_rejection", {
+                "decision_id": state["decision"].id, "reasons": list(verdict.reasons),
+                "intent": _jsonable(intent),
+            })
+        return {"verdict": verdict}
+
+    return node
+
+
+def approval_node() -> Node:
+    """Wait for a human: the run pauses here until resumed with approve or reject."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        verdict = state["verdict"]
+        request = {
+            "decision_id": state["decision"].id,
+            "intent": _jsonable(verdict.intent) if verdict.intent else None,
+            "reasons": list(verdict.reasons),
+        }
+        emit("desk", "approval_pending", request)
+        answer = interrupt(request)
+        approved = bool(answer.get("approved")) if isinstance(answer, dict) else answer is True
+        return {"approval": "approved" if approved else "rejected"}
+
+    return node
+
+
+def execute_node(executor: GatedExecutor) -> Node:
+    """Submit the approved intent (idempotent on its client order id)."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        verdict = state.get("verdict")
+        if (
+            verdict is None or not verdict.approved or verdict.intent is None
+            or state.get("approval") == "rejected"
+        ):
+            return {"execution": None}
+        report = await executor.submit(verdict.intent, state["at"])
+        if report.execution is None:
+            reason = report.error or "; ".join(report.verdict.reasons)
+            emit("desk", "risk_rejection", {"decision_id": state["decision"].id,
+                                            "reasons": [reason]})
+            return {"execution": None, "execution_error": reason}
+        emit("desk", "order", _jsonable(report.execution.order))
+        for fill in report.execution.fills:
+            emit("desk", "fill", _jsonable(fill))
+        portfolio = executor.portfolio()
+        emit("desk", "pnl", {"equity": str(portfolio.equity), "cash": str(portfolio.cash),
+                             "realized": str(portfolio.realized_pnl),
+                             "unrealized": str(portfolio.unrealized_pnl)})
+        return {"execution": report.execution}
+
+    return node
+
+
+def persona_node(model: BaseChatModel, card: PersonaCard, max_tokens: int) -> Node:
+    """Narrate the final action. Sees the decision and its outcome, not the broker."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        facts = persona_facts(state)
+        decision_id = state["decision"].id
+
+        def speak(event: str, data: dict[str, Any]) -> None:
+            emit("persona", event, {**data, "decision_id": decision_id})
+
+        lines, call = await narrate(model, card, facts, speak, max_tokens=max_tokens)
+        return {"persona": lines, "llm_calls": [call]}
+
+    return node
+
+
+def persona_facts(state: DeskState) -> PersonaFacts:
+    """What the persona may say about this tick."""
+    decision = state["decision"]
+    execution = state.get("execution")
+    verdict = state.get("verdict")
+    fills = execution.fills if execution else ()
+    quantity = sum((f.quantity for f in fills), Decimal(0)) if fills else decision.quantity
+    fill_price = fills[-1].price if fills else None
+    rejection = None
+    if decision.action is not Action.HOLD and not fills:
+        rejection = state.get("execution_error") or (
+            "; ".join(verdict.reasons) if verdict and verdict.reasons else "not executed")
+        if state.get("approval") == "rejected":
+            rejection = "the operator rejected it"
+    return PersonaFacts(
+        symbol=decision.symbol, action=decision.action, quantity=quantity,
+        price=decision.price, confidence=decision.confidence, executed=bool(fills),
+        fill_price=fill_price, rejection=rejection,
+    )
+
+
+@dataclass(frozen=True)
+class MemorySinks:
+    """What remember needs: the memory, closed bars for outcomes, and the horizons."""
+
+    memory: DecisionMemory
+    market: MarketData
+    horizons: tuple[str, ...]
+    bar: timedelta
+
+
+def remember_node(sinks: MemorySinks) -> Node:
+    """Record this decision, and attach outcomes to past decisions whose horizon just ended."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        decision, context = state["decision"], state["context"]
+        record = DecisionRecord.of(decision, context.situation)
+        await asyncio.to_thread(sinks.memory.record, record)
+        for horizon in sinks.horizons:
+            await _attach_matured(sinks, decision.symbol, state["at"], horizon)
+        return {"remembered": True}
+
+    return node
+
+
+async def _attach_matured(sinks: MemorySinks, symbol: str, at: Any, horizon: str) -> None:
+    from tradecast.agents.consensus import decision_id
+    from tradecast.memory.base import horizon_delta
+
+    decided_at = at - horizon_delta(horizon)
+    past_id = decision_id(symbol, decided_at)
+    try:
+        past = await asyncio.to_thread(sinks.memory.get, past_id)
+    except MemoryStoreError:
+        return  # no decision at that instant (cadence does not divide the horizon)
+    if horizon in past.outcome_returns:
+        return
+    bars_needed = int(horizon_delta(horizon) / sinks.bar) + 2
+    candles = await sinks.market.candles(symbol, until=at, limit=bars_needed)
+    entry = [c for c in candles if c.timestamp + sinks.bar <= decided_at]
+    if not entry:
+        return
+    try:
+        outcome = realised_outcome(past.action, entry[-1].close, decided_at, candles, horizon,
+                                   sinks.bar)
+    except ValueError as exc:
+        log.info("memory.outcome_not_ready", decision_id=past_id, reason=str(exc))
+        return
+    await asyncio.to_thread(sinks.memory.attach_outcome, past_id, outcome)

@@ -1,0 +1,161 @@
+"""Runs desk ticks: one checkpointed LangGraph thread per decision, streamed to a sink.
+
+The thread id is derived from the decision's id, so running the same tick again resumes it:
+a finished tick returns its recorded result, a tick that crashed mid-way continues from its
+last checkpoint, and a tick waiting for approval stays waiting. With the broker idempotent on
+the decision's client order id, nothing ever fills twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict
+
+from tradecast.agents.consensus import decision_id
+from tradecast.domain import StreamEvent
+from tradecast.logs import bind_run, get_logger
+
+log = get_logger(__name__)
+EventSink = Callable[[StreamEvent], Awaitable[None]]
+TickStatus = Literal["completed", "awaiting_approval"]
+
+
+class TickResult(BaseModel):
+    """One tick as the CLI and the API report it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    thread_id: str
+    status: TickStatus
+    decision: dict[str, Any] | None
+    risk: dict[str, Any]
+    order: dict[str, Any] | None
+    fills: list[dict[str, Any]]
+    persona: dict[str, Any]
+    llm: dict[str, Any]
+    latency_ms: dict[str, float]
+    resumed: bool = False
+
+
+async def _discard(_: StreamEvent) -> None:
+    return None
+
+
+class DeskRunner:
+    """Runs ticks of a compiled desk graph and forwards its custom events to ``sink``."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        sink: EventSink = _discard,
+        set_clock: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.sink = sink
+        self._set_clock = set_clock
+
+    @staticmethod
+    def thread_id(symbol: str, at: datetime) -> str:
+        """The checkpoint thread of the tick on ``symbol`` at ``at``."""
+        return f"tick:{decision_id(symbol, at)}"
+
+    async def tick(self, symbol: str, at: datetime) -> TickResult:
+        """Decide on ``symbol`` at ``at`` (resuming the tick if it was started before)."""
+        thread = self.thread_id(symbol, at)
+        config = {"configurable": {"thread_id": thread}}
+        bind_run(run_id=thread, thread_id=thread)
+        if self._set_clock is not None:
+            self._set_clock(at)
+        snapshot = await self.graph.aget_state(config)
+        waiting = _interrupted(snapshot)
+        if snapshot.values and (waiting or not snapshot.next):
+            return self._result(thread, snapshot.values, 0.0, resumed=True, waiting=waiting)
+        payload: Any = None if snapshot.next else {"symbol": symbol, "at": at}
+        return await self._run(thread, config, payload, resumed=payload is None)
+
+    async def resume(self, thread: str, approved: bool, at: datetime | None = None) -> TickResult:
+        """Answer a pending approval; a second answer changes nothing."""
+        config = {"configurable": {"thread_id": thread}}
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values:
+            raise KeyError(f"no tick {thread!r}")
+        if not _interrupted(snapshot):
+            return self._result(thread, snapshot.values, 0.0, resumed=True)
+        if self._set_clock is not None:
+            self._set_clock(at or snapshot.values["at"])
+        return await self._run(thread, config, Command(resume={"approved": approved}), True)
+
+    async def _run(
+        self, thread: str, config: dict[str, Any], payload: Any, resumed: bool
+    ) -> TickResult:
+        started = time.perf_counter()
+        async for mode, chunk in self.graph.astream(
+            payload, config, stream_mode=["custom", "updates"]
+        ):
+            if mode == "custom":
+                await self.sink(StreamEvent(run_id=thread, thread_id=thread, **chunk))
+        total_ms = (time.perf_counter() - started) * 1000
+        snapshot = await self.graph.aget_state(config)
+        result = self._result(thread, snapshot.values, total_ms, resumed=resumed,
+                              waiting=_interrupted(snapshot))
+        log.info("desk.tick", status=result.status,
+                 action=(result.decision or {}).get("action"), llm_calls=result.llm["calls"],
+                 total_ms=round(total_ms, 1))
+        return result
+
+    @staticmethod
+    def _result(
+        thread: str, values: dict[str, Any], total_ms: float, *, resumed: bool,
+        waiting: bool = False,
+    ) -> TickResult:
+        return tick_result(thread, values, total_ms, resumed=resumed, waiting=waiting)
+
+
+def _interrupted(snapshot: Any) -> bool:
+    return any(task.interrupts for task in snapshot.tasks)
+
+
+def tick_result(
+    thread: str, values: dict[str, Any], total_ms: float, *, resumed: bool, waiting: bool
+) -> TickResult:
+    """The report of a tick from its graph state."""
+    decision = values.get("decision")
+    verdict = values.get("verdict")
+    execution = values.get("execution")
+    lines = values.get("persona") or []
+    calls = values.get("llm_calls") or []
+    latency = dict(values.get("latency_ms") or {})
+    latency["total"] = round(total_ms or sum(latency.values()), 2)
+    return TickResult(
+        thread_id=thread,
+        status="awaiting_approval" if waiting else "completed",
+        decision=decision.model_dump(mode="json") if decision else None,
+        risk={
+            "approved": bool(verdict and verdict.approved),
+            "reasons": list(verdict.reasons) if verdict else [],
+            "shrunk": bool(verdict and verdict.shrunk),
+            "approval": values.get("approval", "not_required"),
+        },
+        order=execution.order.model_dump(mode="json") if execution else None,
+        fills=[f.model_dump(mode="json") for f in execution.fills] if execution else [],
+        persona={
+            "text": " ".join(line.text for line in lines),
+            "emotion": lines[0].emotion if lines else None,
+            "lines": [line.model_dump(mode="json") for line in lines],
+        },
+        llm={
+            "calls": len(calls),
+            "failed": sum(1 for c in calls if not c.ok),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls),
+            "by_agent": [c.model_dump(mode="json") for c in calls],
+        },
+        latency_ms=latency,
+        resumed=resumed,
+    )

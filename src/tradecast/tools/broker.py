@@ -1,0 +1,554 @@
+"""The broker interface and the paper broker (simulated fills with fees and slippage).
+
+The paper broker is spot and long-only: market and limit orders, fees in bps, slippage in bps
+plus a size-aware term, positions with an average price and realised/unrealised P&L, and
+stop-loss / take-profit exits triggered by prices. Every change is journaled before it is
+applied (see :mod:`tradecast.tools.paper_book`), so a restart restores it exactly.
+
+Submitting is idempotent on ``client_order_id``: a repeat returns the original order and fills
+once. Bad input raises :class:`BrokerError` with a clear message and changes nothing.
+
+The broker does not enforce the desk's risk limits; agents reach it only through
+:class:`tradecast.tools.execution.GatedExecutor`, which runs the risk gate first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Protocol, runtime_checkable
+
+from tradecast.domain import (
+    DomainModel,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Portfolio,
+    Position,
+    Side,
+    parse_symbol,
+    utc_now,
+)
+from tradecast.errors import BrokerError
+from tradecast.logs import get_logger
+from tradecast.settings import BrokerConfig
+from tradecast.tools.journal import Journal, JournalEvent
+from tradecast.tools.market_rules import (
+    DEFAULT_MARKET_RULES,
+    CostModel,
+    MarketRules,
+    money,
+    rules_for,
+)
+from tradecast.tools.paper_book import (
+    ZERO,
+    PaperBook,
+    Trigger,
+    cancel_event,
+    fill_event,
+    mark_event,
+    opened_event,
+    order_event,
+    stop_out_event,
+)
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+PriceInput = Decimal | int | float | str
+
+
+class Execution(DomainModel):
+    """What a submit did: the order, its fills, and whether it was a repeat of an earlier one."""
+
+    order: Order
+    fills: tuple[Fill, ...] = ()
+    duplicate: bool = False
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """Where orders go: the paper broker now, an exchange later."""
+
+    async def submit(self, intent: OrderIntent, at: datetime | None = None) -> Execution:
+        """Place an order; a repeated ``client_order_id`` returns the first order unchanged."""
+        ...
+
+    async def cancel(self, order_id: str, at: datetime | None = None) -> Order:
+        """Withdraw a resting order (by order id or client order id)."""
+        ...
+
+    async def on_price(self, symbol: str, price: PriceInput, at: datetime) -> tuple[Fill, ...]:
+        """Mark ``symbol`` to ``price``; fill resting limits and stop-loss/take-profit exits."""
+        ...
+
+    def portfolio(self, prices: Mapping[str, PriceInput] | None = None) -> Portfolio:
+        """Cash, positions and watermarks, valued at ``prices`` (default: the last marks)."""
+        ...
+
+    def orders(
+        self, status: OrderStatus | None = None, symbol: str | None = None
+    ) -> list[Order]:
+        """Orders in submission order, optionally only one status or symbol."""
+        ...
+
+    def order(self, order_id: str) -> Order | None:
+        """One order by order id or client order id (None: no such order)."""
+        ...
+
+    def fills(self, order_id: str | None = None) -> list[Fill]:
+        """Fills in execution order, optionally of one order."""
+        ...
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The exchange's minimums and steps for ``symbol``."""
+        ...
+
+    @property
+    def cost_model(self) -> CostModel:
+        """Fees and slippage the broker charges (the gate sizes orders with it)."""
+        ...
+
+
+def derive_client_order_id(intent: OrderIntent, at: datetime) -> str:
+    """A client order id for an intent that has none: the same intent at the same time maps to
+    the same id, so a retry at the same instant (e.g. the same replay bar) fills once."""
+    payload = intent.model_dump(mode="json", exclude={"client_order_id"})
+    digest = hashlib.sha256(
+        json.dumps([payload, at.astimezone(UTC).isoformat()], sort_keys=True).encode()
+    ).hexdigest()
+    return f"auto-{digest[:24]}"
+
+
+class PaperBroker:
+    """A simulated spot exchange account, journaled and restorable.
+
+    On construction it replays ``account``'s events from ``journal``; an empty journal opens
+    the account with ``starting_cash`` (and ``seed_positions``, e.g. for evaluations).
+    ``symbols`` lists what it trades (default: the symbols with bundled or given ``rules``).
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        account: str = "paper",
+        starting_cash: Decimal = Decimal("10000"),
+        quote_currency: str = "USDT",
+        costs: CostModel | None = None,
+        rules: Mapping[str, MarketRules] | None = None,
+        symbols: Iterable[str] | None = None,
+        clock: Clock = utc_now,
+        seed_positions: tuple[Position, ...] = (),
+    ) -> None:
+        self._journal = journal
+        self.account = account
+        self._costs = costs or CostModel()
+        self._rules = dict(rules or {})
+        self._symbols = frozenset(
+            _symbol(s) for s in (symbols or [*DEFAULT_MARKET_RULES, *self._rules])
+        )
+        self._clock = clock
+        self._book = PaperBook()
+        events = journal.read(account)
+        if events:
+            if seed_positions:
+                raise BrokerError(
+                    f"account {account!r} already has a journal; seed positions apply only to a "
+                    "new account (use another account name)"
+                )
+            for event in events:
+                self._book.apply(event)
+            log.info("broker.restored", account=account, events=len(events),
+                     cash=str(self._book.cash), positions=len(self._book.holdings))
+        else:
+            cash = _checked_money(starting_cash, "starting_cash")
+            self._commit([opened_event(cash, quote_currency, self._now(None), seed_positions)])
+
+    @classmethod
+    def from_config(
+        cls, config: BrokerConfig, journal: Journal, **kwargs: object
+    ) -> PaperBroker:
+        """A paper broker with the starting cash, currency and costs of ``config``."""
+        return cls(
+            journal,
+            starting_cash=config.starting_cash,
+            quote_currency=config.quote_currency,
+            costs=CostModel.from_config(config),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # --- Broker -----------------------------------------------------------------------
+
+    @property
+    def cost_model(self) -> CostModel:
+        """Fees and slippage this broker charges."""
+        return self._costs
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        """The exchange rules of ``symbol`` (configured, bundled Binance, or generic)."""
+        return rules_for(_symbol(symbol), self._rules)
+
+    async def submit(self, intent: OrderIntent, at: datetime | None = None) -> Execution:
+        """Place ``intent``; fills at once when marketable, else rests until its price."""
+        if not isinstance(intent, OrderIntent):
+            raise BrokerError(f"submit needs an OrderIntent, got {type(intent).__name__}")
+        when = self._now(at)
+        client_id = intent.client_order_id or derive_client_order_id(intent, when)
+        intent = intent.model_copy(update={"client_order_id": client_id})
+        repeat = self._repeat(intent)
+        if repeat is not None:
+            return repeat
+        events = self._plan_order(intent, when)
+        self._commit(events)
+        order = self._book.orders[events[0].data["order"]["id"]]
+        fills = tuple(self._book.fills_by_order.get(order.id, ()))
+        log.info("broker.order", order_id=order.id, client_order_id=client_id,
+                 symbol=intent.symbol, side=intent.side.value, quantity=str(intent.quantity),
+                 status=order.status.value, fills=len(fills))
+        return Execution(order=order, fills=fills)
+
+    async def cancel(self, order_id: str, at: datetime | None = None) -> Order:
+        """Withdraw a resting order; filled or cancelled orders are an error."""
+        order = self._find_order(order_id)
+        if order.id not in self._book.open_orders.get(order.intent.symbol, {}):
+            raise BrokerError(
+                f"order {order.id} is {order.status.value}; only open orders can be cancelled"
+            )
+        self._commit([cancel_event(order.id, "cancelled on request", self._now(at))])
+        return self._book.orders[order.id]
+
+    async def on_price(self, symbol: str, price: PriceInput, at: datetime) -> tuple[Fill, ...]:
+        """Mark to market and run what the price triggers; returns the fills it caused."""
+        symbol = self._known_symbol(symbol)
+        mark = _checked_price(price, f"price of {symbol}")
+        when = self._now(at)
+        events = [mark_event(symbol, mark, when), *self._triggered(symbol, mark, when)]
+        self._commit(events)
+        fills = tuple(self._book.fills[-n:]) if (n := _count(events, "fill")) else ()
+        for fill in fills:
+            log.info("broker.triggered_fill", order_id=fill.order_id, symbol=symbol,
+                     side=fill.side.value, quantity=str(fill.quantity), price=str(fill.price))
+        return fills
+
+    def portfolio(self, prices: Mapping[str, PriceInput] | None = None) -> Portfolio:
+        """A snapshot valued at ``prices`` where given (nothing is marked), else the marks."""
+        checked = {
+            _symbol(s): _checked_price(p, f"price of {s}") for s, p in (prices or {}).items()
+        }
+        return self._book.portfolio(checked)
+
+    def orders(
+        self, status: OrderStatus | None = None, symbol: str | None = None
+    ) -> list[Order]:
+        """Orders in submission order, filtered by status and symbol."""
+        wanted = _symbol(symbol) if symbol else None
+        return [
+            o for o in self._book.orders.values()
+            if (status is None or o.status is status)
+            and (wanted is None or o.intent.symbol == wanted)
+        ]
+
+    def order(self, order_id: str) -> Order | None:
+        """One order by order id or client order id (None: no such order)."""
+        try:
+            return self._find_order(order_id)
+        except BrokerError:
+            return None
+
+    def fills(self, order_id: str | None = None) -> list[Fill]:
+        """Fills in execution order, optionally of one order."""
+        if order_id is None:
+            return list(self._book.fills)
+        return list(self._book.fills_by_order.get(self._find_order(order_id).id, ()))
+
+    # --- extras -----------------------------------------------------------------------
+
+    def available_cash(self) -> Decimal:
+        """Cash not held back by resting buy orders."""
+        return self._book.available_cash()
+
+    @property
+    def slippage_paid(self) -> Decimal:
+        """Total cost of fills against the mark at the time (slippage and limit fills)."""
+        return self._book.slippage_paid
+
+    # --- planning (reads the book, never changes it) ------------------------------------
+
+    def _repeat(self, intent: OrderIntent) -> Execution | None:
+        order_id = self._book.client_ids.get(intent.client_order_id or "")
+        if order_id is None:
+            return None
+        original = self._book.orders[order_id]
+        if original.intent != intent:
+            raise BrokerError(
+                f"client_order_id {intent.client_order_id!r} was already used for a different "
+                f"order ({order_id}: {_describe(original.intent)}); use a new id"
+            )
+        fills = tuple(self._book.fills_by_order.get(order_id, ()))
+        return Execution(order=original, fills=fills, duplicate=True)
+
+    def _plan_order(self, intent: OrderIntent, at: datetime) -> list[JournalEvent]:
+        symbol = self._known_symbol(intent.symbol)
+        rules = self.market_rules(symbol)
+        if intent.side is Side.SELL:
+            self._check_can_sell(symbol, intent.quantity)
+        mark = self._book.prices.get(symbol)
+        if intent.order_type is OrderType.MARKET:
+            if mark is None:
+                raise BrokerError(
+                    f"no price for {symbol} yet: a market order needs a mark (call on_price)"
+                )
+            entry = mark
+        else:
+            entry = _checked_limit(intent, rules)
+        problems = rules.violations(intent.quantity, entry)
+        problems += _protection_problems(intent, entry)
+        if problems:
+            raise BrokerError(f"order {_describe(intent)} refused: " + "; ".join(problems))
+        order = Order(
+            id=self._next_order_id(), client_order_id=intent.client_order_id or "",
+            intent=intent, status=OrderStatus.OPEN, created_at=at,
+        )
+        if mark is not None and _marketable(intent, mark):
+            price = self._taker_price(intent, intent.quantity, mark, rules)
+            fill = self._fill(order, intent.quantity, price, at)
+            if intent.side is Side.BUY:
+                self._check_cash(intent, fill)
+            trigger: Trigger = "market" if intent.order_type is OrderType.MARKET else "limit"
+            return [order_event(order, resting=False), fill_event(fill, mark, trigger)]
+        return [self._resting_order_event(order, entry)]
+
+    def _resting_order_event(self, order: Order, limit: Decimal) -> JournalEvent:
+        intent = order.intent
+        if intent.side is Side.SELL:
+            return order_event(order, resting=True, reserved_qty=intent.quantity)
+        notional = money(intent.quantity * limit)
+        reserve = notional + self._costs.fee(notional)
+        available = self._book.available_cash()
+        if reserve > available:
+            raise BrokerError(
+                f"insufficient cash for {_describe(intent)}: it holds back {reserve} "
+                f"{self._book.quote_currency} (value and fee at the limit), "
+                f"available {available}"
+            )
+        return order_event(order, resting=True, reserved_cash=reserve)
+
+    def _check_can_sell(self, symbol: str, quantity: Decimal) -> None:
+        free = self._book.free_quantity(symbol)
+        if quantity > free:
+            held = self._book.holdings.get(symbol)
+            held_qty = held.quantity if held else ZERO
+            offered = held_qty - free
+            extra = f", of which {offered} is offered by open sell orders" if offered else ""
+            raise BrokerError(
+                f"cannot sell {quantity} {symbol}: holding {held_qty}{extra} "
+                "(spot account: no short selling)"
+            )
+
+    def _check_cash(self, intent: OrderIntent, fill: Fill) -> None:
+        need = money(fill.quantity * fill.price) + fill.fee
+        available = self._book.available_cash()
+        if need > available:
+            raise BrokerError(
+                f"insufficient cash for {_describe(intent)}: needs {need} "
+                f"{self._book.quote_currency} (at {fill.price} with fee {fill.fee}), "
+                f"available {available}"
+            )
+
+    def _triggered(self, symbol: str, price: Decimal, at: datetime) -> list[JournalEvent]:
+        """Fills of resting limits crossed by ``price``, then a stop-loss/take-profit exit."""
+        resting = self._book.open_orders.get(symbol, {})
+        holding = self._book.holdings.get(symbol)
+        if not resting and (holding is None or (holding.stop_loss is None
+                                                and holding.take_profit is None)):
+            return []
+        events: list[JournalEvent] = []
+        quantity = holding.quantity if holding else ZERO
+        stop_loss = holding.stop_loss if holding else None
+        take_profit = holding.take_profit if holding else None
+        still_resting: list[Order] = []
+        for order in resting.values():
+            intent = order.intent
+            limit = intent.limit_price or price
+            if (intent.side is Side.BUY and price <= limit) or (
+                intent.side is Side.SELL and price >= limit
+            ):
+                # A resting limit is passive: it fills at its own price.
+                events.append(fill_event(self._fill(order, intent.quantity, limit, at), price,
+                                         "limit"))
+                if intent.side is Side.BUY:
+                    quantity += intent.quantity
+                    stop_loss = intent.stop_loss or stop_loss
+                    take_profit = intent.take_profit or take_profit
+                else:
+                    quantity -= intent.quantity
+            else:
+                still_resting.append(order)
+        if quantity > 0:
+            events += self._protective_exit(symbol, quantity, price, at, stop_loss, take_profit,
+                                            still_resting, len(events))
+        return events
+
+    def _protective_exit(
+        self, symbol: str, quantity: Decimal, price: Decimal, at: datetime,
+        stop_loss: Decimal | None, take_profit: Decimal | None,
+        still_resting: list[Order], new_orders: int,
+    ) -> list[JournalEvent]:
+        if stop_loss is not None and price <= stop_loss:
+            trigger: Trigger = "stop_loss"
+            fill_price = self._costs.taker_price(Side.SELL, quantity, price,
+                                                 self.market_rules(symbol))
+            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity)
+        elif take_profit is not None and price >= take_profit:
+            trigger = "take_profit"
+            fill_price = take_profit
+            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity,
+                                 order_type=OrderType.LIMIT, limit_price=take_profit)
+        else:
+            return []
+        events: list[JournalEvent] = [
+            cancel_event(o.id, f"position closed by {trigger.replace('_', '-')}", at)
+            for o in still_resting if o.intent.side is Side.SELL
+        ]
+        if trigger == "stop_loss" and stop_loss is not None:
+            events.append(stop_out_event(symbol, price, stop_loss, at))
+        order_id = self._next_order_id(offset=new_orders)
+        order = Order(
+            id=order_id, client_order_id=f"{trigger}-{order_id}",
+            intent=intent.model_copy(update={"client_order_id": f"{trigger}-{order_id}"}),
+            status=OrderStatus.OPEN, created_at=at,
+        )
+        events.append(order_event(order, resting=False))
+        events.append(fill_event(self._fill(order, quantity, fill_price, at), price, trigger))
+        return events
+
+    def _taker_price(
+        self, intent: OrderIntent, quantity: Decimal, mark: Decimal, rules: MarketRules
+    ) -> Decimal:
+        price = self._costs.taker_price(intent.side, quantity, mark, rules)
+        if intent.order_type is OrderType.LIMIT and intent.limit_price is not None:
+            # A marketable limit never fills beyond its limit.
+            if intent.side is Side.BUY:
+                return min(price, intent.limit_price)
+            return max(price, intent.limit_price)
+        return price
+
+    def _fill(self, order: Order, quantity: Decimal, price: Decimal, at: datetime) -> Fill:
+        fee = self._costs.fee(money(quantity * price))
+        return Fill(
+            order_id=order.id, symbol=order.intent.symbol, side=order.intent.side,
+            quantity=quantity, price=price, fee=fee, timestamp=at,
+        )
+
+    def _next_order_id(self, offset: int = 0) -> str:
+        return f"PB-{len(self._book.orders) + 1 + offset:08d}"
+
+    def _find_order(self, order_id: str) -> Order:
+        order = self._book.orders.get(order_id)
+        if order is None and order_id in self._book.client_ids:
+            order = self._book.orders[self._book.client_ids[order_id]]
+        if order is None:
+            raise BrokerError(f"unknown order {order_id!r} (neither an order id nor a client id)")
+        return order
+
+    def _known_symbol(self, symbol: str) -> str:
+        normal = _symbol(symbol)
+        if normal not in self._symbols and normal not in self._book.holdings:
+            known = ", ".join(sorted(self._symbols))
+            raise BrokerError(f"unknown symbol {symbol!r}; this broker trades {known}")
+        return normal
+
+    def _now(self, at: datetime | None) -> datetime:
+        moment = self._clock() if at is None else at
+        if not isinstance(moment, datetime) or moment.tzinfo is None:
+            raise BrokerError(f"time {moment!r} must be a timezone-aware datetime (UTC)")
+        return moment.astimezone(UTC)
+
+    # --- committing ---------------------------------------------------------------------
+
+    def _commit(self, events: list[JournalEvent]) -> None:
+        """Journal first (atomically), then apply: a failed write changes nothing."""
+        self._journal.append(self.account, events)
+        for event in events:
+            self._book.apply(event)
+
+
+def _marketable(intent: OrderIntent, mark: Decimal) -> bool:
+    if intent.order_type is OrderType.MARKET or intent.limit_price is None:
+        return True
+    if intent.side is Side.BUY:
+        return mark <= intent.limit_price
+    return mark >= intent.limit_price
+
+
+def _checked_limit(intent: OrderIntent, rules: MarketRules) -> Decimal:
+    limit = intent.limit_price
+    if limit is None:  # pragma: no cover - OrderIntent requires it for limit orders
+        raise BrokerError("a limit order needs limit_price")
+    if limit % rules.price_tick != 0:
+        raise BrokerError(
+            f"limit price {limit} of {intent.symbol} is not a multiple of the tick "
+            f"{rules.price_tick}"
+        )
+    return limit
+
+
+def _protection_problems(intent: OrderIntent, entry: Decimal) -> list[str]:
+    if intent.stop_loss is None and intent.take_profit is None:
+        return []
+    if intent.side is Side.SELL:
+        return ["stop_loss/take_profit only apply to BUY orders (they protect the position)"]
+    problems = []
+    if intent.stop_loss is not None and intent.stop_loss >= entry:
+        problems.append(f"stop_loss {intent.stop_loss} must be below the entry price {entry}")
+    if intent.take_profit is not None and intent.take_profit <= entry:
+        problems.append(f"take_profit {intent.take_profit} must be above the entry price {entry}")
+    return problems
+
+
+def _describe(intent: OrderIntent) -> str:
+    price = f" @ {intent.limit_price}" if intent.limit_price is not None else ""
+    return f"{intent.side.value} {intent.quantity} {intent.symbol} {intent.order_type.value}{price}"
+
+
+def _count(events: list[JournalEvent], kind: str) -> int:
+    return sum(1 for event in events if event.kind == kind)
+
+
+def _symbol(symbol: str) -> str:
+    try:
+        base, quote = parse_symbol(str(symbol).strip())
+    except ValueError as exc:
+        raise BrokerError(str(exc)) from None
+    return f"{base}/{quote}"
+
+
+def _to_decimal(value: PriceInput, what: str) -> Decimal:
+    try:
+        # repr() of a float is its shortest exact decimal form: 0.1 -> Decimal("0.1").
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise BrokerError(f"{what} must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise BrokerError(f"{what} must be a finite number, got {value!r}")
+    return number
+
+
+def _checked_price(value: PriceInput, what: str) -> Decimal:
+    number = _to_decimal(value, what)
+    if number <= 0:
+        raise BrokerError(f"{what} must be greater than 0, got {value!r}")
+    return number
+
+
+def _checked_money(value: PriceInput, what: str) -> Decimal:
+    number = _to_decimal(value, what)
+    if number < 0:
+        raise BrokerError(f"{what} must be 0 or more, got {value!r}")
+    return money(number)

@@ -2,7 +2,7 @@
 
 Situation texts are built from the real bundled candles (BTC/USDT and ETH/BUSD, 1h) with the
 same `describe_situation` the desk uses, and embedded with the real all-MiniLM-L6-v2 on this
-machine. Embedding 100,000 texts on 2 CPU cores would take ~15 minutes, so the large stores
+machine. Embedding 100,000 texts on 2 CPU cores would take ~20 minutes, so the large stores
 are filled with derived vectors: each real embedding reused with small Gaussian noise
 (renormalised). Real embed+insert throughput is measured separately on real texts.
 
@@ -13,7 +13,7 @@ Figures per store size:
 - query by text: top-5 ``similar`` on a new text (MiniLM encode + search) and on a repeated
   text (query-embedding cache hit).
 
-Run: .venv/bin/python bench/memory.py            (10,000 decisions; about a minute)
+Run: .venv/bin/python bench/memory.py            (10,000 decisions; about 40 s)
      .venv/bin/python bench/memory.py --full     (10,000 and 100,000 decisions)
 """
 
@@ -33,6 +33,7 @@ import numpy as np
 
 import tradecast
 from tradecast.domain import Action, Candle
+from tradecast.logs import configure_logging
 from tradecast.memory import DecisionRecord, SentenceTransformerEmbedder, describe_situation
 from tradecast.memory.chroma import ChromaDecisionMemory, persistent_client
 from tradecast.memory.embeddings import Vectors
@@ -100,12 +101,20 @@ def derived(base: Vectors, count: int, noise: float, rng: np.random.Generator) -
 
 
 def records_for(situations: list[Situation], count: int, prefix: str) -> list[DecisionRecord]:
-    """``count`` decisions cycling through the real situations, one per 10 minutes of replay."""
+    """``count`` decisions cycling through the real situations, one per 10 minutes of replay.
+
+    Each reuse of a situation gets a random one of the two symbols: the text names no symbol,
+    and BTC and ETH go through the same regimes."""
     start = min(s.at for s in situations)
+    rng = random.Random(count)
+    symbols = [
+        situations[i].symbol if i < len(situations) else rng.choice(list(MARKETS))
+        for i in range(count)
+    ]
     return [
         DecisionRecord(
             decision_id=f"{prefix}{i}",
-            symbol=situations[i % len(situations)].symbol,
+            symbol=symbols[i],
             action=ACTIONS[i % 3],
             decided_at=start + timedelta(minutes=10 * i),
             situation=situations[i % len(situations)].text,
@@ -162,24 +171,39 @@ def bench_store(
 
     n = len(queries)
     middle = records[size // 2].decided_at
+    early = records[max(1, size // 300)].decided_at  # about 0.3% of the store decided by then
+    prefilter = ChromaDecisionMemory(  # the same store, every filter through Chroma's where
+        persistent_client(root / f"store-{size}"), embedder, overfetch=(), exact_scan_max=0
+    )
     cycle = iter(range(10**9))
 
-    def by_vector() -> object:
-        return memory.similar_by_embedding(query_vectors[next(cycle) % n], k=5)
+    def vector_query(store: ChromaDecisionMemory, **filters: object) -> Callable[[], object]:
+        def call() -> object:
+            i = next(cycle) % n
+            picked = {k: (queries[i].symbol if v == "query" else v) for k, v in filters.items()}
+            return store.similar_by_embedding(query_vectors[i], k=5, **picked)  # type: ignore[arg-type]
 
-    def by_vector_filtered() -> object:
-        i = next(cycle)
-        return memory.similar_by_embedding(
-            query_vectors[i % n], k=5, symbol=queries[i % n].symbol, as_of=middle
-        )
+        return call
 
-    timed(by_vector, 20)  # warm up: page in the index
-    print(f"query by vector, top-5:                  {summary(timed(by_vector, args.queries))}")
+    timed(vector_query(memory), 20)  # warm up: page in the index
+    scenarios = [
+        ("by vector, no filter", vector_query(memory)),
+        ("by vector, symbol (1/2 pass)", vector_query(memory, symbol="query")),
+        (
+            "by vector, symbol + as_of (1/4 pass)",
+            vector_query(memory, symbol="query", as_of=middle),
+        ),
+        ("by vector, as_of early (0.3% pass)", vector_query(memory, as_of=early)),
+        (
+            "  symbol + as_of, Chroma where only",
+            vector_query(prefilter, symbol="query", as_of=middle),
+        ),
+    ]
+    for label, call in scenarios:
+        print(f"query {label:<38} {summary(timed(call, args.queries))}")
     print(
-        f"query by vector, top-5, symbol + as_of:  "
-        f"{summary(timed(by_vector_filtered, args.queries))}"
+        f"recall@5 vs exact search (no filter): {recall_at_5(memory, vectors, query_vectors):.3f}"
     )
-    print(f"recall@5 vs exact search: {recall_at_5(memory, vectors, query_vectors):.3f}")
 
     texts = [q.text + f" #{i}" for i, q in enumerate(queries)]  # unique: never a cache hit
     text_cycle = iter(texts * (args.queries // n + 2))
@@ -191,11 +215,12 @@ def bench_store(
         return memory.similar(texts[0], k=5)
 
     print(
-        f"query by new text (encode + search):     "
+        f"query {'by new text (encode + search)':<38} "
         f"{summary(timed(by_new_text, min(args.queries, n)))}"
     )
     print(
-        f"query by repeated text (cached encode):  {summary(timed(by_cached_text, args.queries))}"
+        f"query {'by repeated text (cached encode)':<38} "
+        f"{summary(timed(by_cached_text, args.queries))}"
     )
 
 
@@ -212,12 +237,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="also 100,000 decisions")
     parser.add_argument("--sizes", type=int, nargs="*", help="store sizes (overrides --full)")
-    parser.add_argument("--base", type=int, default=1000, help="real situation texts embedded")
+    parser.add_argument(
+        "--base", type=int, help="real situation texts embedded (default 500, --full 1000)"
+    )
     parser.add_argument("--queries", type=int, default=300, help="queries per measurement")
     parser.add_argument("--noise", type=float, default=0.01, help="std of the per-dim noise")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
+    configure_logging("warning")
     sizes = args.sizes or ([10_000, 100_000] if args.full else [10_000])
+    args.base = args.base or (1000 if args.full else 500)
     rng = random.Random(args.seed)
 
     started = time.perf_counter()
@@ -238,7 +267,7 @@ def main() -> None:
     print(f"encode one query text (MiniLM, {embedder.device}):   {summary(encodes)}")
     with tempfile.TemporaryDirectory(prefix="tradecast-bench-memory-") as tmp:
         root = Path(tmp)
-        bench_real_record(embedder, situations[:500], root)
+        bench_real_record(embedder, situations[: min(500, args.base)], root)
         for size in sizes:
             bench_store(size, embedder, situations, base, queries, query_vectors, args, root)
 

@@ -7,12 +7,20 @@ Nested values use ``__`` as a separator, e.g. ``TRADECAST_LLM__BACKEND=ollama`` 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TRADECAST_"
@@ -27,6 +35,14 @@ class LLMBackend(StrEnum):
 
     LLAMACPP = "llamacpp"
     OLLAMA = "ollama"
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcInstant = Annotated[datetime, AfterValidator(_as_utc)]
+"""An instant; a time without a zone is read as UTC."""
 
 
 class _Frozen(BaseModel):
@@ -135,6 +151,14 @@ class DeskConfig(_Frozen):
     outcome_horizons: tuple[str, ...] = ("24h",)
     persona_card: Path | None = None
     persona_max_tokens: int = Field(default=90, ge=16, le=1024)
+    autostart: bool = Field(default=True, description="`tradecast serve` starts ticking at once")
+    replay_from: UtcInstant | None = Field(
+        default=None,
+        description="first replayed tick (UTC); default: the first instant with `candles` bars",
+    )
+    seconds_per_tick: float = Field(
+        default=5.0, ge=0, le=86400, description="wall-clock pause between replayed ticks"
+    )
 
 
 class APIConfig(_Frozen):
@@ -145,6 +169,22 @@ class APIConfig(_Frozen):
     api_keys: str = Field(
         default="", description="'viewer:KEY,operator:KEY,admin:KEY'; empty: dev keys logged"
     )
+    cors_origins: tuple[str, ...] = Field(default=(), description="origins allowed by CORS")
+    stream_buffer: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="events kept per channel for resume"
+    )
+    sse_queue_size: int = Field(
+        default=1_000, ge=10, le=100_000, description="events queued per SSE client before "
+        "it is dropped (it reconnects and resumes)"
+    )
+    sse_ping_s: float = Field(default=15.0, gt=0, le=300, description="keep-alive interval")
+    sse_send_timeout_s: float = Field(
+        default=30.0, gt=0, description="a client that takes longer to accept a write is cut"
+    )
+    control_rate_per_minute: float = Field(
+        default=60.0, gt=0, description="sustained control requests per minute per API key"
+    )
+    control_burst: int = Field(default=10, ge=1, description="control requests allowed at once")
 
 
 class Settings(BaseSettings):
@@ -170,6 +210,23 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     postgres_url: str | None = None
     chroma_url: str | None = None
+    api_keys: str = Field(
+        default="", description="TRADECAST_API_KEYS: the same as api.api_keys (which wins)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_keys_alias(cls, data: Any) -> Any:
+        """``TRADECAST_API_KEYS`` fills ``api.api_keys`` when that is not set."""
+        if not isinstance(data, dict) or not data.get("api_keys"):
+            return data
+        api = data.get("api")
+        current = api if isinstance(api, dict) else (
+            api.model_dump() if isinstance(api, APIConfig) else {}
+        )
+        if current.get("api_keys"):
+            return data
+        return {**data, "api": {**current, "api_keys": data["api_keys"]}}
 
     @model_validator(mode="after")
     def _data_dir_not_a_file(self) -> Settings:

@@ -1,14 +1,14 @@
 """The DecisionMemory contract, run against every implementation on the real MiniLM model.
 
-Implementations: Chroma PersistentClient (tmp dir; once with the default client-side
-filtering of over-fetched neighbours, once with Chroma's own where pre-filter only), Chroma
+Implementations: Chroma PersistentClient (tmp dir; once with the default search, which
+filters over-fetched neighbours client-side and scans small filtered sets exactly, once with
+Chroma's own where pre-filter for every filter), Chroma
 EphemeralClient, and Chroma HttpClient against a real local ``chroma run`` server.
 """
 
 from __future__ import annotations
 
 import random
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,19 +18,18 @@ import chromadb
 import numpy as np
 import pytest
 
+from memory_support import load_candles, running_chroma_server, situation_at
 from tradecast.domain import Action
 from tradecast.errors import MemoryStoreError
 from tradecast.memory import DecisionMemory, DecisionRecord, Outcome, SentenceTransformerEmbedder
 from tradecast.memory.chroma import (
+    EXACT_SCAN_MAX,
     OVERFETCH,
     ChromaDecisionMemory,
     chroma_settings,
     http_client,
     persistent_client,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from memory_support import load_candles, running_chroma_server, situation_at
 
 pytestmark = pytest.mark.slow
 
@@ -73,17 +72,22 @@ def memory(
     request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> DecisionMemory:
     overfetch: tuple[int, ...] = OVERFETCH
+    exact_scan_max = EXACT_SCAN_MAX
     if request.param.startswith("chroma-persistent"):
         client = persistent_client(tmp_path / "memory")
         if request.param.endswith("prefilter"):
-            overfetch = ()  # filters always go to Chroma's own where pre-filter
+            overfetch, exact_scan_max = (), 0  # every filter goes to Chroma's where pre-filter
     elif request.param == "chroma-ephemeral":
         client = chromadb.EphemeralClient(settings=chroma_settings())
     else:
         client = http_client(request.getfixturevalue("chroma_url"))
     # ephemeral and server clients share state within the session: one collection per test
     return ChromaDecisionMemory(
-        client, embedder, collection=f"test-{uuid.uuid4().hex[:16]}", overfetch=overfetch
+        client,
+        embedder,
+        collection=f"test-{uuid.uuid4().hex[:16]}",
+        overfetch=overfetch,
+        exact_scan_max=exact_scan_max,
     )
 
 

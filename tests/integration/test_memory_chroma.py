@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from chromadb.api.client import SharedSystemClient
 
+from memory_support import situation_at
 from tradecast.bootstrap import build_embedder, build_memory
 from tradecast.domain import Action
 from tradecast.errors import MemoryStoreError
@@ -30,9 +31,6 @@ from tradecast.memory import (
 from tradecast.memory.chroma import ChromaDecisionMemory, http_client, persistent_client
 from tradecast.memory.embeddings import Vectors
 from tradecast.settings import load_settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from memory_support import situation_at
 
 T0 = datetime(2021, 5, 19, 14, tzinfo=UTC)
 HOUR = timedelta(hours=1)

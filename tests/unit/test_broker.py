@@ -98,7 +98,7 @@ async def test_broker_refuses_a_sell_beyond_the_holding_and_changes_nothing() ->
 
     with pytest.raises(BrokerError, match=r"cannot sell 0\.02 BTC/USDT: holding 0\.01.*no short"):
         await broker.submit(sell("0.02"))
-    with pytest.raises(BrokerError, match="cannot sell 1 ETH/BUSD: holding 0"):
+    with pytest.raises(BrokerError, match=r"cannot sell 1 ETH/BUSD: holding 0"):
         await broker.submit(sell("1", ETH))
     assert snapshot(broker) == before
 
@@ -107,7 +107,7 @@ async def test_broker_refuses_insufficient_cash_and_changes_nothing() -> None:
     broker = paper_broker(cash="1000")
     await broker.on_price(BTC, D("50000"), T0)
     before = snapshot(broker)
-    with pytest.raises(BrokerError, match="insufficient cash for BUY 0.1 BTC/USDT.*available 1000"):
+    with pytest.raises(BrokerError, match=r"insufficient cash for BUY 0.1 BTC.*available 1000"):
         await broker.submit(buy("0.1"))
     assert snapshot(broker) == before
 
@@ -115,13 +115,13 @@ async def test_broker_refuses_insufficient_cash_and_changes_nothing() -> None:
 async def test_broker_refuses_unknown_symbols_and_missing_prices() -> None:
     broker = paper_broker()
     before = snapshot(broker)
-    with pytest.raises(BrokerError, match="unknown symbol 'DOGE/USDT'; this broker trades"):
+    with pytest.raises(BrokerError, match=r"unknown symbol 'DOGE/USDT'; this broker trades"):
         await broker.submit(buy("1", "DOGE/USDT"))
-    with pytest.raises(BrokerError, match="unknown symbol"):
+    with pytest.raises(BrokerError, match=r"unknown symbol"):
         await broker.on_price("DOGE/USDT", D("0.1"), T0)
-    with pytest.raises(BrokerError, match="must look like BASE/QUOTE"):
+    with pytest.raises(BrokerError, match=r"must look like BASE/QUOTE"):
         await broker.on_price("BTCUSDT", D("1"), T0)
-    with pytest.raises(BrokerError, match="no price for BTC/USDT yet"):
+    with pytest.raises(BrokerError, match=r"no price for BTC/USDT yet"):
         await broker.submit(buy("0.01"))
     assert snapshot(broker) == before
 
@@ -154,18 +154,18 @@ def test_broker_order_intent_refuses_a_bad_quantity(quantity: str) -> None:
 
 async def test_broker_refuses_anything_but_an_intent() -> None:
     broker = paper_broker()
-    with pytest.raises(BrokerError, match="needs an OrderIntent, got dict"):
+    with pytest.raises(BrokerError, match=r"needs an OrderIntent, got dict"):
         await broker.submit({"symbol": BTC, "side": "BUY", "quantity": -1})  # type: ignore[arg-type]
 
 
 async def test_broker_enforces_exchange_minimums_and_steps() -> None:
     broker = paper_broker()
     await broker.on_price(BTC, D("50000"), T0)
-    with pytest.raises(BrokerError, match="not a multiple of the step 0.00001"):
+    with pytest.raises(BrokerError, match=r"not a multiple of the step 0.00001"):
         await broker.submit(buy("0.000015"))
-    with pytest.raises(BrokerError, match="below the exchange minimum 5"):
+    with pytest.raises(BrokerError, match=r"below the exchange minimum 5"):
         await broker.submit(buy("0.00005"))  # 2.5 USDT
-    with pytest.raises(BrokerError, match="not a multiple of the tick 0.01"):
+    with pytest.raises(BrokerError, match=r"not a multiple of the tick 0.01"):
         await broker.submit(buy("0.01", limit_price=D("49000.005")))
     assert broker.orders() == []
 
@@ -203,7 +203,7 @@ async def test_broker_limit_sell_offers_held_quantity_only_once() -> None:
     await broker.on_price(BTC, D("50000"), T0)
     await broker.submit(buy("0.02"))
     await broker.submit(sell("0.015", limit_price=D("60000")))
-    with pytest.raises(BrokerError, match="of which 0.015 is offered by open sell orders"):
+    with pytest.raises(BrokerError, match=r"of which 0.015 is offered by open sell orders"):
         await broker.submit(sell("0.01"))
     (fill,) = await broker.on_price(BTC, D("60001"), T0 + timedelta(hours=1))
     assert (fill.side, fill.price, fill.quantity) == (Side.SELL, D("60000"), D("0.015"))
@@ -217,9 +217,9 @@ async def test_broker_cancel_releases_what_the_order_held_back() -> None:
     assert cancelled.status is OrderStatus.CANCELLED
     assert broker.available_cash() == D("10000")
     assert await broker.on_price(BTC, D("40000"), T0 + timedelta(hours=1)) == ()
-    with pytest.raises(BrokerError, match="is cancelled; only open orders can be cancelled"):
+    with pytest.raises(BrokerError, match=r"is cancelled; only open orders can be cancelled"):
         await broker.cancel(execution.order.id)
-    with pytest.raises(BrokerError, match="unknown order 'nope'"):
+    with pytest.raises(BrokerError, match=r"unknown order 'nope'"):
         await broker.cancel("nope")
 
 
@@ -259,12 +259,12 @@ async def test_broker_take_profit_sells_at_the_target() -> None:
 async def test_broker_refuses_protection_on_the_wrong_side_of_the_price() -> None:
     broker = paper_broker()
     await broker.on_price(BTC, D("50000"), T0)
-    with pytest.raises(BrokerError, match="stop_loss 51000 must be below the entry price 50000"):
+    with pytest.raises(BrokerError, match=r"stop_loss 51000 must be below the entry price 50000"):
         await broker.submit(buy("0.01", stop_loss=D("51000")))
-    with pytest.raises(BrokerError, match="take_profit 49000 must be above"):
+    with pytest.raises(BrokerError, match=r"take_profit 49000 must be above"):
         await broker.submit(buy("0.01", take_profit=D("49000")))
     await broker.submit(buy("0.01"))
-    with pytest.raises(BrokerError, match="only apply to BUY orders"):
+    with pytest.raises(BrokerError, match=r"only apply to BUY orders"):
         await broker.submit(sell("0.01", stop_loss=D("40000")))
 
 
@@ -279,7 +279,7 @@ async def test_broker_duplicate_submit_returns_the_original_and_fills_once() -> 
     assert again.order == first.order
     assert again.fills == first.fills
     assert len(broker.fills()) == 1
-    with pytest.raises(BrokerError, match="'decision-7' was already used for a different order"):
+    with pytest.raises(BrokerError, match=r"'decision-7' was already used for a different order"):
         await broker.submit(buy("0.02", client_order_id="decision-7"))
 
 
@@ -323,7 +323,7 @@ async def test_broker_values_at_given_prices_without_marking() -> None:
     valued = broker.portfolio({BTC: D("60000")})
     assert valued.equity == valued.cash + D("600")
     assert broker.portfolio().prices[BTC] == D("50000")
-    with pytest.raises(BrokerError, match="finite"):
+    with pytest.raises(BrokerError, match=r"finite"):
         broker.portfolio({BTC: D("NaN")})
 
 
@@ -333,7 +333,7 @@ async def test_broker_seed_positions_open_a_new_account_only(tmp_path: Path) -> 
     broker = paper_broker(journal, seed=seed)
     assert broker.portfolio().position(ETH) == seed[0]
     assert broker.portfolio().equity == D("13000")
-    with pytest.raises(BrokerError, match="already has a journal"):
+    with pytest.raises(BrokerError, match=r"already has a journal"):
         paper_broker(journal, seed=seed)
 
 
@@ -343,9 +343,9 @@ async def test_broker_a_failed_journal_write_changes_nothing() -> None:
     await broker.on_price(BTC, D("50000"), T0)
     before = snapshot(broker)
     journal.close()
-    with pytest.raises(BrokerError, match="journal .* is closed"):
+    with pytest.raises(BrokerError, match=r"journal .* is closed"):
         await broker.submit(buy("0.01"))
-    with pytest.raises(BrokerError, match="closed"):
+    with pytest.raises(BrokerError, match=r"closed"):
         await broker.on_price(BTC, D("1"), T0)
     assert snapshot(broker) == before
 

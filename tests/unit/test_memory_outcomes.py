@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from memory_support import load_candles
 from tradecast.domain import Action
 from tradecast.memory import realised_outcome
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from memory_support import load_candles
 
 HOUR = timedelta(hours=1)
 

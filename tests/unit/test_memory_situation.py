@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from memory_support import load_candles
 from tradecast.domain import Candle
 from tradecast.memory import describe_situation
 from tradecast.memory.situation import rsi
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from memory_support import load_candles
 
 
 def _index(timestamp: str) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from tradecast.agents.calls import LLMCall, load_prompt, usage_of
 from tradecast.agents.grounding import (
@@ -67,13 +67,23 @@ def default_emotion(facts: PersonaFacts) -> str:
 
 
 @dataclass
-class _Speech:
+class Speech:
+    """Sentences on their way to the stream: checked, then emitted, or replaced or dropped.
+
+    ``check`` names what is wrong with a sentence (None: grounded); ``fallback`` is said
+    instead of the first ungrounded sentence, and when nothing else survives.
+    """
+
     card: PersonaCard
-    facts: PersonaFacts
+    check: Callable[[str], str | None]
+    fallback: str
+    emotion: str
     emit: PersonaEmit
-    moderator: Moderator
     lines: list[PersonaLine] = field(default_factory=list)
     replaced: bool = False
+
+    def __post_init__(self) -> None:
+        self.moderator = Moderator(card_blocklist(self.card))
 
     def say(self, pieces: list[str]) -> None:
         """Check one complete sentence (as its token pieces) and emit it if it may be said."""
@@ -81,13 +91,13 @@ class _Speech:
         emotion, text = self._emotion(raw)
         if not text or len(self.lines) >= self.card.max_sentences:
             return
-        mismatch = check_sentence(text, self.facts)
+        mismatch = self.check(text)
         if mismatch is not None:
             log.info("persona.ungrounded", reason=mismatch, replaced=not self.replaced)
             if self.replaced:
                 return
             self.replaced = True
-            text, pieces = fallback_sentence(self.facts), []
+            text, pieces = self.fallback, []
         verdict = self.moderator.check(text)
         if not verdict.allowed:
             log.warning("persona.blocked", reason=verdict.reason)
@@ -95,12 +105,18 @@ class _Speech:
             return
         self._emit_sentence(text, emotion, pieces)
 
+    def finish(self) -> None:
+        """Make sure something was said: the fallback when every sentence was dropped."""
+        if not self.lines:
+            self.replaced = True
+            self.say([self.fallback])
+
     def _emotion(self, raw: str) -> tuple[str, str]:
         match = EMOTION_TAG.match(raw)
         if match and match.group(1).lower() in self.card.emotions:
             return match.group(1).lower(), raw[match.end():].strip()
         text = EMOTION_TAG.sub("", raw).strip() if match else raw
-        return default_emotion(self.facts), text
+        return self.emotion, text
 
     def _emit_sentence(self, text: str, emotion: str, pieces: list[str]) -> None:
         tokens = pieces if "".join(pieces).strip().endswith(text) else re.findall(r"\S+\s*", text)
@@ -113,20 +129,13 @@ class _Speech:
         self.emit("sentence", {"text": line.text, "emotion": line.emotion})
 
 
-async def narrate(
+async def speak(
     model: BaseChatModel,
-    card: PersonaCard,
-    facts: PersonaFacts,
-    emit: PersonaEmit,
-    max_tokens: int = 90,
+    messages: list[BaseMessage],
+    speech: Speech,
+    max_tokens: int,
 ) -> tuple[list[PersonaLine], LLMCall]:
-    """Stream the persona's commentary on ``facts``; always says at least one sentence."""
-    speech = _Speech(card, facts, emit, Moderator(card_blocklist(card)))
-    system = load_prompt("persona").format(
-        name=card.name, style=card.style, catchphrases="; ".join(card.catchphrases),
-        max_sentences=card.max_sentences, facts=facts_prompt(facts),
-    )
-    messages = [SystemMessage(system), HumanMessage("Tell the viewers what the desk just did.")]
+    """Stream the model's answer through ``speech``; always says at least one sentence."""
     started = time.perf_counter()
     pieces: list[str] = []
     usage: tuple[int, int] = (0, 0)
@@ -141,9 +150,7 @@ async def narrate(
         log.warning("persona.llm_failed", error=error[:300])
     if pieces and error is None:
         speech.say(pieces)
-    if not speech.lines:
-        speech.replaced = True
-        speech.say([fallback_sentence(facts)])
+    speech.finish()
     call = LLMCall(
         agent="persona", ok=error is None, prompt_tokens=usage[0], completion_tokens=usage[1],
         latency_ms=round((time.perf_counter() - started) * 1000, 2), error=error,
@@ -151,7 +158,25 @@ async def narrate(
     return speech.lines, call
 
 
-def _flush_complete(pieces: list[str], speech: _Speech) -> list[str]:
+async def narrate(
+    model: BaseChatModel,
+    card: PersonaCard,
+    facts: PersonaFacts,
+    emit: PersonaEmit,
+    max_tokens: int = 90,
+) -> tuple[list[PersonaLine], LLMCall]:
+    """Stream the persona's commentary on ``facts``; always says at least one sentence."""
+    system = load_prompt("persona").format(
+        name=card.name, style=card.style, catchphrases="; ".join(card.catchphrases),
+        max_sentences=card.max_sentences, facts=facts_prompt(facts),
+    )
+    messages = [SystemMessage(system), HumanMessage("Tell the viewers what the desk just did.")]
+    speech = Speech(card, lambda text: check_sentence(text, facts), fallback_sentence(facts),
+                    default_emotion(facts), emit)
+    return await speak(model, messages, speech, max_tokens)
+
+
+def _flush_complete(pieces: list[str], speech: Speech) -> list[str]:
     """Say every complete sentence in ``pieces``; return the unfinished remainder."""
     text = "".join(pieces)
     parts = SENTENCE_END.split(text)

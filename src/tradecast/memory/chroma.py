@@ -7,6 +7,7 @@ would download a model), and flat metadata (see :mod:`tradecast.memory.metadata`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ log = get_logger(__name__)
 DEFAULT_COLLECTION = "tradecast-decisions"
 SCHEMA_VERSION = 1
 OVERFETCH = (8, 64)
-"""Factors of ``k`` fetched unfiltered before falling back to Chroma's (slower) filter."""
+"""Factors of ``k`` fetched unfiltered before falling back to a filtered search."""
+EXACT_SCAN_MAX = 512
+"""A filter passing at most this many decisions is served by an exact scan of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +101,12 @@ class ChromaDecisionMemory:
         collection: str = DEFAULT_COLLECTION,
         query_cache_size: int = 256,
         overfetch: Sequence[int] = OVERFETCH,
+        exact_scan_max: int = EXACT_SCAN_MAX,
     ) -> None:
-        if any(f < 1 for f in overfetch):
-            raise MemoryStoreError(f"overfetch factors must be at least 1, got {overfetch}")
+        if any(f < 1 for f in overfetch) or exact_scan_max < 0:
+            raise MemoryStoreError("overfetch factors must be at least 1, exact_scan_max >= 0")
         self._overfetch = tuple(overfetch)
+        self._exact_scan_max = exact_scan_max
         self._client = client
         self._embedder = embedder
         self._query_embedder: Embedder = (
@@ -176,7 +181,7 @@ class ChromaDecisionMemory:
                 raise MemoryStoreError(f"expected a DecisionRecord, got {type(item).__name__}")
         ids = [r.decision_id for r in items]
         if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
             raise MemoryStoreError(f"decision ids repeated in one call: {dupes[:5]}")
         return items
 
@@ -292,8 +297,8 @@ class ChromaDecisionMemory:
         store, while the nearest few hundred come back in about a millisecond. The filters
         usually pass most decisions (a live desk recalls as of now), so the nearest
         ``k * factor`` are fetched unfiltered and tested here; when fewer than ``k`` pass, the
-        search is repeated with a larger factor, then with Chroma's own filter. Either way
-        the result is the filtered top ``k`` of the index.
+        search is repeated with a larger factor (unless none passed at all), then goes to
+        :meth:`_selective_search`. Either way the result is the filtered top ``k``.
         """
         if recall.is_empty():
             return self._query(vector, k, None, documents=True)
@@ -303,7 +308,33 @@ class ChromaDecisionMemory:
             passing = [row for row in rows if recall.accepts(row.metadata)][:k]
             if len(passing) == k or len(rows) < fetch:  # enough, or the whole store was seen
                 return self._with_documents(passing)
-        return self._query(vector, k, recall.where(), documents=True)
+            if not passing:  # a selective filter: a larger fetch would likely fail too
+                break
+        return self._selective_search(vector, k, recall)
+
+    def _selective_search(self, vector: Vectors, k: int, recall: meta.RecallFilter) -> list[_Row]:
+        """Search under a filter that few near neighbours pass.
+
+        HNSW under a selective filter misses true neighbours, so when at most
+        ``exact_scan_max`` decisions pass, they are fetched and ranked exactly here (faster
+        than Chroma's filtered search at that size); otherwise Chroma's filter is used.
+        """
+        where = recall.where()
+        with _backend("lookup"):
+            got = self._collection.get(
+                where=where, include=["embeddings", "metadatas"], limit=self._exact_scan_max + 1
+            )
+        ids = got["ids"]
+        if len(ids) > self._exact_scan_max:
+            return self._query(vector, k, where, documents=True)
+        if not ids:
+            return []
+        stored = np.asarray(got["embeddings"], dtype=np.float32)
+        distances = 1.0 - stored @ vector[0]
+        metas = got["metadatas"] or [{}] * len(ids)
+        order = np.argsort(distances, kind="stable")[:k]
+        rows = [_Row(ids[i], None, dict(metas[i] or {}), float(distances[i])) for i in order]
+        return self._with_documents(rows)
 
     def _query(
         self, vector: Vectors, n: int, where: dict[str, Any] | None, *, documents: bool

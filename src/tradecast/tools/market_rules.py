@@ -39,7 +39,7 @@ class MarketRules(DomainModel):
     def floor_qty(self, quantity: Decimal) -> Decimal:
         """``quantity`` rounded DOWN to the step (what an exchange would accept)."""
         steps = (quantity / self.qty_step).to_integral_value(rounding=ROUND_FLOOR)
-        return (steps * self.qty_step).quantize(self.qty_step)
+        return tidy((steps * self.qty_step).quantize(self.qty_step))
 
     def on_step(self, quantity: Decimal) -> bool:
         """Whether ``quantity`` is a whole number of steps."""
@@ -136,3 +136,10 @@ def money(amount: Decimal) -> Decimal:
 def money_up(amount: Decimal) -> Decimal:
     """``amount`` on the money quantum, rounded up (for conservative reservations)."""
     return amount.quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
+
+
+def tidy(number: Decimal) -> Decimal:
+    """``number`` without trailing zeros and never in exponent form (0.02000 -> 0.02)."""
+    if number == number.to_integral_value():
+        return number.quantize(Decimal(1))
+    return number.normalize()

@@ -52,11 +52,9 @@ from tradecast.domain import (
 )
 from tradecast.errors import RiskLimitsError
 from tradecast.settings import RiskLimits
-from tradecast.tools.market_rules import CostModel, MarketRules, money
+from tradecast.tools.market_rules import CostModel, MarketRules, money, tidy
 
 ZERO = Decimal(0)
-_MARGIN = Decimal("0.0000001")  # covers the half-quantum roundings of notional and fee
-_STEP_RETRIES = 3
 
 
 class MarketContext(DomainModel):
@@ -162,9 +160,8 @@ def _check_buy(
     if blocked:
         return _reject(*blocked)
     sizer = _BuySizer(intent, view, limits, market)
-    caps = sizer.caps()
-    quantity = market.rules.floor_qty(min([intent.quantity, *caps.values()]))
-    quantity = sizer.largest_within_limits(quantity)
+    caps = sizer.caps(sizer.fill_price(market.rules.qty_step))
+    quantity = sizer.largest_within_limits(min([intent.quantity, *caps.values()]))
     why = _binding(caps, intent.quantity)
     too_small = market.rules.violations(quantity, sizer.entry) if quantity > 0 else [
         "nothing is left to buy"
@@ -250,21 +247,24 @@ class _BuySizer:
         above_mark = max(notional - quantity * self.market.price, ZERO)
         return self.market.costs.fee(notional) + above_mark
 
-    def caps(self) -> dict[str, Decimal]:
-        """The most each limit allows (before step rounding), by a readable limit name."""
+    def caps(self, price: Decimal) -> dict[str, Decimal]:
+        """The most each limit allows if every unit filled at ``price``, by limit name.
+
+        At the smallest fill price (one step's) these are upper bounds on what each limit
+        allows; the exact size comes from :meth:`largest_within_limits`.
+        """
         v, lim, p = self.view, self.limits, self.market.price
-        worst = self.fill_price(self.intent.quantity)  # slippage only grows with size
         # Bounds cost(q) / q: the fee plus paying above the current price.
-        cost_per_unit = worst * self.fee_rate + max(worst - p, ZERO)
+        cost_per_unit = price * self.fee_rate + max(price - p, ZERO)
         exposure = (v.held + v.pending_buy_qty) * p
-        position_room = lim.max_position_pct * (v.equity - _MARGIN) - exposure
+        position_room = lim.max_position_pct * v.equity - exposure
         return {
-            f"max order notional {lim.max_order_notional}": lim.max_order_notional / worst,
+            f"max order notional {lim.max_order_notional}": lim.max_order_notional / price,
             f"max position {_pct(lim.max_position_pct)} of equity {_cash(v.equity)}": max(
                 position_room / (p + lim.max_position_pct * cost_per_unit), ZERO
             ),
             f"available cash {_cash(v.cash - v.pending_buy_cash)}": max(
-                (v.cash - v.pending_buy_cash - _MARGIN) / (worst * (1 + self.fee_rate)), ZERO
+                (v.cash - v.pending_buy_cash) / (price * (1 + self.fee_rate)), ZERO
             ),
         }
 
@@ -280,14 +280,22 @@ class _BuySizer:
             and notional + fee <= v.cash - v.pending_buy_cash
         )
 
-    def largest_within_limits(self, quantity: Decimal) -> Decimal:
-        """``quantity`` or a few steps less if rounding put it a hair over a limit."""
+    def largest_within_limits(self, bound: Decimal) -> Decimal:
+        """The largest whole number of steps up to ``bound`` (plus one step of slack for
+        rounding) within every limit, by bisection: each limit only tightens with size."""
         step = self.market.rules.qty_step
-        for _ in range(_STEP_RETRIES):
-            if quantity <= 0 or self.within_limits(quantity):
-                return quantity
-            quantity -= step
-        return quantity if quantity > 0 and self.within_limits(quantity) else ZERO
+        low, high = 0, int(self.market.rules.floor_qty(bound) / step) + 1
+        if high * step > self.intent.quantity:
+            high = int(self.market.rules.floor_qty(self.intent.quantity) / step)
+        if self.within_limits(high * step):
+            return tidy(high * step)
+        while high - low > 1:  # invariant: low fits (0 always does), high does not
+            middle = (low + high) // 2
+            if self.within_limits(middle * step):
+                low = middle
+            else:
+                high = middle
+        return tidy(low * step) if low else ZERO
 
     def lock_lines_crossed(self, quantity: Decimal) -> list[str]:
         """The locks this buy's own costs would trigger."""
@@ -361,7 +369,7 @@ def _reject(*reasons: str) -> RiskVerdict:
 def _binding(caps: dict[str, Decimal], requested: Decimal) -> str:
     """The limit that caps ``requested`` the most, as a reason ('' when none does)."""
     name, cap = min(caps.items(), key=lambda item: item[1])
-    return f"{name} allows at most {_qty(cap)}" if cap < requested else ""
+    return f"limited by {name}" if cap < requested else ""
 
 
 def _pct(fraction: Decimal) -> str:

@@ -1,0 +1,1 @@
+"""Evaluation: replay datasets through the desk, score it, compare with rule baselines."""

@@ -1,0 +1,58 @@
+"""What operators may do to a running desk: the interface the chat graph and the API share.
+
+The API's desk service implements it; the chat-control graph only ever reaches the desk
+through it, so a chat message can do nothing an API call with the same role could not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from tradecast.graphs.runner import TickResult
+from tradecast.settings import RiskLimits
+
+Role = Literal["viewer", "operator", "admin"]
+ROLE_RANK: dict[Role, int] = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+def role_allows(role: Role, needed: Role) -> bool:
+    """Whether ``role`` has at least the rights of ``needed``."""
+    return ROLE_RANK[role] >= ROLE_RANK[needed]
+
+
+@runtime_checkable
+class DeskControls(Protocol):
+    """Operator actions on one desk. Every call validates its input and journals what it did."""
+
+    async def pause(self, actor: str) -> dict[str, Any]:
+        """Stop ticking (the loop keeps its place); returns the new status."""
+        ...
+
+    async def resume(self, actor: str) -> dict[str, Any]:
+        """Start ticking again; returns the new status."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Running or paused, symbol, cadence, last tick, pending approvals, equity."""
+        ...
+
+    def limits(self) -> RiskLimits:
+        """The risk limits in force."""
+        ...
+
+    async def set_limits(self, actor: str, **changes: Any) -> RiskLimits:
+        """Change risk limits (validated; ValueError with a clear message and no change)."""
+        ...
+
+    async def decide_approval(self, actor: str, decision_id: str, approved: bool) -> TickResult:
+        """Approve or reject a pending order (KeyError when nothing is pending under that id)."""
+        ...
+
+    async def force_tick(self, actor: str) -> TickResult:
+        """Run one tick now."""
+        ...
+
+    def recent_decisions(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest decisions, newest first: ``TickResult.decision`` dicts plus ``executed``
+        (whether an order filled for it)."""
+        ...

@@ -7,6 +7,7 @@ Figures:
   with a stop-loss and selling half the position in turn. Journal on: SQLite in a temp file
   (WAL, synchronous=NORMAL), and, for comparison, in memory. Reported in bars/s, with the
   cost of one mark and of one gated order;
+- restart: a new PaperBroker replaying the whole journal (checked equal to the live one);
 - vectorised baseline: SMA(20/50) crossover equity with costs (``evals.baselines``) over the
   BTC/USDT closes tiled to 10 million bars (log returns repeated, drift removed), in bars/s.
 
@@ -73,10 +74,15 @@ async def walk(journal_path: str, every: int) -> dict[str, float]:
             approved += report.verdict.approved
     total = time.perf_counter() - start
     events = len(journal.read(broker.account))
+    start = time.perf_counter()
+    restored = PaperBroker(journal, clock=clock)  # a restart: replay the whole journal
+    restore_s = time.perf_counter() - start
+    assert restored.portfolio() == broker.portfolio()
     journal.close()
     return {"bars": len(times), "seconds": total, "mark_s": mark_s, "order_s": order_s,
-            "orders": orders, "approved": approved, "fills": len(broker.fills()),
-            "events": events, "equity": float(broker.portfolio().equity)}
+            "restore_s": restore_s, "orders": orders, "approved": approved,
+            "fills": len(broker.fills()), "events": events,
+            "equity": float(broker.portfolio().equity)}
 
 
 def next_intent(broker: PaperBroker, close: Decimal, i: int) -> OrderIntent:
@@ -97,7 +103,7 @@ def report_walk(label: str, r: dict[str, float]) -> None:
           f"{r['order_s'] / max(r['orders'], 1) * 1e3:6.3f} ms/order")
     print(f"    {r['orders']:,.0f} orders, {r['approved']:,.0f} approved, {r['fills']:,.0f} fills "
           f"(stops included), {r['events']:,.0f} journal events, final equity "
-          f"{r['equity']:,.2f}")
+          f"{r['equity']:,.2f}; restart (replay the journal): {r['restore_s'] * 1e3:.0f} ms")
 
 
 def tiled_closes(closes: np.ndarray, bars: int) -> np.ndarray:

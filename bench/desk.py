@@ -19,11 +19,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader  # noqa: E402
-
-from tradecast.bootstrap import open_desk  # noqa: E402
-from tradecast.logs import configure_logging  # noqa: E402
-from tradecast.settings import load_settings  # noqa: E402
+from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from tradecast.bootstrap import open_desk
+from tradecast.logs import configure_logging
+from tradecast.settings import load_settings
 
 START = datetime(2021, 1, 4, tzinfo=UTC)
 

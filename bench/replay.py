@@ -70,20 +70,28 @@ async def bench_symbol(symbol: str, bars: int | None) -> None:
     warm = min([await tick_pass(market, symbol, times) for _ in range(3)])
     with_ind = await tick_with_indicators(market, symbol, times)
     print(f"{symbol}: {ticks} ticks, window {WINDOW} bars")
-    print(f"  tick (candles+ticker), cold : {ticks / cold:10,.0f} ticks/s "
-          f"({cold / ticks * 1e6:6.1f} us/tick)")
-    print(f"  tick (candles+ticker), warm : {ticks / warm:10,.0f} ticks/s "
-          f"({warm / ticks * 1e6:6.1f} us/tick, {ticks * WINDOW / warm:,.0f} candles/s served)")
-    print(f"  tick + candles_to_frame + summarize: {ticks / with_ind:10,.0f} ticks/s "
-          f"({with_ind / ticks * 1e3:6.3f} ms/tick)")
+    print(
+        f"  tick (candles+ticker), cold : {ticks / cold:10,.0f} ticks/s "
+        f"({cold / ticks * 1e6:6.1f} us/tick)"
+    )
+    print(
+        f"  tick (candles+ticker), warm : {ticks / warm:10,.0f} ticks/s "
+        f"({warm / ticks * 1e6:6.1f} us/tick, {ticks * WINDOW / warm:,.0f} candles/s served)"
+    )
+    print(
+        f"  tick + candles_to_frame + summarize: {ticks / with_ind:10,.0f} ticks/s "
+        f"({with_ind / ticks * 1e3:6.3f} ms/tick)"
+    )
     frame = market.frame(symbol)
     frame_s = timed(lambda: market.frame(symbol), repeat=200)
     until_s = timed(lambda: market.frame(symbol, until=times[len(times) // 2]), repeat=200)
     ind_s = timed(lambda: indicator_frame(market.frame(symbol)))
     print(f"  vectorised frame(symbol)        : {frame_s * 1e6:8.1f} us/call ({len(frame):,} bars)")
     print(f"  vectorised frame(symbol, until) : {until_s * 1e6:8.1f} us/call")
-    print(f"  vectorised indicator_frame      : {len(frame) / ind_s:12,.0f} bars/s "
-          f"({ind_s * 1e3:.1f} ms for {len(frame):,} bars)")
+    print(
+        f"  vectorised indicator_frame      : {len(frame) / ind_s:12,.0f} bars/s "
+        f"({ind_s * 1e3:.1f} ms for {len(frame):,} bars)"
+    )
 
 
 def main() -> None:

@@ -176,7 +176,7 @@ async def open_desk(
             yield DeskRuntime(settings, market, broker, executor, deps.memory, runner, clock)
     finally:
         journal.close()
-        await _close(source)
+        await source.aclose()
 
 
 READ_ONLY_TOOLS = frozenset({"get_price", "get_candles_summary", "get_portfolio"})
@@ -186,8 +186,3 @@ READ_ONLY_TOOLS = frozenset({"get_price", "get_candles_summary", "get_portfolio"
 async def _no_sink(_: StreamEvent) -> None:
     return None
 
-
-async def _close(market: MarketData) -> None:
-    close = getattr(market, "aclose", None)
-    if close is not None:
-        await close()

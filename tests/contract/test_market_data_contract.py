@@ -61,7 +61,8 @@ async def test_market_contract_candles_end_at_until_oldest_first(
 async def test_market_contract_now_comes_from_the_clock(market: MarketData) -> None:
     bars = await market.candles("btc/usdt", limit=2)
     assert [b.timestamp for b in bars] == [
-        datetime(2021, 4, 25, 11, tzinfo=UTC), datetime(2021, 4, 25, 12, tzinfo=UTC)
+        datetime(2021, 4, 25, 11, tzinfo=UTC),
+        datetime(2021, 4, 25, 12, tzinfo=UTC),
     ]
     ticker = await market.ticker("BTC/USDT")
     assert isinstance(ticker, Ticker) and ticker.symbol == "BTC/USDT"

@@ -322,11 +322,12 @@ def test_memory_filters_match_brute_force_on_random_histories(
                 f"d{i}", Outcome(horizon=horizon, ret=rng.uniform(-0.1, 0.1), known_at=known_at)
             )
             known[(f"d{i}", horizon)] = known_at
-    for _ in range(30):
+    queries = [situation_at(rng.randrange(300, len(candles))) for _ in range(30)]
+    query_vectors = embedder.embed(queries)
+    for query, query_vector in zip(queries, query_vectors, strict=True):
         as_of = T0 + timedelta(minutes=rng.randrange(0, 60 * 24 * 12))
         symbol = rng.choice([None, "BTC/USDT", "ETH/USDT", "SOL/USDT"])
         with_outcome = rng.random() < 0.3
-        query = situation_at(rng.randrange(300, len(candles)))
         hits = memory.similar(
             query, k=5, as_of=as_of, symbol=symbol, with_outcome_only=with_outcome
         )
@@ -337,7 +338,7 @@ def test_memory_filters_match_brute_force_on_random_histories(
             and symbol in (None, symbols[i])
             and (not with_outcome or any(t <= as_of for (d, _), t in known.items() if d == f"d{i}"))
         ]
-        scores = vectors[eligible] @ embedder.embed([query])[0]
+        scores = vectors[eligible] @ query_vector
         expected = [f"d{eligible[j]}" for j in np.argsort(-scores)[:5]]
         assert [h.decision_id for h in hits] == expected
         for hit in hits:

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from tradecast.cli import app
 
 runner = CliRunner()
 KEYS = ["timestamp", "open", "high", "low", "close", "volume"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto CliRunner's stderr, which is closed after the run;
+    later tests must not log into it."""
+    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    yield
+    structlog.configure(**saved)
+    logging.getLogger().handlers = handlers
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -29,12 +42,18 @@ def test_market_candles_json_until_and_limit() -> None:
     assert [list(row) for row in rows] == [KEYS] * 3
     # the 05:00-07:00 bars do not exist in Binance's data: nothing is invented
     assert [row["timestamp"] for row in rows] == [
-        "2021-04-25T02:00:00Z", "2021-04-25T03:00:00Z", "2021-04-25T04:00:00Z"
+        "2021-04-25T02:00:00Z",
+        "2021-04-25T03:00:00Z",
+        "2021-04-25T04:00:00Z",
     ]
     # CSV line: 2021-04-25T04:00:00Z,49626.76,49705.04,49600.24,49683.94,5.887034
     assert rows[-1] == {
-        "timestamp": "2021-04-25T04:00:00Z", "open": "49626.76", "high": "49705.04",
-        "low": "49600.24", "close": "49683.94", "volume": "5.887034",
+        "timestamp": "2021-04-25T04:00:00Z",
+        "open": "49626.76",
+        "high": "49705.04",
+        "low": "49600.24",
+        "close": "49683.94",
+        "volume": "5.887034",
     }
 
 
@@ -88,14 +107,39 @@ def test_market_candles_installed_entry_point() -> None:
     assert command.exists(), "the project is not installed in this environment (pip install -e .)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
     done = subprocess.run(
-        [str(command), "market", "candles", "ETH/BUSD", "--until", "2020-06-09T02:00:00Z",
-         "--limit", "2", "--json"],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        [
+            str(command),
+            "market",
+            "candles",
+            "ETH/BUSD",
+            "--until",
+            "2020-06-09T02:00:00Z",
+            "--limit",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [
-        {"timestamp": "2020-06-09T01:00:00Z", "open": "243.84", "high": "244.14",
-         "low": "243.21", "close": "243.79", "volume": "331.2121"},
-        {"timestamp": "2020-06-09T02:00:00Z", "open": "243.8", "high": "244.18",
-         "low": "243.26", "close": "243.65", "volume": "191.7811"},
+        {
+            "timestamp": "2020-06-09T01:00:00Z",
+            "open": "243.84",
+            "high": "244.14",
+            "low": "243.21",
+            "close": "243.79",
+            "volume": "331.2121",
+        },
+        {
+            "timestamp": "2020-06-09T02:00:00Z",
+            "open": "243.8",
+            "high": "244.18",
+            "low": "243.26",
+            "close": "243.65",
+            "volume": "191.7811",
+        },
     ]

@@ -45,8 +45,13 @@ def hourly_frame(closes: list[float], spread: float = 1.0) -> pd.DataFrame:
     index = pd.date_range("2021-01-01", periods=len(closes), freq="h", tz="UTC")
     close = np.array(closes, dtype="float64")
     return pd.DataFrame(
-        {"open": close, "high": close + spread, "low": close - spread, "close": close,
-         "volume": 1.0},
+        {
+            "open": close,
+            "high": close + spread,
+            "low": close - spread,
+            "close": close,
+            "volume": 1.0,
+        },
         index=index,
     )
 
@@ -190,8 +195,14 @@ def test_indicator_summary_with_too_few_bars_is_mostly_none() -> None:
 def test_indicator_candles_to_frame_converts_decimals() -> None:
     stamp = datetime(2021, 1, 1, tzinfo=UTC)
     candles = [
-        Candle(timestamp=stamp + timedelta(hours=i), open=Decimal("1.1"), high=Decimal("2.5"),
-               low=Decimal("1"), close=Decimal("2.2"), volume=Decimal("3"))
+        Candle(
+            timestamp=stamp + timedelta(hours=i),
+            open=Decimal("1.1"),
+            high=Decimal("2.5"),
+            low=Decimal("1"),
+            close=Decimal("2.2"),
+            volume=Decimal("3"),
+        )
         for i in (1, 0)
     ]
     frame = candles_to_frame(candles)

@@ -46,8 +46,11 @@ async def test_replay_candles_stop_at_until_and_skip_the_gap(replay: ReplayMarke
     # the CSV line 2021-04-25T04:00:00Z,49626.76,49705.04,49600.24,49683.94,5.887034
     assert bars[-1] == Candle(
         timestamp=utc(2021, 4, 25, 4),
-        open=Decimal("49626.76"), high=Decimal("49705.04"), low=Decimal("49600.24"),
-        close=Decimal("49683.94"), volume=Decimal("5.887034"),
+        open=Decimal("49626.76"),
+        high=Decimal("49705.04"),
+        low=Decimal("49600.24"),
+        close=Decimal("49683.94"),
+        volume=Decimal("5.887034"),
     )
     assert str(bars[-1].close) == "49683.94"  # via str: no float noise
     after = await replay.candles("BTC/USDT", until=utc(2021, 4, 25, 8), limit=2)
@@ -151,11 +154,14 @@ def test_replay_frame_is_a_float_frame_on_utc_open_times(replay: ReplayMarket) -
 
 
 async def test_replay_reads_a_user_csv_and_it_overrides_a_bundled_symbol(tmp_path: Path) -> None:
-    csv = write_csv(tmp_path / "mine.csv", [
-        "2022-01-01T01:00:00Z,11,12,10,11.5,3",
-        "2022-01-01T00:00:00Z,10,11,9,10.5,2",  # unsorted on purpose
-        "2022-01-01T03:00:00+00:00,12,13,11,12.5,0",
-    ])
+    csv = write_csv(
+        tmp_path / "mine.csv",
+        [
+            "2022-01-01T01:00:00Z,11,12,10,11.5,3",
+            "2022-01-01T00:00:00Z,10,11,9,10.5,2",  # unsorted on purpose
+            "2022-01-01T03:00:00+00:00,12,13,11,12.5,0",
+        ],
+    )
     market = ReplayMarket(csv_paths={"btc/usdt": csv, "FOO/BAR": csv})
     assert await market.symbols() == ["BTC/USDT", "ETH/BUSD", "FOO/BAR"]
     bars = await market.candles("BTC/USDT", limit=10)
@@ -168,18 +174,27 @@ async def test_replay_reads_a_user_csv_and_it_overrides_a_bundled_symbol(tmp_pat
 @pytest.mark.parametrize(
     ("lines", "header", "message"),
     [
-        (["2022-01-01T00:00:00Z,1,2,1,2"], "timestamp,open,high,low,close",
-         r"bad\.csv: missing column\(s\) volume"),
+        (
+            ["2022-01-01T00:00:00Z,1,2,1,2"],
+            "timestamp,open,high,low,close",
+            r"bad\.csv: missing column\(s\) volume",
+        ),
         ([], "time,o,h,l,c,volume", r"missing column\(s\) timestamp, open, high, low, close"),
         (["2022-01-01T00:00:00Z,1,2,1,x,5"], None, r"non-numeric value on line\(s\) 2"),
-        (["2022-01-01T00:00:00Z,1,2,1,1.5,5", "2022-01-01T01:00:00Z,1,2,1,,5"], None,
-         r"line\(s\) 3"),
+        (
+            ["2022-01-01T00:00:00Z,1,2,1,1.5,5", "2022-01-01T01:00:00Z,1,2,1,,5"],
+            None,
+            r"line\(s\) 3",
+        ),
         (["yesterday,1,2,1,1.5,5"], None, r"unreadable timestamp on line\(s\) 2"),
         (["2022-01-01T00:00:00Z,1,2,1,2.5,5"], None, r"bracket open and close; bad line\(s\) 2"),
         (["2022-01-01T00:00:00Z,0,2,0,1,5"], None, r"prices must be > 0"),
         (["2022-01-01T00:00:00Z,1,2,1,1,-5"], None, r"volume >= 0"),
-        (["2022-01-01T00:00:00Z,1,2,1,1,5", "2022-01-01T00:00:00Z,1,2,1,1,5"], None,
-         r"appears twice on line\(s\) 2, 3"),
+        (
+            ["2022-01-01T00:00:00Z,1,2,1,1,5", "2022-01-01T00:00:00Z,1,2,1,1,5"],
+            None,
+            r"appears twice on line\(s\) 2, 3",
+        ),
         ([], None, "no rows"),
     ],
 )

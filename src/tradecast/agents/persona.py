@@ -30,6 +30,7 @@ from tradecast.agents.moderation import Moderator
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.domain import Action, PersonaLine
 from tradecast.errors import LLMError
+from tradecast.llm.cache import astream_cached
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
@@ -141,7 +142,8 @@ async def speak(
     usage: tuple[int, int] = (0, 0)
     error: str | None = None
     try:
-        async for chunk in model.astream(messages, max_tokens=max_tokens):
+        # astream_cached: langchain's cache skips streamed calls; this path uses it too
+        async for chunk in astream_cached(model, messages, max_tokens=max_tokens):
             usage = max(usage, usage_of(chunk))
             pieces.append(str(chunk.content))
             pieces = _flush_complete(pieces, speech)

@@ -1,51 +1,159 @@
-"""FastAPI application factory; the lifespan builds the run's dependencies once."""
+"""FastAPI application factory. The lifespan opens the desk (``open_desk``), the event bus and
+the desk service, starts the desk loop, and closes it all on shutdown."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from langchain_core.language_models import BaseChatModel
 
 from tradecast import __version__
-from tradecast.bootstrap import build_chat_model
+from tradecast.agents.persona_card import load_card
+from tradecast.api.auth import KeyRing
+from tradecast.api.deps import ApiContext
+from tradecast.api.desk_service import DeskService
+from tradecast.api.desk_store import STORE_FILENAME, DeskStore
+from tradecast.api.errors import install_error_handlers
+from tradecast.api.metrics import Metrics
+from tradecast.api.publisher import EventPublisher
+from tradecast.api.ratelimit import RateLimiter
+from tradecast.api.routes import desk, ops, streams, threads
+from tradecast.api.runs import RunStore
+from tradecast.api.sse import FrameCache
+from tradecast.bootstrap import build_desk_models, open_desk
+from tradecast.bus import InProcessEventBus
+from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
-from tradecast.settings import Settings
+from tradecast.memory.base import DecisionMemory
+from tradecast.settings import AgentRole, Settings
 
 log = get_logger(__name__)
+OVERLAY_DIR = Path(__file__).parent / "overlay"
+
+DESCRIPTION = """
+A multi-agent LLM trading desk that runs on local hardware and broadcasts itself.
+
+**Auth**: every route but `/healthz` and `/readyz` needs an API key, sent as
+`Authorization: Bearer KEY` (or `X-Api-Key: KEY`; pages that cannot set headers may pass a
+viewer key as `?key=` on reads). Roles: `viewer` (streams and reads) < `operator` (chat, desk
+control, approvals) < `admin` (risk limits, kill switch). No key: 401; too low a role: 403;
+control routes are rate limited per key: 429 with `Retry-After`.
+
+**Errors** are JSON: `{"error": {"code": "...", "message": "..."}}` (422s add `fields`).
+
+**Streams** (`/v1/streams/{desk|persona|market}`) are server-sent events with ids; reconnect
+with `Last-Event-ID` to resume with nothing lost and nothing repeated.
+"""
+
+TAGS = [
+    {"name": "desk", "description": "The desk loop: control, approvals, journal."},
+    {"name": "risk", "description": "The hard limits the risk gate enforces."},
+    {"name": "portfolio", "description": "The paper broker's account."},
+    {"name": "decisions", "description": "Each tick's report."},
+    {"name": "streams", "description": "Live events (SSE) and snapshots."},
+    {"name": "chat", "description": "Operator chat: commands and questions."},
+    {"name": "threads", "description": "LangGraph-style threads and runs."},
+    {"name": "ops", "description": "Health, readiness, metrics."},
+]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The tradecast API for ``settings``."""
+def resolve_keys(settings: Settings) -> tuple[KeyRing, dict[Role, str] | None]:
+    """The configured API keys, or freshly generated ones (returned so they can be shown)."""
+    if settings.api.api_keys.strip():
+        try:
+            return KeyRing.parse(settings.api.api_keys), None
+        except ValueError as exc:
+            raise ValueError(f"TRADECAST_API_KEYS: {exc}") from None
+    ring, generated = KeyRing.generate()
+    return ring, generated
+
+
+def create_app(
+    settings: Settings,
+    *,
+    keys: KeyRing | None = None,
+    models: Mapping[AgentRole, BaseChatModel] | None = None,
+    memory: DecisionMemory | None = None,
+) -> FastAPI:
+    """The tradecast API for ``settings``. ``keys`` default to the configured ones (or to
+    generated ones, logged once); ``models``/``memory`` may be given, e.g. by tests."""
+    if keys is None:
+        keys, generated = resolve_keys(settings)
+        if generated:
+            log.warning("api.generated_keys", note="no TRADECAST_API_KEYS set: these keys "
+                        "last until the server stops", **generated)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        app.state.settings = settings
-        app.state.chat_model = build_chat_model(settings, "analyst")
-        log.info("api.started", data_dir=str(settings.data_dir), version=__version__)
-        yield
+        async with _running_desk(settings, keys, models, memory) as ctx:
+            app.state.ctx = ctx
+            log.info("api.started", data_dir=str(settings.data_dir), version=__version__,
+                     symbol=settings.desk.symbol, mode=ctx.desk.timeline.mode,
+                     roles=dict(keys.roles()))
+            try:
+                yield
+            finally:
+                app.state.ctx = None
         log.info("api.stopped")
 
     app = FastAPI(
-        title="tradecast",
-        version=__version__,
-        description="A multi-agent LLM trading desk that runs on local hardware.",
-        lifespan=lifespan,
+        title="tradecast", version=__version__, description=DESCRIPTION,
+        openapi_tags=TAGS, lifespan=lifespan,
     )
+    app.state.ctx = None
+    install_error_handlers(app)
+    if settings.api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
+                           allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
+    for router in (ops.router, desk.router, streams.router, threads.router):
+        app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    @app.get("/", include_in_schema=False)
+    async def root() -> dict[str, Any]:
+        return {"name": "tradecast", "version": __version__, "docs": "/docs",
+                "openapi": "/openapi.json", "overlay": "/overlay/?key=VIEWER_KEY"}
 
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the dependencies the desk needs were built."""
-        checks: dict[str, Any] = {"llm": hasattr(request.app.state, "chat_model")}
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
+    if OVERLAY_DIR.is_dir():
+        app.mount("/overlay", StaticFiles(directory=OVERLAY_DIR, html=True), name="overlay")
     return app
+
+
+@asynccontextmanager
+async def _running_desk(
+    settings: Settings,
+    keys: KeyRing,
+    models: Mapping[AgentRole, BaseChatModel] | None,
+    memory: DecisionMemory | None,
+) -> AsyncIterator[ApiContext]:
+    api = settings.api
+    metrics = Metrics()
+    bus = InProcessEventBus(api.stream_buffer, api.sse_queue_size)
+    publisher = EventPublisher(bus, metrics)
+    desk_models = dict(models) if models else build_desk_models(settings)
+    card = load_card(settings.desk.persona_card)
+    runs = RunStore()
+    async with open_desk(settings, sink=publisher, models=desk_models, memory=memory) as runtime:
+        store = DeskStore(settings.data_dir / STORE_FILENAME)
+        try:
+            service = DeskService(runtime, store, publisher, metrics=metrics,
+                                  persona_name=card.name)
+            await service.start(autostart=settings.desk.autostart)
+            try:
+                yield ApiContext(
+                    settings=settings, keys=keys,
+                    limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
+                    metrics=metrics, bus=bus, publisher=publisher, frames=FrameCache(),
+                    desk=service, runs=runs, chat_model=desk_models["persona"], card=card,
+                )
+            finally:
+                await runs.aclose()
+                await service.aclose()
+                await bus.aclose()
+        finally:
+            store.close()

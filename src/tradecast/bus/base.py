@@ -59,16 +59,6 @@ def format_event_id(event_id: EventId) -> str:
     return f"{event_id[0]}-{event_id[1]}"
 
 
-def previous_event_id(event_id: EventId) -> EventId:
-    """The greatest id below ``event_id`` (resuming after it yields ``event_id`` first)."""
-    millis, sequence = event_id
-    if sequence > 0:
-        return millis, sequence - 1
-    if millis > 0:
-        return millis - 1, MAX_SEQUENCE
-    return 0, 0
-
-
 @dataclass(frozen=True)
 class Resync:
     """The bus cannot prove the subscriber missed nothing: it must reload a snapshot.

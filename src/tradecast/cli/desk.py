@@ -34,9 +34,7 @@ async def _latest_close(settings: Settings, symbol: str) -> datetime:
     try:
         bars = await market.candles(symbol, None, 1)
     finally:
-        close = getattr(market, "aclose", None)
-        if close is not None:
-            await close()
+        await market.aclose()
     if not bars:
         raise TradecastError(f"no {symbol} bars")
     return bars[-1].timestamp + parse_timeframe(settings.market.timeframe)

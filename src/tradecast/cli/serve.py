@@ -1,12 +1,16 @@
-"""``tradecast serve``: the HTTP API with the desk loop (the main job)."""
+"""``tradecast serve``: the HTTP API with the desk loop (the main job, ``make run``)."""
 
 from __future__ import annotations
 
 import typer
 import uvicorn
 
-from tradecast.api.app import create_app
+from tradecast.api.app import create_app, resolve_keys
+from tradecast.cli.common import fail
+from tradecast.logs import get_logger
 from tradecast.settings import Settings
+
+log = get_logger(__name__)
 
 
 def serve(
@@ -14,12 +18,33 @@ def serve(
     host: str | None = typer.Option(None, help="bind address (default: TRADECAST_API__HOST)"),
     port: int | None = typer.Option(None, help="port (default: TRADECAST_API__PORT)"),
 ) -> None:
-    """Start the API server on the embedded defaults (Ctrl-C stops it cleanly)."""
+    """Start the API and the desk loop on the embedded defaults (Ctrl-C stops it cleanly).
+
+    Without TRADECAST_API_KEYS, one key per role is generated and logged once.
+    """
     settings: Settings = ctx.obj
+    bind_host = host or settings.api.host
+    bind_port = port or settings.api.port
+    try:
+        keys, generated = resolve_keys(settings)
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    shown_host = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+    base = f"http://{shown_host}:{bind_port}"
+    if generated:
+        log.warning(
+            "api.generated_keys",
+            note="TRADECAST_API_KEYS is not set: these keys were generated for this run only",
+            viewer=generated["viewer"], operator=generated["operator"],
+            admin=generated["admin"], overlay=f"{base}/overlay/?key={generated['viewer']}",
+            docs=f"{base}/docs",
+        )
+    else:
+        log.info("api.urls", overlay=f"{base}/overlay/?key=<a viewer key>", docs=f"{base}/docs")
     uvicorn.run(
-        create_app(settings),
-        host=host or settings.api.host,
-        port=port or settings.api.port,
+        create_app(settings, keys=keys),
+        host=bind_host,
+        port=bind_port,
         log_config=None,
         access_log=False,
     )

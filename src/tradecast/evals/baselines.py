@@ -119,3 +119,95 @@ def baseline_curves(
         },
         index=frame.index,
     )
+
+
+# --- extensions for the eval harness: RSI mean reversion, a decision cadence, windows --------
+
+
+def _forward_fill(signal: FloatArray) -> FloatArray:
+    """Each NaN replaced by the last value before it (0.0 before the first value)."""
+    seen = np.where(np.isnan(signal), -1, np.arange(len(signal)))
+    last = np.maximum.accumulate(seen)
+    return np.where(last >= 0, signal[np.maximum(last, 0)], 0.0)
+
+
+def rsi_mean_reversion_positions(
+    close: npt.ArrayLike, period: int = 14, oversold: float = 30.0, overbought: float = 70.0
+) -> FloatArray:
+    """1.0 from a close with RSI below ``oversold`` until one above ``overbought``, else 0.0.
+
+    RSI is Wilder's (the desk's own indicator, :func:`tradecast.tools.indicators.rsi`).
+    """
+    from tradecast.tools.indicators import rsi
+
+    if not 0 < oversold < overbought < 100:
+        raise ValueError(f"need 0 < oversold < overbought < 100 (got {oversold}, {overbought})")
+    values = _closes(close)
+    strength = rsi(pd.Series(values), period).to_numpy(dtype=np.float64)
+    signal = np.where(strength < oversold, 1.0, np.where(strength > overbought, 0.0, np.nan))
+    return _forward_fill(signal)
+
+
+def at_decisions(positions: npt.ArrayLike, decide: npt.ArrayLike) -> FloatArray:
+    """``positions`` as a strategy that may only trade at the bars where ``decide`` is True
+    holds them: the value of the last decision bar, flat before the first."""
+    held = np.asarray(positions, dtype=np.float64)
+    mask = np.asarray(decide, dtype=bool)
+    if mask.shape != held.shape:
+        raise ValueError("decide must have one flag per position")
+    return _forward_fill(np.where(mask, held, np.nan))
+
+
+def closed_trade_returns(
+    close: npt.ArrayLike, positions: npt.ArrayLike, cost_bps: float = 10.0
+) -> FloatArray:
+    """Net return of every closed all-in trade (entry and exit costs included), in order."""
+    values = _closes(close)
+    held = np.asarray(positions, dtype=np.float64)
+    change = np.diff(held, prepend=0.0)
+    entries = np.flatnonzero(change > 0)
+    exits = np.flatnonzero(change < 0)
+    entries = entries[: len(exits)]  # a trade still open at the end is not closed
+    keep = (1.0 - cost_bps / BPS) ** 2
+    return keep * values[exits] / values[entries] - 1.0
+
+
+def window_baselines(
+    close: pd.Series,
+    window: pd.DatetimeIndex,
+    decisions: pd.DatetimeIndex,
+    starting_cash: float = 10_000.0,
+    cost_bps: float = 10.0,
+    fast: int = 20,
+    slow: int = 50,
+    rsi_period: int = 14,
+) -> dict[str, dict[str, FloatArray]]:
+    """Every baseline over the instants ``window`` (a slice of ``close``'s index), trading
+    only at ``decisions`` (the desk's cadence: each maps to the last instant at or before it).
+
+    Signals are computed on all of ``close`` up to each instant, so the rules are warmed up
+    by the history before the window and never see after it. Returns, per baseline, its
+    ``equity``, ``positions`` and ``trade_returns`` over the window.
+    """
+    history = close.loc[: window[-1]]
+    prices = history.loc[window[0]:].to_numpy(dtype=np.float64)
+    offset = len(history) - len(prices)
+    decide = np.zeros(len(prices), dtype=bool)
+    spots = window.searchsorted(decisions, side="right") - 1
+    decide[spots[spots >= 0]] = True
+    full = history.to_numpy(dtype=np.float64)
+    rules = {
+        "buy_and_hold": np.ones(len(prices)),
+        f"sma_crossover_{fast}_{slow}": sma_crossover_positions(full, fast, slow)[offset:],
+        f"rsi_mean_reversion_{rsi_period}": rsi_mean_reversion_positions(full, rsi_period)[
+            offset:],
+    }
+    out: dict[str, dict[str, FloatArray]] = {}
+    for name, wanted in rules.items():
+        positions = at_decisions(wanted, decide)
+        out[name] = {
+            "equity": equity_from_positions(prices, positions, starting_cash, cost_bps),
+            "positions": positions,
+            "trade_returns": closed_trade_returns(prices, positions, cost_bps),
+        }
+    return out

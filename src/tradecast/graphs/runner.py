@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Durability
 from pydantic import BaseModel, ConfigDict
 
 from tradecast.agents.consensus import decision_id
@@ -55,10 +55,14 @@ class DeskRunner:
         graph: CompiledStateGraph,
         sink: EventSink = _discard,
         set_clock: Callable[[datetime], None] | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.graph = graph
         self.sink = sink
         self._set_clock = set_clock
+        # None: LangGraph's default (a checkpoint per step). The eval harness uses "exit": one
+        # checkpoint per finished tick, since a replay that dies is run again from the start.
+        self.durability: Durability | None = durability
 
     @staticmethod
     def thread_id(symbol: str, at: datetime) -> str:
@@ -96,7 +100,7 @@ class DeskRunner:
     ) -> TickResult:
         started = time.perf_counter()
         async for mode, chunk in self.graph.astream(
-            payload, config, stream_mode=["custom", "updates"]
+            payload, config, stream_mode=["custom", "updates"], durability=self.durability
         ):
             if mode == "custom":
                 await self.sink(StreamEvent(run_id=thread, thread_id=thread, **chunk))

@@ -230,8 +230,12 @@ class CcxtMarket:
                     raise self._mapped(method, exc, attempts=attempt + 1) from exc
                 delay = self._backoff_s * 2**attempt
                 log.warning(
-                    "ccxt.retry", exchange=self._id, method=method, attempt=attempt + 1,
-                    delay_s=delay, error=f"{type(exc).__name__}: {exc}",
+                    "ccxt.retry",
+                    exchange=self._id,
+                    method=method,
+                    attempt=attempt + 1,
+                    delay_s=delay,
+                    error=f"{type(exc).__name__}: {exc}",
                 )
                 await self._sleep(delay)
             except ccxt.BaseError as exc:

@@ -50,6 +50,10 @@ class ClosedBarsView:
         """The source's order book (sources only have one live)."""
         return await self.market.order_book(symbol, at)
 
+    async def aclose(self) -> None:
+        """Close the source (a ccxt session, for instance)."""
+        await self.market.aclose()
+
 
 def parse_timeframe(timeframe: str) -> timedelta:
     """'1h' -> 1 hour; units m, h, d, w."""

@@ -121,8 +121,7 @@ def _reject_bad_rows(name: str, timestamps: pd.Series, values: pd.DataFrame) -> 
     bad_range = (lo > np.minimum(o, c)) | (h < np.maximum(o, c))
     if bad_range.any():
         raise MarketDataError(
-            f"{name}: low/high must bracket open and close; bad line(s) "
-            f"{_line_numbers(bad_range)}"
+            f"{name}: low/high must bracket open and close; bad line(s) {_line_numbers(bad_range)}"
         )
     duplicated = timestamps.duplicated(keep=False)
     if duplicated.any():
@@ -196,7 +195,11 @@ class _Series:
         o, h, lo, c, v = (Decimal(repr(float(x))) for x in self.values[i])
         try:
             return Candle(
-                timestamp=from_epoch_ns(self.index_ns[i]), open=o, high=h, low=lo, close=c,
+                timestamp=from_epoch_ns(self.index_ns[i]),
+                open=o,
+                high=h,
+                low=lo,
+                close=c,
                 volume=v,
             )
         except ValidationError as exc:  # pragma: no cover - rows were validated at load
@@ -374,8 +377,13 @@ def _log_loaded(series: _Series) -> None:
     first, last = series.index_ns[0], series.index_ns[-1]
     runs = list(_gap_runs(series.missing_ns, series.interval_ns))
     log.info(
-        "replay.loaded", symbol=series.symbol, source=series.source, bars=len(series.index_ns),
-        first=from_epoch_ns(first).isoformat(), last=from_epoch_ns(last).isoformat(),
-        gaps=len(runs), missing_bars=len(series.missing_ns),
+        "replay.loaded",
+        symbol=series.symbol,
+        source=series.source,
+        bars=len(series.index_ns),
+        first=from_epoch_ns(first).isoformat(),
+        last=from_epoch_ns(last).isoformat(),
+        gaps=len(runs),
+        missing_bars=len(series.missing_ns),
         gap_runs=[f"{start.isoformat()} x{count}" for start, count in runs[:_MAX_LINES_SHOWN]],
     )

@@ -1,0 +1,109 @@
+"""What routes depend on: the app's services (:class:`ApiContext`) and the caller's role.
+
+Keys come as ``Authorization: Bearer KEY`` or ``X-Api-Key: KEY`` (what LangGraph SDK clients
+send). Pages that cannot set headers (the overlay, ``EventSource``) may pass a viewer key as
+``?key=`` on GET requests that need no more than the viewer role. No key: 401; a key whose
+role is too low: 403; control routes also spend from the key's rate limit: 429.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from langchain_core.language_models import BaseChatModel
+
+from tradecast.agents.persona_card import PersonaCard
+from tradecast.api.auth import KeyRing, Principal
+from tradecast.api.desk_service import DeskService
+from tradecast.api.errors import ApiError
+from tradecast.api.metrics import Metrics
+from tradecast.api.publisher import EventPublisher
+from tradecast.api.ratelimit import RateLimiter
+from tradecast.api.runs import RunStore
+from tradecast.api.sse import FrameCache
+from tradecast.bus import EventBus
+from tradecast.graphs.controls import Role, role_allows
+from tradecast.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    """The services one app instance runs with (built in its lifespan)."""
+
+    settings: Settings
+    keys: KeyRing
+    limiter: RateLimiter
+    metrics: Metrics
+    bus: EventBus
+    publisher: EventPublisher
+    frames: FrameCache
+    desk: DeskService
+    runs: RunStore
+    chat_model: BaseChatModel
+    card: PersonaCard
+
+
+def get_context(request: Request) -> ApiContext:
+    """The app's services (503 while the app is starting or stopping)."""
+    ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise ApiError(503, "not_ready", "the desk is starting or stopping; retry shortly")
+    return ctx
+
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer KEY`")
+_header = APIKeyHeader(name="X-Api-Key", auto_error=False,
+                       description="an API key (what LangGraph SDK clients send)")
+_query = APIKeyQuery(name="key", auto_error=False,
+                     description="a viewer key, for pages that cannot set headers (GET only)")
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting keys with at least ``role`` (and rate limited if ``limited``)."""
+
+    async def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        header: str | None = Depends(_header),
+        query: str | None = Depends(_query),
+    ) -> Principal:
+        ctx = get_context(request)
+        key = bearer.credentials if bearer else header
+        if not key and query:
+            if role != "viewer" or request.method not in ("GET", "HEAD"):
+                raise ApiError(401, "unauthorized", "?key= is accepted only for reads that "
+                               "need the viewer role; send 'Authorization: Bearer KEY'",
+                               _UNAUTHORIZED)
+            key = query
+        if not key:
+            raise ApiError(401, "unauthorized",
+                           "an API key is required: send 'Authorization: Bearer KEY'",
+                           _UNAUTHORIZED)
+        principal = ctx.keys.lookup(key)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
+        if not role_allows(principal.role, role):
+            raise ApiError(403, "forbidden",
+                           f"this needs the {role} role; the key has the {principal.role} role")
+        if limited:
+            wait = ctx.limiter.take(principal.name)
+            if wait > 0:
+                ctx.metrics.rate_limited.inc()
+                retry = RateLimiter.retry_after(wait)
+                raise ApiError(429, "rate_limited",
+                               f"too many control requests for this key; retry in {retry} s",
+                               {"Retry-After": retry})
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
+viewer = require("viewer")
+operator = require("operator")
+operator_control = require("operator", limited=True)
+admin_control = require("admin", limited=True)

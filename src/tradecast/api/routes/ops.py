@@ -1,0 +1,45 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from tradecast.api.auth import Principal
+from tradecast.api.deps import ApiContext, get_context, viewer
+from tradecast.api.errors import ERROR_RESPONSES
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers (no key needed)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "not ready (checks say what)"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the desk is open and its loop is alive (no key needed)."""
+    ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
+    checks: dict[str, Any] = {
+        "desk": ctx is not None,
+        "loop": bool(ctx and ctx.desk.loop_alive),
+    }
+    ready = all(checks.values())
+    body = {"ready": ready, "checks": checks, "state": ctx.desk.state if ctx else "starting"}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", response_class=Response, responses={
+    200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+    **ERROR_RESPONSES,
+})
+async def metrics(
+    _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
+) -> Response:
+    """Prometheus metrics: ticks, decisions by action, LLM calls and tokens, tick latency,
+    SSE clients, events published and clients dropped. Viewer."""
+    return Response(ctx.metrics.render(), media_type=ctx.metrics.content_type)

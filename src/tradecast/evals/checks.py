@@ -1,0 +1,101 @@
+"""After-the-fact checks of each tick: no order past a hard limit, no ungrounded sentence.
+
+Both re-check what the desk did from the tick's recorded graph state, independently of the
+nodes that did it:
+
+- :func:`risk_violations`: every executed desk order is judged again by the pure gate
+  (:func:`tradecast.tools.risk_gate.check_order`) on the portfolio the desk saw, and must be
+  approved at its full size; independently of the gate's code, a buy must keep the position
+  within ``max_position_pct`` of equity, no fill may exceed ``max_order_notional``, a sell
+  may not sell more than was held, and nothing trades with the kill switch on.
+- :func:`grounding_errors`: every sentence the persona said must pass
+  :func:`tradecast.agents.grounding.check_sentence` against the tick's facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tradecast.agents.grounding import check_sentence
+from tradecast.domain import Fill, Portfolio, Side
+from tradecast.graphs.nodes import persona_facts
+from tradecast.settings import RiskLimits
+from tradecast.tools.market_rules import CostModel, MarketRules, money
+from tradecast.tools.risk_gate import MarketContext, check_order
+
+ZERO = Decimal(0)
+
+
+def grounding_errors(state: Mapping[str, Any]) -> list[str]:
+    """What is wrong with each persona sentence of the tick (empty: all grounded)."""
+    if state.get("decision") is None:
+        return []
+    facts = persona_facts(state)  # type: ignore[arg-type]
+    errors = []
+    for line in state.get("persona") or []:
+        problem = check_sentence(line.text, facts)
+        if problem is not None:
+            errors.append(f"{line.text!r}: {problem}")
+    return errors
+
+
+def risk_violations(
+    state: Mapping[str, Any],
+    limits: RiskLimits,
+    rules: MarketRules,
+    costs: CostModel,
+) -> list[str]:
+    """Every limit the tick's executed desk order broke (empty: none)."""
+    execution = state.get("execution")
+    if execution is None or execution.duplicate or not execution.fills:
+        return []
+    context = state["context"]
+    intent = execution.order.intent
+    at: datetime = state["at"]
+    fills: Sequence[Fill] = execution.fills
+    problems = _independent(fills, context.portfolio, context.price, limits, intent.symbol)
+    market = MarketContext(symbol=intent.symbol, price=context.price, rules=rules, costs=costs)
+    verdict = check_order(intent, context.portfolio, limits, market, at)
+    if not verdict.approved:
+        problems.append("the gate rejects it on re-check: " + "; ".join(verdict.reasons))
+    elif verdict.intent is not None and verdict.intent.quantity < intent.quantity:
+        problems.append(
+            f"the gate would shrink it to {verdict.intent.quantity} on re-check, "
+            f"but {intent.quantity} was executed"
+        )
+    return problems
+
+
+def _independent(
+    fills: Sequence[Fill], before: Portfolio, mark: Decimal, limits: RiskLimits, symbol: str
+) -> list[str]:
+    problems = []
+    if limits.kill_switch:
+        problems.append("an order executed while the kill switch was on")
+    position = before.position(symbol)
+    held = position.quantity if position else ZERO
+    equity = before.cash + sum(
+        (p.quantity * (mark if p.symbol == symbol else before.prices.get(p.symbol, p.avg_price))
+         for p in before.positions), ZERO)
+    bought = sum((f.quantity for f in fills if f.side is Side.BUY), ZERO)
+    sold = sum((f.quantity for f in fills if f.side is Side.SELL), ZERO)
+    for fill in fills:
+        notional = money(fill.quantity * fill.price)
+        if notional > limits.max_order_notional:
+            problems.append(
+                f"fill of {notional} exceeds max_order_notional {limits.max_order_notional}")
+    if bought:
+        value = (held + bought) * mark
+        if value > limits.max_position_pct * equity:
+            problems.append(
+                f"position worth {value:.2f} after the buy exceeds "
+                f"{limits.max_position_pct:%} of equity {equity:.2f}")
+        opened = {p.symbol for p in before.positions if p.quantity > 0} | {symbol}
+        if len(opened) > limits.max_open_positions:
+            problems.append(f"{len(opened)} open positions exceed {limits.max_open_positions}")
+    if sold > held:
+        problems.append(f"sold {sold} but only {held} was held (no shorts)")
+    return problems

@@ -2,7 +2,7 @@
 
 Situation texts are built from the real bundled candles (BTC/USDT and ETH/BUSD, 1h) with the
 same `describe_situation` the desk uses, and embedded with the real all-MiniLM-L6-v2 on this
-machine. Embedding 100,000 texts on 2 CPU cores would take ~20 minutes, so the large stores
+machine. Embedding 100,000 texts on 2 CPU cores would take 20 to 40 minutes, so the large stores
 are filled with derived vectors: each real embedding reused with small Gaussian noise
 (renormalised). Real embed+insert throughput is measured separately on real texts.
 
@@ -13,7 +13,7 @@ Figures per store size:
 - query by text: top-5 ``similar`` on a new text (MiniLM encode + search) and on a repeated
   text (query-embedding cache hit).
 
-Run: .venv/bin/python bench/memory.py            (10,000 decisions; about 40 s)
+Run: .venv/bin/python bench/memory.py            (10,000 decisions; 30 to 45 s)
      .venv/bin/python bench/memory.py --full     (10,000 and 100,000 decisions)
 """
 
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also 100,000 decisions")
     parser.add_argument("--sizes", type=int, nargs="*", help="store sizes (overrides --full)")
     parser.add_argument(
-        "--base", type=int, help="real situation texts embedded (default 500, --full 1000)"
+        "--base", type=int, help="real situation texts embedded (default 300, --full 1000)"
     )
     parser.add_argument("--queries", type=int, default=300, help="queries per measurement")
     parser.add_argument("--noise", type=float, default=0.01, help="std of the per-dim noise")
@@ -246,14 +246,15 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning")
     sizes = args.sizes or ([10_000, 100_000] if args.full else [10_000])
-    args.base = args.base or (1000 if args.full else 500)
+    args.base = args.base or (1000 if args.full else 300)
     rng = random.Random(args.seed)
 
     started = time.perf_counter()
     situations = sample_situations(args.base, rng)
-    queries = sample_situations(200, rng)
+    held_out = 200 if args.full else 100
+    queries = sample_situations(held_out, rng)
     print(
-        f"situation texts from real candles: {args.base + 200} in "
+        f"situation texts from real candles: {args.base + held_out} in "
         f"{time.perf_counter() - started:.1f} s"
     )
     started = time.perf_counter()
@@ -262,12 +263,12 @@ def main() -> None:
     embedder.embed(["warm up"])
     base = bench_real_embedding(embedder, [s.text for s in situations])
     query_vectors = embedder.embed([q.text for q in queries])
-    single = iter([q.text + " ." for q in queries[:100]])
-    encodes = timed(lambda: embedder.embed([next(single)]), 100)
+    single = iter([q.text + " ." for q in queries])
+    encodes = timed(lambda: embedder.embed([next(single)]), len(queries))
     print(f"encode one query text (MiniLM, {embedder.device}):   {summary(encodes)}")
     with tempfile.TemporaryDirectory(prefix="tradecast-bench-memory-") as tmp:
         root = Path(tmp)
-        bench_real_record(embedder, situations[: min(500, args.base)], root)
+        bench_real_record(embedder, situations[: min(500, args.base // 2)], root)
         for size in sizes:
             bench_store(size, embedder, situations, base, queries, query_vectors, args, root)
 

@@ -108,14 +108,19 @@ class SSEEvent:
 
 @dataclass
 class SSEReader:
-    """Reads SSE frames from a streaming httpx response."""
+    """Reads SSE frames from a streaming httpx response (one reader per response: a
+    response's lines can only be iterated once)."""
 
     response: httpx.Response
     comments: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.lines = self.response.aiter_lines()
+
     async def events(self) -> AsyncIterator[SSEEvent]:
+        """Events as they come; stop early and call again to go on where it stopped."""
         name, event_id, data = "message", None, []
-        async for line in self.response.aiter_lines():
+        async for line in self.lines:
             if line == "":
                 if data:
                     yield SSEEvent(name, event_id, json.loads("\n".join(data)))
@@ -133,11 +138,14 @@ class SSEReader:
                     data.append(value)
 
 
-async def read_sse(response: httpx.Response, count: int, timeout: float = 10) -> list[SSEEvent]:
-    """The next ``count`` events of ``response``."""
+async def read_sse(
+    source: httpx.Response | SSEReader, count: int, timeout: float = 10
+) -> list[SSEEvent]:
+    """The next ``count`` events."""
+    reader = source if isinstance(source, SSEReader) else SSEReader(source)
     out: list[SSEEvent] = []
     async with asyncio.timeout(timeout):
-        async for item in SSEReader(response).events():
+        async for item in reader.events():
             out.append(item)
             if len(out) >= count:
                 break

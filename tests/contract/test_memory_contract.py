@@ -2,8 +2,9 @@
 
 Implementations: Chroma PersistentClient (tmp dir; once with the default search, which
 filters over-fetched neighbours client-side and scans small filtered sets exactly, once with
-Chroma's own where pre-filter for every filter), Chroma
-EphemeralClient, and Chroma HttpClient against a real local ``chroma run`` server.
+Chroma's own where pre-filter for every filter), Chroma EphemeralClient, Chroma HttpClient
+against a real local ``chroma run`` server, and the in-process numpy store the eval harness
+uses.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tradecast.memory.chroma import (
     http_client,
     persistent_client,
 )
+from tradecast.memory.inprocess import InProcessDecisionMemory
 
 pytestmark = pytest.mark.slow
 
@@ -66,11 +68,19 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(
-    params=["chroma-persistent", "chroma-persistent-prefilter", "chroma-ephemeral", "chroma-http"]
+    params=[
+        "chroma-persistent",
+        "chroma-persistent-prefilter",
+        "chroma-ephemeral",
+        "chroma-http",
+        "in-process",
+    ]
 )
 def memory(
     request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> DecisionMemory:
+    if request.param == "in-process":
+        return InProcessDecisionMemory(embedder)
     overfetch: tuple[int, ...] = OVERFETCH
     exact_scan_max = EXACT_SCAN_MAX
     if request.param.startswith("chroma-persistent"):

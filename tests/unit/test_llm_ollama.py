@@ -170,3 +170,16 @@ def test_role_override_picks_backend_and_model():
     assert isinstance(persona, OllamaChatModel)
     assert persona.model == "llama3.2:3b"
     assert config.for_role("analyst") == (LLMBackend.LLAMACPP, None)
+
+
+async def test_ollama_takes_max_tokens_like_every_backend(
+    ollama_server: FakeOllama, fixtures_dir: Path
+):
+    # the persona streams with max_tokens=...; Ollama's name for it is num_predict
+    ollama_server.responses.append(
+        Scripted(200, _fixture(fixtures_dir, "chat_stream.ndjson"), "application/x-ndjson")
+    )
+    chunks = [c async for c in _model(ollama_server.url).astream("How is BTC?", max_tokens=40)]
+    assert "".join(str(c.content) for c in chunks) == "BTC is ranging."
+    sent = ollama_server.requests[0]
+    assert sent["options"]["num_predict"] == 40 and "max_tokens" not in sent

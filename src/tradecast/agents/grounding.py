@@ -54,6 +54,10 @@ class PersonaFacts:
         values += [v for v in (self.fill_price, self.realized_pnl) if v is not None]
         if self.realized_pnl is not None:
             values.append(abs(self.realized_pnl))
+        if self.rejection:
+            # the gate's reason is a fact of the tick (the fallback sentence quotes it)
+            parsed = (_parse_number(m.group()) for m in NUMBER.finditer(self.rejection))
+            values += [v for v in parsed if v is not None]
         return values
 
 

@@ -129,7 +129,9 @@ class DeskService:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, autostart: bool) -> None:
-        """Start the loop (ticking at once when ``autostart``, else paused)."""
+        """Start the loop (ticking at once when ``autostart``, else paused), after restoring
+        the approvals that were pending when the desk last stopped."""
+        await self._restore_pending()
         if autostart:
             self._running.set()
         self._task = asyncio.create_task(self._loop(), name="desk-loop")
@@ -454,6 +456,21 @@ class DeskService:
             log.info("desk.cursor_restored", next_tick_at=cursor.isoformat())
             return cursor
         return self.timeline.first
+
+    async def _restore_pending(self) -> None:
+        for tick in self.store.awaiting_approval():
+            state = await self.thread_state(tick.thread_id)
+            decision = tick.decision or {}
+            if state is None or not state["interrupts"] or "decided_at" not in decision:
+                continue
+            moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
+            self._pending[decision["id"]] = (tick.thread_id, moment)
+            await self.publisher.publish(StreamEvent(
+                channel="desk", event="approval_pending", run_id=tick.thread_id,
+                thread_id=tick.thread_id, data={**state["interrupts"][0]["value"],
+                                                "restored": True}))
+        if self._pending:
+            log.info("desk.approvals_restored", pending=sorted(self._pending))
 
     def _restore_limits(self) -> None:
         overrides: dict[str, Any] = self.store.get_state("risk_overrides") or {}

@@ -125,6 +125,15 @@ class DeskStore:
             ).fetchone()
         return TickResult.model_validate_json(row[0]) if row else None
 
+    def awaiting_approval(self) -> list[TickResult]:
+        """The ticks last recorded as waiting for a human, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT result FROM decisions WHERE status = 'awaiting_approval' "
+                "ORDER BY decided_at, decision_id"
+            ).fetchall()
+        return [TickResult.model_validate_json(row[0]) for row in rows]
+
     def decisions(
         self, limit: int = 20, before: str | None = None, symbol: str | None = None,
         action: str | None = None,

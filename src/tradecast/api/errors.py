@@ -7,6 +7,7 @@ id to find it in the log, never the exception itself.
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradecast.logs import get_logger
 
@@ -27,13 +29,15 @@ class ApiError(Exception):
     """An error answered as JSON with ``status`` (raise it from routes and dependencies)."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+        *, fields: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.fields = fields
 
 
 class ErrorDetail(BaseModel):
@@ -85,7 +89,8 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+    return error_response(exc.status, exc.code, exc.message, fields=exc.fields,
+                          headers=exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -103,13 +108,37 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", summary, fields=fields)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    request_id = uuid.uuid4().hex[:12]
-    log.error("api.unhandled_error", request_id=request_id, path=request.url.path,
-              method=request.method, exc_info=exc)
-    return error_response(500, "internal_error",
-                          f"internal error; the server log has the details (request id "
-                          f"{request_id})")
+class CatchAllMiddleware:
+    """Turns an exception no handler took into the JSON 500 (and logs it once, with a request
+    id), instead of letting the server answer with its own body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request_id = uuid.uuid4().hex[:12]
+            log.error("api.unhandled_error", request_id=request_id, path=scope.get("path"),
+                      method=scope.get("method"),
+                      exception="".join(traceback.format_exception(exc)))
+            if started:
+                return  # the response was under way: all we can do is end it
+            response = error_response(500, "internal_error", "internal error; the server log "
+                                      f"has the details (request id {request_id})")
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -117,4 +146,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(CatchAllMiddleware)

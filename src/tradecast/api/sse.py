@@ -88,12 +88,9 @@ async def channel_frames(
     try:
         yield HELLO
         async for item in subscription:
-            if isinstance(item, Resync):
-                if metrics is not None:
-                    metrics.sse_resyncs.labels(channel).inc()
-                yield resync_frame(item)
-            else:
-                yield cache.event(item)
+            # a subscriber that is behind sends what has piled up in one write
+            items = [item, *subscription.take_ready()]
+            yield b"".join(_encode(i, channel, cache, metrics) for i in items)
     except SubscriberDropped:
         log.info("sse.client_dropped", channel=channel)
         if metrics is not None:
@@ -102,6 +99,16 @@ async def channel_frames(
         await subscription.aclose()
         if metrics is not None:
             metrics.sse_clients.labels(channel).dec()
+
+
+def _encode(
+    item: StreamEvent | Resync, channel: Channel, cache: FrameCache, metrics: Metrics | None
+) -> bytes:
+    if isinstance(item, Resync):
+        if metrics is not None:
+            metrics.sse_resyncs.labels(channel).inc()
+        return resync_frame(item)
+    return cache.event(item)
 
 
 def event_stream(

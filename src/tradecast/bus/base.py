@@ -86,6 +86,12 @@ class Subscription(Protocol):
 
     async def __anext__(self) -> StreamEvent | Resync: ...
 
+    def take_ready(self, limit: int = 256) -> list[StreamEvent | Resync]:
+        """Up to ``limit`` items that are already here, without waiting (so a subscriber that
+        is behind can send them in one write). Raises :class:`SubscriberDropped` like
+        iterating does."""
+        ...
+
     async def aclose(self) -> None:
         """Stop receiving; idempotent."""
         ...

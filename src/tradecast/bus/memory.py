@@ -30,7 +30,6 @@ from tradecast.logs import get_logger
 
 log = get_logger(__name__)
 Item = StreamEvent | Resync
-_CLOSED = object()
 
 
 def wall_clock_ms() -> int:
@@ -53,7 +52,11 @@ class _ChannelLog:
 
 
 class _Subscription:
-    """One subscriber's view of a channel: its replay, then a bounded live queue."""
+    """One subscriber's view of a channel: its replay, then a bounded live queue.
+
+    The queue is a deque with one waiter (lighter than ``asyncio.Queue``: a publish to many
+    subscribers costs one append and at most one wake-up each).
+    """
 
     def __init__(
         self, channel: _ChannelLog, replay: list[Item], queue_size: int,
@@ -61,23 +64,28 @@ class _Subscription:
     ) -> None:
         self._channel = channel
         self._replay: deque[Item] = deque(replay)
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
+        self._queue: deque[StreamEvent] = deque()
+        self._limit = queue_size
+        self._waiter: asyncio.Future[None] | None = None
         self._on_drop = on_drop
         self.dropped = False
         self.closed = False
 
     def offer(self, event: StreamEvent) -> None:
         """Queue ``event``, or drop this subscriber when its queue is full (never waits)."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._queue) >= self._limit:
             self.dropped = True
             self._detach()
             self._channel.dropped += 1
             log.info("bus.subscriber_dropped", channel=self._channel.name,
-                     queued=self._queue.qsize())
+                     queued=len(self._queue))
+            self._queue.clear()
+            self._wake()
             if self._on_drop is not None:
                 self._on_drop(self._channel.name)
+            return
+        self._queue.append(event)
+        self._wake()
 
     def __aiter__(self) -> _Subscription:
         return self
@@ -85,16 +93,28 @@ class _Subscription:
     async def __anext__(self) -> Item:
         if self._replay:
             return self._replay.popleft()
-        if self.dropped:
+        while not self._queue:
+            if self.dropped:
+                raise SubscriberDropped(f"subscriber of {self._channel.name!r} fell behind")
+            if self.closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def take_ready(self, limit: int = 256) -> list[Item]:
+        """Up to ``limit`` items already here, without waiting."""
+        items: list[Item] = []
+        while self._replay and len(items) < limit:
+            items.append(self._replay.popleft())
+        if self.dropped and not items:
             raise SubscriberDropped(f"subscriber of {self._channel.name!r} fell behind")
-        if self.closed and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is _CLOSED:
-            raise StopAsyncIteration
-        if self.dropped:
-            raise SubscriberDropped(f"subscriber of {self._channel.name!r} fell behind")
-        return item  # type: ignore[return-value]
+        while self._queue and len(items) < limit:
+            items.append(self._queue.popleft())
+        return items
 
     async def aclose(self) -> None:
         """Stop receiving; idempotent."""
@@ -106,9 +126,13 @@ class _Subscription:
         self.closed = True
         self._detach()
         self._replay.clear()
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(_CLOSED)
+        self._queue.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _detach(self) -> None:
         self._channel.subscribers.discard(self)

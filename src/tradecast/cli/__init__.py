@@ -7,6 +7,7 @@ import typer
 from tradecast.cli.common import cli_context
 from tradecast.cli.desk import run, tick
 from tradecast.cli.doctor import doctor
+from tradecast.cli.eval import eval_app
 from tradecast.cli.market import market_app
 from tradecast.cli.serve import serve
 
@@ -22,5 +23,6 @@ app.command()(serve)
 app.command()(tick)
 app.command()(run)
 app.add_typer(market_app, name="market")
+app.add_typer(eval_app, name="eval")
 
 __all__ = ["app"]

@@ -88,7 +88,7 @@ def trade_log(fills: Sequence[Fill], orders: Sequence[Order], cash: Decimal) -> 
             time=fill.timestamp, order_id=fill.order_id, client_order_id=client_id,
             trigger=trigger_of(client_id), side=fill.side.value, quantity=fill.quantity,
             price=fill.price, fee=fill.fee, cash_after=cash, position_after=held,
-            realized_pnl=pnl,
+            realized_pnl=None if pnl is None else money(pnl),
         ))
     return rows
 

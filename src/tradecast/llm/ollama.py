@@ -51,6 +51,17 @@ def translate_ollama_error(exc: BaseException, base_url: str | None, model: str)
 class OllamaChatModel(ChatOllama):
     """ChatOllama whose failures surface as ``LLMError``."""
 
+    def _chat_params(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        # Agents pass ``max_tokens`` to any backend (the persona does); Ollama calls it
+        # num_predict, and the client refuses unknown keywords.
+        max_tokens = kwargs.pop("max_tokens", None)
+        params = super()._chat_params(messages, stop, **kwargs)
+        if max_tokens is not None:
+            params["options"] = {**(params.get("options") or {}), "num_predict": max_tokens}
+        return params
+
     @contextlib.contextmanager
     def _typed_errors(self) -> Iterator[None]:
         try:

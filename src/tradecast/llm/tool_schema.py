@@ -75,7 +75,9 @@ def tool_prompt(tools: list[dict[str, Any]], tool_choice: str | None) -> str:
 def message_from_tool_turn(text: str, usage: dict[str, Any] | None = None) -> AIMessage:
     """Turn the model's constrained JSON into an AIMessage with ``tool_calls`` or content."""
     try:
-        data = json.loads(text)
+        # strict=False: the grammar's string rule admits raw control characters (a newline
+        # inside a string), which strict JSON refuses although the structure is valid
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise LLMError(
             "unparseable", f"tool-call answer is not JSON ({exc.msg}): {text[:200]!r}"

@@ -109,7 +109,7 @@ class ChromaDecisionMemory:
         self._exact_scan_max = exact_scan_max
         self._client = client
         self._embedder = embedder
-        self._query_embedder: Embedder = (
+        self._cached_embedder: Embedder = (
             CachedEmbedder(embedder, query_cache_size) if query_cache_size > 0 else embedder
         )
         with _backend("open"):
@@ -159,7 +159,8 @@ class ChromaDecisionMemory:
         if not new:
             return
         if embeddings is None:
-            vectors = self._embedder.embed([r.situation for r in new])
+            # the desk records the situation it has just searched by: usually a cache hit
+            vectors = self._cached_embedder.embed([r.situation for r in new])
         else:
             vectors = self._given_vectors(items, new, embeddings)
         for start in range(0, len(new), self._max_batch):
@@ -251,7 +252,7 @@ class ChromaDecisionMemory:
             text = clean_situation(situation)
         except ValueError as exc:
             raise MemoryStoreError(str(exc)) from None
-        vector = self._query_embedder.embed([text])[0]
+        vector = self._cached_embedder.embed([text])[0]
         return self.similar_by_embedding(
             vector,
             k=k,

@@ -163,7 +163,8 @@ async def put_limits(
         fields = [{"field": "body." + ".".join(str(p) for p in err["loc"]),
                    "message": err["msg"]} for err in exc.errors()]
         raise ApiError(422, "validation_error",
-                       "; ".join(f"{f['field']}: {f['message']}" for f in fields)) from None
+                       "; ".join(f"{f['field']}: {f['message']}" for f in fields),
+                       fields=fields) from None
     return await ctx.desk.set_limits(who.name, **changes)
 
 

@@ -1,0 +1,353 @@
+"""Replays a dataset through the live desk graph, one decision at a time, and collects it.
+
+The run opens the desk exactly as ``tradecast run`` does (:func:`tradecast.bootstrap.open_desk`:
+same graph, agents, consensus, risk gate, paper broker), with three differences that keep it
+scoped and reproducible:
+
+- its data dir is ``OUT/data`` (journal, checkpoints, the memory saved at the end), so a
+  run never sees another run's trades or memories;
+- the clock is each decision's instant (the desk's ``TickClock``) and the market is the
+  dataset behind the desk's closed-bars view: a decision at t sees only bars closed by t;
+- the memory lives in the process for the run (by default
+  :class:`~tradecast.memory.inprocess.InProcessDecisionMemory`, the same DecisionMemory
+  contract as Chroma with exact search; or an in-process Chroma collection) and is saved
+  as a Chroma store in ``OUT/data/memory`` when the run ends; checkpoints are written once
+  per tick (LangGraph durability "exit"), because a replay that dies is run again from the
+  start.
+
+Decisions run strictly in time order: the portfolio is path dependent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import chromadb
+from langchain_core.caches import BaseCache
+from langchain_core.language_models import BaseChatModel
+
+from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
+from tradecast.domain import Fill, Order, Portfolio
+from tradecast.errors import TradecastError
+from tradecast.evals.checks import grounding_errors, risk_violations
+from tradecast.evals.datasets import Dataset, decision_times
+from tradecast.graphs.runner import TickResult
+from tradecast.llm.cache import use_cache
+from tradecast.logs import get_logger
+from tradecast.memory.base import DecisionMemory, clean_situation
+from tradecast.memory.chroma import (
+    DEFAULT_COLLECTION,
+    ChromaDecisionMemory,
+    chroma_settings,
+    persistent_client,
+)
+from tradecast.memory.embedding_cache import PersistentEmbeddingCache
+from tradecast.memory.embeddings import Embedder
+from tradecast.memory.inprocess import InProcessDecisionMemory, copy_to
+from tradecast.memory.situation import describe_situation
+from tradecast.settings import AgentRole, Settings
+from tradecast.tools.closed_bars import ClosedBarsView
+from tradecast.tools.replay import ReplayMarket
+
+log = get_logger(__name__)
+
+MemoryKind = Literal["exact", "chroma"]
+Progress = Callable[[int, int, dict[str, Any]], None]
+"""Called after each decision with (done, total, the decision's row)."""
+
+
+class EvalError(TradecastError):
+    """The eval could not run or its books do not add up; the message says why."""
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What to replay: a dataset over a window, at a cadence, scored at a horizon."""
+
+    dataset: Dataset
+    start: datetime
+    end: datetime
+    every: timedelta
+    horizon: timedelta
+    out_dir: Path
+
+    def times(self) -> list[datetime]:
+        """The decision instants (validated against the data)."""
+        return decision_times(self.dataset, self.start, self.end, self.every)
+
+    def describe(self) -> dict[str, Any]:
+        """The window as the report and the manifest record it."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "every": _duration(self.every), "horizon": _duration(self.horizon),
+                "decisions": len(self.times())}
+
+
+@dataclass
+class EvalRun:
+    """Everything a run produced, before scoring."""
+
+    spec: EvalSpec
+    settings: Settings
+    rows: list[dict[str, Any]]
+    fills: list[Fill]
+    orders: list[Order]
+    portfolio: Portfolio
+    elapsed_s: float
+    """Wall time from the first tick to the end of the last (the desk already open)."""
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, Any] | None = None
+    embeddings: dict[str, Any] | None = None
+
+
+def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
+    """``settings`` for one run: its own data dir, the dataset as the market, no approvals
+    (nobody is there to approve a replayed order)."""
+    desk = settings.desk.model_copy(update={"require_approval": False})
+    return settings.model_copy(update={
+        "data_dir": spec.out_dir / "data",
+        "market": spec.dataset.market_config(settings.market),
+        "desk": desk,
+    })
+
+
+async def run_eval(
+    spec: EvalSpec,
+    settings: Settings,
+    *,
+    models: Mapping[AgentRole, BaseChatModel] | None = None,
+    embedder: Embedder | None = None,
+    llm_cache: BaseCache | None = None,
+    progress: Progress | None = None,
+    memory_kind: MemoryKind = "exact",
+) -> EvalRun:
+    """Replay ``spec`` through the desk built from ``settings`` and collect every decision.
+
+    ``models`` default to the configured backends; ``llm_cache`` (if any) is set on each of
+    them; ``embedder`` defaults to the configured sentence model. ``memory_kind`` picks the
+    run's memory: "exact" (in-process numpy) or "chroma" (an in-process Chroma collection).
+    """
+    times = spec.times()
+    run_settings = eval_settings(settings, spec)
+    chat_models = dict(models) if models is not None else build_desk_models(run_settings)
+    use_cache(list(chat_models.values()), llm_cache)
+    vectors = embedder if isinstance(embedder, PersistentEmbeddingCache) else (
+        PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
+    before = _counts(llm_cache), _counts(vectors)
+    await _warm_embeddings(spec, run_settings, times, vectors)
+    memory = RunMemory.open(memory_kind, vectors)
+    try:
+        async with open_desk(run_settings, models=chat_models, memory=memory.store) as desk:
+            desk.runner.durability = "exit"
+            started = time.perf_counter()
+            rows = await _decide(desk, spec.dataset.symbol, times, progress)
+            elapsed = time.perf_counter() - started
+            fills, orders = desk.broker.fills(), desk.broker.orders()
+            portfolio = desk.broker.portfolio()
+        await asyncio.to_thread(memory.save, vectors, run_settings.data_dir / "memory")
+    finally:
+        memory.close()
+    log.info("eval.finished", dataset=spec.dataset.name, decisions=len(rows),
+             seconds=round(elapsed, 2), fills=len(fills))
+    return EvalRun(
+        spec=spec, settings=run_settings, rows=rows, fills=fills, orders=orders,
+        portfolio=portfolio, elapsed_s=elapsed, models=describe_models(chat_models),
+        cache=_usage(llm_cache, before[0]), embeddings=_usage(vectors, before[1]),
+    )
+
+
+async def _decide(
+    desk: DeskRuntime, symbol: str, times: Sequence[datetime], progress: Progress | None
+) -> list[dict[str, Any]]:
+    """Tick at each instant in order, and record and check each decision."""
+    limits = desk.executor.limits
+    rules, costs = desk.broker.market_rules(symbol), desk.broker.cost_model
+    rows: list[dict[str, Any]] = []
+    for done, at in enumerate(times, start=1):
+        result = await desk.runner.tick(symbol, at)
+        config = {"configurable": {"thread_id": result.thread_id}}
+        state = (await desk.runner.graph.aget_state(config)).values
+        row = decision_row(result, state)
+        row["risk_violations"] = risk_violations(state, limits, rules, costs)
+        row["grounding_errors"] = grounding_errors(state)
+        rows.append(row)
+        if progress is not None:
+            progress(done, len(times), row)
+    return rows
+
+
+async def run_evals(
+    specs: Sequence[EvalSpec],
+    settings: Settings,
+    *,
+    concurrency: int = 1,
+    models_for: Callable[[EvalSpec], Mapping[AgentRole, BaseChatModel] | None] | None = None,
+    embedder: Embedder | None = None,
+    llm_cache_for: Callable[[EvalSpec], BaseCache | None] | None = None,
+    progress_for: Callable[[EvalSpec], Progress | None] | None = None,
+    memory_kind: MemoryKind = "exact",
+) -> list[EvalRun]:
+    """Several independent runs (each its own desk, portfolio and memory), at most
+    ``concurrency`` at a time in this process. They overlap only where a run waits: an LLM
+    server answering several requests at once, SQLite, Chroma; calls into the embedded
+    llama.cpp model queue on its lock. ``llm_cache_for`` gives each run its cache (separate
+    instances on one file keep each run's hit counts apart)."""
+    if concurrency < 1:
+        raise EvalError(f"--concurrency must be at least 1 (got {concurrency})")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(spec: EvalSpec) -> EvalRun:
+        async with gate:
+            return await run_eval(
+                spec, settings, models=models_for(spec) if models_for else None,
+                embedder=embedder, llm_cache=llm_cache_for(spec) if llm_cache_for else None,
+                progress=progress_for(spec) if progress_for else None, memory_kind=memory_kind,
+            )
+
+    return list(await asyncio.gather(*(one(spec) for spec in specs)))
+
+
+def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]:
+    """One decision as the decision log records it (JSON-ready)."""
+    decision = result.decision or {}
+    calls = result.llm["by_agent"]
+    structured = [c for c in calls if c["agent"] != "persona"]
+    context = state.get("context")
+    return {
+        "at": state["at"].isoformat(),
+        "decision_id": decision.get("id"),
+        "action": decision.get("action"),
+        "quantity": decision.get("quantity"),
+        "price": decision.get("price"),
+        "confidence": decision.get("confidence"),
+        "attribution": [
+            {k: row[k] for k in ("agent", "action", "confidence", "weight", "abstained")}
+            for row in decision.get("attribution", [])
+        ],
+        "memory_hits": len(decision.get("memory_hits", [])),
+        "approved": result.risk["approved"],
+        "risk_reasons": result.risk["reasons"],
+        "executed": bool(result.fills),
+        "order_id": (result.order or {}).get("id"),
+        "fills": [{k: f[k] for k in ("side", "quantity", "price", "fee")} for f in result.fills],
+        "equity_before": str(context.portfolio.equity) if context is not None else None,
+        "persona": result.persona["text"],
+        "emotion": result.persona["emotion"],
+        "llm_calls": result.llm["calls"],
+        "llm_failed": result.llm["failed"],
+        "schema_calls": len(structured),
+        "schema_valid": sum(1 for c in structured if c["ok"]),
+        "prompt_tokens": result.llm["prompt_tokens"],
+        "completion_tokens": result.llm["completion_tokens"],
+        "llm_errors": [f"{c['agent']}: {c['error']}" for c in calls if not c["ok"]],
+        "latency_ms": result.latency_ms.get("total", 0.0),
+        "node_latency_ms": {k: v for k, v in result.latency_ms.items() if k != "total"},
+    }
+
+
+def describe_models(models: Mapping[str, BaseChatModel]) -> dict[str, dict[str, Any]]:
+    """Per role: backend, model and the parameters that shape its answers (for the manifest)."""
+    described = {}
+    for role, model in models.items():
+        params = dict(getattr(model, "_identifying_params", {}) or {})
+        name = getattr(model, "model_name", None) or getattr(model, "model", None)
+        described[role] = {
+            "backend": model._llm_type, "model": str(name) if name else None,
+            "temperature": getattr(model, "temperature", params.get("temperature")),
+            "seed": getattr(model, "seed", params.get("seed")),
+            "max_tokens": getattr(model, "max_tokens", None) or getattr(model, "num_predict",
+                                                                         None),
+            "params": {k: str(v) for k, v in params.items()},
+        }
+    return described
+
+
+async def _warm_embeddings(
+    spec: EvalSpec, settings: Settings, times: Sequence[datetime],
+    vectors: PersistentEmbeddingCache,
+) -> None:
+    """Embed every decision's situation text in batches before the run.
+
+    The texts depend only on the bars closed by each instant (the desk describes them the
+    same way), and a vector is looked up by its exact text, so no decision can see anything
+    of a later one; batching is just faster than one encode per tick.
+    """
+    market = ClosedBarsView(ReplayMarket.from_frames({spec.dataset.symbol: spec.dataset.frame}),
+                            spec.dataset.interval)
+    texts = []
+    for at in times:
+        candles = await market.candles(spec.dataset.symbol, until=at, limit=settings.desk.candles)
+        if len(candles) >= 2:
+            texts.append(clean_situation(describe_situation(candles)))
+    computed = await asyncio.to_thread(vectors.warm, texts)
+    log.info("eval.embeddings_warmed", texts=len(texts), computed=computed)
+
+
+@dataclass
+class RunMemory:
+    """The run's own decision memory, and how it is saved into the run dir at the end."""
+
+    store: DecisionMemory
+    client: Any = None
+    collection: str | None = None
+
+    @classmethod
+    def open(cls, kind: MemoryKind, embedder: Embedder) -> RunMemory:
+        """An empty memory of ``kind``: exact in-process search, or a Chroma collection."""
+        if kind == "exact":
+            return cls(InProcessDecisionMemory(embedder))
+        if kind != "chroma":
+            raise EvalError(f"unknown memory {kind!r}: use 'exact' or 'chroma'")
+        client = chromadb.EphemeralClient(settings=chroma_settings())
+        name = f"eval-{uuid.uuid4().hex[:16]}"
+        return cls(ChromaDecisionMemory(client, embedder, collection=name), client, name)
+
+    def save(self, embedder: Embedder, path: Path) -> int:
+        """Copy every decision into a Chroma store at ``path`` (the desk's default collection,
+        so ``TRADECAST_DATA_DIR=OUT/data`` opens it); returns how many were saved."""
+        target_client = persistent_client(path)
+        ChromaDecisionMemory(target_client, embedder)  # creates the collection as the desk does
+        target = target_client.get_collection(DEFAULT_COLLECTION)
+        if isinstance(self.store, InProcessDecisionMemory):
+            return copy_to(self.store, target)
+        rows = self.client.get_collection(self.collection).get(
+            include=["embeddings", "documents", "metadatas"])
+        for start in range(0, len(rows["ids"]), 1000):
+            stop = start + 1000
+            target.upsert(ids=rows["ids"][start:stop], embeddings=rows["embeddings"][start:stop],
+                          documents=rows["documents"][start:stop],
+                          metadatas=rows["metadatas"][start:stop])
+        return len(rows["ids"])
+
+    def close(self) -> None:
+        """Drop an in-process Chroma collection."""
+        if self.client is not None and self.collection is not None:
+            self.client.delete_collection(self.collection)
+
+
+def _counts(cache: Any) -> tuple[int, int]:
+    return (getattr(cache, "hits", 0), getattr(cache, "misses", 0)) if cache is not None else (
+        0, 0)
+
+
+def _usage(cache: Any, before: tuple[int, int]) -> dict[str, Any] | None:
+    """The cache's stats with this run's hits and misses (not the process's)."""
+    stats = getattr(cache, "stats", None)
+    if not callable(stats):
+        return None
+    hits, misses = _counts(cache)
+    return {**stats(), "hits": hits - before[0], "misses": misses - before[1]}
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"

@@ -1,0 +1,102 @@
+"""`tradecast eval` refuses bad input before it runs anything, with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tradecast.cli import app
+
+WINDOW = ["--start", "2021-01-01", "--end", "2021-01-08", "--every", "24h"]
+
+
+def _eval(*args: str):
+    return CliRunner().invoke(app, ["eval", *args])
+
+
+def _message(result) -> str:
+    return (result.stderr if result.stderr_bytes is not None else "") + result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "doge-usdt-1h", *WINDOW], "unknown dataset 'doge-usdt-1h'"),
+        (["--dataset", "btc-usdt-1h", "--start", "2021-01-08", "--end", "2021-01-01"],
+         "is before --start"),
+        (["--dataset", "btc-usdt-1h", "--start", "2021-01-01"], "--start and --end are required"),
+        (["--dataset", "btc-usdt-1h", "--start", "soon", "--end", "2021-01-08"],
+         "not an ISO-8601 time"),
+        (["--dataset", "btc-usdt-1h", *WINDOW[:4], "--every", "daily"], "--every"),
+        (["--dataset", "btc-usdt-1h", "--start", "2019-01-01", "--end", "2019-02-01"],
+         "too early"),
+        (["--dataset", "btc-usdt-1h", *WINDOW, "--concurrency", "0"], "at least 1"),
+        ([*WINDOW], "--dataset is required"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path: Path, args, message):
+    out = ["--out", str(tmp_path / "out")] if "--out" not in args else []
+    result = _eval(*args, *out)
+    assert result.exit_code != 0
+    assert message in _message(result)
+    assert not (tmp_path / "out").exists(), "nothing is written on bad input"
+
+
+def test_a_csv_with_missing_columns_is_refused(tmp_path: Path):
+    csv = tmp_path / "BTC-USDT-1h.csv"
+    csv.write_text("timestamp,open,close\n2021-01-01T00:00:00Z,1,2\n")
+    result = _eval("--dataset", str(csv), *WINDOW, "--out", str(tmp_path / "out"))
+    assert result.exit_code != 0
+    assert "missing column(s) high, low, volume" in _message(result)
+
+
+def test_a_non_empty_out_dir_is_never_mixed_with_a_new_run(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused = _eval("--dataset", "btc-usdt-1h", *WINDOW, "--out", str(out))
+    assert refused.exit_code != 0 and "not empty" in _message(refused)
+    forced = _eval("--dataset", "btc-usdt-1h", *WINDOW, "--out", str(out), "--force")
+    assert forced.exit_code != 0 and "not an eval's" in _message(forced)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_compare_needs_two_eval_dirs(tmp_path: Path):
+    result = _eval("compare", str(tmp_path), str(tmp_path))
+    assert result.exit_code != 0
+    assert "has no report.json" in _message(result)
+
+
+def test_eval_without_arguments_shows_help():
+    result = _eval()
+    assert result.exit_code == 2
+    assert "compare" in result.output and "--dataset" in result.output
+
+
+def test_force_replaces_an_earlier_or_aborted_eval_only(tmp_path: Path):
+    import typer
+
+    from tradecast.cli.eval import _prepare_out
+
+    finished = tmp_path / "finished"
+    (finished / "data").mkdir(parents=True)
+    (finished / "report.json").write_text("{}")
+    aborted = tmp_path / "aborted"
+    (aborted / "data").mkdir(parents=True)
+    (aborted / "data" / "journal.sqlite").write_text("")
+    several = tmp_path / "several"
+    for name in ("btc-usdt-1h", "eth-busd-1h"):
+        (several / name).mkdir(parents=True)
+        (several / name / "manifest.json").write_text("{}")
+    for folder in (finished, aborted, several):
+        _prepare_out(folder, force=True)
+        assert not folder.exists()
+    lookalike = tmp_path / "mine"
+    (lookalike / "data").mkdir(parents=True)
+    (lookalike / "data" / "photos.db").write_text("")
+    with pytest.raises(typer.Exit):
+        _prepare_out(lookalike, force=True)
+    assert (lookalike / "data" / "photos.db").exists()
+    _prepare_out(tmp_path / "new", force=False)  # a fresh directory is fine

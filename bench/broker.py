@@ -79,31 +79,50 @@ async def walk(journal_path: str, every: int) -> dict[str, float]:
     restore_s = time.perf_counter() - start
     assert restored.portfolio() == broker.portfolio()
     journal.close()
-    return {"bars": len(times), "seconds": total, "mark_s": mark_s, "order_s": order_s,
-            "restore_s": restore_s, "orders": orders, "approved": approved,
-            "fills": len(broker.fills()), "events": events,
-            "equity": float(broker.portfolio().equity)}
+    return {
+        "bars": len(times),
+        "seconds": total,
+        "mark_s": mark_s,
+        "order_s": order_s,
+        "restore_s": restore_s,
+        "orders": orders,
+        "approved": approved,
+        "fills": len(broker.fills()),
+        "events": events,
+        "equity": float(broker.portfolio().equity),
+    }
 
 
 def next_intent(broker: PaperBroker, close: Decimal, i: int) -> OrderIntent:
     held = broker.portfolio().position(SYMBOL)
     if held is not None and (i // 24) % 2:
-        return OrderIntent(symbol=SYMBOL, side=Side.SELL, quantity=held.quantity / 2,
-                           client_order_id=f"bench-{i}")
-    return OrderIntent(symbol=SYMBOL, side=Side.BUY, quantity=Decimal("0.05"),
-                       stop_loss=money(close * Decimal("0.95")), client_order_id=f"bench-{i}")
+        return OrderIntent(
+            symbol=SYMBOL, side=Side.SELL, quantity=held.quantity / 2, client_order_id=f"bench-{i}"
+        )
+    return OrderIntent(
+        symbol=SYMBOL,
+        side=Side.BUY,
+        quantity=Decimal("0.05"),
+        stop_loss=money(close * Decimal("0.95")),
+        client_order_id=f"bench-{i}",
+    )
 
 
 def report_walk(label: str, r: dict[str, float]) -> None:
     bars = r["bars"]
-    print(f"  {label}: {bars / r['seconds']:8,.0f} bars/s ({r['seconds']:.2f} s for "
-          f"{bars:,.0f} bars)")
-    print(f"    mark (on_price + journal): {r['mark_s'] / bars * 1e6:7.1f} us/bar;  "
-          f"gated order (ticker, mark, gate, submit, journal): "
-          f"{r['order_s'] / max(r['orders'], 1) * 1e3:6.3f} ms/order")
-    print(f"    {r['orders']:,.0f} orders, {r['approved']:,.0f} approved, {r['fills']:,.0f} fills "
-          f"(stops included), {r['events']:,.0f} journal events, final equity "
-          f"{r['equity']:,.2f}; restart (replay the journal): {r['restore_s'] * 1e3:.0f} ms")
+    print(
+        f"  {label}: {bars / r['seconds']:8,.0f} bars/s ({r['seconds']:.2f} s for {bars:,.0f} bars)"
+    )
+    print(
+        f"    mark (on_price + journal): {r['mark_s'] / bars * 1e6:7.1f} us/bar;  "
+        f"gated order (ticker, mark, gate, submit, journal): "
+        f"{r['order_s'] / max(r['orders'], 1) * 1e3:6.3f} ms/order"
+    )
+    print(
+        f"    {r['orders']:,.0f} orders, {r['approved']:,.0f} approved, {r['fills']:,.0f} fills "
+        f"(stops included), {r['events']:,.0f} journal events, final equity "
+        f"{r['equity']:,.2f}; restart (replay the journal): {r['restore_s'] * 1e3:.0f} ms"
+    )
 
 
 def tiled_closes(closes: np.ndarray, bars: int) -> np.ndarray:
@@ -126,11 +145,15 @@ def bench_baseline(bars: int) -> None:
         samples.append(time.perf_counter() - start)
     best = min(samples)
     real = sma_crossover_equity(closes, 20, 50, 10_000.0, 10.0)
-    print(f"vectorised SMA(20/50) crossover with costs, {bars:,} bars: "
-          f"{bars / best:,.0f} bars/s (best of 5: {best * 1e3:.0f} ms; median "
-          f"{bars / np.median(samples):,.0f} bars/s)")
-    print(f"  on the real {len(closes):,} BTC/USDT bars: final equity {real[-1]:,.2f} "
-          f"from 10,000 (buy-and-hold x{closes[-1] / closes[0]:.2f})")
+    print(
+        f"vectorised SMA(20/50) crossover with costs, {bars:,} bars: "
+        f"{bars / best:,.0f} bars/s (best of 5: {best * 1e3:.0f} ms; median "
+        f"{bars / np.median(samples):,.0f} bars/s)"
+    )
+    print(
+        f"  on the real {len(closes):,} BTC/USDT bars: final equity {real[-1]:,.2f} "
+        f"from 10,000 (buy-and-hold x{closes[-1] / closes[0]:.2f})"
+    )
 
 
 async def main() -> None:

@@ -20,8 +20,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
-from tradecast.bootstrap import open_desk
+from tradecast.bootstrap import build_embedder, open_desk
 from tradecast.logs import configure_logging
+from tradecast.memory.chroma import ChromaDecisionMemory, persistent_client
+from tradecast.memory.embedding_cache import PersistentEmbeddingCache
+from tradecast.memory.embeddings import Embedder
 from tradecast.settings import load_settings
 
 START = datetime(2021, 1, 4, tzinfo=UTC)
@@ -41,13 +44,18 @@ def scripted_models() -> dict[str, Any]:
     }
 
 
-async def run_ticks(models: dict[str, Any] | None, ticks: int, data_dir: Path) -> dict[str, Any]:
+async def run_ticks(
+    models: dict[str, Any] | None, ticks: int, data_dir: Path, embedder: Embedder | None = None
+) -> dict[str, Any]:
     settings = load_settings(data_dir=data_dir)
+    memory = None
+    if embedder is not None:
+        memory = ChromaDecisionMemory(persistent_client(data_dir / "memory"), embedder)
     totals: list[float] = []
     nodes: dict[str, list[float]] = defaultdict(list)
     calls: list[int] = []
     tokens: list[int] = []
-    async with open_desk(settings, models=models) as desk:
+    async with open_desk(settings, models=models, memory=memory) as desk:
         await desk.runner.tick("BTC/USDT", START - timedelta(hours=1))  # warm up
         for i in range(ticks):
             started = time.perf_counter()
@@ -62,10 +70,12 @@ async def run_ticks(models: dict[str, Any] | None, ticks: int, data_dir: Path) -
 
 def report(label: str, figures: dict[str, Any]) -> None:
     totals = figures["totals"]
-    print(f"{label}: {len(totals)} ticks, p50 {statistics.median(totals):.1f} ms, "
-          f"p95 {percentile(totals, 95):.1f} ms; LLM calls/decision "
-          f"{statistics.mean(figures['calls']):.1f} (max {max(figures['calls'])}), "
-          f"tokens/decision {statistics.mean(figures['tokens']):.0f}")
+    print(
+        f"{label}: {len(totals)} ticks, p50 {statistics.median(totals):.1f} ms, "
+        f"p95 {percentile(totals, 95):.1f} ms; LLM calls/decision "
+        f"{statistics.mean(figures['calls']):.1f} (max {max(figures['calls'])}), "
+        f"tokens/decision {statistics.mean(figures['tokens']):.0f}"
+    )
     for name, values in sorted(figures["nodes"].items()):
         if name != "total":
             print(f"    {name:<15} p50 {statistics.median(values):8.1f} ms")
@@ -78,8 +88,11 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning")
     with tempfile.TemporaryDirectory() as scratch:
-        scripted = asyncio.run(run_ticks(scripted_models(), args.ticks, Path(scratch) / "a"))
-        report("scripted zero-latency model (framework overhead)", scripted)
+        cache = PersistentEmbeddingCache(build_embedder(load_settings()))
+        scripted = asyncio.run(run_ticks(scripted_models(), args.ticks, Path(scratch) / "a", cache))
+        report("scripted zero-latency model, new situations (MiniLM embeds each)", scripted)
+        replayed = asyncio.run(run_ticks(scripted_models(), args.ticks, Path(scratch) / "c", cache))
+        report("scripted zero-latency model, situations embedded before (cache hits)", replayed)
         if args.embedded_ticks:
             embedded = asyncio.run(run_ticks(None, args.embedded_ticks, Path(scratch) / "b"))
             report("embedded SmolLM2-135M (llama.cpp)", embedded)

@@ -48,9 +48,14 @@ START = datetime(2021, 1, 1, tzinfo=UTC)
 
 
 def spec_for(dataset: str, out: Path, days: float, every: timedelta) -> EvalSpec:
-    return EvalSpec(dataset=resolve_dataset(dataset), start=START,
-                    end=START + timedelta(days=days), every=every,
-                    horizon=timedelta(hours=24), out_dir=out)
+    return EvalSpec(
+        dataset=resolve_dataset(dataset),
+        start=START,
+        end=START + timedelta(days=days),
+        every=every,
+        horizon=timedelta(hours=24),
+        out_dir=out,
+    )
 
 
 def refusing_models() -> dict[str, Any]:
@@ -61,21 +66,25 @@ def refusing_models() -> dict[str, Any]:
     return models
 
 
-async def timed_pass(spec: EvalSpec, settings: Any, cache: SqliteLLMCache, vectors: Any,
-                     memory: str) -> dict[str, float]:
+async def timed_pass(
+    spec: EvalSpec, settings: Any, cache: SqliteLLMCache, vectors: Any, memory: str
+) -> dict[str, float]:
     misses = cache.misses
     models = refusing_models()
     started = time.perf_counter()
-    run = await run_eval(spec, settings, models=models, embedder=vectors, llm_cache=cache,
-                         memory_kind=memory)  # type: ignore[arg-type]
+    run = await run_eval(
+        spec, settings, models=models, embedder=vectors, llm_cache=cache, memory_kind=memory
+    )  # type: ignore[arg-type]
     ticked = time.perf_counter()
     write_run(spec.out_dir, run, score(run), build_manifest(run, argv=["bench"]))
     finished = time.perf_counter()
     if cache.misses != misses or any(m.calls for m in models.values()):
         raise SystemExit("a model was asked: the answers were not all cached")
     latencies = [row["latency_ms"] for row in run.rows]
-    nodes = {name: statistics.median(row["node_latency_ms"].get(name, 0.0) for row in run.rows)
-             for name in run.rows[0]["node_latency_ms"]}
+    nodes = {
+        name: statistics.median(row["node_latency_ms"].get(name, 0.0) for row in run.rows)
+        for name in run.rows[0]["node_latency_ms"]
+    }
     return {
         "nodes": nodes,
         "decisions": len(run.rows),
@@ -98,37 +107,63 @@ async def bench_harness(args: argparse.Namespace, scratch: Path) -> None:
     started = time.perf_counter()
     fills = [spec_for(name, scratch / f"fill-{name}", args.days, every) for name in datasets]
     for spec in fills:
-        await run_eval(spec, settings, models=desk_models("hashed", seed=1), embedder=vectors,
-                       llm_cache=cache)
-    print(f"fill pass (scripted answers, MiniLM embeddings computed): {cache.misses} answers, "
-          f"{vectors.misses} embeddings, {time.perf_counter() - started:.1f} s")
+        await run_eval(
+            spec, settings, models=desk_models("hashed", seed=1), embedder=vectors, llm_cache=cache
+        )
+    print(
+        f"fill pass (scripted answers, MiniLM embeddings computed): {cache.misses} answers, "
+        f"{vectors.misses} embeddings, {time.perf_counter() - started:.1f} s"
+    )
     for memory in ("exact", "chroma"):
         # recall may differ between the stores (exact vs HNSW): fill each one's answers
-        await run_eval(spec_for("btc-usdt-1h", scratch / f"fill-{memory}", args.days, every),
-                       settings, models=desk_models("hashed", seed=1), embedder=vectors,
-                       llm_cache=cache, memory_kind=memory)  # type: ignore[arg-type]
-        rows = [await timed_pass(spec_for("btc-usdt-1h", scratch / f"{memory}-{i}", args.days,
-                                          every), settings, cache, vectors, memory)
-                for i in range(args.repeat)]
+        await run_eval(
+            spec_for("btc-usdt-1h", scratch / f"fill-{memory}", args.days, every),
+            settings,
+            models=desk_models("hashed", seed=1),
+            embedder=vectors,
+            llm_cache=cache,
+            memory_kind=memory,
+        )  # type: ignore[arg-type]
+        rows = [
+            await timed_pass(
+                spec_for("btc-usdt-1h", scratch / f"{memory}-{i}", args.days, every),
+                settings,
+                cache,
+                vectors,
+                memory,
+            )
+            for i in range(args.repeat)
+        ]
         best = max(rows, key=lambda r: r["loop_per_s"])
-        print(f"cached run, memory={memory}: {best['decisions']} decisions; tick loop "
-              f"{best['loop_per_s']:.0f} decisions/s (median of {args.repeat}: "
-              f"{statistics.median(r['loop_per_s'] for r in rows):.0f}); graph p50 "
-              f"{best['graph_p50_ms']:.2f} ms/decision + harness {best['harness_ms']:.2f} ms; "
-              f"whole run_eval {best['run_eval_s']:.2f} s, scoring+report {best['report_s']:.2f} "
-              f"s -> {best['total_per_s']:.0f} decisions/s end to end")
+        print(
+            f"cached run, memory={memory}: {best['decisions']} decisions; tick loop "
+            f"{best['loop_per_s']:.0f} decisions/s (median of {args.repeat}: "
+            f"{statistics.median(r['loop_per_s'] for r in rows):.0f}); graph p50 "
+            f"{best['graph_p50_ms']:.2f} ms/decision + harness {best['harness_ms']:.2f} ms; "
+            f"whole run_eval {best['run_eval_s']:.2f} s, scoring+report {best['report_s']:.2f} "
+            f"s -> {best['total_per_s']:.0f} decisions/s end to end"
+        )
         print("    node p50 ms: " + ", ".join(f"{k} {v:.2f}" for k, v in best["nodes"].items()))
     for concurrency in (1, 2):
-        specs = [spec_for(name, scratch / f"conc{concurrency}-{name}", args.days, every)
-                 for name in datasets]
+        specs = [
+            spec_for(name, scratch / f"conc{concurrency}-{name}", args.days, every)
+            for name in datasets
+        ]
         started = time.perf_counter()
-        runs = await run_evals(specs, settings, concurrency=concurrency,
-                               models_for=lambda _: refusing_models(), embedder=vectors,
-                               llm_cache_for=lambda _: cache)
+        runs = await run_evals(
+            specs,
+            settings,
+            concurrency=concurrency,
+            models_for=lambda _: refusing_models(),
+            embedder=vectors,
+            llm_cache_for=lambda _: cache,
+        )
         elapsed = time.perf_counter() - started
         total = sum(len(r.rows) for r in runs)
-        print(f"two datasets, --concurrency {concurrency}: {total} decisions in {elapsed:.2f} s "
-              f"= {total / elapsed:.0f} decisions/s (run_eval wall, one process)")
+        print(
+            f"two datasets, --concurrency {concurrency}: {total} decisions in {elapsed:.2f} s "
+            f"= {total / elapsed:.0f} decisions/s (run_eval wall, one process)"
+        )
 
 
 def bench_baselines(full: bool) -> None:
@@ -140,19 +175,24 @@ def bench_baselines(full: bool) -> None:
     for _ in range(repeats):
         window_baselines(closes, closes.index[200:], decisions, 10_000.0, 17.0)
     per = (time.perf_counter() - started) / repeats
-    print(f"window_baselines (3 rules, 4h cadence) on {len(closes):,} real bars: "
-          f"{per * 1000:.2f} ms = {len(closes) / per / 1e6:.2f} M bars/s")
+    print(
+        f"window_baselines (3 rules, 4h cadence) on {len(closes):,} real bars: "
+        f"{per * 1000:.2f} ms = {len(closes) / per / 1e6:.2f} M bars/s"
+    )
     size = 10_000_000 if full else 1_000_000
     rng = np.random.default_rng(0)
     synthetic = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, size)))
-    for name, rule in (("sma_crossover_equity", lambda: sma_crossover_equity(synthetic)),
-                       ("rsi_mean_reversion_positions",
-                        lambda: rsi_mean_reversion_positions(synthetic))):
+    for name, rule in (
+        ("sma_crossover_equity", lambda: sma_crossover_equity(synthetic)),
+        ("rsi_mean_reversion_positions", lambda: rsi_mean_reversion_positions(synthetic)),
+    ):
         started = time.perf_counter()
         rule()
         elapsed = time.perf_counter() - started
-        print(f"{name} on {size:,} synthetic bars: {elapsed * 1000:.0f} ms = "
-              f"{size / elapsed / 1e6:.2f} M bars/s")
+        print(
+            f"{name} on {size:,} synthetic bars: {elapsed * 1000:.0f} ms = "
+            f"{size / elapsed / 1e6:.2f} M bars/s"
+        )
 
 
 def main() -> None:

@@ -55,11 +55,15 @@ def main() -> None:
         latencies.append(elapsed * 1000)
         constrained_tps.append(result["raw"].usage_metadata["output_tokens"] / elapsed)
     print(f"model: {model.model_name}, runs: {args.runs}")
-    print(f"free text: ttft p50 {statistics.median(ttft):.0f} ms, "
-          f"p95 {percentile(ttft, 95):.0f} ms; decode {statistics.median(tps):.1f} tokens/s (p50)")
-    print(f"JSON-schema constrained: call p50 {statistics.median(latencies):.0f} ms, "
-          f"p95 {percentile(latencies, 95):.0f} ms; {statistics.median(constrained_tps):.1f} "
-          "tokens/s end to end (p50)")
+    print(
+        f"free text: ttft p50 {statistics.median(ttft):.0f} ms, "
+        f"p95 {percentile(ttft, 95):.0f} ms; decode {statistics.median(tps):.1f} tokens/s (p50)"
+    )
+    print(
+        f"JSON-schema constrained: call p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {percentile(latencies, 95):.0f} ms; {statistics.median(constrained_tps):.1f} "
+        "tokens/s end to end (p50)"
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ async def measure(base: str, ticks: int) -> list[dict]:
     persona: list[tuple[float, dict]] = []
     rows = []
     async with httpx.AsyncClient(base_url=base, timeout=600) as client:
-        followers = [asyncio.create_task(follow(client, "desk", desk)),
-                     asyncio.create_task(follow(client, "persona", persona))]
+        followers = [
+            asyncio.create_task(follow(client, "desk", desk)),
+            asyncio.create_task(follow(client, "persona", persona)),
+        ]
         await asyncio.sleep(0.5)
         for _ in range(ticks):
             started = time.perf_counter()
@@ -69,20 +71,32 @@ async def measure(base: str, ticks: int) -> list[dict]:
             tick_s = time.perf_counter() - started
             decision_id = report["decision"]["id"]
             async with asyncio.timeout(10):
-                while not any(e["data"].get("decision_id") == decision_id and
-                              e["event"] == "sentence" for _, e in persona):
+                while not any(
+                    e["data"].get("decision_id") == decision_id and e["event"] == "sentence"
+                    for _, e in persona
+                ):
                     await asyncio.sleep(0.01)
-            committed = max(epoch(e["timestamp"]) for _, e in desk
-                            if e["thread_id"] == report["thread_id"] and e["event"] in COMMITTED)
-            received, token = next((t, e) for t, e in persona if e["event"] == "token"
-                                   and e["data"].get("decision_id") == decision_id)
-            rows.append({
-                "decision_id": decision_id, "action": report["decision"]["action"],
-                "latency_s": received - committed,
-                "server_s": epoch(token["timestamp"]) - committed,
-                "delivery_ms": (received - epoch(token["timestamp"])) * 1000,
-                "tick_s": tick_s, "persona_node_ms": report["latency_ms"].get("persona", 0.0),
-            })
+            committed = max(
+                epoch(e["timestamp"])
+                for _, e in desk
+                if e["thread_id"] == report["thread_id"] and e["event"] in COMMITTED
+            )
+            received, token = next(
+                (t, e)
+                for t, e in persona
+                if e["event"] == "token" and e["data"].get("decision_id") == decision_id
+            )
+            rows.append(
+                {
+                    "decision_id": decision_id,
+                    "action": report["decision"]["action"],
+                    "latency_s": received - committed,
+                    "server_s": epoch(token["timestamp"]) - committed,
+                    "delivery_ms": (received - epoch(token["timestamp"])) * 1000,
+                    "tick_s": tick_s,
+                    "persona_node_ms": report["latency_ms"].get("persona", 0.0),
+                }
+            )
         for task in followers:
             task.cancel()
     return rows
@@ -93,10 +107,20 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env.update({"TRADECAST_DATA_DIR": data_dir, "TRADECAST_API_KEYS": KEYS,
-                "TRADECAST_DESK__AUTOSTART": "false", "TRADECAST_LOG_LEVEL": "warning"})
-    server = subprocess.Popen([TRADECAST, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(
+        {
+            "TRADECAST_DATA_DIR": data_dir,
+            "TRADECAST_API_KEYS": KEYS,
+            "TRADECAST_DESK__AUTOSTART": "false",
+            "TRADECAST_LOG_LEVEL": "warning",
+        }
+    )
+    server = subprocess.Popen(
+        [TRADECAST, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -114,19 +138,26 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
 
 def report(rows: list[dict]) -> None:
     latencies = [r["latency_s"] for r in rows]
-    print(f"persona latency (decision committed -> first token received over SSE), embedded "
-          f"SmolLM2-135M, {len(rows)} ticks")
+    print(
+        f"persona latency (decision committed -> first token received over SSE), embedded "
+        f"SmolLM2-135M, {len(rows)} ticks"
+    )
     for r in rows:
-        print(f"  {r['decision_id']:<24} {r['action']:<4} {r['latency_s'] * 1000:7.0f} ms "
-              f"(server {r['server_s'] * 1000:6.0f} ms + SSE {r['delivery_ms']:5.1f} ms); "
-              f"tick {r['tick_s']:5.1f} s, persona node {r['persona_node_ms']:6.0f} ms")
-    print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {percentile(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+        print(
+            f"  {r['decision_id']:<24} {r['action']:<4} {r['latency_s'] * 1000:7.0f} ms "
+            f"(server {r['server_s'] * 1000:6.0f} ms + SSE {r['delivery_ms']:5.1f} ms); "
+            f"tick {r['tick_s']:5.1f} s, persona node {r['persona_node_ms']:6.0f} ms"
+        )
+    print(
+        f"  p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {percentile(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ticks", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="20 ticks")
     args = parser.parse_args()

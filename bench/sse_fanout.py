@@ -49,15 +49,21 @@ def serve(port: int, clients: int, rate: float, seconds: float, data_dir: str) -
     from tradecast.settings import load_settings
 
     configure_logging("warning", "console")
-    settings = load_settings(data_dir=data_dir, api={"api_keys": KEYS},
-                             desk={"autostart": False, "memory_k": 0})
-    models = {"analyst": ScriptedChatModel(script=[analyst()]),
-              "risk": ScriptedChatModel(script=[risk()]),
-              "trader": ScriptedChatModel(script=[NO_TOOL, trader()]),
-              "persona": ScriptedChatModel(script=["Hello there."])}
+    settings = load_settings(
+        data_dir=data_dir, api={"api_keys": KEYS}, desk={"autostart": False, "memory_k": 0}
+    )
+    models = {
+        "analyst": ScriptedChatModel(script=[analyst()]),
+        "risk": ScriptedChatModel(script=[risk()]),
+        "trader": ScriptedChatModel(script=[NO_TOOL, trader()]),
+        "persona": ScriptedChatModel(script=["Hello there."]),
+    }
     app = create_app(settings, models=models)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, backlog=4096))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, backlog=4096
+        )
+    )
 
     async def run() -> None:
         task = asyncio.create_task(server.serve())
@@ -75,9 +81,13 @@ def serve(port: int, clients: int, rate: float, seconds: float, data_dir: str) -
             delay = start + seq / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await ctx.publisher.publish(StreamEvent(
-                channel="persona", event="token",
-                data={"text": "word ", "seq": seq, "sent_ns": time.time_ns()}))
+            await ctx.publisher.publish(
+                StreamEvent(
+                    channel="persona",
+                    event="token",
+                    data={"text": "word ", "seq": seq, "sent_ns": time.time_ns()},
+                )
+            )
         deadline = time.monotonic() + 30
         while ctx.bus.stats()["persona"]["subscribers"] and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -127,8 +137,8 @@ class ChunkedBody:
                 return False
             if len(self.raw) < end + 2 + size + 2:
                 return True
-            self.body += self.raw[end + 2:end + 2 + size]
-            self.raw = self.raw[end + 2 + size + 2:]
+            self.body += self.raw[end + 2 : end + 2 + size]
+            self.raw = self.raw[end + 2 + size + 2 :]
 
 
 async def one_client(port: int, total: int, deadline: float) -> ClientResult:
@@ -138,8 +148,12 @@ async def one_client(port: int, total: int, deadline: float) -> ClientResult:
     except OSError as exc:
         result.error = f"connect: {exc}"
         return result
-    writer.write((f"GET /v1/streams/persona HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                  f"Authorization: Bearer {KEY}\r\nAccept: text/event-stream\r\n\r\n").encode())
+    writer.write(
+        (
+            f"GET /v1/streams/persona HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {KEY}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
     try:
         head = await reader.readuntil(b"\r\n\r\n")
         result.status = int(head.split(b" ", 2)[1])
@@ -158,7 +172,7 @@ async def one_client(port: int, total: int, deadline: float) -> ClientResult:
             cut = body.body.rfind(b"\n\n")
             if cut < 0:
                 continue
-            frames, body.body = body.body[:cut + 2], body.body[cut + 2:]
+            frames, body.body = body.body[: cut + 2], body.body[cut + 2 :]
             for match in EVENT.finditer(frames):
                 result.seqs.append(int(match.group(1)))
                 result.latencies_ms.append((now_ns - int(match.group(2))) / 1e6)
@@ -195,23 +209,30 @@ def wait_for_server(port: int, process: subprocess.Popen, timeout: float = 120) 
     raise SystemExit("the server did not get ready")
 
 
-def report(results: list[ClientResult], total: int, args: argparse.Namespace,
-           server_line: str) -> None:
+def report(
+    results: list[ClientResult], total: int, args: argparse.Namespace, server_line: str
+) -> None:
     latencies = [ms for r in results for ms in r.latencies_ms]
     connected = sum(1 for r in results if r.status == 200)
     lost = sum(total - len(set(r.seqs)) for r in results)
     duplicated = sum(len(r.seqs) - len(set(r.seqs)) for r in results)
     out_of_order = sum(1 for r in results if r.seqs != sorted(r.seqs))
     errors = [r.error for r in results if r.error]
-    print(f"SSE fan-out: {args.clients} clients, {total} events at {args.rate:g}/s "
-          f"({args.seconds:g} s), one uvicorn worker, loopback")
-    print(f"  connected {connected}/{args.clients}; deliveries {len(latencies):,} "
-          f"(expected {total * args.clients:,}); lost {lost}; duplicated {duplicated}; "
-          f"out of order {out_of_order}; client errors {len(errors)}")
+    print(
+        f"SSE fan-out: {args.clients} clients, {total} events at {args.rate:g}/s "
+        f"({args.seconds:g} s), one uvicorn worker, loopback"
+    )
+    print(
+        f"  connected {connected}/{args.clients}; deliveries {len(latencies):,} "
+        f"(expected {total * args.clients:,}); lost {lost}; duplicated {duplicated}; "
+        f"out of order {out_of_order}; client errors {len(errors)}"
+    )
     if latencies:
-        print(f"  publish -> client receipt: p50 {statistics.median(latencies):.1f} ms, "
-              f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-              f"max {max(latencies):.1f} ms")
+        print(
+            f"  publish -> client receipt: p50 {statistics.median(latencies):.1f} ms, "
+            f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+            f"max {max(latencies):.1f} ms"
+        )
     if errors:
         print(f"  first errors: {errors[:3]}")
     if server_line:
@@ -219,8 +240,9 @@ def report(results: list[ClientResult], total: int, args: argparse.Namespace,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="publishing time")
@@ -240,10 +262,23 @@ def main() -> None:
     total = int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as scratch:
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(port), "--clients",
-             str(args.clients), "--rate", str(args.rate), "--seconds", str(args.seconds),
-             "--data-dir", scratch],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                "--port",
+                str(port),
+                "--clients",
+                str(args.clients),
+                "--rate",
+                str(args.rate),
+                "--seconds",
+                str(args.seconds),
+                "--data-dir",
+                scratch,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"},
         )
         try:

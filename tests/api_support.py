@@ -28,8 +28,10 @@ from tradecast.settings import Settings, load_settings
 VIEWER, OPERATOR, ADMIN = "view-key-123", "ops-key-456", "admin-key-789"
 KEYS = f"viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}"
 START = "2021-01-05T12:00:00Z"
-CHATTY = ("Candles never lie to those who listen closely. Risk first and vibes second, "
-          "always and forever. The desk keeps its head when the market loses its own.")
+CHATTY = (
+    "Candles never lie to those who listen closely. Risk first and vibes second, "
+    "always and forever. The desk keeps its head when the market loses its own."
+)
 
 
 def auth(key: str) -> dict[str, str]:
@@ -48,10 +50,14 @@ def scripted_models(persona: str = "Let's see how this goes!", **scripts: list) 
 
 def api_settings(data_dir: Path, *, api: dict | None = None, **desk: Any) -> Settings:
     """Settings for a test app: known keys, paused at start, no pause between ticks."""
-    desk_config = {"autostart": False, "seconds_per_tick": 0, "replay_from": START,
-                   "memory_k": 0, **desk}
-    return load_settings(data_dir=data_dir, api={"api_keys": KEYS, **(api or {})},
-                         desk=desk_config)
+    desk_config = {
+        "autostart": False,
+        "seconds_per_tick": 0,
+        "replay_from": START,
+        "memory_k": 0,
+        **desk,
+    }
+    return load_settings(data_dir=data_dir, api={"api_keys": KEYS, **(api or {})}, desk=desk_config)
 
 
 def memory(embedder: Embedder) -> ChromaDecisionMemory:
@@ -82,8 +88,9 @@ async def uvicorn_server(app: FastAPI) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

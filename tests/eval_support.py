@@ -35,8 +35,9 @@ class AnsweringModel(ScriptedChatModel):
         self.rng = random.Random(self.seed)
         self.script = [lambda messages: self.answer(prompt_text(messages), self.rng)]
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         if "tools" in kwargs:
             self.prompts.append(list(messages))
             usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
@@ -59,35 +60,55 @@ def _digest(text: str) -> int:
 def hashed_view(text: str, rng: random.Random) -> dict[str, Any]:
     """An analyst view that is a pure function of the prompt."""
     value = _digest(text)
-    return {"action": ("BUY", "SELL", "HOLD")[value % 3], "confidence": (value % 97) / 100,
-            "rationale": f"view {value % 1000}"}
+    return {
+        "action": ("BUY", "SELL", "HOLD")[value % 3],
+        "confidence": (value % 97) / 100,
+        "rationale": f"view {value % 1000}",
+    }
 
 
 def hashed_trade(text: str, rng: random.Random) -> dict[str, Any]:
     """A trader proposal that is a pure function of the prompt."""
     value = _digest(text)
-    return {"action": ("BUY", "SELL", "HOLD")[value % 3], "size_fraction": 0.5 + value % 50 / 100,
-            "confidence": 0.4 + (value % 60) / 100, "stop_loss_pct": 0.02,
-            "take_profit_pct": 0.04, "rationale": f"trade {value % 1000}"}
+    return {
+        "action": ("BUY", "SELL", "HOLD")[value % 3],
+        "size_fraction": 0.5 + value % 50 / 100,
+        "confidence": 0.4 + (value % 60) / 100,
+        "stop_loss_pct": 0.02,
+        "take_profit_pct": 0.04,
+        "rationale": f"trade {value % 1000}",
+    }
 
 
 def random_view(text: str, rng: random.Random) -> dict[str, Any]:
     """An analyst view drawn at random."""
-    return {"action": rng.choice(["BUY", "BUY", "SELL", "HOLD"]),
-            "confidence": rng.uniform(0.5, 1.0), "rationale": "a coin flip"}
+    return {
+        "action": rng.choice(["BUY", "BUY", "SELL", "HOLD"]),
+        "confidence": rng.uniform(0.5, 1.0),
+        "rationale": "a coin flip",
+    }
 
 
 def random_trade(text: str, rng: random.Random) -> dict[str, Any]:
     """A trader proposal drawn at random."""
-    return {"action": rng.choice(["BUY", "BUY", "SELL", "HOLD"]),
-            "size_fraction": rng.uniform(0.2, 1.0), "confidence": rng.uniform(0.5, 1.0),
-            "stop_loss_pct": 0.03, "take_profit_pct": 0.05, "rationale": "a coin flip"}
+    return {
+        "action": rng.choice(["BUY", "BUY", "SELL", "HOLD"]),
+        "size_fraction": rng.uniform(0.2, 1.0),
+        "confidence": rng.uniform(0.5, 1.0),
+        "stop_loss_pct": 0.03,
+        "take_profit_pct": 0.05,
+        "rationale": "a coin flip",
+    }
 
 
 def review(text: str, rng: random.Random) -> dict[str, Any]:
     """A risk review that approves at full size."""
-    return {"stance": "approve", "size_fraction": 1.0, "confidence": 0.7,
-            "rationale": "within limits"}
+    return {
+        "stance": "approve",
+        "size_fraction": 1.0,
+        "confidence": 0.7,
+        "rationale": "within limits",
+    }
 
 
 def desk_models(
@@ -95,12 +116,10 @@ def desk_models(
 ) -> dict[str, AnsweringModel]:
     """One model per role; 'hashed' answers from the prompt, 'random' from an rng.
     ``trader_tool`` is the tool call the trader makes before proposing (none by default)."""
-    view, trade = (hashed_view, hashed_trade) if kind == "hashed" else (random_view,
-                                                                         random_trade)
+    view, trade = (hashed_view, hashed_trade) if kind == "hashed" else (random_view, random_trade)
     return {
         "analyst": AnsweringModel(answer=view, seed=seed),
         "risk": AnsweringModel(answer=review, seed=seed),
         "trader": AnsweringModel(answer=trade, seed=seed, tool_turn=trader_tool or NO_TOOL),
-        "persona": AnsweringModel(answer=lambda text, rng: "Watching the tape closely!",
-                                  seed=seed),
+        "persona": AnsweringModel(answer=lambda text, rng: "Watching the tape closely!", seed=seed),
     }

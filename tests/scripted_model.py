@@ -89,8 +89,9 @@ class ScriptedChatModel(BaseChatModel):
         usage = {"input_tokens": 10, "output_tokens": len(words), "total_tokens": 10 + len(words)}
         yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))  # type: ignore[arg-type]
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None,
-                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         await asyncio.sleep(0)
         return self._generate(messages, stop, None, **kwargs)
 
@@ -113,14 +114,24 @@ def analyst(action: str = "BUY", confidence: float = 0.8) -> dict[str, Any]:
 
 def risk(stance: str = "approve", size_fraction: float = 1.0) -> dict[str, Any]:
     """A valid risk review."""
-    return {"stance": stance, "size_fraction": size_fraction, "confidence": 0.7,
-            "rationale": "scripted review"}
+    return {
+        "stance": stance,
+        "size_fraction": size_fraction,
+        "confidence": 0.7,
+        "rationale": "scripted review",
+    }
 
 
 def trader(action: str = "BUY", size_fraction: float = 1.0, confidence: float = 0.8) -> dict:
     """A valid trader proposal."""
-    return {"action": action, "size_fraction": size_fraction, "confidence": confidence,
-            "stop_loss_pct": 0.03, "take_profit_pct": 0.06, "rationale": "scripted trade"}
+    return {
+        "action": action,
+        "size_fraction": size_fraction,
+        "confidence": confidence,
+        "stop_loss_pct": 0.03,
+        "take_profit_pct": 0.06,
+        "rationale": "scripted trade",
+    }
 
 
 NO_TOOL = {"answer": "no lookup needed"}

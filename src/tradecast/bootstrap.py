@@ -185,4 +185,3 @@ READ_ONLY_TOOLS = frozenset({"get_price", "get_candles_summary", "get_portfolio"
 
 async def _no_sink(_: StreamEvent) -> None:
     return None
-

@@ -174,8 +174,10 @@ class APIConfig(_Frozen):
         default=10_000, ge=100, le=1_000_000, description="events kept per channel for resume"
     )
     sse_queue_size: int = Field(
-        default=1_000, ge=10, le=100_000, description="events queued per SSE client before "
-        "it is dropped (it reconnects and resumes)"
+        default=1_000,
+        ge=10,
+        le=100_000,
+        description="events queued per SSE client before it is dropped (it reconnects and resumes)",
     )
     sse_ping_s: float = Field(default=15.0, gt=0, le=300, description="keep-alive interval")
     sse_send_timeout_s: float = Field(
@@ -221,8 +223,10 @@ class Settings(BaseSettings):
         if not isinstance(data, dict) or not data.get("api_keys"):
             return data
         api = data.get("api")
-        current = api if isinstance(api, dict) else (
-            api.model_dump() if isinstance(api, APIConfig) else {}
+        current = (
+            api
+            if isinstance(api, dict)
+            else (api.model_dump() if isinstance(api, APIConfig) else {})
         )
         if current.get("api_keys"):
             return data

@@ -58,8 +58,8 @@ def test_broker_journal_round_trips_events_in_order(store: tuple[Journal, Reopen
     journal.append("paper", [event(3)])
     read = journal.read("paper")
     assert [(e.kind, e.at, e.data) for e in read] == [
-        (e.kind, e.at, e.data) for e in (event(1), event(2, "order", order={"id": "PB-1",
-                                                                          "n": [1, 2]}), event(3))
+        (e.kind, e.at, e.data)
+        for e in (event(1), event(2, "order", order={"id": "PB-1", "n": [1, 2]}), event(3))
     ]
     seqs = [e.seq for e in read]
     assert all(isinstance(s, int) for s in seqs)

@@ -25,7 +25,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_doctor_json_reports_a_working_embedded_llm(tmp_path: Path):
     done = subprocess.run(
-        [TRADECAST, "doctor", "--json"], capture_output=True, text=True, env=_env(tmp_path),
+        [TRADECAST, "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -59,8 +62,11 @@ def test_serve_starts_answers_and_stops_cleanly(tmp_path: Path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [TRADECAST, "serve", "--port", str(port)], env=_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [TRADECAST, "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

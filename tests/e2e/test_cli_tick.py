@@ -19,14 +19,12 @@ TRADECAST = str(Path(sys.executable).with_name("tradecast"))
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
     env["TRADECAST_DATA_DIR"] = str(tmp_path / "data")
-    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.mark.slow
 def test_tick_json_on_the_embedded_model(tmp_path: Path):
-    done = _run(tmp_path, "tick", "--symbol", "BTC/USDT", "--at", "2021-01-05T12:00:00Z",
-                "--json")
+    done = _run(tmp_path, "tick", "--symbol", "BTC/USDT", "--at", "2021-01-05T12:00:00Z", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     tick = json.loads(done.stdout)
     decision = tick["decision"]

@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 
 TRADECAST = str(Path(sys.executable).with_name("tradecast"))
-COMMAND = ["eval", "--dataset", "btc-usdt-1h", "--start", "2021-01-01", "--end", "2021-01-08",
-           "--every", "24h"]
+COMMAND = [
+    "eval",
+    "--dataset",
+    "btc-usdt-1h",
+    "--start",
+    "2021-01-01",
+    "--end",
+    "2021-01-08",
+    "--every",
+    "24h",
+]
 
 
 def _run(
@@ -22,8 +31,7 @@ def _run(
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
     env["TRADECAST_DATA_DIR"] = str(tmp_path / "data")
     env.update(extra_env or {})
-    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env, timeout=1800)
 
 
 @pytest.mark.slow
@@ -52,10 +60,10 @@ def test_the_issue_command_runs_on_the_embedded_model_and_reruns_from_the_cache(
     # (timeouts, a tool turn it could not parse) are not cached, and are asked again
     assert rerun["misses"] <= metrics["llm_failed_calls"]
     assert (tmp_path / "first" / "trades.csv").read_bytes() == (
-        tmp_path / "second" / "trades.csv").read_bytes()
+        tmp_path / "second" / "trades.csv"
+    ).read_bytes()
 
-    compared = _run(tmp_path, "eval", "compare", str(tmp_path / "first"),
-                    str(tmp_path / "second"))
+    compared = _run(tmp_path, "eval", "compare", str(tmp_path / "first"), str(tmp_path / "second"))
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "same trade log: yes" in compared.stdout
     assert "same decisions: yes" in compared.stdout
@@ -65,11 +73,30 @@ def test_the_issue_command_runs_on_the_embedded_model_and_reruns_from_the_cache(
 def test_several_datasets_at_once_with_the_llm_server_down(tmp_path: Path):
     """Two datasets with --concurrency 2, against an Ollama URL where nothing listens: every
     call fails fast, every agent abstains with the reason, and both reports are written."""
-    done = _run(tmp_path, "eval", "--dataset", "btc-usdt-1h", "--dataset", "eth-busd-1h",
-                "--concurrency", "2", "--start", "2021-01-01", "--end", "2021-01-03",
-                "--every", "24h", "--out", str(tmp_path / "both"), "--backend", "ollama",
-                "--model", "qwen2.5:7b-instruct", "--no-progress",
-                extra_env={"TRADECAST_LLM__OLLAMA_BASE_URL": "http://127.0.0.1:9"})
+    done = _run(
+        tmp_path,
+        "eval",
+        "--dataset",
+        "btc-usdt-1h",
+        "--dataset",
+        "eth-busd-1h",
+        "--concurrency",
+        "2",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2021-01-03",
+        "--every",
+        "24h",
+        "--out",
+        str(tmp_path / "both"),
+        "--backend",
+        "ollama",
+        "--model",
+        "qwen2.5:7b-instruct",
+        "--no-progress",
+        extra_env={"TRADECAST_LLM__OLLAMA_BASE_URL": "http://127.0.0.1:9"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("btc-usdt-1h", "eth-busd-1h"):
         report = json.loads((tmp_path / "both" / name / "report.json").read_text())
@@ -77,4 +104,3 @@ def test_several_datasets_at_once_with_the_llm_server_down(tmp_path: Path):
         assert report["metrics"]["schema_valid_rate"] == 0.0
         rows = (tmp_path / "both" / name / "decisions.jsonl").read_text().splitlines()
         assert all("unreachable" in json.loads(row)["llm_errors"][0] for row in rows)
-

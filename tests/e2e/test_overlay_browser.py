@@ -21,9 +21,16 @@ import pytest
 TRADECAST = str(Path(sys.executable).with_name("tradecast"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEYS = "viewer:view-key-123,operator:ops-key-456,admin:admin-key-789"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _free_port() -> int:
@@ -36,15 +43,18 @@ def _free_port() -> int:
 def server(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env.update({
-        "TRADECAST_DATA_DIR": str(tmp_path / "data"),
-        "TRADECAST_API_KEYS": KEYS,
-        "TRADECAST_API__API_KEYS": KEYS,
-        "TRADECAST_DESK__SECONDS_PER_TICK": "3600",
-    })
+    env.update(
+        {
+            "TRADECAST_DATA_DIR": str(tmp_path / "data"),
+            "TRADECAST_API_KEYS": KEYS,
+            "TRADECAST_API__API_KEYS": KEYS,
+            "TRADECAST_DESK__SECONDS_PER_TICK": "3600",
+        }
+    )
     log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen([TRADECAST, "serve", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [TRADECAST, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -76,10 +86,12 @@ def test_overlay_renders_a_streamed_caption_on_a_transparent_page(server: str, t
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.goto(f"{server}/overlay/?key=view-key-123")
-        page.wait_for_function("document.getElementById('connection').dataset.state === 'live'",
-                               timeout=30_000)
-        response = httpx.post(f"{server}/v1/desk/tick", timeout=300,
-                              headers={"Authorization": "Bearer ops-key-456"})
+        page.wait_for_function(
+            "document.getElementById('connection').dataset.state === 'live'", timeout=30_000
+        )
+        response = httpx.post(
+            f"{server}/v1/desk/tick", timeout=300, headers={"Authorization": "Bearer ops-key-456"}
+        )
         assert response.status_code in (200, 202), response.text
         page.wait_for_function(
             "document.querySelector('#caption .line').textContent.trim().length > 0",

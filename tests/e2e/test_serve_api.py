@@ -36,12 +36,18 @@ def _generated_keys(log: Path) -> dict[str, str]:
 def test_serve_streams_a_persona_sentence_from_a_forced_tick(tmp_path: Path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env.update({"TRADECAST_DATA_DIR": str(tmp_path / "data"), "TRADECAST_LOG_FORMAT": "json",
-                "TRADECAST_DESK__AUTOSTART": "false"})
+    env.update(
+        {
+            "TRADECAST_DATA_DIR": str(tmp_path / "data"),
+            "TRADECAST_LOG_FORMAT": "json",
+            "TRADECAST_DESK__AUTOSTART": "false",
+        }
+    )
     log_path = tmp_path / "server.log"
     log = log_path.open("w")
-    server = subprocess.Popen([TRADECAST, "serve", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [TRADECAST, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -58,9 +64,10 @@ def test_serve_streams_a_persona_sentence_from_a_forced_tick(tmp_path: Path):
         assert keys["overlay"] == f"{base}/overlay/?key={keys['viewer']}"
         assert httpx.get(f"{base}/v1/desk/status").status_code == 401
         operator = {"Authorization": f"Bearer {keys['operator']}"}
-        with httpx.Client(base_url=base, timeout=300) as client, client.stream(
-            "GET", "/v1/streams/persona", params={"key": keys["viewer"]}
-        ) as stream:
+        with (
+            httpx.Client(base_url=base, timeout=300) as client,
+            client.stream("GET", "/v1/streams/persona", params={"key": keys["viewer"]}) as stream,
+        ):
             accepted = client.post("/v1/desk/tick", params={"wait": "false"}, headers=operator)
             assert accepted.status_code == 202, accepted.text
             sentence, event_name = None, None
@@ -73,8 +80,9 @@ def test_serve_streams_a_persona_sentence_from_a_forced_tick(tmp_path: Path):
         assert sentence is not None and sentence["data"]["text"]
         assert sentence["data"]["emotion"] and sentence["data"]["decision_id"]
         deadline = time.monotonic() + 120  # the report is stored when the tick ends
-        while not (decisions := httpx.get(f"{base}/v1/decisions",
-                                          headers=operator).json()["items"]):
+        while not (
+            decisions := httpx.get(f"{base}/v1/decisions", headers=operator).json()["items"]
+        ):
             assert time.monotonic() < deadline, "the tick was never recorded"
             time.sleep(0.2)
         assert decisions[0]["id"] == sentence["data"]["decision_id"]

@@ -24,10 +24,12 @@ from api_support import (
 from tradecast.api.app import create_app
 
 
-async def chat(client: httpx.AsyncClient, message: str, key: str = OPERATOR,
-               thread: str = "ops-1") -> list:
-    async with client.stream("POST", "/v1/chat", json={"message": message, "thread_id": thread},
-                             headers=auth(key)) as response:
+async def chat(
+    client: httpx.AsyncClient, message: str, key: str = OPERATOR, thread: str = "ops-1"
+) -> list:
+    async with client.stream(
+        "POST", "/v1/chat", json={"message": message, "thread_id": thread}, headers=auth(key)
+    ) as response:
         assert response.status_code == 200, await response.aread()
         return await read_all_sse(response)
 
@@ -69,10 +71,16 @@ async def test_commands_apply_within_the_callers_role_and_are_journaled(tmp_path
         nothing = reply_of(await chat(client, "approve BTCUSDT-20210105T1200"))
         assert nothing["applied"] is False and "no order waits" in nothing["denied"]
         journal = (await client.get("/v1/desk/journal", headers=auth(ADMIN))).json()["items"]
-    rows = [(e["action"], e["actor"].split(":")[0], e["outcome"].split(":")[0])
-            for e in reversed(journal)]
-    assert rows == [("pause", "operator", "ok"), ("set_limits", "admin", "ok"),
-                    ("set_limits", "operator", "ok"), ("approve", "operator", "refused")]
+    rows = [
+        (e["action"], e["actor"].split(":")[0], e["outcome"].split(":")[0])
+        for e in reversed(journal)
+    ]
+    assert rows == [
+        ("pause", "operator", "ok"),
+        ("set_limits", "admin", "ok"),
+        ("set_limits", "operator", "ok"),
+        ("approve", "operator", "refused"),
+    ]
 
 
 async def test_langgraph_sdk_runs_a_desk_tick_and_a_chat(tmp_path: Path, embedder):
@@ -81,8 +89,12 @@ async def test_langgraph_sdk_runs_a_desk_tick_and_a_chat(tmp_path: Path, embedde
     async with uvicorn_server(app) as base:
         sdk = get_client(url=f"{base}/v1", api_key=OPERATOR)
         created: list = []
-        parts = [p async for p in sdk.runs.stream(
-            None, "desk", stream_mode=["custom", "values"], on_run_created=created.append)]
+        parts = [
+            p
+            async for p in sdk.runs.stream(
+                None, "desk", stream_mode=["custom", "values"], on_run_created=created.append
+            )
+        ]
         assert parts[0].event == "metadata" and parts[-1].event == "end"
         custom = [p.data for p in parts if p.event == "custom"]
         kinds = [(c["channel"], c["event"]) for c in custom]
@@ -97,13 +109,16 @@ async def test_langgraph_sdk_runs_a_desk_tick_and_a_chat(tmp_path: Path, embedde
         tick = await sdk.threads.get("tick:BTCUSDT-20210105T1200")
         assert tick["values"]["decision"]["action"] == "BUY"
         # rejoin the finished run after its 3rd event: exactly the rest
-        rest = [p async for p in sdk.runs.join_stream("desk", created[0]["run_id"],
-                                                      last_event_id="3")]
+        rest = [
+            p async for p in sdk.runs.join_stream("desk", created[0]["run_id"], last_event_id="3")
+        ]
         assert [p.id for p in rest] == [str(n) for n in range(4, len(parts) + 1)]
 
         thread = await sdk.threads.create(metadata={"who": "test"})
-        chat_parts = [p async for p in sdk.runs.stream(
-            thread["thread_id"], "chat", input={"message": "status"})]
+        chat_parts = [
+            p
+            async for p in sdk.runs.stream(thread["thread_id"], "chat", input={"message": "status"})
+        ]
         (reply,) = [p.data for p in chat_parts if p.event == "values"]
         assert reply["command"] == "status" and reply["applied"] is True
         again = await sdk.threads.get(thread["thread_id"])
@@ -123,8 +138,9 @@ async def test_langgraph_sdk_answers_an_approval_interrupt(tmp_path: Path, embed
         assert parts[-1].data["status"] == "interrupted"
         desk = await sdk.threads.get("desk")
         assert desk["status"] == "interrupted" and "BTCUSDT-20210105T1200" in desk["interrupts"]
-        parts = [p async for p in sdk.runs.stream(
-            "desk", "desk", command={"resume": {"approved": True}})]
+        parts = [
+            p async for p in sdk.runs.stream("desk", "desk", command={"resume": {"approved": True}})
+        ]
         (values,) = [p.data for p in parts if p.event == "values"]
         assert values["status"] == "completed" and values["fills"]
         assert (await sdk.threads.get("desk"))["status"] == "idle"

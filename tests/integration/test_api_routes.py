@@ -55,8 +55,12 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/threads/{thread_id}/runs/{run_id}/stream", "operator", None),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz")}
-PATH_VALUES = {"decision_id": "BTCUSDT-20210105T1200", "channel": "desk", "thread_id": "desk",
-               "run_id": "no-such-run"}
+PATH_VALUES = {
+    "decision_id": "BTCUSDT-20210105T1200",
+    "channel": "desk",
+    "thread_id": "desk",
+    "run_id": "no-such-run",
+}
 BELOW = {"operator": VIEWER, "admin": OPERATOR}
 
 
@@ -70,8 +74,14 @@ async def api(tmp_path: Path, embedder):
         yield app, client
 
 
-async def call(client, method: str, path: str, body: Any = None, headers: dict | None = None,
-               params: dict | None = None):
+async def call(
+    client,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict | None = None,
+    params: dict | None = None,
+):
     return await client.request(method, path, json=body, headers=headers or {}, params=params)
 
 
@@ -89,8 +99,9 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 async def test_every_route_is_in_the_auth_table(api):
     app, _ = api
-    routes = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
-              for method in item}
+    routes = {
+        (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
+    }
     covered = {(m, p) for m, p, _, _ in ROUTES} | OPEN_ROUTES
     assert routes == covered
 
@@ -138,8 +149,9 @@ async def test_key_by_header_or_query(api):
 
 
 async def test_control_routes_are_rate_limited_per_key(tmp_path: Path, embedder):
-    settings = api_settings(tmp_path / "data", api={"control_burst": 2,
-                                                    "control_rate_per_minute": 1})
+    settings = api_settings(
+        tmp_path / "data", api={"control_burst": 2, "control_rate_per_minute": 1}
+    )
     async with running_app(settings, embedder) as (_, client):
         for _ in range(2):
             assert (await client.post("/v1/desk/stop", headers=auth(OPERATOR))).status_code == 200
@@ -155,22 +167,25 @@ async def test_control_routes_are_rate_limited_per_key(tmp_path: Path, embedder)
 # --- validation -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body", "params", "field"), [
-    ("POST", "/v1/chat", {"message": "", "thread_id": "t"}, None, "body.message"),
-    ("POST", "/v1/chat", {"message": "x" * 2001, "thread_id": "t"}, None, "body.message"),
-    ("POST", "/v1/chat", {"message": "hi", "thread_id": "bad id!"}, None, "body.thread_id"),
-    ("POST", "/v1/chat", {"message": "hi"}, None, "body.thread_id"),
-    ("PUT", "/v1/risk/limits", {"max_position_pct": "1.5"}, None, "body.max_position_pct"),
-    ("PUT", "/v1/risk/limits", {"max_order_notional": "lots"}, None, "body.max_order_notional"),
-    ("PUT", "/v1/risk/limits", {"leverage": 100}, None, "body.leverage"),
-    ("POST", "/v1/risk/kill-switch", {}, None, "body.on"),
-    ("POST", "/v1/approvals/X", {"approved": "perhaps"}, None, "body.approved"),
-    ("GET", "/v1/decisions", None, {"limit": 0}, "query.limit"),
-    ("GET", "/v1/decisions", None, {"action": "YOLO"}, "query.action"),
-    ("GET", "/v1/orders", None, {"status": "bogus"}, "query.status"),
-    ("GET", "/v1/streams/gossip", None, None, "path.channel"),
-    ("POST", "/v1/runs/stream", {"assistant_id": "oracle"}, None, "body.assistant_id"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "params", "field"),
+    [
+        ("POST", "/v1/chat", {"message": "", "thread_id": "t"}, None, "body.message"),
+        ("POST", "/v1/chat", {"message": "x" * 2001, "thread_id": "t"}, None, "body.message"),
+        ("POST", "/v1/chat", {"message": "hi", "thread_id": "bad id!"}, None, "body.thread_id"),
+        ("POST", "/v1/chat", {"message": "hi"}, None, "body.thread_id"),
+        ("PUT", "/v1/risk/limits", {"max_position_pct": "1.5"}, None, "body.max_position_pct"),
+        ("PUT", "/v1/risk/limits", {"max_order_notional": "lots"}, None, "body.max_order_notional"),
+        ("PUT", "/v1/risk/limits", {"leverage": 100}, None, "body.leverage"),
+        ("POST", "/v1/risk/kill-switch", {}, None, "body.on"),
+        ("POST", "/v1/approvals/X", {"approved": "perhaps"}, None, "body.approved"),
+        ("GET", "/v1/decisions", None, {"limit": 0}, "query.limit"),
+        ("GET", "/v1/decisions", None, {"action": "YOLO"}, "query.action"),
+        ("GET", "/v1/orders", None, {"status": "bogus"}, "query.status"),
+        ("GET", "/v1/streams/gossip", None, None, "path.channel"),
+        ("POST", "/v1/runs/stream", {"assistant_id": "oracle"}, None, "body.assistant_id"),
+    ],
+)
 async def test_invalid_input_is_a_422_naming_the_field(api, method, path, body, params, field):
     _, client = api
     response = await call(client, method, path, body, auth(ADMIN), params)
@@ -185,17 +200,27 @@ async def test_other_422s_say_what_is_wrong(api):
     assert "no limits given" in assert_error(response, 422)["message"]
     response = await client.get("/v1/decisions", params={"before": "nope"}, headers=auth(VIEWER))
     assert "before" in assert_error(response, 422)["message"]
-    response = await client.get("/v1/streams/desk", headers={**auth(VIEWER),
-                                                           "Last-Event-ID": "yesterday"})
+    response = await client.get(
+        "/v1/streams/desk", headers={**auth(VIEWER), "Last-Event-ID": "yesterday"}
+    )
     assert "milliseconds" in assert_error(response, 422)["message"]
-    response = await client.post("/v1/runs/stream", headers=auth(OPERATOR),
-                                 json={"assistant_id": "desk", "stream_mode": "updates"})
+    response = await client.post(
+        "/v1/runs/stream",
+        headers=auth(OPERATOR),
+        json={"assistant_id": "desk", "stream_mode": "updates"},
+    )
     assert "available: values, custom" in assert_error(response, 422)["message"]
-    response = await client.post("/v1/desk/stop", content=b"{not json",
-                                 headers={**auth(OPERATOR), "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/desk/stop",
+        content=b"{not json",
+        headers={**auth(OPERATOR), "Content-Type": "application/json"},
+    )
     assert response.status_code == 200  # no body expected: ignored
-    response = await client.post("/v1/chat", content=b"{not json",
-                                 headers={**auth(OPERATOR), "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/chat",
+        content=b"{not json",
+        headers={**auth(OPERATOR), "Content-Type": "application/json"},
+    )
     assert_error(response, 422, "validation_error")
 
 
@@ -250,18 +275,21 @@ async def test_decisions_page_newest_first(api):
         assert (await client.post("/v1/desk/tick", headers=auth(OPERATOR))).status_code == 200
     first = (await client.get("/v1/decisions", params={"limit": 2}, headers=auth(VIEWER))).json()
     assert [d["id"][-4:] for d in first["items"]] == ["1400", "1300"]
-    second = (await client.get("/v1/decisions", params={"limit": 2, "before": first["next"]},
-                               headers=auth(VIEWER))).json()
+    second = (
+        await client.get(
+            "/v1/decisions", params={"limit": 2, "before": first["next"]}, headers=auth(VIEWER)
+        )
+    ).json()
     assert [d["id"][-4:] for d in second["items"]] == ["1200"] and second["next"] is None
-    buys = (await client.get("/v1/decisions", params={"action": "SELL"},
-                             headers=auth(VIEWER))).json()
+    buys = (
+        await client.get("/v1/decisions", params={"action": "SELL"}, headers=auth(VIEWER))
+    ).json()
     assert buys["items"] == []
 
 
 async def test_tick_without_waiting_is_accepted_and_runs(api):
     _, client = api
-    response = await client.post("/v1/desk/tick", params={"wait": "false"},
-                                 headers=auth(OPERATOR))
+    response = await client.post("/v1/desk/tick", params={"wait": "false"}, headers=auth(OPERATOR))
     assert response.status_code == 202 and response.json()["accepted"] is True
     async with asyncio.timeout(10):
         while not (await client.get("/v1/decisions", headers=auth(VIEWER))).json()["items"]:
@@ -283,24 +311,34 @@ async def test_the_loop_ticks_by_itself_until_stopped(tmp_path: Path, embedder):
     settings = api_settings(tmp_path / "data", autostart=True)
     async with running_app(settings, embedder) as (_, client):
         async with asyncio.timeout(20):
-            while len((await client.get("/v1/decisions", headers=auth(VIEWER))).json()[
-                    "items"]) < 3:
+            while (
+                len((await client.get("/v1/decisions", headers=auth(VIEWER))).json()["items"]) < 3
+            ):
                 await asyncio.sleep(0.05)
         await client.post("/v1/desk/stop", headers=auth(OPERATOR))
-        await asyncio.sleep(0.3)  # a tick in progress finishes
-        count = len((await client.get("/v1/decisions", params={"limit": 200},
-                                      headers=auth(VIEWER))).json()["items"])
+        async with asyncio.timeout(20):  # a tick in progress finishes
+            while (await client.get("/v1/desk/status", headers=auth(VIEWER))).json()["ticking"]:
+                await asyncio.sleep(0.05)
+        count = len(
+            (await client.get("/v1/decisions", params={"limit": 200}, headers=auth(VIEWER))).json()[
+                "items"
+            ]
+        )
         await asyncio.sleep(0.5)
-        again = (await client.get("/v1/decisions", params={"limit": 200},
-                                  headers=auth(VIEWER))).json()["items"]
+        again = (
+            await client.get("/v1/decisions", params={"limit": 200}, headers=auth(VIEWER))
+        ).json()["items"]
         assert len(again) == count
 
 
 async def test_limits_change_are_journaled_and_survive_a_restart(tmp_path: Path, embedder):
     settings = api_settings(tmp_path / "data")
     async with running_app(settings, embedder) as (_, client):
-        response = await client.put("/v1/risk/limits", headers=auth(ADMIN),
-                                    json={"max_position_pct": "0.05", "cooldown_minutes": 30})
+        response = await client.put(
+            "/v1/risk/limits",
+            headers=auth(ADMIN),
+            json={"max_position_pct": "0.05", "cooldown_minutes": 30},
+        )
         assert response.status_code == 200, response.text
         assert response.json()["max_position_pct"] == "0.05"
         on = await client.post("/v1/risk/kill-switch", json={"on": True}, headers=auth(ADMIN))
@@ -330,18 +368,24 @@ async def test_approvals_wait_for_a_human(tmp_path: Path, embedder):
         assert pending[0]["request"]["intent"]["side"] == "BUY"
         status = (await client.get("/v1/desk/status", headers=auth(VIEWER))).json()
         assert status["pending_approvals"] == [decision_id]
-        response = await client.post(f"/v1/approvals/{decision_id}", json={"approved": True},
-                                     headers=auth(OPERATOR))
+        response = await client.post(
+            f"/v1/approvals/{decision_id}", json={"approved": True}, headers=auth(OPERATOR)
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed" and response.json()["fills"]
-        again = await client.post(f"/v1/approvals/{decision_id}", json={"approved": True},
-                                  headers=auth(OPERATOR))
+        again = await client.post(
+            f"/v1/approvals/{decision_id}", json={"approved": True}, headers=auth(OPERATOR)
+        )
         assert "no order waits" in assert_error(again, 404, "not_found")["message"]
         report = (await client.post("/v1/desk/tick", headers=auth(OPERATOR))).json()
-        rejected = await client.post(f"/v1/approvals/{report['decision']['id']}",
-                                     json={"approved": False}, headers=auth(OPERATOR))
+        rejected = await client.post(
+            f"/v1/approvals/{report['decision']['id']}",
+            json={"approved": False},
+            headers=auth(OPERATOR),
+        )
         assert rejected.json()["order"] is None and rejected.json()["risk"]["approval"] == (
-            "rejected")
+            "rejected"
+        )
         fills = (await client.get("/v1/fills", headers=auth(VIEWER))).json()["items"]
         assert len(fills) == 1
 
@@ -384,8 +428,9 @@ async def test_a_pending_approval_survives_a_restart(tmp_path: Path, embedder):
         restored = [e for e in latest["items"] if e["event"] == "approval_pending"]
         assert restored[0]["data"]["decision_id"] == decision_id
         assert restored[0]["data"]["restored"] is True
-        response = await client.post(f"/v1/approvals/{decision_id}", json={"approved": True},
-                                     headers=auth(OPERATOR))
+        response = await client.post(
+            f"/v1/approvals/{decision_id}", json={"approved": True}, headers=auth(OPERATOR)
+        )
         assert response.status_code == 200 and response.json()["fills"]
         status = (await client.get("/v1/desk/status", headers=auth(VIEWER))).json()
         assert status["pending_approvals"] == []

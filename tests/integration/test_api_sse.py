@@ -33,8 +33,11 @@ def make_app(tmp_path: Path, embedder, models: dict | None = None, api: dict | N
 
 
 def token(n: int, channel: str = "persona") -> StreamEvent:
-    return StreamEvent(channel=channel, event="token",  # type: ignore[arg-type]
-                       data={"text": f"w{n} ", "n": n})
+    return StreamEvent(
+        channel=channel,
+        event="token",  # type: ignore[arg-type]
+        data={"text": f"w{n} ", "n": n},
+    )
 
 
 async def test_frames_carry_ids_names_and_keep_alive(tmp_path: Path, embedder):
@@ -50,7 +53,8 @@ async def test_frames_carry_ids_names_and_keep_alive(tmp_path: Path, embedder):
         assert await anext(reader.lines) == ": connected"
         assert await anext(reader.lines) == "retry: 2000"
         published = await context(app).publisher.publish(
-            StreamEvent(channel="desk", event="decision", data={"id": "X", "n": 1}))
+            StreamEvent(channel="desk", event="decision", data={"id": "X", "n": 1})
+        )
         (event,) = await read_sse(reader, 1)
         assert event.event == "decision" and event.id == published.id
         assert event.data["data"] == {"id": "X", "n": 1} and event.data["channel"] == "desk"
@@ -108,8 +112,9 @@ async def test_100_forced_disconnects_lose_nothing_and_repeat_nothing(tmp_path: 
             last = "0-0"
             while not (done.is_set() and len(seen) == total // 2):
                 headers = {**auth(VIEWER), "Last-Event-ID": last}
-                async with client.stream("GET", f"/v1/streams/{channel}",
-                                         headers=headers) as response:
+                async with client.stream(
+                    "GET", f"/v1/streams/{channel}", headers=headers
+                ) as response:
                     budget = rng.randint(1, 10) if drops < 100 else total
                     async with asyncio.timeout(20):
                         async for event in SSEReader(response).events():
@@ -124,8 +129,9 @@ async def test_100_forced_disconnects_lose_nothing_and_repeat_nothing(tmp_path: 
             return seen, ids, drops
 
         producer = asyncio.create_task(produce())
-        (desk, desk_ids, desk_drops), (persona, persona_ids, persona_drops) = (
-            await asyncio.gather(consume("desk"), consume("persona")))
+        (desk, desk_ids, desk_drops), (persona, persona_ids, persona_drops) = await asyncio.gather(
+            consume("desk"), consume("persona")
+        )
         await producer
     assert desk_drops >= 100 and persona_drops >= 100
     assert desk == list(range(0, total, 2)), "desk: nothing lost, nothing repeated, in order"
@@ -139,13 +145,15 @@ async def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(tmp_path:
     async with uvicorn_server(app) as base, httpx.AsyncClient(base_url=base) as client:
         publisher = context(app).publisher
         async with client.stream("GET", "/v1/streams/market", headers=auth(VIEWER)) as stalled:
-            first_id = (await publisher.publish(StreamEvent(
-                channel="market", event="tick", data={"n": -1}))).id
+            first_id = (
+                await publisher.publish(StreamEvent(channel="market", event="tick", data={"n": -1}))
+            ).id
             received: list[int] = []
 
             async def fast_reader() -> None:
-                async with client.stream("GET", "/v1/streams/market", headers={
-                        **auth(VIEWER), "Last-Event-ID": first_id}) as response:
+                async with client.stream(
+                    "GET", "/v1/streams/market", headers={**auth(VIEWER), "Last-Event-ID": first_id}
+                ) as response:
                     async for event in SSEReader(response).events():
                         received.append(event.data["data"]["n"])
                         if len(received) == count:
@@ -154,8 +162,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(tmp_path:
             reader = asyncio.create_task(fast_reader())
             await asyncio.sleep(0.2)
             for i in range(count):
-                await publisher.publish(StreamEvent(channel="market", event="tick",
-                                                    data={"n": i, "blob": blob}))
+                await publisher.publish(
+                    StreamEvent(channel="market", event="tick", data={"n": i, "blob": blob})
+                )
                 await asyncio.sleep(0)
             await asyncio.wait_for(reader, 30)
             assert received == list(range(count))
@@ -167,8 +176,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_slows_no_one(tmp_path:
                 async for event in SSEReader(stalled).events():
                     last = event.id
         assert last is not None
-        async with client.stream("GET", "/v1/streams/market", headers={
-                **auth(VIEWER), "Last-Event-ID": last}) as response:
+        async with client.stream(
+            "GET", "/v1/streams/market", headers={**auth(VIEWER), "Last-Event-ID": last}
+        ) as response:
             rest = await read_sse(response, 1)
         assert rest and rest[0].data["data"]["n"] >= 0
         metrics = (await client.get("/metrics", headers=auth(VIEWER))).text
@@ -188,12 +198,12 @@ async def test_desk_streams_survive_100_disconnects_mid_sentence(tmp_path: Path,
         drops = 0
         ticks = 0
         while drops < 100 or ticks < 2:
-            tick = asyncio.create_task(client.post("/v1/desk/tick", headers=auth(OPERATOR),
-                                                   timeout=60))
+            tick = asyncio.create_task(
+                client.post("/v1/desk/tick", headers=auth(OPERATOR), timeout=60)
+            )
             while not tick.done():
                 headers = {**auth(VIEWER), "Last-Event-ID": last}
-                async with client.stream("GET", "/v1/streams/persona",
-                                         headers=headers) as response:
+                async with client.stream("GET", "/v1/streams/persona", headers=headers) as response:
                     budget = rng.randint(1, 6)
                     try:
                         async with asyncio.timeout(0.5):
@@ -208,8 +218,9 @@ async def test_desk_streams_survive_100_disconnects_mid_sentence(tmp_path: Path,
                 drops += 1
             assert (await tick).status_code == 200
             ticks += 1
-        async with client.stream("GET", "/v1/streams/persona", headers={
-                **auth(VIEWER), "Last-Event-ID": last}) as response:
+        async with client.stream(
+            "GET", "/v1/streams/persona", headers={**auth(VIEWER), "Last-Event-ID": last}
+        ) as response:
             published = await context(app).bus.latest("persona", 10_000)
             remaining = [e for e in published if e.id not in {i for i, _ in seen}]
             if remaining:

@@ -30,29 +30,45 @@ START = datetime(2021, 4, 1, tzinfo=UTC)
 
 
 def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (broker.portfolio(), broker.orders(), broker.fills(), broker.available_cash(),
-            broker.slippage_paid)
+    return (
+        broker.portfolio(),
+        broker.orders(),
+        broker.fills(),
+        broker.available_cash(),
+        broker.slippage_paid,
+    )
 
 
 async def walk(executor: GatedExecutor, market: ReplayMarket, clock: Clock, bars: int) -> int:
     """Mark every bar; every 12th bar buy with a stop, every 30th sell half. Returns orders."""
     submitted = 0
-    frame = market.frame(BTC, until=clock() + timedelta(hours=bars)).loc[clock():]
+    frame = market.frame(BTC, until=clock() + timedelta(hours=bars)).loc[clock() :]
     for i, (stamp, row) in enumerate(frame.iterrows()):
         clock.now = stamp.to_pydatetime()
         await executor.broker.on_price(BTC, D(repr(float(row["close"]))), clock.now)
         if i % 12 == 0:
             stop = money(D(repr(float(row["close"]))) * D("0.97"))
-            report = await executor.submit(OrderIntent(
-                symbol=BTC, side=Side.BUY, quantity=D("0.01"), stop_loss=stop,
-                client_order_id=f"walk-buy-{i}"))
+            report = await executor.submit(
+                OrderIntent(
+                    symbol=BTC,
+                    side=Side.BUY,
+                    quantity=D("0.01"),
+                    stop_loss=stop,
+                    client_order_id=f"walk-buy-{i}",
+                )
+            )
             submitted += report.executed
         if i % 30 == 29:
             held = executor.broker.portfolio().position(BTC)
             if held is not None:
-                report = await executor.submit(OrderIntent(
-                    symbol=BTC, side=Side.SELL, quantity=held.quantity / 2,
-                    client_order_id=f"walk-sell-{i}"))
+                report = await executor.submit(
+                    OrderIntent(
+                        symbol=BTC,
+                        side=Side.SELL,
+                        quantity=held.quantity / 2,
+                        client_order_id=f"walk-sell-{i}",
+                    )
+                )
                 submitted += report.executed
     return submitted
 
@@ -78,8 +94,9 @@ async def test_broker_replay_walk_restores_exactly_after_restart(tmp_path: Path)
     assert books(restored) == expected
     # A resumed run re-submits its last decision: it fills once.
     again = GatedExecutor(restored, market, RiskLimits(max_position_pct=D("0.3")), clock)
-    report = await again.submit(OrderIntent(symbol=BTC, side=Side.BUY, quantity=D("0.01"),
-                                            client_order_id="walk-buy-384"))
+    report = await again.submit(
+        OrderIntent(symbol=BTC, side=Side.BUY, quantity=D("0.01"), client_order_id="walk-buy-384")
+    )
     assert report.execution is not None and report.execution.duplicate
     assert books(restored) == expected
     reopened.close()
@@ -124,8 +141,12 @@ async def test_broker_kill_9_mid_trading_loses_nothing_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "journal.sqlite"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert child.stdout is not None
     confirmed: list[int] = []
     deadline = time.monotonic() + 60

@@ -35,20 +35,48 @@ from tradecast.tools.replay import bundled_csv_files
 
 START = datetime(2021, 1, 4, tzinfo=UTC)
 FOUR_HOURS = timedelta(hours=4)
-DECISION_FIELDS = ("at", "action", "quantity", "price", "confidence", "attribution",
-                   "approved", "risk_reasons", "fills", "persona", "memory_hits")
+DECISION_FIELDS = (
+    "at",
+    "action",
+    "quantity",
+    "price",
+    "confidence",
+    "attribution",
+    "approved",
+    "risk_reasons",
+    "fills",
+    "persona",
+    "memory_hits",
+)
 
 
 async def _evaluate(
-    out: Path, embedder: Any, models: dict[str, Any], *, dataset: str = "btc-usdt-1h",
-    start: datetime = START, days: float = 2, cache: SqliteLLMCache | None = None,
+    out: Path,
+    embedder: Any,
+    models: dict[str, Any],
+    *,
+    dataset: str = "btc-usdt-1h",
+    start: datetime = START,
+    days: float = 2,
+    cache: SqliteLLMCache | None = None,
     memory_kind: str = "exact",
 ) -> tuple[EvalRun, dict[str, Any]]:
-    spec = EvalSpec(dataset=resolve_dataset(dataset), start=start,
-                    end=start + timedelta(days=days), every=FOUR_HOURS,
-                    horizon=timedelta(hours=24), out_dir=out)
-    run = await run_eval(spec, load_settings(), models=models, embedder=embedder,
-                         llm_cache=cache, memory_kind=memory_kind)  # type: ignore[arg-type]
+    spec = EvalSpec(
+        dataset=resolve_dataset(dataset),
+        start=start,
+        end=start + timedelta(days=days),
+        every=FOUR_HOURS,
+        horizon=timedelta(hours=24),
+        out_dir=out,
+    )
+    run = await run_eval(
+        spec,
+        load_settings(),
+        models=models,
+        embedder=embedder,
+        llm_cache=cache,
+        memory_kind=memory_kind,
+    )  # type: ignore[arg-type]
     report = write_run(out, run, score(run), build_manifest(run, argv=["test"]))
     return run, report
 
@@ -61,8 +89,16 @@ def _decisions(run: EvalRun, until: datetime | None = None) -> list[dict[str, An
 async def test_a_short_eval_writes_a_complete_consistent_report(tmp_path: Path, embedder):
     out = tmp_path / "run"
     run, report = await _evaluate(out, embedder, desk_models("hashed", seed=1))
-    for name in ("report.json", "report.md", "manifest.json", "decisions.jsonl", "trades.csv",
-                 "curves.csv", "equity.png", "drawdown.png"):
+    for name in (
+        "report.json",
+        "report.md",
+        "manifest.json",
+        "decisions.jsonl",
+        "trades.csv",
+        "curves.csv",
+        "equity.png",
+        "drawdown.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "equity.png").read_bytes()[:4] == b"\x89PNG"
     metrics = report["metrics"]
@@ -74,8 +110,11 @@ async def test_a_short_eval_writes_a_complete_consistent_report(tmp_path: Path, 
     assert metrics["tokens_per_decision"] > 0 and metrics["latency_p95_ms"] > 0
     assert 0 <= metrics["max_drawdown"] < 1 and 0 <= metrics["exposure"] <= 1
     assert metrics["trades"] == len(run.fills) > 0, "the hashed answers trade"
-    assert set(report["baselines"]) == {"buy_and_hold", "sma_crossover_20_50",
-                                        "rsi_mean_reversion_14"}
+    assert set(report["baselines"]) == {
+        "buy_and_hold",
+        "sma_crossover_20_50",
+        "rsi_mean_reversion_14",
+    }
     assert report["baselines"]["buy_and_hold"]["exposure"] == 1.0
     assert report["reproducibility"]["seed"] == 42
     assert report["reproducibility"]["dataset_sha256"] == resolve_dataset("btc-usdt-1h").sha256
@@ -87,8 +126,9 @@ async def test_a_short_eval_writes_a_complete_consistent_report(tmp_path: Path, 
     trades = (out / "trades.csv").read_text().splitlines()
     assert len(trades) == 1 + metrics["trades"]
     # the run's memory is saved where the desk looks for it
-    client = chromadb.PersistentClient(path=str(out / "data" / "memory"),
-                                       settings=chroma_settings())
+    client = chromadb.PersistentClient(
+        path=str(out / "data" / "memory"), settings=chroma_settings()
+    )
     assert client.get_collection(DEFAULT_COLLECTION).count() == 13
     assert "## Reproducibility" in (out / "report.md").read_text()
 
@@ -117,19 +157,22 @@ async def test_no_look_ahead_corrupting_the_future_changes_no_earlier_decision(
     lookup = {"name": "get_candles_summary", "arguments": {"symbol": "BTC/USDT"}}
     clean_models = desk_models("hashed", seed=1, trader_tool=lookup)
     dirty_models = desk_models("hashed", seed=1, trader_tool=lookup)
-    clean_run, _ = await _evaluate(tmp_path / "a", embedder, clean_models, dataset=str(clean),
-                                   days=3)
-    dirty_run, _ = await _evaluate(tmp_path / "b", embedder, dirty_models, dataset=str(dirty),
-                                   days=3)
+    clean_run, _ = await _evaluate(
+        tmp_path / "a", embedder, clean_models, dataset=str(clean), days=3
+    )
+    dirty_run, _ = await _evaluate(
+        tmp_path / "b", embedder, dirty_models, dataset=str(dirty), days=3
+    )
     assert len(_decisions(clean_run, cut)) == 13
     assert _decisions(clean_run, cut) == _decisions(dirty_run, cut)
     for role in ("analyst", "risk", "trader", "persona"):
-        before_cut = [prompt_text(p) for p in clean_models[role].prompts][: 13 * (
-            2 if role == "trader" else 1)]
-        assert before_cut == [prompt_text(p) for p in dirty_models[role].prompts][
-            : len(before_cut)], role
-    tool_results = [m for p in clean_models["trader"].prompts for m in p
-                    if m.type == "tool"]
+        before_cut = [prompt_text(p) for p in clean_models[role].prompts][
+            : 13 * (2 if role == "trader" else 1)
+        ]
+        assert (
+            before_cut == [prompt_text(p) for p in dirty_models[role].prompts][: len(before_cut)]
+        ), role
+    tool_results = [m for p in clean_models["trader"].prompts for m in p if m.type == "tool"]
     assert tool_results and "rsi" in str(tool_results[0].content).lower()
     assert _decisions(clean_run) != _decisions(dirty_run), "the corruption took effect later"
 
@@ -146,24 +189,28 @@ async def test_two_runs_with_the_cache_make_the_identical_trade_log(tmp_path: Pa
     assert sum(m.calls for m in second_models.values()) == 0, "every answer came from the cache"
     assert cache.misses == misses
     assert (tmp_path / "one" / "trades.csv").read_bytes() == (
-        tmp_path / "two" / "trades.csv").read_bytes()
+        tmp_path / "two" / "trades.csv"
+    ).read_bytes()
     assert _decisions(first) == _decisions(second)
     assert len(first.fills) > 0
 
-    compared = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "one"),
-                                        str(tmp_path / "two"), "--json"])
+    compared = CliRunner().invoke(
+        app, ["eval", "compare", str(tmp_path / "one"), str(tmp_path / "two"), "--json"]
+    )
     assert compared.exit_code == 0, compared.output
     result = json.loads(compared.output)
     assert result["same_trades"] and result["same_decisions"] and result["same_dataset"]
     returns = next(r for r in result["rows"] if r["metric"] == "metrics.cumulative_return")
     assert returns["delta"] == 0
-    table = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "one"),
-                                     str(tmp_path / "two")])
+    table = CliRunner().invoke(
+        app, ["eval", "compare", str(tmp_path / "one"), str(tmp_path / "two")]
+    )
     assert table.exit_code == 0 and "same trade log: yes" in table.output
 
 
 async def test_the_chroma_memory_gives_a_complete_run_too(tmp_path: Path, embedder):
-    _, report = await _evaluate(tmp_path / "chroma", embedder, desk_models("hashed", seed=1),
-                                  days=1, memory_kind="chroma")
+    _, report = await _evaluate(
+        tmp_path / "chroma", embedder, desk_models("hashed", seed=1), days=1, memory_kind="chroma"
+    )
     assert report["metrics"]["decisions"] == 7 and report["metrics"]["risk_violations"] == 0
     shutil.rmtree(tmp_path / "chroma")

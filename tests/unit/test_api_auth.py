@@ -11,7 +11,8 @@ from tradecast.settings import load_settings
 
 def test_keys_parse_with_several_per_role_and_names_that_hide_the_key():
     ring = KeyRing.parse(
-        " viewer:aaaaaaaa1 , operator:bbbbbbbb2,operator:cccccccc3,admin:dddddddd4,")
+        " viewer:aaaaaaaa1 , operator:bbbbbbbb2,operator:cccccccc3,admin:dddddddd4,"
+    )
     assert dict(ring.roles()) == {"viewer": 1, "operator": 2, "admin": 1}
     principal = ring.lookup("cccccccc3")
     assert principal is not None and principal.role == "operator"
@@ -20,14 +21,17 @@ def test_keys_parse_with_several_per_role_and_names_that_hide_the_key():
     assert ring.lookup("nope") is None and ring.lookup("") is None
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("viewer", "must be 'role:KEY'"),
-    ("root:aaaaaaaaaa", "must be 'role:KEY'"),
-    ("viewer:short", "at least 8 characters"),
-    ("viewer:has space in", "at least 8 characters"),
-    ("viewer:aaaaaaaa1,admin:aaaaaaaa1", "configured twice"),
-    (" , ", "no API keys"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("viewer", "must be 'role:KEY'"),
+        ("root:aaaaaaaaaa", "must be 'role:KEY'"),
+        ("viewer:short", "at least 8 characters"),
+        ("viewer:has space in", "at least 8 characters"),
+        ("viewer:aaaaaaaa1,admin:aaaaaaaa1", "configured twice"),
+        (" , ", "no API keys"),
+    ],
+)
 def test_bad_key_settings_say_what_is_wrong(spec: str, message: str):
     with pytest.raises(ValueError, match=message):
         KeyRing.parse(spec)

@@ -30,7 +30,7 @@ def crossover_by_loop(close: list[float], fast: int, slow: int, cash: float, bps
         value = units * price if in_market else equity
         want = (
             t >= slow - 1
-            and sum(close[t - fast + 1:t + 1]) / fast > sum(close[t - slow + 1:t + 1]) / slow
+            and sum(close[t - fast + 1 : t + 1]) / fast > sum(close[t - slow + 1 : t + 1]) / slow
         )
         if want != in_market:
             value *= 1 - bps / 10_000
@@ -66,8 +66,12 @@ def test_baseline_buy_and_hold_pays_the_entry_cost_once() -> None:
 
 def test_baseline_sma_is_the_rolling_mean() -> None:
     close = btc()["close"]
-    np.testing.assert_allclose(simple_moving_average(close, 20),
-                               close.rolling(20).mean().to_numpy(), rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        simple_moving_average(close, 20),
+        close.rolling(20).mean().to_numpy(),
+        rtol=1e-9,
+        equal_nan=True,
+    )
 
 
 def test_baseline_curves_frame_is_indexed_like_the_candles() -> None:

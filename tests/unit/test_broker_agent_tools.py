@@ -66,8 +66,12 @@ def close_at(symbol: str, moment: datetime) -> Decimal:
 
 
 def test_broker_tools_are_the_four_expected_with_number_schemas(desk: Desk) -> None:
-    assert sorted(desk.tools) == ["get_candles_summary", "get_portfolio", "get_price",
-                                  "submit_order"]
+    assert sorted(desk.tools) == [
+        "get_candles_summary",
+        "get_portfolio",
+        "get_price",
+        "submit_order",
+    ]
     params = convert_to_openai_tool(desk.tools["submit_order"])["function"]["parameters"]
     assert params["properties"]["quantity"]["type"] == "number"
     assert params["properties"]["side"]["enum"] == ["BUY", "SELL"]
@@ -76,8 +80,7 @@ def test_broker_tools_are_the_four_expected_with_number_schemas(desk: Desk) -> N
 
 async def test_broker_tool_get_price_is_the_replay_close_at_the_clock(desk: Desk) -> None:
     answer = await desk.call("get_price", {"symbol": "btc/usdt"})
-    assert answer == {"symbol": BTC, "price": str(close_at(BTC, NOW)),
-                      "as_of": NOW.isoformat()}
+    assert answer == {"symbol": BTC, "price": str(close_at(BTC, NOW)), "as_of": NOW.isoformat()}
     desk.clock.advance(hours=3)
     later = await desk.call("get_price", {"symbol": BTC})
     assert later["price"] == str(close_at(BTC, NOW + timedelta(hours=3)))
@@ -94,8 +97,9 @@ async def test_broker_tool_candles_summary_uses_the_indicators(desk: Desk) -> No
 
 
 async def test_broker_tool_submit_order_passes_the_gate_and_fills(desk: Desk) -> None:
-    answer = await desk.call("submit_order", {"symbol": BTC, "side": "buy", "quantity": 1,
-                                              "stop_loss": 25000})
+    answer = await desk.call(
+        "submit_order", {"symbol": BTC, "side": "buy", "quantity": 1, "stop_loss": 25000}
+    )
     assert answer["approved"] and answer["shrunk"]
     assert "limited by max position 10% of equity 10000.00" in answer["reasons"][0]
     assert answer["order"]["status"] == "filled"
@@ -144,12 +148,18 @@ async def test_broker_tool_rejections_come_back_with_reasons(desk: Desk) -> None
         ({"symbol": BTC, "side": "HOLD", "quantity": 1}, "side: Input should be 'BUY' or 'SELL'"),
         ({"symbol": "BTCUSDT", "side": "BUY", "quantity": 1}, "must look like BASE/QUOTE"),
         ({"symbol": BTC, "side": "BUY"}, "quantity: Field required"),
-        ({"symbol": BTC, "side": "BUY", "quantity": 1, "leverage": 50},
-         "leverage: Extra inputs are not permitted"),
-        ({"symbol": BTC, "side": "BUY", "quantity": 1, "order_type": "limit"},
-         "a limit order needs limit_price"),
-        ({"symbol": "DOGE/USDT", "side": "BUY", "quantity": 1},
-         "unknown symbol 'DOGE/USDT' for the replay market"),
+        (
+            {"symbol": BTC, "side": "BUY", "quantity": 1, "leverage": 50},
+            "leverage: Extra inputs are not permitted",
+        ),
+        (
+            {"symbol": BTC, "side": "BUY", "quantity": 1, "order_type": "limit"},
+            "a limit order needs limit_price",
+        ),
+        (
+            {"symbol": "DOGE/USDT", "side": "BUY", "quantity": 1},
+            "unknown symbol 'DOGE/USDT' for the replay market",
+        ),
     ],
 )
 async def test_broker_tool_bad_arguments_return_a_clear_error(
@@ -162,8 +172,12 @@ async def test_broker_tool_bad_arguments_return_a_clear_error(
 
 
 async def test_broker_tool_errors_reach_the_model_as_error_tool_messages(desk: Desk) -> None:
-    call = {"type": "tool_call", "id": "call-1", "name": "get_price",
-            "args": {"symbol": "NOPE/USDT"}}
+    call = {
+        "type": "tool_call",
+        "id": "call-1",
+        "name": "get_price",
+        "args": {"symbol": "NOPE/USDT"},
+    }
     message = await desk.tools["get_price"].ainvoke(call)
     assert isinstance(message, ToolMessage)
     assert message.status == "error" and message.tool_call_id == "call-1"
@@ -185,14 +199,20 @@ async def test_broker_tool_repeated_client_order_id_fills_once(desk: Desk) -> No
 
 
 async def test_broker_tool_absurd_orders_never_breach_the_limits() -> None:
-    limits = RiskLimits(max_position_pct=D("0.2"), max_order_notional=D("1500"),
-                        max_open_positions=1)
+    limits = RiskLimits(
+        max_position_pct=D("0.2"), max_order_notional=D("1500"), max_open_positions=1
+    )
     desk = Desk(limits)
     absurd = [
         {"symbol": BTC, "side": "BUY", "quantity": 1e9},
         {"symbol": ETH, "side": "BUY", "quantity": 1e6},
-        {"symbol": BTC, "side": "BUY", "quantity": "12345.6789", "order_type": "limit",
-         "limit_price": 1e7},
+        {
+            "symbol": BTC,
+            "side": "BUY",
+            "quantity": "12345.6789",
+            "order_type": "limit",
+            "limit_price": 1e7,
+        },
         {"symbol": BTC, "side": "SELL", "quantity": 1e9},
         {"symbol": BTC, "side": "BUY", "quantity": 5, "stop_loss": 1e9},
         {"symbol": BTC, "side": "BUY", "quantity": 1e-9},

@@ -70,9 +70,10 @@ def submits(draw: st.DrawFn) -> Submit:
     extra: dict[str, object] = {}
     if draw(st.booleans()):
         # Relative to the opening price; marks move it, so some rest and some fill at once.
-        extra = {"order_type": OrderType.LIMIT,
-                 "limit_price": money(START[symbol] * draw(factors("0.8", "1.2"))).quantize(
-                     D("0.01"))}
+        extra = {
+            "order_type": OrderType.LIMIT,
+            "limit_price": money(START[symbol] * draw(factors("0.8", "1.2"))).quantize(D("0.01")),
+        }
     if side is Side.BUY and draw(st.booleans()):
         extra["stop_loss"] = money(START[symbol] * draw(factors("0.7", "0.95")))
     if side is Side.BUY and draw(st.booleans()):
@@ -97,8 +98,13 @@ operations = st.lists(
 
 
 def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (broker.portfolio(), broker.orders(), broker.fills(), broker.available_cash(),
-            broker.slippage_paid)
+    return (
+        broker.portfolio(),
+        broker.orders(),
+        broker.fills(),
+        broker.available_cash(),
+        broker.slippage_paid,
+    )
 
 
 def held(broker: PaperBroker, symbol: str) -> Decimal:
@@ -162,8 +168,11 @@ def test_broker_books_balance_and_a_restart_restores_them(ops: list[object]) -> 
         run(broker.on_price(symbol, price, T0))
     for op in ops:
         before = books(broker)
-        equity, fees, slippage = (broker.portfolio().equity, broker.portfolio().fees_paid,
-                                  broker.slippage_paid)
+        equity, fees, slippage = (
+            broker.portfolio().equity,
+            broker.portfolio().fees_paid,
+            broker.slippage_paid,
+        )
         try:
             price_move = step(broker, clock, op)
         except BrokerError as exc:
@@ -201,14 +210,15 @@ def test_broker_duplicate_submit_fills_once(submit: Submit, marks: list[Decimal]
         return  # refused the first time: there is nothing to repeat
     fills_after_first = broker.fills()
     for factor in marks:  # prices move (resting limits may fill) between the retries
-        run(broker.on_price(symbol, money(START[symbol] * factor).quantize(D("0.01")),
-                            clock.advance(minutes=1)))
+        run(
+            broker.on_price(
+                symbol, money(START[symbol] * factor).quantize(D("0.01")), clock.advance(minutes=1)
+            )
+        )
     again = run(broker.submit(intent))
     assert again.duplicate
     assert again.order.id == first.order.id
     assert [f for f in broker.fills() if f.order_id == first.order.id] == list(again.fills)
     assert len(again.fills) <= 1
     assert len(broker.orders()) == len({o.id for o in broker.orders()})
-    assert len([f for f in fills_after_first if f.order_id == first.order.id]) == len(
-        first.fills
-    )
+    assert len([f for f in fills_after_first if f.order_id == first.order.id]) == len(first.fills)

@@ -34,5 +34,4 @@ async def test_stats_count_published_buffered_and_dropped():
     bus.subscribe("desk")
     for i in range(5):
         await bus.publish(event(i))
-    assert bus.stats()["desk"] == {"published": 5, "buffered": 3, "subscribers": 0,
-                                   "dropped": 1}
+    assert bus.stats()["desk"] == {"published": 5, "buffered": 3, "subscribers": 0, "dropped": 1}

@@ -24,14 +24,17 @@ def _message(result) -> str:
     ("args", "message"),
     [
         (["--dataset", "doge-usdt-1h", *WINDOW], "unknown dataset 'doge-usdt-1h'"),
-        (["--dataset", "btc-usdt-1h", "--start", "2021-01-08", "--end", "2021-01-01"],
-         "is before --start"),
+        (
+            ["--dataset", "btc-usdt-1h", "--start", "2021-01-08", "--end", "2021-01-01"],
+            "is before --start",
+        ),
         (["--dataset", "btc-usdt-1h", "--start", "2021-01-01"], "--start and --end are required"),
-        (["--dataset", "btc-usdt-1h", "--start", "soon", "--end", "2021-01-08"],
-         "not an ISO-8601 time"),
+        (
+            ["--dataset", "btc-usdt-1h", "--start", "soon", "--end", "2021-01-08"],
+            "not an ISO-8601 time",
+        ),
         (["--dataset", "btc-usdt-1h", *WINDOW[:4], "--every", "daily"], "--every"),
-        (["--dataset", "btc-usdt-1h", "--start", "2019-01-01", "--end", "2019-02-01"],
-         "too early"),
+        (["--dataset", "btc-usdt-1h", "--start", "2019-01-01", "--end", "2019-02-01"], "too early"),
         (["--dataset", "btc-usdt-1h", *WINDOW, "--concurrency", "0"], "at least 1"),
         ([*WINDOW], "--dataset is required"),
     ],

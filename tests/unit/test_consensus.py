@@ -13,13 +13,22 @@ from tradecast.domain import Action, AgentSignal
 from tradecast.settings import DeskConfig
 
 AT = datetime(2021, 3, 1, 8, tzinfo=UTC)
-SIZING = SizingContext(price=Decimal(50000), equity=Decimal(10000),
-                       held_quantity=Decimal("0.02"), max_position_pct=Decimal("0.10"))
+SIZING = SizingContext(
+    price=Decimal(50000),
+    equity=Decimal(10000),
+    held_quantity=Decimal("0.02"),
+    max_position_pct=Decimal("0.10"),
+)
 
 
 def sig(agent: str, action: Action, confidence: float, size: float = 1.0) -> AgentSignal:
-    return AgentSignal(agent=agent, action=action, confidence=confidence, size_fraction=size,
-                       rationale=f"{agent} says {action}")
+    return AgentSignal(
+        agent=agent,
+        action=action,
+        confidence=confidence,
+        size_fraction=size,
+        rationale=f"{agent} says {action}",
+    )
 
 
 def risk(size: float) -> AgentSignal:
@@ -27,13 +36,25 @@ def risk(size: float) -> AgentSignal:
 
 
 def decide(signals, risk_signal=None, sizing=SIZING, **config):
-    return combine(symbol="BTC/USDT", at=AT, signals=signals, risk=risk_signal,
-                   sizing=sizing, config=DeskConfig(**config))
+    return combine(
+        symbol="BTC/USDT",
+        at=AT,
+        signals=signals,
+        risk=risk_signal,
+        sizing=sizing,
+        config=DeskConfig(**config),
+    )
 
 
 def test_agreement_buys_sized_by_confidence_and_position_limit():
-    decision = decide([sig("analyst", Action.BUY, 0.8), sig("trader", Action.BUY, 0.8),
-                       sig("rules", Action.BUY, 0.8)], risk(1.0))
+    decision = decide(
+        [
+            sig("analyst", Action.BUY, 0.8),
+            sig("trader", Action.BUY, 0.8),
+            sig("rules", Action.BUY, 0.8),
+        ],
+        risk(1.0),
+    )
     assert decision.action is Action.BUY
     assert decision.confidence == 0.8
     # 10% of 10,000 equity x 0.8 confidence / 50,000 price
@@ -58,22 +79,28 @@ def test_abstentions_do_not_vote_and_all_abstaining_holds():
     decision = decide(votes, risk(1.0))
     assert decision.action is Action.SELL
     assert decision.confidence == 0.6
-    nobody = decide([AgentSignal.abstain("analyst", "timeout"),
-                     AgentSignal.abstain("trader", "garbage")])
+    nobody = decide(
+        [AgentSignal.abstain("analyst", "timeout"), AgentSignal.abstain("trader", "garbage")]
+    )
     assert nobody.action is Action.HOLD and nobody.confidence == 0
 
 
 def test_split_vote_and_low_confidence_hold():
     tie = decide([sig("analyst", Action.BUY, 0.7), sig("trader", Action.SELL, 0.7)])
     assert tie.action is Action.HOLD
-    weak = decide([sig("analyst", Action.BUY, 0.2), sig("rules", Action.HOLD, 0.1)],
-                  min_confidence=0.5)
+    weak = decide(
+        [sig("analyst", Action.BUY, 0.2), sig("rules", Action.HOLD, 0.1)], min_confidence=0.5
+    )
     assert weak.action is Action.HOLD and "below" in weak.rationale
 
 
 def test_sell_without_a_position_holds():
-    empty = SizingContext(price=Decimal(50000), equity=Decimal(10000),
-                          held_quantity=Decimal(0), max_position_pct=Decimal("0.1"))
+    empty = SizingContext(
+        price=Decimal(50000),
+        equity=Decimal(10000),
+        held_quantity=Decimal(0),
+        max_position_pct=Decimal("0.1"),
+    )
     decision = decide([sig("analyst", Action.SELL, 0.9)], risk(1.0), sizing=empty)
     assert decision.action is Action.HOLD
     assert "nothing held" in decision.rationale
@@ -89,13 +116,21 @@ actions = st.sampled_from(list(Action))
 unit = st.floats(min_value=0, max_value=1)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["analyst", "trader", "rules"]), actions, unit,
-                          unit), max_size=3),
-       unit, st.decimals(min_value=1, max_value=100000, places=2))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["analyst", "trader", "rules"]), actions, unit, unit), max_size=3
+    ),
+    unit,
+    st.decimals(min_value=1, max_value=100000, places=2),
+)
 def test_consensus_is_deterministic_and_never_exceeds_the_sizing_cap(votes, risk_size, price):
     signals = [sig(agent, action, conf, size) for agent, action, conf, size in votes]
-    sizing = SizingContext(price=price, equity=Decimal(10000), held_quantity=Decimal("0.5"),
-                           max_position_pct=Decimal("0.10"))
+    sizing = SizingContext(
+        price=price,
+        equity=Decimal(10000),
+        held_quantity=Decimal("0.5"),
+        max_position_pct=Decimal("0.10"),
+    )
     first = decide(signals, risk(risk_size), sizing=sizing)
     assert first == decide(signals, risk(risk_size), sizing=sizing)
     if first.action is Action.BUY:

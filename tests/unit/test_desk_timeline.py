@@ -45,8 +45,9 @@ def test_replay_from_is_taken_as_given_and_checked():
     timeline = build_timeline(runtime(Replay()), DeskConfig(replay_from=start), HOUR)
     assert timeline.first == start
     with pytest.raises(DeskConflict, match="TRADECAST_DESK__REPLAY_FROM"):
-        build_timeline(runtime(Replay()), DeskConfig(replay_from=datetime(2022, 1, 1, tzinfo=UTC)),
-                       HOUR)
+        build_timeline(
+            runtime(Replay()), DeskConfig(replay_from=datetime(2022, 1, 1, tzinfo=UTC)), HOUR
+        )
 
 
 def test_a_market_without_a_replay_span_is_live():

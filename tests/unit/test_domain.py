@@ -73,6 +73,11 @@ def test_abstention_must_be_explained_and_hold_has_no_size():
         AgentSignal(agent="risk", action=Action.HOLD, confidence=0, abstained=True)
     with pytest.raises(ValidationError, match="quantity 0"):
         Decision(
-            id="d1", symbol="BTC/USDT", action=Action.HOLD, quantity=1, price=1,
-            confidence=0.5, decided_at=T0,
+            id="d1",
+            symbol="BTC/USDT",
+            action=Action.HOLD,
+            quantity=1,
+            price=1,
+            confidence=0.5,
+            decided_at=T0,
         )

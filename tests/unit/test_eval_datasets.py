@@ -35,7 +35,11 @@ def test_bundled_names_resolve_to_their_symbol_and_hash():
     assert set(bundled_datasets()) >= {"btc-usdt-1h", "eth-busd-1h"}
     btc = resolve_dataset("BTC-USDT-1h")
     assert (btc.name, btc.symbol, btc.timeframe, btc.csv_path) == (
-        "btc-usdt-1h", "BTC/USDT", "1h", None)
+        "btc-usdt-1h",
+        "BTC/USDT",
+        "1h",
+        None,
+    )
     assert len(btc.sha256) == 64 and btc.source == "bundled:BTC-USDT-1h.csv"
     assert btc.market_config(MarketConfig()).csv_paths == {}
 
@@ -54,8 +58,10 @@ def test_a_csv_path_resolves_with_its_symbol_from_the_name(tmp_path: Path):
     [
         (lambda p: "btc-usdt-5m", "unknown dataset 'btc-usdt-5m'; bundled: "),
         (lambda p: str(p / "nope.csv"), "does not exist"),
-        (lambda p: str(_csv(p / "BTC-USDT-1h.csv", header="timestamp,open,high,low,close")),
-         "missing column(s) volume"),
+        (
+            lambda p: str(_csv(p / "BTC-USDT-1h.csv", header="timestamp,open,high,low,close")),
+            "missing column(s) volume",
+        ),
         (lambda p: str(_csv(p / "prices.csv")), "pass --symbol"),
         (lambda p: str(_csv(p / "X-Y-1h.csv", rows=2)), "at least 3"),
     ],
@@ -105,8 +111,9 @@ class CountingEmbedder:
 
     def embed(self, texts):
         self.encoded += list(texts)
-        return np.array([[len(t), 1.0, 0.0, float(i)] for i, t in enumerate(texts)],
-                        dtype=np.float32)
+        return np.array(
+            [[len(t), 1.0, 0.0, float(i)] for i, t in enumerate(texts)], dtype=np.float32
+        )
 
 
 def test_embedding_cache_encodes_each_text_once_and_persists(tmp_path: Path):

@@ -94,7 +94,8 @@ def test_performance_bundles_the_same_functions():
     returns = metrics.simple_returns(equity)
     assert scores["cumulative_return"] == pytest.approx(0.2)
     assert scores["sharpe"] == pytest.approx(
-        np.mean(returns) / np.std(returns, ddof=1) * math.sqrt(365))
+        np.mean(returns) / np.std(returns, ddof=1) * math.sqrt(365)
+    )
     assert scores["max_drawdown"] == pytest.approx(0.1)
     assert scores["win_rate"] == 0.5
     assert scores["exposure"] == 0.75

@@ -25,8 +25,8 @@ class View(BaseModel):
 def test_lookup_update_roundtrip_keeps_messages_tool_calls_and_usage(tmp_path: Path):
     cache = SqliteLLMCache(tmp_path / "c.sqlite")
     message = AIMessage(
-        content="", tool_calls=[{"name": "get_price", "args": {"symbol": "BTC/USDT"},
-                                 "id": "call-1"}],
+        content="",
+        tool_calls=[{"name": "get_price", "args": {"symbol": "BTC/USDT"}, "id": "call-1"}],
         usage_metadata={"input_tokens": 12, "output_tokens": 7, "total_tokens": 19},
     )
     assert cache.lookup("p", "model-a") is None
@@ -87,8 +87,9 @@ async def test_streamed_answers_are_cached_and_replayed_in_pieces(tmp_path: Path
     replayed = [c async for c in astream_cached(model, MESSAGES, max_tokens=40)]
     assert model.calls == 1
     text = "".join(str(c.content) for c in streamed)
-    assert "".join(str(c.content) for c in replayed) == text == (
-        "Bought the dip. Holding steady now!")
+    assert (
+        "".join(str(c.content) for c in replayed) == text == ("Bought the dip. Holding steady now!")
+    )
     assert len([c for c in replayed if c.content]) > 1, "a replay still streams"
     usage = [c.usage_metadata for c in replayed if c.usage_metadata]
     assert usage and usage[-1]["output_tokens"] == 6

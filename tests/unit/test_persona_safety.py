@@ -14,30 +14,48 @@ from tradecast.agents.persona import narrate
 from tradecast.agents.persona_card import load_card
 from tradecast.domain import Action
 
-FILLED_BUY = PersonaFacts(symbol="BTC/USDT", action=Action.BUY, quantity=Decimal("0.0157"),
-                          price=Decimal("31776.66"), confidence=0.72, executed=True,
-                          fill_price=Decimal("31783.01"))
-HOLD = PersonaFacts(symbol="ETH/BUSD", action=Action.HOLD, quantity=Decimal(0),
-                    price=Decimal("1100.5"), confidence=0.3, executed=False)
+FILLED_BUY = PersonaFacts(
+    symbol="BTC/USDT",
+    action=Action.BUY,
+    quantity=Decimal("0.0157"),
+    price=Decimal("31776.66"),
+    confidence=0.72,
+    executed=True,
+    fill_price=Decimal("31783.01"),
+)
+HOLD = PersonaFacts(
+    symbol="ETH/BUSD",
+    action=Action.HOLD,
+    quantity=Decimal(0),
+    price=Decimal("1100.5"),
+    confidence=0.3,
+    executed=False,
+)
 
 
-@pytest.mark.parametrize("sentence", [
-    "Bought 0.0157 BTC at 31,783.01 USDT.",
-    "We are 72% confident in this one!",
-    "BTC at roughly 31.8k, here we go.",
-    "Candles don't lie!",
-])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Bought 0.0157 BTC at 31,783.01 USDT.",
+        "We are 72% confident in this one!",
+        "BTC at roughly 31.8k, here we go.",
+        "Candles don't lie!",
+    ],
+)
 def test_grounded_sentences_pass(sentence):
     assert check_sentence(sentence, FILLED_BUY) is None
 
 
-@pytest.mark.parametrize(("sentence", "why"), [
-    ("Bought 5 BTC at 31,783.01.", "'5'"),
-    ("Bought 0.0157 BTC at 45,000.", "45,000"),
-    ("Bought some ETH!", "ETH"),
-    ("We sold everything.", "SELL"),
-    ("Bought 0.0157 DOGE/USDT.", "DOGE/USDT"),
-])
+@pytest.mark.parametrize(
+    ("sentence", "why"),
+    [
+        ("Bought 5 BTC at 31,783.01.", "'5'"),
+        ("Bought 0.0157 BTC at 45,000.", "45,000"),
+        ("Bought some ETH!", "ETH"),
+        ("We sold everything.", "SELL"),
+        ("Bought 0.0157 DOGE/USDT.", "DOGE/USDT"),
+    ],
+)
 def test_ungrounded_sentences_are_caught(sentence, why):
     problem = check_sentence(sentence, FILLED_BUY)
     assert problem is not None and why in problem
@@ -52,19 +70,34 @@ def test_fallback_sentences_are_grounded_by_construction():
     assert check_sentence(fallback_sentence(HOLD), HOLD) is None
 
 
-@pytest.mark.parametrize("sentence", [
-    "This coin is a s c a m", "what a F.U.C.K up", "sh1t happens", "pure $c@m",
-    "Returns are g-u-a-r-a-n-t-e-e-d", "It's risk free money", "You should buy now",
-    "Put your savings in", "The api key is sk-abcdefghij", "k y s",
-])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "This coin is a s c a m",
+        "what a F.U.C.K up",
+        "sh1t happens",
+        "pure $c@m",
+        "Returns are g-u-a-r-a-n-t-e-e-d",
+        "It's risk free money",
+        "You should buy now",
+        "Put your savings in",
+        "The api key is sk-abcdefghij",
+        "k y s",
+    ],
+)
 def test_moderation_blocks_obfuscated_and_finance_violations(sentence):
     assert Moderator().check(sentence).allowed is False
 
 
-@pytest.mark.parametrize("sentence", [
-    "Scampi for dinner after the close.", "Classic assessment of the market.",
-    "Bought 0.0157 BTC at 31,783.01 USDT.", "Risk first, vibes second.",
-])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Scampi for dinner after the close.",
+        "Classic assessment of the market.",
+        "Bought 0.0157 BTC at 31,783.01 USDT.",
+        "Risk first, vibes second.",
+    ],
+)
 def test_moderation_lets_ordinary_sentences_through(sentence):
     assert Moderator().check(sentence).allowed is True
 
@@ -72,8 +105,7 @@ def test_moderation_lets_ordinary_sentences_through(sentence):
 async def test_narration_streams_tokens_then_sentences_with_emotions():
     model = ScriptedChatModel(script=["[excited] Bought 0.0157 BTC! Candles don't lie!"])
     emitted: list[tuple[str, dict]] = []
-    lines, call = await narrate(model, load_card(), FILLED_BUY,
-                                lambda e, d: emitted.append((e, d)))
+    lines, call = await narrate(model, load_card(), FILLED_BUY, lambda e, d: emitted.append((e, d)))
     assert [line.text for line in lines] == ["Bought 0.0157 BTC!", "Candles don't lie!"]
     assert lines[0].emotion == "excited"
     assert lines[1].emotion == "excited" or lines[1].emotion == "happy"

@@ -28,17 +28,32 @@ def portfolio(cash: str = "10000", **extra: Any) -> Portfolio:
     return Portfolio(cash=D(cash), **extra)
 
 
-def market(price: str = "50000", symbol: str = BTC, open_orders: tuple[Order, ...] = ()) -> (
-    MarketContext
-):
-    return MarketContext(symbol=symbol, price=D(price), rules=rules_for(symbol),
-                         costs=CostModel(), open_orders=open_orders)
+def market(
+    price: str = "50000", symbol: str = BTC, open_orders: tuple[Order, ...] = ()
+) -> MarketContext:
+    return MarketContext(
+        symbol=symbol,
+        price=D(price),
+        rules=rules_for(symbol),
+        costs=CostModel(),
+        open_orders=open_orders,
+    )
 
 
-def check(intent: Any, folio: Portfolio | None = None, limits: RiskLimits | None = None,
-          context: MarketContext | None = None, now: Any = T0) -> RiskVerdict:
-    return check_order(intent, folio or portfolio(), limits or RiskLimits(),
-                       context or market(symbol=intent.symbol), now)
+def check(
+    intent: Any,
+    folio: Portfolio | None = None,
+    limits: RiskLimits | None = None,
+    context: MarketContext | None = None,
+    now: Any = T0,
+) -> RiskVerdict:
+    return check_order(
+        intent,
+        folio or portfolio(),
+        limits or RiskLimits(),
+        context or market(symbol=intent.symbol),
+        now,
+    )
 
 
 def btc_position(quantity: str, avg: str = "50000", **extra: Any) -> Position:
@@ -112,8 +127,13 @@ def test_risk_gate_max_open_positions_blocks_new_symbols_only() -> None:
 
 
 def test_risk_gate_resting_buys_count_as_open_and_against_cash() -> None:
-    resting = Order(id="PB-1", client_order_id="c", intent=buy("0.5", ETH, limit_price=D("1000")),
-                    status=OrderStatus.OPEN, created_at=T0)
+    resting = Order(
+        id="PB-1",
+        client_order_id="c",
+        intent=buy("0.5", ETH, limit_price=D("1000")),
+        status=OrderStatus.OPEN,
+        created_at=T0,
+    )
     limits = RiskLimits(max_open_positions=1)
     context = market(open_orders=(resting,))
     verdict = check(buy("0.01"), portfolio(), limits, context)
@@ -124,8 +144,13 @@ def test_risk_gate_resting_buys_count_as_open_and_against_cash() -> None:
 
 
 def test_risk_gate_drawdown_lock_blocks_buys_but_not_sells() -> None:
-    folio = portfolio("8000", positions=(btc_position("0.01"),), prices={BTC: D("50000")},
-                      peak_equity=D("10000"), day_start_equity=D("8500"))
+    folio = portfolio(
+        "8000",
+        positions=(btc_position("0.01"),),
+        prices={BTC: D("50000")},
+        peak_equity=D("10000"),
+        day_start_equity=D("8500"),
+    )
     verdict = check(buy("0.001"), folio)
     assert not verdict.approved
     assert verdict.reasons[0].startswith("max drawdown lock: equity 8500.00 is 15% below the peak")
@@ -133,12 +158,18 @@ def test_risk_gate_drawdown_lock_blocks_buys_but_not_sells() -> None:
 
 
 def test_risk_gate_daily_loss_limit_blocks_buys_until_the_next_utc_day() -> None:
-    folio = portfolio("9000", positions=(btc_position("0.01"),), prices={BTC: D("50000")},
-                      peak_equity=D("10000"), day_start_equity=D("9800"))
+    folio = portfolio(
+        "9000",
+        positions=(btc_position("0.01"),),
+        prices={BTC: D("50000")},
+        peak_equity=D("10000"),
+        day_start_equity=D("9800"),
+    )
     verdict = check(buy("0.001"), folio)
     assert not verdict.approved
-    assert "daily loss limit: equity 9500.00 is 3.06% below the day's start 9800.00" in (
-        verdict.reasons[0]
+    assert (
+        "daily loss limit: equity 9500.00 is 3.06% below the day's start 9800.00"
+        in (verdict.reasons[0])
     )
     assert check(sell("0.005"), folio).approved
     tomorrow = T0.replace(hour=0) + timedelta(days=1)
@@ -189,8 +220,13 @@ def test_risk_gate_sells_only_what_is_held() -> None:
 
 def test_risk_gate_resting_sells_are_not_sold_twice() -> None:
     folio = portfolio("9000", positions=(btc_position("0.02"),), prices={BTC: D("50000")})
-    offered = Order(id="PB-1", client_order_id="c", intent=sell("0.02", limit_price=D("60000")),
-                    status=OrderStatus.OPEN, created_at=T0)
+    offered = Order(
+        id="PB-1",
+        client_order_id="c",
+        intent=sell("0.02", limit_price=D("60000")),
+        status=OrderStatus.OPEN,
+        created_at=T0,
+    )
     verdict = check(sell("0.01"), folio, context=market(open_orders=(offered,)))
     assert not verdict.approved
     assert "already offered by open sell orders" in verdict.reasons[0]

@@ -32,8 +32,9 @@ SYMBOLS = (BTC, ETH)
 
 
 def decimals(low: str, high: str, places: int) -> st.SearchStrategy[Decimal]:
-    return st.decimals(min_value=D(low), max_value=D(high), places=places,
-                       allow_nan=False, allow_infinity=False)
+    return st.decimals(
+        min_value=D(low), max_value=D(high), places=places, allow_nan=False, allow_infinity=False
+    )
 
 
 limits_strategy = st.builds(
@@ -66,11 +67,13 @@ def scenes(draw: st.DrawFn) -> Scene:
     for symbol in SYMBOLS:
         if draw(st.integers(0, 3)):
             avg = prices[symbol] * draw(decimals("0.5", "1.5", 2))
-            seed.append(Position(symbol=symbol, quantity=draw(decimals("0.0001", "3", 4)),
-                                 avg_price=money(avg)))
+            seed.append(
+                Position(
+                    symbol=symbol, quantity=draw(decimals("0.0001", "3", 4)), avg_price=money(avg)
+                )
+            )
     clock = Clock(T0)
-    broker = paper_broker(cash=str(draw(decimals("0", "50000", 2))), seed=tuple(seed),
-                          clock=clock)
+    broker = paper_broker(cash=str(draw(decimals("0", "50000", 2))), seed=tuple(seed), clock=clock)
     for symbol in SYMBOLS:
         run(broker.on_price(symbol, prices[symbol], T0))
     _maybe_rest_orders(draw, broker, prices)
@@ -80,14 +83,17 @@ def scenes(draw: st.DrawFn) -> Scene:
     if draw(st.booleans()):
         minutes = draw(st.integers(0, 300))
         stop_outs[draw(st.sampled_from(SYMBOLS))] = T0 - timedelta(minutes=minutes)
-    portfolio = base.model_copy(update={
-        "peak_equity": equity * draw(st.just(D(1)) | decimals("1", "1.6", 2)),
-        "day_start_equity": equity * draw(st.just(D(1)) | decimals("0.8", "1.3", 2)),
-        "stop_outs": stop_outs,
-    })
+    portfolio = base.model_copy(
+        update={
+            "peak_equity": equity * draw(st.just(D(1)) | decimals("1", "1.6", 2)),
+            "day_start_equity": equity * draw(st.just(D(1)) | decimals("0.8", "1.3", 2)),
+            "stop_outs": stop_outs,
+        }
+    )
     symbol = draw(st.sampled_from(SYMBOLS))
-    return Scene(broker, portfolio, draw(limits_strategy), draw(intents(symbol, prices[symbol])),
-                 T0)
+    return Scene(
+        broker, portfolio, draw(limits_strategy), draw(intents(symbol, prices[symbol])), T0
+    )
 
 
 def _maybe_rest_orders(draw: st.DrawFn, broker: PaperBroker, prices: dict[str, Decimal]) -> None:
@@ -96,16 +102,29 @@ def _maybe_rest_orders(draw: st.DrawFn, broker: PaperBroker, prices: dict[str, D
     if draw(st.booleans()):
         limit = money(prices[symbol] * D("0.8")).quantize(D("0.01"))
         quantity = broker.market_rules(symbol).floor_qty(D(30) / limit + D("0.001"))
-        intent = OrderIntent(symbol=symbol, side=Side.BUY, quantity=quantity,
-                             order_type=OrderType.LIMIT, limit_price=limit)
+        intent = OrderIntent(
+            symbol=symbol,
+            side=Side.BUY,
+            quantity=quantity,
+            order_type=OrderType.LIMIT,
+            limit_price=limit,
+        )
         _try(broker, intent)
     held = broker.portfolio().position(symbol)
     if held is not None and draw(st.booleans()):
         quantity = broker.market_rules(symbol).floor_qty(held.quantity / 2)
         limit = money(prices[symbol] * D("1.2")).quantize(D("0.01"))
         if quantity > 0:
-            _try(broker, OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity,
-                                     order_type=OrderType.LIMIT, limit_price=limit))
+            _try(
+                broker,
+                OrderIntent(
+                    symbol=symbol,
+                    side=Side.SELL,
+                    quantity=quantity,
+                    order_type=OrderType.LIMIT,
+                    limit_price=limit,
+                ),
+            )
 
 
 def _try(broker: PaperBroker, intent: OrderIntent) -> None:
@@ -123,8 +142,9 @@ def intents(draw: st.DrawFn, symbol: str, price: Decimal) -> OrderIntent:
         extra["limit_price"] = money(price * draw(decimals("0.9", "1.1", 3))).quantize(D("0.001"))
     if side is Side.BUY and draw(st.booleans()):
         extra["stop_loss"] = money(price * draw(decimals("0.5", "1.05", 2)))
-    return OrderIntent(symbol=symbol, side=side, quantity=draw(decimals("0.00001", "20", 5)),
-                       **extra)
+    return OrderIntent(
+        symbol=symbol, side=side, quantity=draw(decimals("0.00001", "20", 5)), **extra
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,8 +153,11 @@ def test_risk_no_approved_order_breaches_a_limit(scene: Scene) -> None:
     broker, portfolio, limits, intent = scene.broker, scene.portfolio, scene.limits, scene.intent
     price = portfolio.prices[intent.symbol]
     context = MarketContext(
-        symbol=intent.symbol, price=price, rules=broker.market_rules(intent.symbol),
-        costs=broker.cost_model, open_orders=tuple(broker.orders(status=OrderStatus.OPEN)),
+        symbol=intent.symbol,
+        price=price,
+        rules=broker.market_rules(intent.symbol),
+        costs=broker.cost_model,
+        open_orders=tuple(broker.orders(status=OrderStatus.OPEN)),
     )
     verdict = check_order(intent, portfolio, limits, context, scene.now)
     outcome = "approved" if verdict.approved else f"rejected ({verdict.reasons[0][:18]})"
@@ -168,8 +191,14 @@ def test_risk_no_approved_order_breaches_a_limit(scene: Scene) -> None:
     _check_buy_limits(scene, approved, resting_before, equity_before, after, price)
 
 
-def _check_buy_limits(scene: Scene, approved: OrderIntent, resting_before: list,
-                      equity_before: Decimal, after: Portfolio, price: Decimal) -> None:
+def _check_buy_limits(
+    scene: Scene,
+    approved: OrderIntent,
+    resting_before: list,
+    equity_before: Decimal,
+    after: Portfolio,
+    price: Decimal,
+) -> None:
     limits, portfolio, symbol = scene.limits, scene.portfolio, approved.symbol
     stopped = portfolio.stop_outs.get(symbol)
     if stopped is not None and limits.cooldown_minutes:
@@ -178,11 +207,13 @@ def _check_buy_limits(scene: Scene, approved: OrderIntent, resting_before: list,
     day_start = portfolio.day_start_equity or equity_before
     assert after.equity > peak * (1 - limits.max_drawdown_pct)
     assert after.equity > day_start * (1 - limits.daily_loss_limit_pct)
-    pending_buys = [o for o in scene.broker.orders(status=OrderStatus.OPEN)
-                    if o.intent.side is Side.BUY]
+    pending_buys = [
+        o for o in scene.broker.orders(status=OrderStatus.OPEN) if o.intent.side is Side.BUY
+    ]
     open_symbols = {p.symbol for p in after.positions} | {o.intent.symbol for o in pending_buys}
-    assert len(open_symbols) <= max(limits.max_open_positions, _open_before(resting_before,
-                                                                           portfolio))
+    assert len(open_symbols) <= max(
+        limits.max_open_positions, _open_before(resting_before, portfolio)
+    )
     held = after.position(symbol)
     pending = sum((o.intent.quantity for o in pending_buys if o.intent.symbol == symbol), D(0))
     exposure = ((held.quantity if held else D(0)) + pending) * price
@@ -191,5 +222,7 @@ def _check_buy_limits(scene: Scene, approved: OrderIntent, resting_before: list,
 
 def _open_before(resting: list, portfolio: Portfolio) -> int:
     """Symbols already open before the order (an add-on may not open a new one)."""
-    return len({p.symbol for p in portfolio.positions}
-               | {o.intent.symbol for o in resting if o.intent.side is Side.BUY})
+    return len(
+        {p.symbol for p in portfolio.positions}
+        | {o.intent.symbol for o in resting if o.intent.side is Side.BUY}
+    )

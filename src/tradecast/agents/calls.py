@@ -52,10 +52,14 @@ async def ask_structured(
     prompt_tokens, completion_tokens = usage_of(result["raw"])
     if result["parsing_error"] is not None:
         call = _failed(agent, started, f"unparseable: {result['parsing_error']}")
-        return None, call.model_copy(update={"prompt_tokens": prompt_tokens,
-                                             "completion_tokens": completion_tokens})
+        return None, call.model_copy(
+            update={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        )
     return result["parsed"], LLMCall(
-        agent=agent, ok=True, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        agent=agent,
+        ok=True,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         latency_ms=_elapsed_ms(started),
     )
 

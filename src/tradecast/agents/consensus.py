@@ -97,8 +97,9 @@ def combine(
     action, confidence = _vote(signals, weights)
     notes: list[str] = []
     if action is not Action.HOLD and confidence < config.min_confidence:
-        notes.append(f"{action.value} at confidence {confidence:.2f} is below "
-                     f"{config.min_confidence:.2f}")
+        notes.append(
+            f"{action.value} at confidence {confidence:.2f} is below {config.min_confidence:.2f}"
+        )
         action = Action.HOLD
     risk_fraction = _risk_fraction(risk, config)
     if action is not Action.HOLD and risk_fraction == 0:
@@ -148,8 +149,14 @@ def _attribution(
     if risk is not None:
         note = risk.abstain_reason or f"kept {risk_fraction:.0%} of size: {risk.rationale}"
         rows.append(
-            Attribution(agent="risk", action=risk.action, confidence=risk.confidence, weight=0.0,
-                        abstained=risk.abstained, note=note[:200])
+            Attribution(
+                agent="risk",
+                action=risk.action,
+                confidence=risk.confidence,
+                weight=0.0,
+                abstained=risk.abstained,
+                note=note[:200],
+            )
         )
     return tuple(rows)
 

@@ -15,8 +15,11 @@ from tradecast.domain import Action
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?\s?(?:%|[kK]\b)?")
 PAIR = re.compile(r"\b([A-Z]{2,6})\s*/\s*([A-Z]{2,6})\b")
-TICKER = re.compile(r"\b(BTC|ETH|USDT|BUSD|USDC|BNB|SOL|XRP|ADA|DOGE|DOT|LTC|AVAX|LINK|TRX|"
-                    r"MATIC|SHIB|EUR|USD)\b", re.IGNORECASE)
+TICKER = re.compile(
+    r"\b(BTC|ETH|USDT|BUSD|USDC|BNB|SOL|XRP|ADA|DOGE|DOT|LTC|AVAX|LINK|TRX|"
+    r"MATIC|SHIB|EUR|USD)\b",
+    re.IGNORECASE,
+)
 SIDE_WORDS = {
     Action.BUY: re.compile(r"\b(bought|buy|buying|long)\b", re.IGNORECASE),
     Action.SELL: re.compile(r"\b(sold|sell|selling|short|dumped)\b", re.IGNORECASE),

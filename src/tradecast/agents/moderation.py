@@ -11,28 +11,72 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
-                      "9": "g", "@": "a", "$": "s", "!": "i", "|": "i", "+": "t", "€": "e"})
+LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "8": "b",
+        "9": "g",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "i",
+        "+": "t",
+        "€": "e",
+    }
+)
 
 DEFAULT_BLOCKLIST: tuple[str, ...] = (
-    "fuck", "shit", "bitch", "cunt", "asshole", "bastard", "retard", "nigger", "faggot",
-    "whore", "slut", "kys", "killyourself", "scam", "ponzi", "rugpull",
+    "fuck",
+    "shit",
+    "bitch",
+    "cunt",
+    "asshole",
+    "bastard",
+    "retard",
+    "nigger",
+    "faggot",
+    "whore",
+    "slut",
+    "kys",
+    "killyourself",
+    "scam",
+    "ponzi",
+    "rugpull",
 )
 
 FINANCE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("promises returns", re.compile(
-        r"\b(guarantee[sd]?|guaranteeing|risk[- ]?free|can(?:no|')t (?:lose|fail|go wrong)|"
-        r"sure thing|free money|100 ?% (?:sure|certain|safe|profit)|will (?:definitely|surely) "
-        r"(?:go up|rise|moon|pump|profit)|easy money|no way (?:to|you can) lose|double your)",
-        re.IGNORECASE)),
-    ("personal advice", re.compile(
-        r"\b(you should (?:buy|sell|invest|put|get|go all)|i (?:recommend|advise) (?:you|that "
-        r"you)|buy now|sell now|invest your|put your (?:savings|money|paycheck|rent)|"
-        r"take (?:out )?a loan|mortgage your|this is financial advice|not financial advice but "
-        r"buy|go all[- ]in|remortgage|max out your)", re.IGNORECASE)),
-    ("leaks secrets", re.compile(
-        r"(api[_ -]?key|secret[_ -]?key|bearer\s+[a-z0-9]|password|private key|seed phrase|"
-        r"TRADECAST_[A-Z_]+|sk-[A-Za-z0-9]{8,})", re.IGNORECASE)),
+    (
+        "promises returns",
+        re.compile(
+            r"\b(guarantee[sd]?|guaranteeing|risk[- ]?free|can(?:no|')t (?:lose|fail|go wrong)|"
+            r"sure thing|free money|100 ?% (?:sure|certain|safe|profit)|will (?:definitely|surely) "
+            r"(?:go up|rise|moon|pump|profit)|easy money|no way (?:to|you can) lose|double your)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "personal advice",
+        re.compile(
+            r"\b(you should (?:buy|sell|invest|put|get|go all)|i (?:recommend|advise) (?:you|that "
+            r"you)|buy now|sell now|invest your|put your (?:savings|money|paycheck|rent)|"
+            r"take (?:out )?a loan|mortgage your|this is financial advice|not financial advice but "
+            r"buy|go all[- ]in|remortgage|max out your)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "leaks secrets",
+        re.compile(
+            r"(api[_ -]?key|secret[_ -]?key|bearer\s+[a-z0-9]|password|private key|seed phrase|"
+            r"TRADECAST_[A-Z_]+|sk-[A-Za-z0-9]{8,})",
+            re.IGNORECASE,
+        ),
+    ),
 )
 
 
@@ -94,4 +138,3 @@ class Moderator:
             ):
                 return ModerationResult(False, f"blocked word ({word[0]}***)")
         return ModerationResult(True)
-

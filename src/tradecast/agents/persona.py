@@ -115,7 +115,7 @@ class Speech:
     def _emotion(self, raw: str) -> tuple[str, str]:
         match = EMOTION_TAG.match(raw)
         if match and match.group(1).lower() in self.card.emotions:
-            return match.group(1).lower(), raw[match.end():].strip()
+            return match.group(1).lower(), raw[match.end() :].strip()
         text = EMOTION_TAG.sub("", raw).strip() if match else raw
         return self.emotion, text
 
@@ -123,7 +123,7 @@ class Speech:
         tokens = pieces if "".join(pieces).strip().endswith(text) else re.findall(r"\S+\s*", text)
         if self.lines:
             self.emit("token", {"text": " "})
-        for token in tokens:
+        for token in filter(None, tokens):
             self.emit("token", {"text": token})
         line = PersonaLine(text=text[:400], emotion=emotion)  # type: ignore[arg-type]
         self.lines.append(line)
@@ -154,8 +154,12 @@ async def speak(
         speech.say(pieces)
     speech.finish()
     call = LLMCall(
-        agent="persona", ok=error is None, prompt_tokens=usage[0], completion_tokens=usage[1],
-        latency_ms=round((time.perf_counter() - started) * 1000, 2), error=error,
+        agent="persona",
+        ok=error is None,
+        prompt_tokens=usage[0],
+        completion_tokens=usage[1],
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        error=error,
     )
     return speech.lines, call
 
@@ -169,12 +173,20 @@ async def narrate(
 ) -> tuple[list[PersonaLine], LLMCall]:
     """Stream the persona's commentary on ``facts``; always says at least one sentence."""
     system = load_prompt("persona").format(
-        name=card.name, style=card.style, catchphrases="; ".join(card.catchphrases),
-        max_sentences=card.max_sentences, facts=facts_prompt(facts),
+        name=card.name,
+        style=card.style,
+        catchphrases="; ".join(card.catchphrases),
+        max_sentences=card.max_sentences,
+        facts=facts_prompt(facts),
     )
     messages = [SystemMessage(system), HumanMessage("Tell the viewers what the desk just did.")]
-    speech = Speech(card, lambda text: check_sentence(text, facts), fallback_sentence(facts),
-                    default_emotion(facts), emit)
+    speech = Speech(
+        card,
+        lambda text: check_sentence(text, facts),
+        fallback_sentence(facts),
+        default_emotion(facts),
+        emit,
+    )
     return await speak(model, messages, speech, max_tokens)
 
 
@@ -188,7 +200,7 @@ def _flush_complete(pieces: list[str], speech: Speech) -> list[str]:
     for sentence in parts[:-1]:
         taken, consumed = _take_pieces(pieces, consumed, sentence)
         speech.say(taken)
-    rest = "".join(pieces)[len(text) - len(parts[-1]):]
+    rest = "".join(pieces)[len(text) - len(parts[-1]) :]
     return [rest] if rest else []
 
 
@@ -201,7 +213,7 @@ def _take_pieces(pieces: list[str], start: int, sentence: str) -> tuple[list[str
     for piece in pieces:
         lo, hi = position, position + len(piece)
         if hi > begin and lo < end:
-            out.append(piece[max(0, begin - lo): min(len(piece), end - lo)])
+            out.append(piece[max(0, begin - lo) : min(len(piece), end - lo)])
         position = hi
     return out, end
 

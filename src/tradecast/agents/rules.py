@@ -33,5 +33,6 @@ def rules_signal(summary: IndicatorSummary) -> AgentSignal:
 
 
 def _signal(action: Action, confidence: float, rationale: str) -> AgentSignal:
-    return AgentSignal(agent="rules", action=action, confidence=round(confidence, 3),
-                       rationale=rationale)
+    return AgentSignal(
+        agent="rules", action=action, confidence=round(confidence, 3), rationale=rationale
+    )

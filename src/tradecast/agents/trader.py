@@ -31,9 +31,13 @@ async def _tool_round(
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         return [], LLMCall(agent="trader", ok=False, latency_ms=elapsed, error=str(exc)[:500])
     prompt_tokens, completion_tokens = usage_of(reply)
-    call = LLMCall(agent="trader", ok=True, prompt_tokens=prompt_tokens,
-                   completion_tokens=completion_tokens,
-                   latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    call = LLMCall(
+        agent="trader",
+        ok=True,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     if not isinstance(reply, AIMessage) or not reply.tool_calls:
         return [], call
     by_name = {tool.name: tool for tool in tools}

@@ -87,17 +87,25 @@ def create_app(
     if keys is None:
         keys, generated = resolve_keys(settings)
         if generated:
-            log.warning("api.generated_keys", note="no TRADECAST_API_KEYS set: these keys "
-                        "last until the server stops", **generated)
+            log.warning(
+                "api.generated_keys",
+                note="no TRADECAST_API_KEYS set: these keys last until the server stops",
+                **generated,
+            )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _running_desk(settings, keys, models, memory) as ctx:
             app.state.ctx = ctx
             thresholds = _tune_gc()
-            log.info("api.started", data_dir=str(settings.data_dir), version=__version__,
-                     symbol=settings.desk.symbol, mode=ctx.desk.timeline.mode,
-                     roles=dict(keys.roles()))
+            log.info(
+                "api.started",
+                data_dir=str(settings.data_dir),
+                version=__version__,
+                symbol=settings.desk.symbol,
+                mode=ctx.desk.timeline.mode,
+                roles=dict(keys.roles()),
+            )
             try:
                 yield
             finally:
@@ -107,21 +115,33 @@ def create_app(
         log.info("api.stopped")
 
     app = FastAPI(
-        title="tradecast", version=__version__, description=DESCRIPTION,
-        openapi_tags=TAGS, lifespan=lifespan,
+        title="tradecast",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
     )
     app.state.ctx = None
     install_error_handlers(app)
     if settings.api.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api.cors_origins),
-                           allow_methods=["GET", "POST", "PUT"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api.cors_origins),
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["*"],
+        )
     for router in (ops.router, desk.router, streams.router, threads.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, Any]:
-        return {"name": "tradecast", "version": __version__, "docs": "/docs",
-                "openapi": "/openapi.json", "overlay": "/overlay/?key=VIEWER_KEY"}
+        return {
+            "name": "tradecast",
+            "version": __version__,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "overlay": "/overlay/?key=VIEWER_KEY",
+        }
 
     if OVERLAY_DIR.is_dir():
         app.mount("/overlay", StaticFiles(directory=OVERLAY_DIR, html=True), name="overlay")
@@ -165,15 +185,23 @@ async def _running_desk(
     async with open_desk(settings, sink=publisher, models=desk_models, memory=memory) as runtime:
         store = DeskStore(settings.data_dir / STORE_FILENAME)
         try:
-            service = DeskService(runtime, store, publisher, metrics=metrics,
-                                  persona_name=card.name)
+            service = DeskService(
+                runtime, store, publisher, metrics=metrics, persona_name=card.name
+            )
             await service.start(autostart=settings.desk.autostart)
             try:
                 yield ApiContext(
-                    settings=settings, keys=keys,
+                    settings=settings,
+                    keys=keys,
                     limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
-                    metrics=metrics, bus=bus, publisher=publisher, frames=FrameCache(),
-                    desk=service, runs=runs, chat_model=desk_models["persona"], card=card,
+                    metrics=metrics,
+                    bus=bus,
+                    publisher=publisher,
+                    frames=FrameCache(),
+                    desk=service,
+                    runs=runs,
+                    chat_model=desk_models["persona"],
+                    card=card,
                 )
             finally:
                 await runs.aclose()

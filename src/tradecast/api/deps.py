@@ -55,10 +55,14 @@ def get_context(request: Request) -> ApiContext:
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer KEY`")
-_header = APIKeyHeader(name="X-Api-Key", auto_error=False,
-                       description="an API key (what LangGraph SDK clients send)")
-_query = APIKeyQuery(name="key", auto_error=False,
-                     description="a viewer key, for pages that cannot set headers (GET only)")
+_header = APIKeyHeader(
+    name="X-Api-Key", auto_error=False, description="an API key (what LangGraph SDK clients send)"
+)
+_query = APIKeyQuery(
+    name="key",
+    auto_error=False,
+    description="a viewer key, for pages that cannot set headers (GET only)",
+)
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -75,28 +79,41 @@ def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Pri
         key = bearer.credentials if bearer else header
         if not key and query:
             if role != "viewer" or request.method not in ("GET", "HEAD"):
-                raise ApiError(401, "unauthorized", "?key= is accepted only for reads that "
-                               "need the viewer role; send 'Authorization: Bearer KEY'",
-                               _UNAUTHORIZED)
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "?key= is accepted only for reads that "
+                    "need the viewer role; send 'Authorization: Bearer KEY'",
+                    _UNAUTHORIZED,
+                )
             key = query
         if not key:
-            raise ApiError(401, "unauthorized",
-                           "an API key is required: send 'Authorization: Bearer KEY'",
-                           _UNAUTHORIZED)
+            raise ApiError(
+                401,
+                "unauthorized",
+                "an API key is required: send 'Authorization: Bearer KEY'",
+                _UNAUTHORIZED,
+            )
         principal = ctx.keys.lookup(key)
         if principal is None:
             raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
         if not role_allows(principal.role, role):
-            raise ApiError(403, "forbidden",
-                           f"this needs the {role} role; the key has the {principal.role} role")
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this needs the {role} role; the key has the {principal.role} role",
+            )
         if limited:
             wait = ctx.limiter.take(principal.name)
             if wait > 0:
                 ctx.metrics.rate_limited.inc()
                 retry = RateLimiter.retry_after(wait)
-                raise ApiError(429, "rate_limited",
-                               f"too many control requests for this key; retry in {retry} s",
-                               {"Retry-After": retry})
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    f"too many control requests for this key; retry in {retry} s",
+                    {"Retry-After": retry},
+                )
         request.state.principal = principal
         return principal
 

@@ -80,8 +80,7 @@ def build_timeline(runtime: DeskRuntime, config: DeskConfig, bar: timedelta) -> 
     first_open, last_open = span(config.symbol)
     last = last_open + bar
     earliest = first_open + bar * config.candles
-    first = config.replay_from or floor_instant(earliest + step - timedelta(microseconds=1),
-                                                step)
+    first = config.replay_from or floor_instant(earliest + step - timedelta(microseconds=1), step)
     if first > last:
         raise DeskConflict(
             f"TRADECAST_DESK__REPLAY_FROM {first.isoformat()} is after the replay of "
@@ -135,9 +134,14 @@ class DeskService:
         if autostart:
             self._running.set()
         self._task = asyncio.create_task(self._loop(), name="desk-loop")
-        log.info("desk.loop_started", mode=self.timeline.mode, symbol=self.symbol,
-                 every=self.config.every, next_tick_at=self._cursor.isoformat(),
-                 running=autostart)
+        log.info(
+            "desk.loop_started",
+            mode=self.timeline.mode,
+            symbol=self.symbol,
+            every=self.config.every,
+            next_tick_at=self._cursor.isoformat(),
+            running=autostart,
+        )
 
     async def aclose(self) -> None:
         """Stop the loop and any tick still running (it resumes from its checkpoint later)."""
@@ -182,8 +186,9 @@ class DeskService:
             "every": self.config.every,
             "seconds_per_tick": self.config.seconds_per_tick,
             "next_tick_at": None if self._finished() else self._cursor.isoformat(),
-            "replay": {"from": timeline.first.isoformat(),
-                       "until": timeline.last.isoformat()} if timeline.last else None,
+            "replay": {"from": timeline.first.isoformat(), "until": timeline.last.isoformat()}
+            if timeline.last
+            else None,
             "ticks": self._ticks,
             "last_tick": self._last_tick,
             "pending_approvals": sorted(self._pending),
@@ -209,14 +214,24 @@ class DeskService:
         overrides = {**(self.store.get_state("risk_overrides") or {}), **detail}
         self.store.set_state("risk_overrides", overrides)
         self.store.journal(actor, "set_limits", detail, "ok")
-        await self.publisher.publish(StreamEvent(channel="desk", event="status", data={
-            **self.status(), "reason": f"risk limits changed by {actor}",
-            "limits": limits.model_dump(mode="json"),
-        }))
+        await self.publisher.publish(
+            StreamEvent(
+                channel="desk",
+                event="status",
+                data={
+                    **self.status(),
+                    "reason": f"risk limits changed by {actor}",
+                    "limits": limits.model_dump(mode="json"),
+                },
+            )
+        )
         return limits
 
     async def decide_approval(
-        self, actor: str, decision_id: str, approved: bool,
+        self,
+        actor: str,
+        decision_id: str,
+        approved: bool,
         observer: EventObserver | None = None,
     ) -> TickResult:
         """Approve or reject the order waiting under ``decision_id`` (KeyError: none waits)."""
@@ -224,14 +239,20 @@ class DeskService:
         async with self._lock:
             pending = self._pending.get(decision_id)
             if pending is None:
-                self.store.journal(actor, action, {"decision_id": decision_id},
-                                   "refused: nothing pending under that id")
+                self.store.journal(
+                    actor,
+                    action,
+                    {"decision_id": decision_id},
+                    "refused: nothing pending under that id",
+                )
                 waiting = ", ".join(sorted(self._pending)) or "none"
-                raise KeyError(f"no order waits for approval under {decision_id!r} "
-                               f"(waiting: {waiting})")
+                raise KeyError(
+                    f"no order waits for approval under {decision_id!r} (waiting: {waiting})"
+                )
             thread, moment = pending
             result = await self._watched(
-                observer, self.runtime.runner.resume(thread, approved, moment))
+                observer, self.runtime.runner.resume(thread, approved, moment)
+            )
             await self._after_tick(result, moment)
         self.store.journal(actor, action, {"decision_id": decision_id}, "ok")
         self._notify()
@@ -244,8 +265,9 @@ class DeskService:
         except Exception as exc:
             self.store.journal(actor, "tick", {}, f"failed: {exc}")
             raise
-        self.store.journal(actor, "tick", {"decision_id": (result.decision or {}).get("id")},
-                           result.status)
+        self.store.journal(
+            actor, "tick", {"decision_id": (result.decision or {}).get("id")}, result.status
+        )
         return result
 
     def schedule_tick(self, actor: str) -> None:
@@ -259,8 +281,11 @@ class DeskService:
     def recent_decisions(self, limit: int = 5) -> list[dict[str, Any]]:
         """The latest decisions, newest first, each with ``executed`` (it filled)."""
         items, _ = self.store.decisions(limit=limit)
-        return [{**item["decision"], "executed": bool(item["fills"])}
-                for item in items if item.get("decision")]
+        return [
+            {**item["decision"], "executed": bool(item["fills"])}
+            for item in items
+            if item.get("decision")
+        ]
 
     # --- reads for the API ----------------------------------------------------------------
 
@@ -293,8 +318,12 @@ class DeskService:
         interrupts = [
             {"id": i.id, "value": i.value} for task in snapshot.tasks for i in task.interrupts
         ]
-        return {"report": report.model_dump(mode="json"), "next": list(snapshot.next),
-                "interrupts": interrupts, "created_at": snapshot.created_at}
+        return {
+            "report": report.model_dump(mode="json"),
+            "next": list(snapshot.next),
+            "interrupts": interrupts,
+            "created_at": snapshot.created_at,
+        }
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -358,18 +387,26 @@ class DeskService:
         decision_id = decision.get("id", result.thread_id)
         self._error = None
         self._last_tick = {
-            "at": moment.isoformat(), "decision_id": decision_id, "status": result.status,
-            "action": decision.get("action"), "thread_id": result.thread_id,
+            "at": moment.isoformat(),
+            "decision_id": decision_id,
+            "status": result.status,
+            "action": decision.get("action"),
+            "thread_id": result.thread_id,
         }
         self._next_due = time.monotonic() + self.config.seconds_per_tick
         if result.status == "awaiting_approval":
             restored = decision_id not in self._pending and result.resumed
             self._pending[decision_id] = (result.thread_id, moment)
             if restored:
-                await self.publisher.publish(StreamEvent(
-                    channel="desk", event="approval_pending", run_id=result.thread_id,
-                    thread_id=result.thread_id, data={"decision_id": decision_id,
-                                                      "restored": True}))
+                await self.publisher.publish(
+                    StreamEvent(
+                        channel="desk",
+                        event="approval_pending",
+                        run_id=result.thread_id,
+                        thread_id=result.thread_id,
+                        data={"decision_id": decision_id, "restored": True},
+                    )
+                )
             return
         self._pending.pop(decision_id, None)
         if moment >= self._cursor:
@@ -380,10 +417,13 @@ class DeskService:
     def _advance(self, moment: datetime) -> None:
         self._cursor = moment + self.timeline.step
         if self.timeline.mode == "replay":
-            self.store.set_state(self._cursor_key, {
-                "cursor": self._cursor.isoformat(),
-                "replay_from": _iso(self.config.replay_from),
-            })
+            self.store.set_state(
+                self._cursor_key,
+                {
+                    "cursor": self._cursor.isoformat(),
+                    "replay_from": _iso(self.config.replay_from),
+                },
+            )
 
     def _skip_moment(self, exc: Exception) -> None:
         log.warning("desk.tick_skipped", at=self._cursor.isoformat(), reason=str(exc))
@@ -403,9 +443,11 @@ class DeskService:
         return self.timeline.finished(self._cursor)
 
     def _finished_message(self) -> str:
-        return (f"the replay of {self.symbol} ended at "
-                f"{self.timeline.last.isoformat() if self.timeline.last else '?'}; "
-                "nothing is left to tick (set TRADECAST_DESK__REPLAY_FROM to replay again)")
+        return (
+            f"the replay of {self.symbol} ended at "
+            f"{self.timeline.last.isoformat() if self.timeline.last else '?'}; "
+            "nothing is left to tick (set TRADECAST_DESK__REPLAY_FROM to replay again)"
+        )
 
     async def _announce_finish(self) -> None:
         if not self._announced_finish:
@@ -421,16 +463,26 @@ class DeskService:
         self._changed.set()
 
     async def _publish_status(self, reason: str) -> None:
-        await self.publisher.publish(StreamEvent(
-            channel="desk", event="status", data={**self.status(), "reason": reason}))
+        await self.publisher.publish(
+            StreamEvent(channel="desk", event="status", data={**self.status(), "reason": reason})
+        )
 
     async def _publish_pnl(self, thread_id: str) -> None:
         portfolio = self.runtime.executor.portfolio()
-        await self.publisher.publish(StreamEvent(
-            channel="desk", event="pnl", run_id=thread_id, thread_id=thread_id,
-            data={"equity": str(portfolio.equity), "cash": str(portfolio.cash),
-                  "realized": str(portfolio.realized_pnl),
-                  "unrealized": str(portfolio.unrealized_pnl)}))
+        await self.publisher.publish(
+            StreamEvent(
+                channel="desk",
+                event="pnl",
+                run_id=thread_id,
+                thread_id=thread_id,
+                data={
+                    "equity": str(portfolio.equity),
+                    "cash": str(portfolio.cash),
+                    "realized": str(portfolio.realized_pnl),
+                    "unrealized": str(portfolio.unrealized_pnl),
+                },
+            )
+        )
 
     @staticmethod
     async def _logged(work: Any) -> None:
@@ -465,10 +517,15 @@ class DeskService:
                 continue
             moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
             self._pending[decision["id"]] = (tick.thread_id, moment)
-            await self.publisher.publish(StreamEvent(
-                channel="desk", event="approval_pending", run_id=tick.thread_id,
-                thread_id=tick.thread_id, data={**state["interrupts"][0]["value"],
-                                                "restored": True}))
+            await self.publisher.publish(
+                StreamEvent(
+                    channel="desk",
+                    event="approval_pending",
+                    run_id=tick.thread_id,
+                    thread_id=tick.thread_id,
+                    data={**state["interrupts"][0]["value"], "restored": True},
+                )
+            )
         if self._pending:
             log.info("desk.approvals_restored", pending=sorted(self._pending))
 

@@ -73,8 +73,13 @@ class DeskStore:
 
     def journal(self, actor: str, action: str, detail: dict[str, Any], outcome: str) -> dict:
         """Record one control action and return the entry."""
-        entry = {"at": _now(), "actor": actor, "action": action, "detail": detail,
-                 "outcome": outcome}
+        entry = {
+            "at": _now(),
+            "actor": actor,
+            "action": action,
+            "detail": detail,
+            "outcome": outcome,
+        }
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO control_journal (at, actor, action, detail, outcome) "
@@ -93,9 +98,17 @@ class DeskStore:
         query += " ORDER BY seq DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(query, [*params, limit]).fetchall()
-        return [{"seq": seq, "at": at, "actor": actor, "action": action,
-                 "detail": json.loads(detail), "outcome": outcome}
-                for seq, at, actor, action, detail, outcome in rows]
+        return [
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "detail": json.loads(detail),
+                "outcome": outcome,
+            }
+            for seq, at, actor, action, detail, outcome in rows
+        ]
 
     # --- decisions ----------------------------------------------------------------------
 
@@ -111,9 +124,16 @@ class DeskStore:
                 "status, result, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(decision_id) DO UPDATE SET status = excluded.status, "
                 "result = excluded.result, recorded_at = excluded.recorded_at",
-                (decision["id"], result.thread_id, decision["symbol"],
-                 _sortable(decision["decided_at"]), decision["action"], result.status,
-                 result.model_dump_json(), _now()),
+                (
+                    decision["id"],
+                    result.thread_id,
+                    decision["symbol"],
+                    _sortable(decision["decided_at"]),
+                    decision["action"],
+                    result.status,
+                    result.model_dump_json(),
+                    _now(),
+                ),
             )
         return previous
 
@@ -135,7 +155,10 @@ class DeskStore:
         return [TickResult.model_validate_json(row[0]) for row in rows]
 
     def decisions(
-        self, limit: int = 20, before: str | None = None, symbol: str | None = None,
+        self,
+        limit: int = 20,
+        before: str | None = None,
+        symbol: str | None = None,
         action: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Tick reports newest first, and the cursor of the next page (None: no more).
@@ -161,11 +184,15 @@ class DeskStore:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                "SELECT decision_id, result, recorded_at FROM decisions" + where
-                + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?", [*params, limit + 1],
+                "SELECT decision_id, result, recorded_at FROM decisions"
+                + where
+                + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
+                [*params, limit + 1],
             ).fetchall()
-        items = [{"id": decision_id, **json.loads(result), "recorded_at": recorded_at}
-                 for decision_id, result, recorded_at in rows[:limit]]
+        items = [
+            {"id": decision_id, **json.loads(result), "recorded_at": recorded_at}
+            for decision_id, result, recorded_at in rows[:limit]
+        ]
         return items, (items[-1]["id"] if len(rows) > limit else None)
 
     # --- desk state and threads ---------------------------------------------------------

@@ -29,8 +29,13 @@ class ApiError(Exception):
     """An error answered as JSON with ``status`` (raise it from routes and dependencies)."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
-        *, fields: list[dict[str, str]] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        fields: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -66,7 +71,11 @@ CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(
-    status: int, code: str, message: str, *, fields: list[dict[str, str]] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The JSON error response."""
@@ -89,21 +98,23 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, fields=exc.fields,
-                          headers=exc.headers)
+    return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(exc.status_code, _code_for(exc.status_code), message,
-                          headers=getattr(exc, "headers", None))
+    return error_response(
+        exc.status_code, _code_for(exc.status_code), message, headers=getattr(exc, "headers", None)
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [{"field": _field(tuple(err.get("loc", ()))), "message": str(err.get("msg", ""))}
-              for err in exc.errors()]
+    fields = [
+        {"field": _field(tuple(err.get("loc", ()))), "message": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "invalid input"
     return error_response(422, "validation_error", summary, fields=fields)
 
@@ -131,13 +142,20 @@ class CatchAllMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             request_id = uuid.uuid4().hex[:12]
-            log.error("api.unhandled_error", request_id=request_id, path=scope.get("path"),
-                      method=scope.get("method"),
-                      exception="".join(traceback.format_exception(exc)))
+            log.error(
+                "api.unhandled_error",
+                request_id=request_id,
+                path=scope.get("path"),
+                method=scope.get("method"),
+                exception="".join(traceback.format_exception(exc)),
+            )
             if started:
                 return  # the response was under way: all we can do is end it
-            response = error_response(500, "internal_error", "internal error; the server log "
-                                      f"has the details (request id {request_id})")
+            response = error_response(
+                500,
+                "internal_error",
+                f"internal error; the server log has the details (request id {request_id})",
+            )
             await response(scope, receive, send)
 
 

@@ -27,42 +27,64 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.ticks = Counter("tradecast_ticks", "Desk ticks run, by outcome", ["status"],
-                             registry=r)
-        self.tick_seconds = Histogram("tradecast_tick_seconds", "Wall time of a desk tick",
-                                      buckets=TICK_BUCKETS, registry=r)
-        self.decisions = Counter("tradecast_decisions", "Decisions, by action", ["action"],
-                                 registry=r)
-        self.risk_rejections = Counter("tradecast_risk_rejections",
-                                       "Orders the risk gate rejected", registry=r)
+        self.ticks = Counter(
+            "tradecast_ticks", "Desk ticks run, by outcome", ["status"], registry=r
+        )
+        self.tick_seconds = Histogram(
+            "tradecast_tick_seconds", "Wall time of a desk tick", buckets=TICK_BUCKETS, registry=r
+        )
+        self.decisions = Counter(
+            "tradecast_decisions", "Decisions, by action", ["action"], registry=r
+        )
+        self.risk_rejections = Counter(
+            "tradecast_risk_rejections", "Orders the risk gate rejected", registry=r
+        )
         self.fills = Counter("tradecast_fills", "Fills at the broker", registry=r)
-        self.llm_calls = Counter("tradecast_llm_calls", "LLM calls, by agent and success",
-                                 ["agent", "ok"], registry=r)
-        self.llm_tokens = Counter("tradecast_llm_tokens", "LLM tokens, prompt or completion",
-                                  ["kind"], registry=r)
-        self.tick_errors = Counter("tradecast_tick_errors", "Ticks that failed and were retried "
-                                   "or skipped", ["kind"], registry=r)
-        self.events_published = Counter("tradecast_events_published",
-                                        "Events published on the streams", ["channel"],
-                                        registry=r)
-        self.sse_clients = Gauge("tradecast_sse_clients", "SSE clients connected now",
-                                 ["channel"], registry=r)
-        self.sse_dropped = Counter("tradecast_sse_clients_dropped",
-                                   "SSE clients cut off for falling behind", ["channel"],
-                                   registry=r)
-        self.sse_resyncs = Counter("tradecast_sse_resyncs",
-                                   "Resumes that could not be served from the buffer",
-                                   ["channel"], registry=r)
-        self.rate_limited = Counter("tradecast_rate_limited",
-                                    "Control requests refused by the rate limit", registry=r)
-        self.chat_messages = Counter("tradecast_chat_messages", "Chat messages, by command",
-                                     ["command", "applied"], registry=r)
+        self.llm_calls = Counter(
+            "tradecast_llm_calls", "LLM calls, by agent and success", ["agent", "ok"], registry=r
+        )
+        self.llm_tokens = Counter(
+            "tradecast_llm_tokens", "LLM tokens, prompt or completion", ["kind"], registry=r
+        )
+        self.tick_errors = Counter(
+            "tradecast_tick_errors",
+            "Ticks that failed and were retried or skipped",
+            ["kind"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "tradecast_events_published", "Events published on the streams", ["channel"], registry=r
+        )
+        self.sse_clients = Gauge(
+            "tradecast_sse_clients", "SSE clients connected now", ["channel"], registry=r
+        )
+        self.sse_dropped = Counter(
+            "tradecast_sse_clients_dropped",
+            "SSE clients cut off for falling behind",
+            ["channel"],
+            registry=r,
+        )
+        self.sse_resyncs = Counter(
+            "tradecast_sse_resyncs",
+            "Resumes that could not be served from the buffer",
+            ["channel"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "tradecast_rate_limited", "Control requests refused by the rate limit", registry=r
+        )
+        self.chat_messages = Counter(
+            "tradecast_chat_messages",
+            "Chat messages, by command",
+            ["command", "applied"],
+            registry=r,
+        )
 
     def observe_tick(self, result: TickResult, previous: TickResult | None) -> None:
         """Count what ``result`` adds to the ``previous`` report of the same tick (if any)."""
         new_calls: Sequence[dict[str, Any]] = result.llm.get("by_agent", [])
         if previous is not None:
-            new_calls = new_calls[len(previous.llm.get("by_agent", [])):]
+            new_calls = new_calls[len(previous.llm.get("by_agent", [])) :]
         else:
             self.tick_seconds.observe(result.latency_ms.get("total", 0.0) / 1000)
             if result.decision:

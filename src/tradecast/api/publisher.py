@@ -34,10 +34,17 @@ class EventPublisher:
             emotion = event.data.get("emotion")
             if emotion and emotion != self._emotion:
                 self._emotion = emotion
-                await self.publish(event.model_copy(update={
-                    "event": "emotion",
-                    "data": {"emotion": emotion, "decision_id": event.data.get("decision_id")},
-                }))
+                await self.publish(
+                    event.model_copy(
+                        update={
+                            "event": "emotion",
+                            "data": {
+                                "emotion": emotion,
+                                "decision_id": event.data.get("decision_id"),
+                            },
+                        }
+                    )
+                )
         await self.publish(event)
 
     async def publish(self, event: StreamEvent) -> StreamEvent:

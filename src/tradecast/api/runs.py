@@ -80,9 +80,13 @@ class RunRecord:
     def as_json(self) -> dict[str, Any]:
         """The run as LangGraph's ``Run`` object."""
         return {
-            "run_id": self.run_id, "thread_id": self.thread_id,
-            "assistant_id": self.assistant_id, "created_at": self.created_at,
-            "updated_at": self.updated_at, "status": self.status, "metadata": self.metadata,
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "assistant_id": self.assistant_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "status": self.status,
+            "metadata": self.metadata,
             "multitask_strategy": "enqueue",
         }
 
@@ -99,7 +103,10 @@ class RunStore:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(
-        self, thread_id: str, assistant_id: str, work: RunWork,
+        self,
+        thread_id: str,
+        assistant_id: str,
+        work: RunWork,
         metadata: dict[str, Any] | None = None,
     ) -> RunRecord:
         """Create a run and execute ``work`` on it in the background."""
@@ -147,8 +154,13 @@ class RunStore:
             return
         except Exception as exc:
             log.exception("run.failed", run_id=run.run_id, assistant_id=run.assistant_id)
-            run.append("error", {"error": type(exc).__name__,
-                                 "message": "the run failed; the server log has the details"})
+            run.append(
+                "error",
+                {
+                    "error": type(exc).__name__,
+                    "message": "the run failed; the server log has the details",
+                },
+            )
             run.finish("error")
             return
         run.finish(status)

@@ -31,8 +31,11 @@ class KillSwitchBody(_Body):
 class ChatBody(_Body):
     """One operator message."""
 
-    message: str = Field(min_length=1, max_length=2000,
-                         description="a command ('pause', 'max position 5%', ...) or a question")
+    message: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="a command ('pause', 'max position 5%', ...) or a question",
+    )
     thread_id: str = Field(pattern=THREAD_ID_PATTERN, description="the conversation's id")
 
 
@@ -63,7 +66,8 @@ class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     resume: dict[str, Any] | bool | None = Field(
-        default=None, description="{'approved': true|false, 'decision_id': optional} or a bool")
+        default=None, description="{'approved': true|false, 'decision_id': optional} or a bool"
+    )
 
 
 class RunCreate(BaseModel):
@@ -98,8 +102,11 @@ def portfolio_json(portfolio: Portfolio) -> dict[str, Any]:
 
 def positions_json(portfolio: Portfolio) -> list[dict[str, Any]]:
     """Open positions with their mark, market value and unrealised P&L."""
-    return [_position(p, portfolio.prices.get(p.symbol, p.avg_price))
-            for p in portfolio.positions if p.quantity > 0]
+    return [
+        _position(p, portfolio.prices.get(p.symbol, p.avg_price))
+        for p in portfolio.positions
+        if p.quantity > 0
+    ]
 
 
 def _position(position: Position, price: Any) -> dict[str, Any]:

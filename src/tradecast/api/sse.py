@@ -34,8 +34,9 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def frame(event: str, data: Any, event_id: str | None) -> bytes:
     """One SSE frame with JSON ``data``."""
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"),
-                                                            default=str)
+    payload = (
+        data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), default=str)
+    )
     return ServerSentEvent(payload, event=event, id=event_id, sep=SEP).encode()
 
 
@@ -60,11 +61,18 @@ class FrameCache:
 
 def resync_frame(resync: Resync) -> bytes:
     """The ``resync`` event: the client must reload a snapshot (``GET /v1/snapshot``)."""
-    return frame("resync", {
-        "channel": resync.channel, "reason": resync.reason, "requested": resync.requested,
-        "oldest_id": resync.oldest_id, "latest_id": resync.latest_id,
-        "snapshot": "/v1/snapshot",
-    }, resync.resume_id)
+    return frame(
+        "resync",
+        {
+            "channel": resync.channel,
+            "reason": resync.reason,
+            "requested": resync.requested,
+            "oldest_id": resync.oldest_id,
+            "latest_id": resync.latest_id,
+            "snapshot": "/v1/snapshot",
+        },
+        resync.resume_id,
+    )
 
 
 def last_event_id(header: str | None, query: str | None) -> str | None:
@@ -80,7 +88,10 @@ def last_event_id(header: str | None, query: str | None) -> str | None:
 
 
 async def channel_frames(
-    subscription: Subscription, channel: Channel, cache: FrameCache, metrics: Metrics | None,
+    subscription: Subscription,
+    channel: Channel,
+    cache: FrameCache,
+    metrics: Metrics | None,
 ) -> AsyncIterator[bytes]:
     """The frames of one subscriber until it disconnects or is dropped for falling behind."""
     if metrics is not None:
@@ -112,11 +123,18 @@ def _encode(
 
 
 def event_stream(
-    frames: AsyncIterator[bytes], config: APIConfig, *, headers: dict[str, str] | None = None,
+    frames: AsyncIterator[bytes],
+    config: APIConfig,
+    *,
+    headers: dict[str, str] | None = None,
     on_close: BackgroundTask | None = None,
 ) -> EventSourceResponse:
     """An SSE response with keep-alive pings and a send timeout for clients that stall."""
     return EventSourceResponse(
-        frames, ping=config.sse_ping_s, sep=SEP, send_timeout=config.sse_send_timeout_s,
-        headers=headers, background=on_close,
+        frames,
+        ping=config.sse_ping_s,
+        sep=SEP,
+        send_timeout=config.sse_send_timeout_s,
+        headers=headers,
+        background=on_close,
     )

@@ -59,7 +59,10 @@ class _Subscription:
     """
 
     def __init__(
-        self, channel: _ChannelLog, replay: list[Item], queue_size: int,
+        self,
+        channel: _ChannelLog,
+        replay: list[Item],
+        queue_size: int,
         on_drop: Callable[[Channel], None] | None,
     ) -> None:
         self._channel = channel
@@ -77,8 +80,7 @@ class _Subscription:
             self.dropped = True
             self._detach()
             self._channel.dropped += 1
-            log.info("bus.subscriber_dropped", channel=self._channel.name,
-                     queued=len(self._queue))
+            log.info("bus.subscriber_dropped", channel=self._channel.name, queued=len(self._queue))
             self._queue.clear()
             self._wake()
             if self._on_drop is not None:
@@ -201,8 +203,12 @@ class InProcessEventBus:
     def stats(self) -> dict[str, dict[str, int]]:
         """Per channel: events published, buffered, subscribers now, subscribers dropped."""
         return {
-            name: {"published": c.published, "buffered": len(c.buffer),
-                   "subscribers": len(c.subscribers), "dropped": c.dropped}
+            name: {
+                "published": c.published,
+                "buffered": len(c.buffer),
+                "subscribers": len(c.subscribers),
+                "dropped": c.dropped,
+            }
             for name, c in self._channels.items()
         }
 
@@ -229,16 +235,22 @@ class InProcessEventBus:
         oldest = format_event_id(buffer[0][0]) if buffer else None
         latest = format_event_id(channel.last) if buffer else None
         if requested > channel.last:
-            reason = ("the id is ahead of this stream (the server restarted or it comes from "
-                      "another server)")
-            return [Resync(channel.name, after, reason, format_event_id(channel.last), oldest,
-                           latest)]
+            reason = (
+                "the id is ahead of this stream (the server restarted or it comes from "
+                "another server)"
+            )
+            return [
+                Resync(channel.name, after, reason, format_event_id(channel.last), oldest, latest)
+            ]
         if requested < channel.known_after:
-            reason = ("the id is older than the replay buffer"
-                      if channel.known_after != channel.started
-                      else "the id is from before the server started")
-            resync = Resync(channel.name, after, reason, format_event_id(channel.known_after),
-                            oldest, latest)
+            reason = (
+                "the id is older than the replay buffer"
+                if channel.known_after != channel.started
+                else "the id is from before the server started"
+            )
+            resync = Resync(
+                channel.name, after, reason, format_event_id(channel.known_after), oldest, latest
+            )
             return [resync, *(event for _, event in buffer)]
         missed: list[Item] = []
         for event_id, event in reversed(buffer):

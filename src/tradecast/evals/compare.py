@@ -17,19 +17,23 @@ def compare_runs(a_dir: Path, b_dir: Path) -> dict[str, Any]:
     """The comparison of run directories ``a_dir`` and ``b_dir`` (ValueError if either has
     no report)."""
     a, b = load_report(a_dir), load_report(b_dir)
-    rows = [_row(f"metrics.{name}", a["metrics"].get(name), b["metrics"].get(name))
-            for name in _keys(a["metrics"], b["metrics"])]
+    rows = [
+        _row(f"metrics.{name}", a["metrics"].get(name), b["metrics"].get(name))
+        for name in _keys(a["metrics"], b["metrics"])
+    ]
     for baseline in _keys(a["baselines"], b["baselines"]):
         left, right = a["baselines"].get(baseline, {}), b["baselines"].get(baseline, {})
-        rows += [_row(f"{baseline}.{name}", left.get(name), right.get(name))
-                 for name in _keys(left, right)]
+        rows += [
+            _row(f"{baseline}.{name}", left.get(name), right.get(name))
+            for name in _keys(left, right)
+        ]
     return {
-        "a": str(a_dir), "b": str(b_dir),
+        "a": str(a_dir),
+        "b": str(b_dir),
         "same_dataset": a["dataset"]["sha256"] == b["dataset"]["sha256"],
         "same_window": a["window"] == b["window"],
         "same_trades": _same_file(a_dir / FILES["trades"], b_dir / FILES["trades"]),
-        "same_decisions": _same_decisions(a_dir / FILES["decisions"],
-                                          b_dir / FILES["decisions"]),
+        "same_decisions": _same_decisions(a_dir / FILES["decisions"], b_dir / FILES["decisions"]),
         "rows": rows,
     }
 

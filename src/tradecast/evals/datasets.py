@@ -71,17 +71,26 @@ class Dataset:
         paths = dict(base.csv_paths)
         if self.csv_path is not None:
             paths[self.symbol] = self.csv_path
-        return MarketConfig.model_validate({
-            **base.model_dump(), "source": "replay", "timeframe": self.timeframe,
-            "csv_paths": paths,
-        })
+        return MarketConfig.model_validate(
+            {
+                **base.model_dump(),
+                "source": "replay",
+                "timeframe": self.timeframe,
+                "csv_paths": paths,
+            }
+        )
 
     def describe(self) -> dict[str, object]:
         """The dataset as the manifest and the report record it."""
         return {
-            "name": self.name, "symbol": self.symbol, "source": self.source,
-            "sha256": self.sha256, "bars": len(self.frame), "timeframe": self.timeframe,
-            "first_bar": self.first_bar.isoformat(), "last_close": self.last_close.isoformat(),
+            "name": self.name,
+            "symbol": self.symbol,
+            "source": self.source,
+            "sha256": self.sha256,
+            "bars": len(self.frame),
+            "timeframe": self.timeframe,
+            "first_bar": self.first_bar.isoformat(),
+            "last_close": self.last_close.isoformat(),
         }
 
 
@@ -98,8 +107,10 @@ def timeframe_of(interval: timedelta) -> str:
 
 def bundled_datasets() -> dict[str, str]:
     """Bundled dataset names and the file each one is ('btc-usdt-1h': 'BTC-USDT-1h.csv')."""
-    return {entry.name.removesuffix(".csv").lower(): entry.name
-            for entry in bundled_csv_files().values()}
+    return {
+        entry.name.removesuffix(".csv").lower(): entry.name
+        for entry in bundled_csv_files().values()
+    }
 
 
 def resolve_dataset(spec: str, symbol: str | None = None) -> Dataset:
@@ -109,8 +120,10 @@ def resolve_dataset(spec: str, symbol: str | None = None) -> Dataset:
     message names the missing columns or bad lines), or a CSV whose symbol cannot be told.
     """
     key = spec.strip().lower()
-    bundled = {entry.name.removesuffix(".csv").lower(): (sym, entry)
-               for sym, entry in bundled_csv_files().items()}
+    bundled = {
+        entry.name.removesuffix(".csv").lower(): (sym, entry)
+        for sym, entry in bundled_csv_files().items()
+    }
     if key in bundled:
         bundled_symbol, entry = bundled[key]
         if symbol is not None and normalize_symbol(symbol) != bundled_symbol:
@@ -127,8 +140,7 @@ def resolve_dataset(spec: str, symbol: str | None = None) -> Dataset:
         data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
-    return _dataset(path.name, _csv_symbol(path, symbol), str(path.resolve()), path.resolve(),
-                    data)
+    return _dataset(path.name, _csv_symbol(path, symbol), str(path.resolve()), path.resolve(), data)
 
 
 def _csv_symbol(path: Path, symbol: str | None) -> str:
@@ -153,8 +165,14 @@ def _dataset(name: str, symbol: str, source: str, path: Path | None, data: bytes
         raise DatasetError(str(exc)) from None
     if len(frame) < MIN_BARS_BEFORE_START + 1:
         raise DatasetError(f"{name}: has {len(frame)} bars; an eval needs at least 3")
-    dataset = Dataset(name=name, symbol=symbol, source=source, csv_path=path,
-                      sha256=hashlib.sha256(data).hexdigest(), frame=frame)
+    dataset = Dataset(
+        name=name,
+        symbol=symbol,
+        source=source,
+        csv_path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        frame=frame,
+    )
     dataset.timeframe  # noqa: B018 - fail now on a bar length the desk cannot use
     return dataset
 

@@ -43,10 +43,15 @@ class TradeRow:
     def as_dict(self) -> dict[str, str]:
         """The row with exact decimals as strings (for CSV and JSON)."""
         return {
-            "time": self.time.isoformat(), "order_id": self.order_id,
-            "client_order_id": self.client_order_id, "trigger": self.trigger,
-            "side": self.side, "quantity": f"{self.quantity:f}", "price": f"{self.price:f}",
-            "fee": f"{self.fee:f}", "cash_after": f"{self.cash_after:f}",
+            "time": self.time.isoformat(),
+            "order_id": self.order_id,
+            "client_order_id": self.client_order_id,
+            "trigger": self.trigger,
+            "side": self.side,
+            "quantity": f"{self.quantity:f}",
+            "price": f"{self.price:f}",
+            "fee": f"{self.fee:f}",
+            "cash_after": f"{self.cash_after:f}",
             "position_after": f"{self.position_after:f}",
             "realized_pnl": "" if self.realized_pnl is None else f"{self.realized_pnl:f}",
         }
@@ -84,12 +89,21 @@ def trade_log(fills: Sequence[Fill], orders: Sequence[Order], cash: Decimal) -> 
             if held == 0:
                 cost = ZERO
         client_id = client_ids.get(fill.order_id, "")
-        rows.append(TradeRow(
-            time=fill.timestamp, order_id=fill.order_id, client_order_id=client_id,
-            trigger=trigger_of(client_id), side=fill.side.value, quantity=fill.quantity,
-            price=fill.price, fee=fill.fee, cash_after=cash, position_after=held,
-            realized_pnl=None if pnl is None else money(pnl),
-        ))
+        rows.append(
+            TradeRow(
+                time=fill.timestamp,
+                order_id=fill.order_id,
+                client_order_id=client_id,
+                trigger=trigger_of(client_id),
+                side=fill.side.value,
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                cash_after=cash,
+                position_after=held,
+                realized_pnl=None if pnl is None else money(pnl),
+            )
+        )
     return rows
 
 
@@ -101,7 +115,7 @@ def price_grid(
     closes = pd.Series(frame["close"].to_numpy(), index=frame.index + interval, name="close")
     first = closes.index.searchsorted(pd.Timestamp(start), side="right") - 1
     stop = closes.index.searchsorted(pd.Timestamp(end), side="right")
-    return closes.iloc[max(first, 0):stop]
+    return closes.iloc[max(first, 0) : stop]
 
 
 def equity_curve(
@@ -121,8 +135,10 @@ def equity_curve(
         cash[seen] = cash_after[last[seen]]
         position[seen] = held_after[last[seen]]
     equity = cash + position * prices.to_numpy(dtype="float64")
-    return pd.DataFrame({"price": prices.to_numpy(), "cash": cash, "position": position,
-                         "equity": equity}, index=times)
+    return pd.DataFrame(
+        {"price": prices.to_numpy(), "cash": cash, "position": position, "equity": equity},
+        index=times,
+    )
 
 
 def closed_trade_pnls(rows: Sequence[TradeRow]) -> list[float]:

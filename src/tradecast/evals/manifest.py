@@ -17,8 +17,17 @@ from typing import Any
 from tradecast.evals.runner import EvalRun
 from tradecast.settings import Settings
 
-PACKAGES = ("tradecast", "langchain-core", "langgraph", "chromadb", "llama_cpp_python",
-            "sentence-transformers", "torch", "numpy", "pandas")
+PACKAGES = (
+    "tradecast",
+    "langchain-core",
+    "langgraph",
+    "chromadb",
+    "llama_cpp_python",
+    "sentence-transformers",
+    "torch",
+    "numpy",
+    "pandas",
+)
 _SECRET_FIELDS = ("api_keys", "redis_url", "postgres_url", "chroma_url")
 
 
@@ -26,11 +35,22 @@ def git_state(where: Path | None = None) -> dict[str, Any]:
     """The commit of the source tree tradecast runs from and whether it has local changes."""
     folder = where or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=folder, capture_output=True, text=True, timeout=10,
-                                check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -58,8 +78,9 @@ def redacted_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
-def build_manifest(run: EvalRun, *, argv: list[str] | None = None,
-                   cache_enabled: bool = True) -> dict[str, Any]:
+def build_manifest(
+    run: EvalRun, *, argv: list[str] | None = None, cache_enabled: bool = True
+) -> dict[str, Any]:
     """The manifest of ``run``."""
     llm = run.settings.llm
     return {
@@ -71,8 +92,12 @@ def build_manifest(run: EvalRun, *, argv: list[str] | None = None,
         "packages": package_versions(),
         "dataset": run.spec.dataset.describe(),
         "window": run.spec.describe(),
-        "llm": {"temperature": llm.temperature, "seed": llm.seed, "max_tokens": llm.max_tokens,
-                "roles": run.models},
+        "llm": {
+            "temperature": llm.temperature,
+            "seed": llm.seed,
+            "max_tokens": llm.max_tokens,
+            "roles": run.models,
+        },
         "cache": {"enabled": cache_enabled, "llm": run.cache, "embeddings": run.embeddings},
         "settings": redacted_settings(run.settings),
     }

@@ -26,37 +26,53 @@ from tradecast.evals.scoring import Scores
 
 REPORT_FORMAT = "tradecast-eval/1"
 FILES = {
-    "report": "report.json", "markdown": "report.md", "manifest": "manifest.json",
-    "decisions": "decisions.jsonl", "trades": "trades.csv", "curves": "curves.csv",
-    "equity_plot": "equity.png", "drawdown_plot": "drawdown.png",
+    "report": "report.json",
+    "markdown": "report.md",
+    "manifest": "manifest.json",
+    "decisions": "decisions.jsonl",
+    "trades": "trades.csv",
+    "curves": "curves.csv",
+    "equity_plot": "equity.png",
+    "drawdown_plot": "drawdown.png",
 }
-PERCENT = ("cumulative_return", "max_drawdown", "win_rate", "exposure",
-           "directional_accuracy", "schema_valid_rate")
+PERCENT = (
+    "cumulative_return",
+    "max_drawdown",
+    "win_rate",
+    "exposure",
+    "directional_accuracy",
+    "schema_valid_rate",
+)
 """Metrics shown as percentages in the Markdown report."""
 
 
 def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict[str, Any]:
     """The report as a JSON-ready dict."""
-    return _finite({
-        "format": REPORT_FORMAT,
-        "dataset": run.spec.dataset.describe(),
-        "window": run.spec.describe(),
-        "metrics": scores.metrics,
-        "baselines": scores.baselines,
-        "decisions": scores.counts,
-        "reproducibility": {
-            "temperature": manifest["llm"]["temperature"],
-            "seed": manifest["llm"]["seed"],
-            "git_commit": manifest["git"]["commit"],
-            "git_dirty": manifest["git"]["dirty"],
-            "dataset_sha256": run.spec.dataset.sha256,
-            "llm_cache": manifest["cache"]["llm"],
-        },
-        "run": {"elapsed_s": round(run.elapsed_s, 3),
+    return _finite(
+        {
+            "format": REPORT_FORMAT,
+            "dataset": run.spec.dataset.describe(),
+            "window": run.spec.describe(),
+            "metrics": scores.metrics,
+            "baselines": scores.baselines,
+            "decisions": scores.counts,
+            "reproducibility": {
+                "temperature": manifest["llm"]["temperature"],
+                "seed": manifest["llm"]["seed"],
+                "git_commit": manifest["git"]["commit"],
+                "git_dirty": manifest["git"]["dirty"],
+                "dataset_sha256": run.spec.dataset.sha256,
+                "llm_cache": manifest["cache"]["llm"],
+            },
+            "run": {
+                "elapsed_s": round(run.elapsed_s, 3),
                 "decisions_per_s": round(len(run.rows) / run.elapsed_s, 2)
-                if run.elapsed_s > 0 else None},
-        "files": FILES,
-    })
+                if run.elapsed_s > 0
+                else None,
+            },
+            "files": FILES,
+        }
+    )
 
 
 def write_run(out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict:
@@ -154,15 +170,32 @@ def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown."""
     data, window, m = report["dataset"], report["window"], report["metrics"]
     names = ["desk", *report["baselines"]]
-    rows = ["cumulative_return", "sharpe", "sortino", "max_drawdown", "win_rate", "exposure",
-            "trades", "final_equity"]
+    rows = [
+        "cumulative_return",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "win_rate",
+        "exposure",
+        "trades",
+        "final_equity",
+    ]
     table = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for row in rows:
         values = [m.get(row)] + [b.get(row) for b in report["baselines"].values()]
         table.append(f"| {row} | " + " | ".join(fmt(row, v) for v in values) + " |")
-    quality = ["directional_accuracy", "directional_decisions", "schema_valid_rate",
-               "risk_violations", "persona_grounding_errors", "calls_per_decision",
-               "tokens_per_decision", "llm_failed_calls", "latency_p50_ms", "latency_p95_ms"]
+    quality = [
+        "directional_accuracy",
+        "directional_decisions",
+        "schema_valid_rate",
+        "risk_violations",
+        "persona_grounding_errors",
+        "calls_per_decision",
+        "tokens_per_decision",
+        "llm_failed_calls",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ]
     repro = report["reproducibility"]
     cache = repro.get("llm_cache") or {}
     lines = [
@@ -203,8 +236,10 @@ def markdown(report: dict[str, Any]) -> str:
 def _cache_line(cache: dict[str, Any]) -> str:
     if not cache:
         return "off"
-    return (f"{cache['hits']} hits, {cache['misses']} misses, {cache['entries']} entries in "
-            f"{cache['path']}")
+    return (
+        f"{cache['hits']} hits, {cache['misses']} misses, {cache['entries']} entries in "
+        f"{cache['path']}"
+    )
 
 
 def _finite(value: Any) -> Any:
@@ -221,5 +256,6 @@ def _finite(value: Any) -> Any:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
+    )

@@ -84,9 +84,13 @@ class EvalSpec:
 
     def describe(self) -> dict[str, Any]:
         """The window as the report and the manifest record it."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
-                "every": _duration(self.every), "horizon": _duration(self.horizon),
-                "decisions": len(self.times())}
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "every": _duration(self.every),
+            "horizon": _duration(self.horizon),
+            "decisions": len(self.times()),
+        }
 
 
 @dataclass
@@ -110,11 +114,13 @@ def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
     """``settings`` for one run: its own data dir, the dataset as the market, no approvals
     (nobody is there to approve a replayed order)."""
     desk = settings.desk.model_copy(update={"require_approval": False})
-    return settings.model_copy(update={
-        "data_dir": spec.out_dir / "data",
-        "market": spec.dataset.market_config(settings.market),
-        "desk": desk,
-    })
+    return settings.model_copy(
+        update={
+            "data_dir": spec.out_dir / "data",
+            "market": spec.dataset.market_config(settings.market),
+            "desk": desk,
+        }
+    )
 
 
 async def run_eval(
@@ -137,8 +143,11 @@ async def run_eval(
     run_settings = eval_settings(settings, spec)
     chat_models = dict(models) if models is not None else build_desk_models(run_settings)
     use_cache(list(chat_models.values()), llm_cache)
-    vectors = embedder if isinstance(embedder, PersistentEmbeddingCache) else (
-        PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
+    vectors = (
+        embedder
+        if isinstance(embedder, PersistentEmbeddingCache)
+        else (PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
+    )
     before = _counts(llm_cache), _counts(vectors)
     await _warm_embeddings(spec, run_settings, times, vectors)
     memory = RunMemory.open(memory_kind, vectors)
@@ -153,12 +162,24 @@ async def run_eval(
         await asyncio.to_thread(memory.save, vectors, run_settings.data_dir / "memory")
     finally:
         memory.close()
-    log.info("eval.finished", dataset=spec.dataset.name, decisions=len(rows),
-             seconds=round(elapsed, 2), fills=len(fills))
+    log.info(
+        "eval.finished",
+        dataset=spec.dataset.name,
+        decisions=len(rows),
+        seconds=round(elapsed, 2),
+        fills=len(fills),
+    )
     return EvalRun(
-        spec=spec, settings=run_settings, rows=rows, fills=fills, orders=orders,
-        portfolio=portfolio, elapsed_s=elapsed, models=describe_models(chat_models),
-        cache=_usage(llm_cache, before[0]), embeddings=_usage(vectors, before[1]),
+        spec=spec,
+        settings=run_settings,
+        rows=rows,
+        fills=fills,
+        orders=orders,
+        portfolio=portfolio,
+        elapsed_s=elapsed,
+        models=describe_models(chat_models),
+        cache=_usage(llm_cache, before[0]),
+        embeddings=_usage(vectors, before[1]),
     )
 
 
@@ -205,9 +226,13 @@ async def run_evals(
     async def one(spec: EvalSpec) -> EvalRun:
         async with gate:
             return await run_eval(
-                spec, settings, models=models_for(spec) if models_for else None,
-                embedder=embedder, llm_cache=llm_cache_for(spec) if llm_cache_for else None,
-                progress=progress_for(spec) if progress_for else None, memory_kind=memory_kind,
+                spec,
+                settings,
+                models=models_for(spec) if models_for else None,
+                embedder=embedder,
+                llm_cache=llm_cache_for(spec) if llm_cache_for else None,
+                progress=progress_for(spec) if progress_for else None,
+                memory_kind=memory_kind,
             )
 
     return list(await asyncio.gather(*(one(spec) for spec in specs)))
@@ -258,18 +283,20 @@ def describe_models(models: Mapping[str, BaseChatModel]) -> dict[str, dict[str, 
         params = dict(getattr(model, "_identifying_params", {}) or {})
         name = getattr(model, "model_name", None) or getattr(model, "model", None)
         described[role] = {
-            "backend": model._llm_type, "model": str(name) if name else None,
+            "backend": model._llm_type,
+            "model": str(name) if name else None,
             "temperature": getattr(model, "temperature", params.get("temperature")),
             "seed": getattr(model, "seed", params.get("seed")),
-            "max_tokens": getattr(model, "max_tokens", None) or getattr(model, "num_predict",
-                                                                         None),
+            "max_tokens": getattr(model, "max_tokens", None) or getattr(model, "num_predict", None),
             "params": {k: str(v) for k, v in params.items()},
         }
     return described
 
 
 async def _warm_embeddings(
-    spec: EvalSpec, settings: Settings, times: Sequence[datetime],
+    spec: EvalSpec,
+    settings: Settings,
+    times: Sequence[datetime],
     vectors: PersistentEmbeddingCache,
 ) -> None:
     """Embed every decision's situation text in batches before the run.
@@ -278,8 +305,9 @@ async def _warm_embeddings(
     same way), and a vector is looked up by its exact text, so no decision can see anything
     of a later one; batching is just faster than one encode per tick.
     """
-    market = ClosedBarsView(ReplayMarket.from_frames({spec.dataset.symbol: spec.dataset.frame}),
-                            spec.dataset.interval)
+    market = ClosedBarsView(
+        ReplayMarket.from_frames({spec.dataset.symbol: spec.dataset.frame}), spec.dataset.interval
+    )
     texts = []
     for at in times:
         candles = await market.candles(spec.dataset.symbol, until=at, limit=settings.desk.candles)
@@ -317,12 +345,16 @@ class RunMemory:
         if isinstance(self.store, InProcessDecisionMemory):
             return copy_to(self.store, target)
         rows = self.client.get_collection(self.collection).get(
-            include=["embeddings", "documents", "metadatas"])
+            include=["embeddings", "documents", "metadatas"]
+        )
         for start in range(0, len(rows["ids"]), 1000):
             stop = start + 1000
-            target.upsert(ids=rows["ids"][start:stop], embeddings=rows["embeddings"][start:stop],
-                          documents=rows["documents"][start:stop],
-                          metadatas=rows["metadatas"][start:stop])
+            target.upsert(
+                ids=rows["ids"][start:stop],
+                embeddings=rows["embeddings"][start:stop],
+                documents=rows["documents"][start:stop],
+                metadatas=rows["metadatas"][start:stop],
+            )
         return len(rows["ids"])
 
     def close(self) -> None:
@@ -332,8 +364,7 @@ class RunMemory:
 
 
 def _counts(cache: Any) -> tuple[int, int]:
-    return (getattr(cache, "hits", 0), getattr(cache, "misses", 0)) if cache is not None else (
-        0, 0)
+    return (getattr(cache, "hits", 0), getattr(cache, "misses", 0)) if cache is not None else (0, 0)
 
 
 def _usage(cache: Any, before: tuple[int, int]) -> dict[str, Any] | None:

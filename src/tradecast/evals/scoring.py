@@ -53,19 +53,24 @@ def score(run: EvalRun) -> Scores:
     _check_books(trades, run)
     prices = price_grid(dataset.frame, dataset.interval, spec.start, spec.end)
     curve = equity_curve(trades, prices, broker.starting_cash)
-    desk = metrics.performance(curve["equity"], curve["position"], closed_trade_pnls(trades),
-                               dataset.interval)
-    closes = pd.Series(dataset.frame["close"].to_numpy(),
-                       index=dataset.frame.index + dataset.interval)
+    desk = metrics.performance(
+        curve["equity"], curve["position"], closed_trade_pnls(trades), dataset.interval
+    )
+    closes = pd.Series(
+        dataset.frame["close"].to_numpy(), index=dataset.frame.index + dataset.interval
+    )
     decided = pd.DatetimeIndex([pd.Timestamp(r["at"]) for r in run.rows])
     cost_bps = baseline_cost_bps(broker)
     rules = window_baselines(closes, prices.index, decided, float(broker.starting_cash), cost_bps)
     baselines = {}
-    curves = pd.DataFrame({"desk": curve["equity"], "position": curve["position"],
-                           "price": curve["price"]}, index=prices.index)
+    curves = pd.DataFrame(
+        {"desk": curve["equity"], "position": curve["position"], "price": curve["price"]},
+        index=prices.index,
+    )
     for name, result in rules.items():
-        scores = metrics.performance(result["equity"], result["positions"],
-                                     result["trade_returns"], dataset.interval)
+        scores = metrics.performance(
+            result["equity"], result["positions"], result["trade_returns"], dataset.interval
+        )
         scores["trades"] = int(np.count_nonzero(np.diff(result["positions"], prepend=0.0)))
         scores["final_equity"] = float(result["equity"][-1])
         scores["cost_bps_per_trade"] = cost_bps
@@ -79,10 +84,11 @@ def score(run: EvalRun) -> Scores:
     scored["desk_orders"] = sum(1 for t in trades if t.trigger == "desk")
     scored["final_equity"] = float(curve["equity"].iloc[-1])
     scored["fees_paid"] = float(sum((t.fee for t in trades), Decimal(0)))
-    counts = {action: sum(1 for r in run.rows if r["action"] == action)
-              for action in ("BUY", "SELL", "HOLD")}
-    return Scores(metrics=scored, baselines=baselines, trades=trades, curves=curves,
-                  counts=counts)
+    counts = {
+        action: sum(1 for r in run.rows if r["action"] == action)
+        for action in ("BUY", "SELL", "HOLD")
+    }
+    return Scores(metrics=scored, baselines=baselines, trades=trades, curves=curves, counts=counts)
 
 
 def forward_returns(
@@ -104,9 +110,7 @@ def forward_returns(
     return out
 
 
-def decision_quality(
-    rows: list[dict[str, Any]], forward: list[float | None]
-) -> dict[str, Any]:
+def decision_quality(rows: list[dict[str, Any]], forward: list[float | None]) -> dict[str, Any]:
     """Directional accuracy, schema-valid rate and the two must-be-zero counts."""
     accuracy, scored = metrics.directional_accuracy([r["action"] for r in rows], forward)
     schema_calls = sum(r["schema_calls"] for r in rows)
@@ -126,8 +130,8 @@ def cost_and_latency(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "decisions": count,
         "calls_per_decision": sum(r["llm_calls"] for r in rows) / count,
-        "tokens_per_decision": sum(r["prompt_tokens"] + r["completion_tokens"]
-                                   for r in rows) / count,
+        "tokens_per_decision": sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+        / count,
         "prompt_tokens_per_decision": sum(r["prompt_tokens"] for r in rows) / count,
         "completion_tokens_per_decision": sum(r["completion_tokens"] for r in rows) / count,
         "llm_failed_calls": sum(r["llm_failed"] for r in rows),

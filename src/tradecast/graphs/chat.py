@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ConfigDict
@@ -69,14 +70,17 @@ class ChatController:
     """Handles operator chat messages for one desk."""
 
     def __init__(
-        self, controls: DeskControls, model: BaseChatModel, card: PersonaCard,
+        self,
+        controls: DeskControls,
+        model: BaseChatModel,
+        card: PersonaCard,
         max_tokens: int = 90,
     ) -> None:
         self.controls = controls
         self.model = model
         self.card = card
         self.max_tokens = max_tokens
-        self._emit: PersonaEmit = _ignore
+        self._graph = self.graph()
 
     def graph(self) -> CompiledStateGraph:
         """The compiled chat-control graph."""
@@ -92,18 +96,29 @@ class ChatController:
         return graph.compile(name="chat")
 
     async def handle(
-        self, message: str, *, thread_id: str, role: Role, actor: str,
+        self,
+        message: str,
+        *,
+        thread_id: str,
+        role: Role,
+        actor: str,
         emit: PersonaEmit | None = None,
     ) -> ChatReply:
-        """Apply or answer ``message``; the reply says what happened and why."""
-        self._emit = emit or _ignore
-        state = await self.graph().ainvoke(
+        """Apply or answer ``message``; the reply says what happened and why. Safe to call
+        concurrently: each call's ``emit`` travels in its own run config."""
+        state = await self._graph.ainvoke(
             {"message": message, "role": role, "actor": actor},
-            {"configurable": {"thread_id": thread_id}},
+            {"configurable": {"thread_id": thread_id, "emit": emit or _ignore}},
         )
         reply: ChatReply = state["reply"]
-        log.info("chat.handled", actor=actor, role=role, command=reply.command,
-                 applied=reply.applied, denied=reply.denied)
+        log.info(
+            "chat.handled",
+            actor=actor,
+            role=role,
+            command=reply.command,
+            applied=reply.applied,
+            denied=reply.denied,
+        )
         return reply
 
     async def _parse(self, state: ChatState) -> dict[str, Any]:
@@ -112,23 +127,45 @@ class ChatController:
     async def _deny(self, state: ChatState) -> dict[str, Any]:
         command = state["command"]
         reason = command.error or (
-            f"{command.name} needs the {command.needed_role} role; you are {state['role']}")
-        return {"reply": ChatReply(command=command.name, applied=False, denied=reason,
-                                   message=f"Not done: {reason}.")}
+            f"{command.name} needs the {command.needed_role} role; you are {state['role']}"
+        )
+        return {
+            "reply": ChatReply(
+                command=command.name, applied=False, denied=reason, message=f"Not done: {reason}."
+            )
+        }
 
     async def _apply(self, state: ChatState) -> dict[str, Any]:
         command, actor = state["command"], state["actor"]
         try:
             result = await self._run(command, actor, state["role"])
         except PermissionError as exc:
-            return {"reply": ChatReply(command=command.name, applied=False, denied=str(exc),
-                                       message=f"Not done: {exc}.")}
+            return {
+                "reply": ChatReply(
+                    command=command.name,
+                    applied=False,
+                    denied=str(exc),
+                    message=f"Not done: {exc}.",
+                )
+            }
         except (KeyError, ValueError) as exc:
             reason = str(exc.args[0]) if exc.args else str(exc)
-            return {"reply": ChatReply(command=command.name, applied=False, denied=reason,
-                                       message=f"Not done: {reason}.")}
-        return {"reply": ChatReply(command=command.name, applied=True, result=result,
-                                   message=_done_message(command, result))}
+            return {
+                "reply": ChatReply(
+                    command=command.name,
+                    applied=False,
+                    denied=reason,
+                    message=f"Not done: {reason}.",
+                )
+            }
+        return {
+            "reply": ChatReply(
+                command=command.name,
+                applied=True,
+                result=result,
+                message=_done_message(command, result),
+            )
+        }
 
     async def _run(self, command: Command, actor: str, role: Role) -> dict[str, Any]:
         controls = self.controls
@@ -154,32 +191,46 @@ class ChatController:
         current = getattr(self.controls.limits(), field)
         if role != "admin" and loosens(field, current, value):
             raise PermissionError(
-                f"operators may only tighten limits; loosening {field} needs the admin role")
+                f"operators may only tighten limits; loosening {field} needs the admin role"
+            )
         limits = await self.controls.set_limits(actor, **{field: value})
         return limits.model_dump(mode="json")
 
-    async def _answer(self, state: ChatState) -> dict[str, Any]:
+    async def _answer(self, state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         facts = latest_facts(self.controls.recent_decisions(1))
         status = self.controls.status()
         question = state["command"].args.get("question", state["message"])
         system = load_prompt("chat").format(
-            name=self.card.name, style=self.card.style,
+            name=self.card.name,
+            style=self.card.style,
             facts=facts_prompt(facts) if facts else NUMBERS_FREE,
             status=status.get("state", "unknown"),
         )
         messages = [SystemMessage(system), HumanMessage(question[:2000])]
-        speech = _answer_speech(self.card, facts, self._emit)
+        emit: PersonaEmit = config["configurable"].get("emit", _ignore)
+        speech = _answer_speech(self.card, facts, emit)
         lines, _ = await speak(self.model, messages, speech, self.max_tokens)
         text = " ".join(line.text for line in lines)
-        return {"reply": ChatReply(command="ask", applied=False, message=text,
-                                   result={"emotion": lines[0].emotion if lines else None})}
+        return {
+            "reply": ChatReply(
+                command="ask",
+                applied=False,
+                message=text,
+                result={"emotion": lines[0].emotion if lines else None},
+            )
+        }
 
 
 def _answer_speech(card: PersonaCard, facts: PersonaFacts | None, emit: PersonaEmit) -> Speech:
     if facts is None:
         return Speech(card, _no_numbers, NUMBERS_FREE, "thinking", emit)
-    return Speech(card, lambda text: check_sentence(text, facts), fallback_sentence(facts),
-                  default_emotion(facts), emit)
+    return Speech(
+        card,
+        lambda text: check_sentence(text, facts),
+        fallback_sentence(facts),
+        default_emotion(facts),
+        emit,
+    )
 
 
 def _no_numbers(text: str) -> str | None:
@@ -192,9 +243,12 @@ def latest_facts(decisions: list[dict[str, Any]]) -> PersonaFacts | None:
         return None
     latest = decisions[0]
     return PersonaFacts(
-        symbol=latest["symbol"], action=Action(latest["action"]),
-        quantity=Decimal(str(latest["quantity"])), price=Decimal(str(latest["price"])),
-        confidence=float(latest["confidence"]), executed=bool(latest.get("executed", False)),
+        symbol=latest["symbol"],
+        action=Action(latest["action"]),
+        quantity=Decimal(str(latest["quantity"])),
+        price=Decimal(str(latest["price"])),
+        confidence=float(latest["confidence"]),
+        executed=bool(latest.get("executed", False)),
     )
 
 
@@ -213,4 +267,3 @@ def _done_message(command: Command, result: dict[str, Any]) -> str:
 
 def _ignore(_event: str, _data: dict[str, Any]) -> None:
     return None
-

@@ -27,9 +27,26 @@ from tradecast.tools.broker import Execution
 from tradecast.tools.indicators import IndicatorSummary
 
 CHECKPOINTED_TYPES: tuple[type, ...] = (
-    Action, AgentSignal, Attribution, Decision, DeskContext, Execution, Fill,
-    IndicatorSummary, LLMCall, MemoryHit, Order, OrderIntent, OrderStatus, OrderType,
-    PersonaLine, Portfolio, Position, RiskVerdict, Side, TraderExits,
+    Action,
+    AgentSignal,
+    Attribution,
+    Decision,
+    DeskContext,
+    Execution,
+    Fill,
+    IndicatorSummary,
+    LLMCall,
+    MemoryHit,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    PersonaLine,
+    Portfolio,
+    Position,
+    RiskVerdict,
+    Side,
+    TraderExits,
 )
 
 

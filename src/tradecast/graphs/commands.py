@@ -21,9 +21,15 @@ CommandName = Literal[
 ]
 
 NEEDED_ROLE: dict[CommandName, Role] = {
-    "ask": "viewer", "status": "viewer", "pause": "operator", "resume": "operator",
-    "tick": "operator", "approve": "operator", "reject": "operator",
-    "set_limit": "operator", "kill_switch": "admin",
+    "ask": "viewer",
+    "status": "viewer",
+    "pause": "operator",
+    "resume": "operator",
+    "tick": "operator",
+    "approve": "operator",
+    "reject": "operator",
+    "set_limit": "operator",
+    "kill_switch": "admin",
 }
 
 _POLITE = r"(?:please\s+)?"
@@ -58,9 +64,11 @@ LIMIT_NAMES: dict[str, str] = {
 }
 PERCENT_LIMITS = {"max_position_pct", "daily_loss_limit_pct", "max_drawdown_pct"}
 SET_LIMIT = re.compile(
-    _POLITE + r"(?:set\s+)?(?:the\s+)?(?P<name>" + "|".join(sorted(LIMIT_NAMES, key=len,
-                                                                  reverse=True))
-    + r")\s*(?:to|=|:|at)?\s*(?P<value>-?[\d.,]+)\s*(?P<unit>%|usdt|minutes|mins?)?" + _END,
+    _POLITE
+    + r"(?:set\s+)?(?:the\s+)?(?P<name>"
+    + "|".join(sorted(LIMIT_NAMES, key=len, reverse=True))
+    + r")\s*(?:to|=|:|at)?\s*(?P<value>-?[\d.,]+)\s*(?P<unit>%|usdt|minutes|mins?)?"
+    + _END,
     re.IGNORECASE,
 )
 
@@ -112,8 +120,9 @@ def _limit_command(match: re.Match[str]) -> Command:
         value = value / 100
     if field in ("max_open_positions", "cooldown_minutes"):
         if value != value.to_integral_value():
-            return Command(name="set_limit", args={"field": field},
-                           error=f"{field} must be a whole number")
+            return Command(
+                name="set_limit", args={"field": field}, error=f"{field} must be a whole number"
+            )
         return Command(name="set_limit", args={"field": field, "value": int(value)})
     return Command(name="set_limit", args={"field": field, "value": value})
 

@@ -55,9 +55,7 @@ class DeskDependencies:
     bar: timedelta
 
 
-def route_after_gate(state: DeskState, *, require_approval: bool) -> Literal[
-    "approval", "execute"
-]:
+def route_after_gate(state: DeskState, *, require_approval: bool) -> Literal["approval", "execute"]:
     """Approved trades wait for a human when approval is required; all else goes on."""
     verdict = state.get("verdict")
     if require_approval and verdict is not None and verdict.approved:

@@ -90,15 +90,26 @@ def gather_context(sources: ContextSources) -> Node:
             raise MarketDataError(f"not enough {symbol} bars closed by {at.isoformat()}")
         price = await sources.executor.mark(symbol, at)
         situation = describe_situation(candles)
-        hits = await asyncio.to_thread(
-            sources.memory.similar, situation, k=sources.config.memory_k, symbol=symbol,
-            as_of=at,
-        ) if sources.config.memory_k else []
+        hits = (
+            await asyncio.to_thread(
+                sources.memory.similar,
+                situation,
+                k=sources.config.memory_k,
+                symbol=symbol,
+                as_of=at,
+            )
+            if sources.config.memory_k
+            else []
+        )
         context = DeskContext(
-            symbol=symbol, at=at, price=price,
+            symbol=symbol,
+            at=at,
+            price=price,
             summary=summarize(candles_to_frame(candles)),
-            situation=situation, portfolio=sources.executor.portfolio(),
-            memory_hits=tuple(hits), memory_text=format_hits(hits),
+            situation=situation,
+            portfolio=sources.executor.portfolio(),
+            memory_hits=tuple(hits),
+            memory_text=format_hits(hits),
         )
         emit("market", "tick", {"symbol": symbol, "price": str(price), "at": at.isoformat()})
         return {"context": context, "signals": [rules_signal(context.summary)]}
@@ -155,13 +166,18 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
         context = state["context"]
         position = context.portfolio.position(context.symbol)
         sizing = SizingContext(
-            price=context.price, equity=context.portfolio.equity,
+            price=context.price,
+            equity=context.portfolio.equity,
             held_quantity=position.quantity if position else Decimal(0),
             max_position_pct=max_position_pct(),
         )
         decision = combine(
-            symbol=context.symbol, at=context.at, signals=state.get("signals", []),
-            risk=state.get("risk_review"), sizing=sizing, config=config,
+            symbol=context.symbol,
+            at=context.at,
+            signals=state.get("signals", []),
+            risk=state.get("risk_review"),
+            sizing=sizing,
+            config=config,
             memory_hits=context.memory_hits,
         )
         emit("desk", "decision", _jsonable(decision))
@@ -180,8 +196,12 @@ def _intent(decision: Any, exits: TraderExits | None) -> OrderIntent | None:
         if exits.take_profit_pct > 0:
             take = _price_at(decision.price, exits.take_profit_pct)
     return OrderIntent(
-        symbol=decision.symbol, side=Side(decision.action.value), quantity=decision.quantity,
-        stop_loss=stop, take_profit=take, client_order_id=f"tc-{decision.id}",
+        symbol=decision.symbol,
+        side=Side(decision.action.value),
+        quantity=decision.quantity,
+        stop_loss=stop,
+        take_profit=take,
+        client_order_id=f"tc-{decision.id}",
     )
 
 
@@ -199,10 +219,15 @@ def risk_gate_node(executor: GatedExecutor) -> Node:
             return {"verdict": verdict}
         verdict, _ = await executor.review(intent, state["at"])
         if not verdict.approved:
-            emit("desk", "risk_rejection", {
-                "decision_id": state["decision"].id, "reasons": list(verdict.reasons),
-                "intent": _jsonable(intent),
-            })
+            emit(
+                "desk",
+                "risk_rejection",
+                {
+                    "decision_id": state["decision"].id,
+                    "reasons": list(verdict.reasons),
+                    "intent": _jsonable(intent),
+                },
+            )
         return {"verdict": verdict}
 
     return node
@@ -232,23 +257,33 @@ def execute_node(executor: GatedExecutor) -> Node:
     async def node(state: DeskState) -> dict[str, Any]:
         verdict = state.get("verdict")
         if (
-            verdict is None or not verdict.approved or verdict.intent is None
+            verdict is None
+            or not verdict.approved
+            or verdict.intent is None
             or state.get("approval") == "rejected"
         ):
             return {"execution": None}
         report = await executor.submit(verdict.intent, state["at"])
         if report.execution is None:
             reason = report.error or "; ".join(report.verdict.reasons)
-            emit("desk", "risk_rejection", {"decision_id": state["decision"].id,
-                                            "reasons": [reason]})
+            emit(
+                "desk", "risk_rejection", {"decision_id": state["decision"].id, "reasons": [reason]}
+            )
             return {"execution": None, "execution_error": reason}
         emit("desk", "order", _jsonable(report.execution.order))
         for fill in report.execution.fills:
             emit("desk", "fill", _jsonable(fill))
         portfolio = executor.portfolio()
-        emit("desk", "pnl", {"equity": str(portfolio.equity), "cash": str(portfolio.cash),
-                             "realized": str(portfolio.realized_pnl),
-                             "unrealized": str(portfolio.unrealized_pnl)})
+        emit(
+            "desk",
+            "pnl",
+            {
+                "equity": str(portfolio.equity),
+                "cash": str(portfolio.cash),
+                "realized": str(portfolio.realized_pnl),
+                "unrealized": str(portfolio.unrealized_pnl),
+            },
+        )
         return {"execution": report.execution}
 
     return node
@@ -281,13 +316,19 @@ def persona_facts(state: DeskState) -> PersonaFacts:
     rejection = None
     if decision.action is not Action.HOLD and not fills:
         rejection = state.get("execution_error") or (
-            "; ".join(verdict.reasons) if verdict and verdict.reasons else "not executed")
+            "; ".join(verdict.reasons) if verdict and verdict.reasons else "not executed"
+        )
         if state.get("approval") == "rejected":
             rejection = "the operator rejected it"
     return PersonaFacts(
-        symbol=decision.symbol, action=decision.action, quantity=quantity,
-        price=decision.price, confidence=decision.confidence, executed=bool(fills),
-        fill_price=fill_price, rejection=rejection,
+        symbol=decision.symbol,
+        action=decision.action,
+        quantity=quantity,
+        price=decision.price,
+        confidence=decision.confidence,
+        executed=bool(fills),
+        fill_price=fill_price,
+        rejection=rejection,
     )
 
 
@@ -333,8 +374,9 @@ async def _attach_matured(sinks: MemorySinks, symbol: str, at: Any, horizon: str
     if not entry:
         return
     try:
-        outcome = realised_outcome(past.action, entry[-1].close, decided_at, candles, horizon,
-                                   sinks.bar)
+        outcome = realised_outcome(
+            past.action, entry[-1].close, decided_at, candles, horizon, sinks.bar
+        )
     except ValueError as exc:
         log.info("memory.outcome_not_ready", decision_id=past_id, reason=str(exc))
         return

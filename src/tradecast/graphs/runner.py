@@ -106,16 +106,25 @@ class DeskRunner:
                 await self.sink(StreamEvent(run_id=thread, thread_id=thread, **chunk))
         total_ms = (time.perf_counter() - started) * 1000
         snapshot = await self.graph.aget_state(config)
-        result = self._result(thread, snapshot.values, total_ms, resumed=resumed,
-                              waiting=_interrupted(snapshot))
-        log.info("desk.tick", status=result.status,
-                 action=(result.decision or {}).get("action"), llm_calls=result.llm["calls"],
-                 total_ms=round(total_ms, 1))
+        result = self._result(
+            thread, snapshot.values, total_ms, resumed=resumed, waiting=_interrupted(snapshot)
+        )
+        log.info(
+            "desk.tick",
+            status=result.status,
+            action=(result.decision or {}).get("action"),
+            llm_calls=result.llm["calls"],
+            total_ms=round(total_ms, 1),
+        )
         return result
 
     @staticmethod
     def _result(
-        thread: str, values: dict[str, Any], total_ms: float, *, resumed: bool,
+        thread: str,
+        values: dict[str, Any],
+        total_ms: float,
+        *,
+        resumed: bool,
         waiting: bool = False,
     ) -> TickResult:
         return tick_result(thread, values, total_ms, resumed=resumed, waiting=waiting)

@@ -44,14 +44,16 @@ class DeskContext(DomainModel):
         """The context as compact text for an agent's prompt."""
         position = self.portfolio.position(self.symbol)
         held = f"{position.quantity} at avg {position.avg_price}" if position else "none"
-        return "\n".join([
-            f"Symbol: {self.symbol}. Time: {self.at:%Y-%m-%d %H:%M} UTC. Price: {self.price}.",
-            f"Indicators: {self.summary.as_text()}",
-            f"Situation: {self.situation}",
-            f"Account: equity {self.portfolio.equity:.2f}, cash {self.portfolio.cash:.2f}, "
-            f"position {held}.",
-            self.memory_text,
-        ])
+        return "\n".join(
+            [
+                f"Symbol: {self.symbol}. Time: {self.at:%Y-%m-%d %H:%M} UTC. Price: {self.price}.",
+                f"Indicators: {self.summary.as_text()}",
+                f"Situation: {self.situation}",
+                f"Account: equity {self.portfolio.equity:.2f}, cash {self.portfolio.cash:.2f}, "
+                f"position {held}.",
+                self.memory_text,
+            ]
+        )
 
 
 class TraderExits(DomainModel):

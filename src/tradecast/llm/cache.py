@@ -72,8 +72,7 @@ def encode_generations(generations: RETURN_VAL_TYPE) -> str:
             message = generation.message
             if isinstance(message, BaseMessageChunk):
                 message = message_chunk_to_message(message)
-            items.append({"message": message_to_dict(message),
-                          "info": generation.generation_info})
+            items.append({"message": message_to_dict(message), "info": generation.generation_info})
         else:
             items.append({"text": generation.text, "info": generation.generation_info})
     return json.dumps(items, default=str, sort_keys=True)
@@ -157,8 +156,12 @@ class SqliteLLMCache(BaseCache):
 
     def stats(self) -> dict[str, Any]:
         """Where the cache is and how it was used."""
-        return {"path": str(self.path), "entries": len(self), "hits": self.hits,
-                "misses": self.misses}
+        return {
+            "path": str(self.path),
+            "entries": len(self),
+            "hits": self.hits,
+            "misses": self.misses,
+        }
 
     def close(self) -> None:
         """Close the database (the cache is unusable afterwards)."""

@@ -125,8 +125,8 @@ def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """LangChain messages as llama.cpp chat messages (tool turns rendered as plain text)."""
     out: list[dict[str, str]] = []
     for message in messages:
-        content = message.content if isinstance(message.content, str) else json.dumps(
-            message.content
+        content = (
+            message.content if isinstance(message.content, str) else json.dumps(message.content)
         )
         if isinstance(message, SystemMessage):
             out.append({"role": "system", "content": content})
@@ -227,7 +227,8 @@ class LlamaCppChatModel(BaseChatModel):
         loaded = self._model()
         if not loaded.lock.acquire(timeout=self.timeout_s):
             raise LLMError(
-                "timeout", f"the local model stayed busy for {self.timeout_s:.0f}s; raise "
+                "timeout",
+                f"the local model stayed busy for {self.timeout_s:.0f}s; raise "
                 "TRADECAST_LLM__TIMEOUT_S or use a faster model",
             )
         try:
@@ -237,7 +238,8 @@ class LlamaCppChatModel(BaseChatModel):
 
     def _timeout_error(self) -> LLMError:
         return LLMError(
-            "timeout", f"the local model did not finish within {self.timeout_s:.0f}s; raise "
+            "timeout",
+            f"the local model did not finish within {self.timeout_s:.0f}s; raise "
             "TRADECAST_LLM__TIMEOUT_S or lower TRADECAST_LLM__MAX_TOKENS",
         )
 

@@ -41,7 +41,8 @@ def translate_ollama_error(exc: BaseException, base_url: str | None, model: str)
     if isinstance(exc, ollama.ResponseError):
         if exc.status_code == 404:
             return LLMError(
-                "model_missing", f"Ollama at {where} has no model {model!r}: run "
+                "model_missing",
+                f"Ollama at {where} has no model {model!r}: run "
                 f"`ollama pull {model}` or set TRADECAST_LLM__OLLAMA_MODEL",
             )
         return LLMError("backend", f"Ollama at {where} answered {exc.status_code}: {exc.error}")

@@ -63,8 +63,9 @@ def parse_structured(message: BaseMessage, schema: StructuredSchema) -> Any:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise LLMError(
-            "unparseable", f"the model's answer does not fit {name}: {exc.errors()[0]['msg']} "
-            f"at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'top level'}"
+            "unparseable",
+            f"the model's answer does not fit {name}: {exc.errors()[0]['msg']} "
+            f"at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'top level'}",
         ) from None
 
 
@@ -91,7 +92,8 @@ def compact_schema(schema: Any) -> Any:
     otherwise parrot the descriptions back as values."""
     if isinstance(schema, dict):
         return {
-            key: compact_schema(value) for key, value in schema.items()
+            key: compact_schema(value)
+            for key, value in schema.items()
             if not (key in ("title", "description") and isinstance(value, str))
         }
     if isinstance(schema, list):

@@ -61,8 +61,10 @@ def tool_call_schema(tools: list[dict[str, Any]], tool_choice: str | None) -> di
 
 def tool_prompt(tools: list[dict[str, Any]], tool_choice: str | None) -> str:
     """The system-prompt text that describes the tools to a model without native tool support."""
-    lines = ["You can call these tools. To call one, answer with JSON "
-             '{"name": <tool name>, "arguments": {...}}.']
+    lines = [
+        "You can call these tools. To call one, answer with JSON "
+        '{"name": <tool name>, "arguments": {...}}.'
+    ]
     for tool in tools:
         function = tool["function"]
         params = json.dumps(function.get("parameters", {}).get("properties", {}))

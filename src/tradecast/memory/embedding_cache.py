@@ -97,8 +97,12 @@ class PersistentEmbeddingCache:
 
     def stats(self) -> dict[str, object]:
         """Where the vectors are kept and how the cache was used."""
-        return {"path": str(self.path) if self.path else None, "model": self.name,
-                "hits": self.hits, "misses": self.misses}
+        return {
+            "path": str(self.path) if self.path else None,
+            "model": self.name,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
 
     def close(self) -> None:
         """Close the database (vectors already loaded stay usable in this process)."""
@@ -114,10 +118,11 @@ class PersistentEmbeddingCache:
         found: dict[str, np.ndarray] = {}
         digests = list(by_digest)
         for start in range(0, len(digests), 500):
-            chunk = digests[start:start + 500]
+            chunk = digests[start : start + 500]
             rows = self._db.execute(
                 f"SELECT text_sha256, vector FROM embeddings WHERE model = ? AND text_sha256 "
-                f"IN ({','.join('?' * len(chunk))})", (self.name, *chunk),
+                f"IN ({','.join('?' * len(chunk))})",
+                (self.name, *chunk),
             ).fetchall()
             for digest, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32)

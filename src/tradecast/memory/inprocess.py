@@ -105,8 +105,10 @@ class InProcessDecisionMemory:
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         recall = meta.RecallFilter(
-            symbol=_symbol_or_none(symbol), as_of_us=_epoch_us_or_none(as_of, "as_of"),
-            since_us=_epoch_us_or_none(since, "since"), with_outcome_only=with_outcome_only,
+            symbol=_symbol_or_none(symbol),
+            as_of_us=_epoch_us_or_none(as_of, "as_of"),
+            since_us=_epoch_us_or_none(since, "since"),
+            with_outcome_only=with_outcome_only,
         )
         query = normalise_rows(self._embedder.embed([text]))[0]
         with self._lock:
@@ -117,9 +119,15 @@ class InProcessDecisionMemory:
             hits = []
             for row in np.argsort(-similarity, kind="stable"):
                 if recall.accepts(self._metadatas[row]):
-                    hits.append(meta.to_hit(self._ids[row], self._documents[row],
-                                            self._metadatas[row], float(similarity[row]),
-                                            recall.as_of_us))
+                    hits.append(
+                        meta.to_hit(
+                            self._ids[row],
+                            self._documents[row],
+                            self._metadatas[row],
+                            float(similarity[row]),
+                            recall.as_of_us,
+                        )
+                    )
                     if len(hits) == k:
                         break
         return hits
@@ -144,8 +152,12 @@ class InProcessDecisionMemory:
         """Ids, vectors, documents and metadata of every decision (copies), to save them."""
         with self._lock:
             count = len(self._ids)
-            return (list(self._ids), self._vectors[:count].copy(), list(self._documents),
-                    [dict(m) for m in self._metadatas])
+            return (
+                list(self._ids),
+                self._vectors[:count].copy(),
+                list(self._documents),
+                [dict(m) for m in self._metadatas],
+            )
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -188,8 +200,12 @@ def copy_to(source: InProcessDecisionMemory, target: Any) -> int:
     batch = 1000
     for start in range(0, len(ids), batch):
         stop = start + batch
-        target.upsert(ids=ids[start:stop], embeddings=vectors[start:stop],
-                      documents=documents[start:stop], metadatas=metadatas[start:stop])
+        target.upsert(
+            ids=ids[start:stop],
+            embeddings=vectors[start:stop],
+            documents=documents[start:stop],
+            metadatas=metadatas[start:stop],
+        )
     return len(ids)
 
 
@@ -209,4 +225,3 @@ def _symbol_or_none(symbol: str | None) -> str | None:
     except ValueError as exc:
         raise MemoryStoreError(str(exc)) from None
     return f"{base}/{quote}"
-

@@ -86,7 +86,9 @@ class SubmitOrderArgs(SymbolArgs):
         default=None, description="BUY only: sell everything if the price rises to this"
     )
     client_order_id: str | None = Field(
-        default=None, min_length=1, max_length=64,
+        default=None,
+        min_length=1,
+        max_length=64,
         description="optional id making a retry safe (the same id never fills twice)",
     )
 
@@ -127,13 +129,17 @@ def build_agent_tools(executor: GatedExecutor) -> list[BaseTool]:
             ticker = await executor.market.ticker(symbol, at=executor.now())
         except MarketDataError as exc:
             raise ToolException(str(exc)) from None
-        return {"symbol": ticker.symbol, "price": str(ticker.last),
-                "as_of": ticker.timestamp.isoformat()}
+        return {
+            "symbol": ticker.symbol,
+            "price": str(ticker.last),
+            "as_of": ticker.timestamp.isoformat(),
+        }
 
     async def get_candles_summary(symbol: str) -> dict[str, Any]:
         try:
-            candles = await executor.market.candles(symbol, until=executor.now(),
-                                                    limit=SUMMARY_BARS)
+            candles = await executor.market.candles(
+                symbol, until=executor.now(), limit=SUMMARY_BARS
+            )
         except MarketDataError as exc:
             raise ToolException(str(exc)) from None
         if not candles:
@@ -142,8 +148,9 @@ def build_agent_tools(executor: GatedExecutor) -> list[BaseTool]:
         return {"symbol": symbol, **summary.model_dump(mode="json"), "text": summary.as_text()}
 
     async def get_portfolio() -> dict[str, Any]:
-        return portfolio_view(await _current_portfolio(executor),
-                              open_orders=executor.broker.orders())
+        return portfolio_view(
+            await _current_portfolio(executor), open_orders=executor.broker.orders()
+        )
 
     async def submit_order(**arguments: Any) -> dict[str, Any]:
         try:
@@ -158,11 +165,16 @@ def build_agent_tools(executor: GatedExecutor) -> list[BaseTool]:
     }
     return [
         StructuredTool.from_function(
-            coroutine=get_price, name="get_price", args_schema=SymbolArgs,
-            description="Latest price of a symbol (BASE/QUOTE).", **common,
+            coroutine=get_price,
+            name="get_price",
+            args_schema=SymbolArgs,
+            description="Latest price of a symbol (BASE/QUOTE).",
+            **common,
         ),
         StructuredTool.from_function(
-            coroutine=get_candles_summary, name="get_candles_summary", args_schema=SymbolArgs,
+            coroutine=get_candles_summary,
+            name="get_candles_summary",
+            args_schema=SymbolArgs,
             description=(
                 "Latest indicators of a symbol: returns, RSI14, MACD, Bollinger %B, ATR14, "
                 "volatility, SMA20/50 and the trend."
@@ -170,11 +182,16 @@ def build_agent_tools(executor: GatedExecutor) -> list[BaseTool]:
             **common,
         ),
         StructuredTool.from_function(
-            coroutine=get_portfolio, name="get_portfolio", args_schema=NoArgs,
-            description="Cash, equity, open positions with P&L, and open orders.", **common,
+            coroutine=get_portfolio,
+            name="get_portfolio",
+            args_schema=NoArgs,
+            description="Cash, equity, open positions with P&L, and open orders.",
+            **common,
         ),
         StructuredTool.from_function(
-            coroutine=submit_order, name="submit_order", args_schema=SubmitOrderArgs,
+            coroutine=submit_order,
+            name="submit_order",
+            args_schema=SubmitOrderArgs,
             description=(
                 "Submit a spot order. It always passes the risk gate first, which may reject "
                 "it or shrink its quantity; the answer gives the verdict with reasons and, "
@@ -203,12 +220,18 @@ def portfolio_view(portfolio: Portfolio, open_orders: list[Order] | None = None)
     positions = []
     for p in portfolio.positions:
         price = portfolio.prices.get(p.symbol, p.avg_price)
-        positions.append({
-            "symbol": p.symbol, "quantity": str(p.quantity), "avg_price": str(p.avg_price),
-            "price": str(price), "value": _money(p.market_value(price)),
-            "unrealized_pnl": _money(p.unrealized_pnl(price)),
-            "stop_loss": _opt(p.stop_loss), "take_profit": _opt(p.take_profit),
-        })
+        positions.append(
+            {
+                "symbol": p.symbol,
+                "quantity": str(p.quantity),
+                "avg_price": str(p.avg_price),
+                "price": str(price),
+                "value": _money(p.market_value(price)),
+                "unrealized_pnl": _money(p.unrealized_pnl(price)),
+                "stop_loss": _opt(p.stop_loss),
+                "take_profit": _opt(p.take_profit),
+            }
+        )
     resting = [o for o in (open_orders or []) if o.status.value == "open"]
     return {
         "cash": _money(portfolio.cash),
@@ -236,8 +259,12 @@ def report_view(report: ExecutionReport) -> dict[str, Any]:
     if report.execution is not None:
         view["order"] = _order_view(report.execution.order)
         view["fills"] = [
-            {"quantity": str(f.quantity), "price": str(f.price), "fee": str(f.fee),
-             "at": f.timestamp.isoformat()}
+            {
+                "quantity": str(f.quantity),
+                "price": str(f.price),
+                "fee": str(f.fee),
+                "at": f.timestamp.isoformat(),
+            }
             for f in report.execution.fills
         ]
         view["duplicate"] = report.execution.duplicate
@@ -248,9 +275,13 @@ def report_view(report: ExecutionReport) -> dict[str, Any]:
 
 def _intent_view(intent: OrderIntent) -> dict[str, Any]:
     return {
-        "symbol": intent.symbol, "side": intent.side.value, "quantity": str(intent.quantity),
-        "order_type": intent.order_type.value, "limit_price": _opt(intent.limit_price),
-        "stop_loss": _opt(intent.stop_loss), "take_profit": _opt(intent.take_profit),
+        "symbol": intent.symbol,
+        "side": intent.side.value,
+        "quantity": str(intent.quantity),
+        "order_type": intent.order_type.value,
+        "limit_price": _opt(intent.limit_price),
+        "stop_loss": _opt(intent.stop_loss),
+        "take_profit": _opt(intent.take_profit),
         "client_order_id": intent.client_order_id,
     }
 

@@ -91,9 +91,7 @@ class Broker(Protocol):
         """Cash, positions and watermarks, valued at ``prices`` (default: the last marks)."""
         ...
 
-    def orders(
-        self, status: OrderStatus | None = None, symbol: str | None = None
-    ) -> list[Order]:
+    def orders(self, status: OrderStatus | None = None, symbol: str | None = None) -> list[Order]:
         """Orders in submission order, optionally only one status or symbol."""
         ...
 
@@ -164,16 +162,19 @@ class PaperBroker:
                 )
             for event in events:
                 self._book.apply(event)
-            log.info("broker.restored", account=account, events=len(events),
-                     cash=str(self._book.cash), positions=len(self._book.holdings))
+            log.info(
+                "broker.restored",
+                account=account,
+                events=len(events),
+                cash=str(self._book.cash),
+                positions=len(self._book.holdings),
+            )
         else:
             cash = _checked_money(starting_cash, "starting_cash")
             self._commit([opened_event(cash, quote_currency, self._now(None), seed_positions)])
 
     @classmethod
-    def from_config(
-        cls, config: BrokerConfig, journal: Journal, **kwargs: object
-    ) -> PaperBroker:
+    def from_config(cls, config: BrokerConfig, journal: Journal, **kwargs: object) -> PaperBroker:
         """A paper broker with the starting cash, currency and costs of ``config``."""
         return cls(
             journal,
@@ -208,9 +209,16 @@ class PaperBroker:
         self._commit(events)
         order = self._book.orders[events[0].data["order"]["id"]]
         fills = tuple(self._book.fills_by_order.get(order.id, ()))
-        log.info("broker.order", order_id=order.id, client_order_id=client_id,
-                 symbol=intent.symbol, side=intent.side.value, quantity=str(intent.quantity),
-                 status=order.status.value, fills=len(fills))
+        log.info(
+            "broker.order",
+            order_id=order.id,
+            client_order_id=client_id,
+            symbol=intent.symbol,
+            side=intent.side.value,
+            quantity=str(intent.quantity),
+            status=order.status.value,
+            fills=len(fills),
+        )
         return Execution(order=order, fills=fills)
 
     async def cancel(self, order_id: str, at: datetime | None = None) -> Order:
@@ -232,8 +240,14 @@ class PaperBroker:
         self._commit(events)
         fills = tuple(self._book.fills[-n:]) if (n := _count(events, "fill")) else ()
         for fill in fills:
-            log.info("broker.triggered_fill", order_id=fill.order_id, symbol=symbol,
-                     side=fill.side.value, quantity=str(fill.quantity), price=str(fill.price))
+            log.info(
+                "broker.triggered_fill",
+                order_id=fill.order_id,
+                symbol=symbol,
+                side=fill.side.value,
+                quantity=str(fill.quantity),
+                price=str(fill.price),
+            )
         return fills
 
     def portfolio(self, prices: Mapping[str, PriceInput] | None = None) -> Portfolio:
@@ -243,13 +257,12 @@ class PaperBroker:
         }
         return self._book.portfolio(checked)
 
-    def orders(
-        self, status: OrderStatus | None = None, symbol: str | None = None
-    ) -> list[Order]:
+    def orders(self, status: OrderStatus | None = None, symbol: str | None = None) -> list[Order]:
         """Orders in submission order, filtered by status and symbol."""
         wanted = _symbol(symbol) if symbol else None
         return [
-            o for o in self._book.orders.values()
+            o
+            for o in self._book.orders.values()
             if (status is None or o.status is status)
             and (wanted is None or o.intent.symbol == wanted)
         ]
@@ -312,8 +325,11 @@ class PaperBroker:
         if problems:
             raise BrokerError(f"order {_describe(intent)} refused: " + "; ".join(problems))
         order = Order(
-            id=self._next_order_id(), client_order_id=intent.client_order_id or "",
-            intent=intent, status=OrderStatus.OPEN, created_at=at,
+            id=self._next_order_id(),
+            client_order_id=intent.client_order_id or "",
+            intent=intent,
+            status=OrderStatus.OPEN,
+            created_at=at,
         )
         if mark is not None and _marketable(intent, mark):
             price = self._taker_price(intent, intent.quantity, mark, rules)
@@ -365,8 +381,9 @@ class PaperBroker:
         """Fills of resting limits crossed by ``price``, then a stop-loss/take-profit exit."""
         resting = self._book.open_orders.get(symbol, {})
         holding = self._book.holdings.get(symbol)
-        if not resting and (holding is None or (holding.stop_loss is None
-                                                and holding.take_profit is None)):
+        if not resting and (
+            holding is None or (holding.stop_loss is None and holding.take_profit is None)
+        ):
             return []
         events: list[JournalEvent] = []
         quantity = holding.quantity if holding else ZERO
@@ -380,8 +397,9 @@ class PaperBroker:
                 intent.side is Side.SELL and price >= limit
             ):
                 # A resting limit is passive: it fills at its own price.
-                events.append(fill_event(self._fill(order, intent.quantity, limit, at), price,
-                                         "limit"))
+                events.append(
+                    fill_event(self._fill(order, intent.quantity, limit, at), price, "limit")
+                )
                 if intent.side is Side.BUY:
                     quantity += intent.quantity
                     stop_loss = intent.stop_loss or stop_loss
@@ -391,38 +409,54 @@ class PaperBroker:
             else:
                 still_resting.append(order)
         if quantity > 0:
-            events += self._protective_exit(symbol, quantity, price, at, stop_loss, take_profit,
-                                            still_resting, len(events))
+            events += self._protective_exit(
+                symbol, quantity, price, at, stop_loss, take_profit, still_resting, len(events)
+            )
         return events
 
     def _protective_exit(
-        self, symbol: str, quantity: Decimal, price: Decimal, at: datetime,
-        stop_loss: Decimal | None, take_profit: Decimal | None,
-        still_resting: list[Order], new_orders: int,
+        self,
+        symbol: str,
+        quantity: Decimal,
+        price: Decimal,
+        at: datetime,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+        still_resting: list[Order],
+        new_orders: int,
     ) -> list[JournalEvent]:
         if stop_loss is not None and price <= stop_loss:
             trigger: Trigger = "stop_loss"
-            fill_price = self._costs.taker_price(Side.SELL, quantity, price,
-                                                 self.market_rules(symbol))
+            fill_price = self._costs.taker_price(
+                Side.SELL, quantity, price, self.market_rules(symbol)
+            )
             intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity)
         elif take_profit is not None and price >= take_profit:
             trigger = "take_profit"
             fill_price = take_profit
-            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity,
-                                 order_type=OrderType.LIMIT, limit_price=take_profit)
+            intent = OrderIntent(
+                symbol=symbol,
+                side=Side.SELL,
+                quantity=quantity,
+                order_type=OrderType.LIMIT,
+                limit_price=take_profit,
+            )
         else:
             return []
         events: list[JournalEvent] = [
             cancel_event(o.id, f"position closed by {trigger.replace('_', '-')}", at)
-            for o in still_resting if o.intent.side is Side.SELL
+            for o in still_resting
+            if o.intent.side is Side.SELL
         ]
         if trigger == "stop_loss" and stop_loss is not None:
             events.append(stop_out_event(symbol, price, stop_loss, at))
         order_id = self._next_order_id(offset=new_orders)
         order = Order(
-            id=order_id, client_order_id=f"{trigger}-{order_id}",
+            id=order_id,
+            client_order_id=f"{trigger}-{order_id}",
             intent=intent.model_copy(update={"client_order_id": f"{trigger}-{order_id}"}),
-            status=OrderStatus.OPEN, created_at=at,
+            status=OrderStatus.OPEN,
+            created_at=at,
         )
         events.append(order_event(order, resting=False))
         events.append(fill_event(self._fill(order, quantity, fill_price, at), price, trigger))
@@ -442,8 +476,13 @@ class PaperBroker:
     def _fill(self, order: Order, quantity: Decimal, price: Decimal, at: datetime) -> Fill:
         fee = self._costs.fee(money(quantity * price))
         return Fill(
-            order_id=order.id, symbol=order.intent.symbol, side=order.intent.side,
-            quantity=quantity, price=price, fee=fee, timestamp=at,
+            order_id=order.id,
+            symbol=order.intent.symbol,
+            side=order.intent.side,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            timestamp=at,
         )
 
     def _next_order_id(self, offset: int = 0) -> str:

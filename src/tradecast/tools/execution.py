@@ -124,8 +124,13 @@ class GatedExecutor:
                 error=str(exc),
             )
         if not verdict.approved or verdict.intent is None:
-            log.info("risk.rejected", symbol=intent.symbol, side=intent.side.value,
-                     quantity=str(intent.quantity), reasons=list(verdict.reasons))
+            log.info(
+                "risk.rejected",
+                symbol=intent.symbol,
+                side=intent.side.value,
+                quantity=str(intent.quantity),
+                reasons=list(verdict.reasons),
+            )
             return ExecutionReport(requested=intent, verdict=verdict, price=price)
         try:
             execution = await self.broker.submit(verdict.intent, at=moment)

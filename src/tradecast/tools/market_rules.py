@@ -61,8 +61,7 @@ class MarketRules(DomainModel):
         notional = quantity * price
         if notional < self.min_notional:
             problems.append(
-                f"order value {money(notional)} is below the exchange minimum "
-                f"{self.min_notional}"
+                f"order value {money(notional)} is below the exchange minimum {self.min_notional}"
             )
         return problems
 
@@ -70,17 +69,23 @@ class MarketRules(DomainModel):
 # Binance spot filters for the bundled pairs (LOT_SIZE, PRICE_FILTER, NOTIONAL).
 DEFAULT_MARKET_RULES: dict[str, MarketRules] = {
     "BTC/USDT": MarketRules(
-        min_qty=Decimal("0.00001"), qty_step=Decimal("0.00001"),
-        min_notional=Decimal("5"), price_tick=Decimal("0.01"),
+        min_qty=Decimal("0.00001"),
+        qty_step=Decimal("0.00001"),
+        min_notional=Decimal("5"),
+        price_tick=Decimal("0.01"),
     ),
     "ETH/BUSD": MarketRules(
-        min_qty=Decimal("0.0001"), qty_step=Decimal("0.0001"),
-        min_notional=Decimal("10"), price_tick=Decimal("0.01"),
+        min_qty=Decimal("0.0001"),
+        qty_step=Decimal("0.0001"),
+        min_notional=Decimal("10"),
+        price_tick=Decimal("0.01"),
     ),
 }
 GENERIC_MARKET_RULES = MarketRules(
-    min_qty=Decimal("0.00000001"), qty_step=Decimal("0.00000001"),
-    min_notional=Decimal("10"), price_tick=Decimal("0.00000001"),
+    min_qty=Decimal("0.00000001"),
+    qty_step=Decimal("0.00000001"),
+    min_notional=Decimal("10"),
+    price_tick=Decimal("0.00000001"),
 )
 """Rules for a symbol with none configured: fine steps, a 10-quote minimum order."""
 

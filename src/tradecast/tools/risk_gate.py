@@ -115,8 +115,10 @@ class _View:
             (p.quantity * prices.get(p.symbol, p.avg_price) for p in portfolio.positions), ZERO
         )
         new_day = portfolio.timestamp is None or now.date() > portfolio.timestamp.date()
-        day_start = equity if new_day or portfolio.day_start_equity is None else (
-            portfolio.day_start_equity
+        day_start = (
+            equity
+            if new_day or portfolio.day_start_equity is None
+            else (portfolio.day_start_equity)
         )
         position = portfolio.position(market.symbol)
         resting = [o for o in market.open_orders if o.status is OrderStatus.OPEN]
@@ -153,8 +155,12 @@ def _reserved_cash(order: Order, costs: CostModel) -> Decimal:
 
 
 def _check_buy(
-    intent: OrderIntent, view: _View, limits: RiskLimits, market: MarketContext,
-    now: datetime, notes: list[str],
+    intent: OrderIntent,
+    view: _View,
+    limits: RiskLimits,
+    market: MarketContext,
+    now: datetime,
+    notes: list[str],
 ) -> RiskVerdict:
     blocked = _buy_blockers(intent, view, limits, market, now)
     if blocked:
@@ -163,9 +169,11 @@ def _check_buy(
     caps = sizer.caps(sizer.fill_price(market.rules.qty_step))
     quantity = sizer.largest_within_limits(min([intent.quantity, *caps.values()]))
     why = _binding(caps, intent.quantity)
-    too_small = market.rules.violations(quantity, sizer.entry) if quantity > 0 else [
-        "nothing is left to buy"
-    ]
+    too_small = (
+        market.rules.violations(quantity, sizer.entry)
+        if quantity > 0
+        else ["nothing is left to buy"]
+    )
     if too_small:
         return _reject(*([why] if why else []), *too_small)
     lines = sizer.lock_lines_crossed(quantity)
@@ -227,8 +235,8 @@ class _BuySizer:
         self.marketable = intent.order_type is OrderType.MARKET or (
             limit is not None and market.price <= limit
         )
-        self.entry = market.price if intent.order_type is OrderType.MARKET else (
-            limit or market.price
+        self.entry = (
+            market.price if intent.order_type is OrderType.MARKET else (limit or market.price)
         )
         self.fee_rate = market.costs.fee_bps / Decimal(10_000)
 
@@ -237,8 +245,9 @@ class _BuySizer:
         limit = self.intent.limit_price
         if not self.marketable and limit is not None:
             return limit
-        price = self.market.costs.taker_price(Side.BUY, quantity, self.market.price,
-                                              self.market.rules)
+        price = self.market.costs.taker_price(
+            Side.BUY, quantity, self.market.price, self.market.rules
+        )
         return min(price, limit) if limit is not None else price
 
     def cost(self, quantity: Decimal) -> Decimal:
@@ -312,7 +321,10 @@ class _BuySizer:
 
 
 def _check_sell(
-    intent: OrderIntent, view: _View, limits: RiskLimits, market: MarketContext,
+    intent: OrderIntent,
+    view: _View,
+    limits: RiskLimits,
+    market: MarketContext,
     notes: list[str],
 ) -> RiskVerdict:
     if intent.stop_loss is not None or intent.take_profit is not None:
@@ -329,9 +341,11 @@ def _check_sell(
     quantity = market.rules.floor_qty(min([intent.quantity, *caps.values()]))
     why = _binding(caps, intent.quantity)
     entry = intent.limit_price if intent.order_type is OrderType.LIMIT else market.price
-    too_small = market.rules.violations(quantity, entry or market.price) if quantity > 0 else [
-        "nothing is left to sell"
-    ]
+    too_small = (
+        market.rules.violations(quantity, entry or market.price)
+        if quantity > 0
+        else ["nothing is left to sell"]
+    )
     if too_small:
         return _reject(*([why] if why else []), *too_small)
     return _approve(intent, quantity, market.rules, notes, why)

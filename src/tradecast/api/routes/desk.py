@@ -68,21 +68,26 @@ async def desk_stop(
 
 
 @router.post(
-    "/desk/tick", tags=["desk"], response_model=TickResult,
-    responses={**CONTROL_RESPONSES, **CONFLICT,
-               202: {"description": "accepted (wait=false): the tick runs in the background"}},
+    "/desk/tick",
+    tags=["desk"],
+    response_model=TickResult,
+    responses={
+        **CONTROL_RESPONSES,
+        **CONFLICT,
+        202: {"description": "accepted (wait=false): the tick runs in the background"},
+    },
 )
 async def desk_tick(
     wait: bool = Query(True, description="wait for the tick and return its report"),
-    who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    who: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> Any:
     """Run one tick now (the next replayed instant, or the latest closed bar live).
     Operator."""
     try:
         if not wait:
             ctx.desk.schedule_tick(who.name)
-            return JSONResponse({"accepted": True, "status": ctx.desk.status()},
-                                status_code=202)
+            return JSONResponse({"accepted": True, "status": ctx.desk.status()}, status_code=202)
         return await ctx.desk.force_tick(who.name)
     except DeskConflict as exc:
         raise _conflict(exc) from None
@@ -92,7 +97,8 @@ async def desk_tick(
 async def desk_journal(
     limit: int = Query(50, ge=1, le=500),
     before: int | None = Query(None, ge=1, description="only entries older than this seq"),
-    _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(operator),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Control actions, newest first: who did what, when, and the outcome. Operator."""
     items = ctx.desk.store.journal_entries(limit, before)
@@ -108,22 +114,30 @@ async def approvals(
     for decision_id in ctx.desk.status()["pending_approvals"]:
         tick = ctx.desk.store.tick(decision_id)
         state = await ctx.desk.thread_state(tick.thread_id) if tick else None
-        items.append({
-            "decision_id": decision_id,
-            "thread_id": tick.thread_id if tick else None,
-            "decision": tick.decision if tick else None,
-            "request": state["interrupts"][0]["value"] if state and state["interrupts"] else None,
-        })
+        items.append(
+            {
+                "decision_id": decision_id,
+                "thread_id": tick.thread_id if tick else None,
+                "decision": tick.decision if tick else None,
+                "request": state["interrupts"][0]["value"]
+                if state and state["interrupts"]
+                else None,
+            }
+        )
     return {"items": items}
 
 
 @router.post(
-    "/approvals/{decision_id}", tags=["desk"], response_model=TickResult,
+    "/approvals/{decision_id}",
+    tags=["desk"],
+    response_model=TickResult,
     responses={**CONTROL_RESPONSES, **NOT_FOUND},
 )
 async def decide_approval(
-    decision_id: str, body: ApprovalBody,
-    who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    decision_id: str,
+    body: ApprovalBody,
+    who: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> TickResult:
     """Approve or reject the order waiting under ``decision_id``; returns the tick's report
     (with the fill when approved). Operator."""
@@ -136,8 +150,7 @@ async def decide_approval(
 # --- risk limits ------------------------------------------------------------------------
 
 
-@router.get("/risk/limits", tags=["risk"], response_model=RiskLimits,
-            responses=ERROR_RESPONSES)
+@router.get("/risk/limits", tags=["risk"], response_model=RiskLimits, responses=ERROR_RESPONSES)
 async def get_limits(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> RiskLimits:
@@ -145,34 +158,42 @@ async def get_limits(
     return ctx.desk.limits()
 
 
-@router.put("/risk/limits", tags=["risk"], response_model=RiskLimits,
-            responses=CONTROL_RESPONSES)
+@router.put("/risk/limits", tags=["risk"], response_model=RiskLimits, responses=CONTROL_RESPONSES)
 async def put_limits(
     body: LimitsUpdate,  # type: ignore[valid-type]
-    who: Principal = Depends(admin_control), ctx: ApiContext = Depends(get_context),
+    who: Principal = Depends(admin_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> RiskLimits:
     """Change some limits (the ones left out stay); validated as a whole, journaled, kept
     across restarts. Admin."""
     changes = body.model_dump(exclude_none=True)
     if not changes:
-        raise ApiError(422, "validation_error", "no limits given; send e.g. "
-                       '{"max_position_pct": "0.05"}')
+        raise ApiError(
+            422, "validation_error", 'no limits given; send e.g. {"max_position_pct": "0.05"}'
+        )
     try:
         RiskLimits.model_validate({**ctx.desk.limits().model_dump(), **changes})
     except ValidationError as exc:
-        fields = [{"field": "body." + ".".join(str(p) for p in err["loc"]),
-                   "message": err["msg"]} for err in exc.errors()]
-        raise ApiError(422, "validation_error",
-                       "; ".join(f"{f['field']}: {f['message']}" for f in fields),
-                       fields=fields) from None
+        fields = [
+            {"field": "body." + ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise ApiError(
+            422,
+            "validation_error",
+            "; ".join(f"{f['field']}: {f['message']}" for f in fields),
+            fields=fields,
+        ) from None
     return await ctx.desk.set_limits(who.name, **changes)
 
 
-@router.post("/risk/kill-switch", tags=["risk"], response_model=RiskLimits,
-             responses=CONTROL_RESPONSES)
+@router.post(
+    "/risk/kill-switch", tags=["risk"], response_model=RiskLimits, responses=CONTROL_RESPONSES
+)
 async def kill_switch(
     body: KillSwitchBody,
-    who: Principal = Depends(admin_control), ctx: ApiContext = Depends(get_context),
+    who: Principal = Depends(admin_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> RiskLimits:
     """Turn the kill switch on (the risk gate rejects every new order) or off. Admin."""
     return await ctx.desk.set_limits(who.name, kill_switch=body.on)
@@ -202,7 +223,8 @@ async def orders(
     status: OrderStatus | None = Query(None, description="only orders in this status"),
     symbol: str | None = Query(None, max_length=40, description="only this symbol"),
     limit: int = Query(100, ge=1, le=1000),
-    _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(viewer),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Orders at the broker, newest first."""
     found = ctx.desk.runtime.broker.orders(status=status, symbol=symbol)
@@ -212,7 +234,8 @@ async def orders(
 @router.get("/fills", tags=["portfolio"], responses=ERROR_RESPONSES)
 async def fills(
     limit: int = Query(100, ge=1, le=1000),
-    _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(viewer),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Fills, newest first."""
     found = ctx.desk.runtime.broker.fills()
@@ -222,11 +245,13 @@ async def fills(
 @router.get("/decisions", tags=["decisions"], responses=ERROR_RESPONSES)
 async def decisions(
     limit: int = Query(20, ge=1, le=200),
-    before: str | None = Query(None, max_length=120,
-                               description="the `next` cursor of the previous page"),
+    before: str | None = Query(
+        None, max_length=120, description="the `next` cursor of the previous page"
+    ),
     symbol: str | None = Query(None, max_length=40),
     action: Literal["BUY", "SELL", "HOLD"] | None = Query(None),
-    _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(viewer),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Tick reports (decision, risk verdict, order, fills, persona, LLM use), newest first;
     ``next`` pages on."""
@@ -237,8 +262,9 @@ async def decisions(
     return {"items": items, "next": cursor}
 
 
-@router.get("/decisions/{decision_id}", tags=["decisions"],
-            responses={**ERROR_RESPONSES, **NOT_FOUND})
+@router.get(
+    "/decisions/{decision_id}", tags=["decisions"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+)
 async def decision(
     decision_id: str, _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:

@@ -33,10 +33,14 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response, responses={
-    200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
-    **ERROR_RESPONSES,
-})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        **ERROR_RESPONSES,
+    },
+)
 async def metrics(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> Response:

@@ -19,8 +19,9 @@ router = APIRouter(prefix="/v1", tags=["streams"])
 SNAPSHOT_SENTENCES = 3
 
 
-@router.get("/streams/{channel}", responses={**SSE_RESPONSES, **ERROR_RESPONSES},
-            response_class=Response)
+@router.get(
+    "/streams/{channel}", responses={**SSE_RESPONSES, **ERROR_RESPONSES}, response_class=Response
+)
 async def stream(
     channel: Channel,
     request: Request,
@@ -39,8 +40,9 @@ async def stream(
     reconnects and resumes); ``:`` comments keep idle connections alive.
     """
     after = last_event_id(last_event_id_header, last_event_id_query)
-    subscription = ctx.bus.subscribe(channel, after=after,
-                                     queue_size=ctx.settings.api.sse_queue_size)
+    subscription = ctx.bus.subscribe(
+        channel, after=after, queue_size=ctx.settings.api.sse_queue_size
+    )
     frames = channel_frames(subscription, channel, ctx.frames, ctx.metrics)
     return event_stream(frames, ctx.settings.api, on_close=BackgroundTask(subscription.aclose))
 
@@ -54,8 +56,10 @@ async def latest(
 ) -> dict[str, Any]:
     """The last ``limit`` events of a channel (oldest first) and the id to stream on from."""
     events = await ctx.bus.latest(channel, limit)
-    return {"items": [e.model_dump(mode="json") for e in events],
-            "last_id": await ctx.bus.last_id(channel)}
+    return {
+        "items": [e.model_dump(mode="json") for e in events],
+        "last_id": await ctx.bus.last_id(channel),
+    }
 
 
 @router.get("/snapshot", responses=ERROR_RESPONSES)
@@ -72,7 +76,9 @@ async def snapshot(
         "status": ctx.desk.status(),
         "portfolio": portfolio_json(ctx.desk.runtime.executor.portfolio()),
         "decision": decisions[0] if decisions else None,
-        "persona": {"sentences": sentences,
-                    "emotion": sentences[-1].get("emotion") if sentences else None},
+        "persona": {
+            "sentences": sentences,
+            "emotion": sentences[-1].get("emotion") if sentences else None,
+        },
         "last_ids": last_ids,
     }

@@ -43,11 +43,17 @@ CHAT_NAMES = {"values": "reply", "error": "error", "end": "end", "metadata": "me
 # --- chat -------------------------------------------------------------------------------
 
 
-@router.post("/chat", tags=["chat"], response_class=Response,
-             responses={**SSE_RESPONSES, **CONTROL_RESPONSES})
+@router.post(
+    "/chat",
+    tags=["chat"],
+    response_class=Response,
+    responses={**SSE_RESPONSES, **CONTROL_RESPONSES},
+)
 async def chat(
-    body: ChatBody, request: Request,
-    who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    body: ChatBody,
+    request: Request,
+    who: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     """Send the desk a message: a command (``pause``, ``resume``, ``tick``, ``approve ID``,
     ``max position 5%``, ``kill switch on``...) is applied if your role allows it; anything
@@ -65,10 +71,12 @@ def _chat_work(ctx: ApiContext, who: Principal, message: str) -> Any:
             if event != "token" or data.get("text"):
                 run.append("custom", {"event": event, "data": data})
 
-        controller = ChatController(ctx.desk, ctx.chat_model, ctx.card,
-                                    max_tokens=ctx.settings.desk.persona_max_tokens)
-        reply = await controller.handle(message, thread_id=run.thread_id, role=who.role,
-                                        actor=who.name, emit=emit)
+        controller = ChatController(
+            ctx.desk, ctx.chat_model, ctx.card, max_tokens=ctx.settings.desk.persona_max_tokens
+        )
+        reply = await controller.handle(
+            message, thread_id=run.thread_id, role=who.role, actor=who.name, emit=emit
+        )
         ctx.metrics.chat_messages.labels(reply.command, str(reply.applied).lower()).inc()
         run.append("values", reply.model_dump(mode="json"))
         return "success"
@@ -90,7 +98,8 @@ async def _chat_frames(run: RunRecord) -> AsyncIterator[bytes]:
 @router.post("/threads", tags=["threads"], responses=CONTROL_RESPONSES)
 async def create_thread(
     body: ThreadCreate,
-    _: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Create a chat thread (LangGraph ``threads.create``). Operator."""
     thread_id = body.thread_id or str(uuid.uuid4())
@@ -113,8 +122,9 @@ async def get_thread(
     return await _thread_json(ctx, thread_id)
 
 
-@router.get("/threads/{thread_id}/runs", tags=["threads"],
-            responses={**ERROR_RESPONSES, **NOT_FOUND})
+@router.get(
+    "/threads/{thread_id}/runs", tags=["threads"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+)
 async def list_runs(
     thread_id: str, _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context)
 ) -> list[dict[str, Any]]:
@@ -133,53 +143,88 @@ async def _thread_json(ctx: ApiContext, thread_id: str) -> dict[str, Any]:
             tick = ctx.desk.store.tick(decision_id)
             state = await ctx.desk.thread_state(tick.thread_id) if tick else None
             interrupts[decision_id] = state["interrupts"] if state else []
-        status = "busy" if busy or ctx.desk.status()["ticking"] else (
-            "interrupted" if interrupts else "idle")
-        return _thread(thread_id, None, {"kind": "desk"}, status,
-                       latest[0] if latest else {}, interrupts)
+        status = (
+            "busy"
+            if busy or ctx.desk.status()["ticking"]
+            else ("interrupted" if interrupts else "idle")
+        )
+        return _thread(
+            thread_id, None, {"kind": "desk"}, status, latest[0] if latest else {}, interrupts
+        )
     if thread_id.startswith(TICK_PREFIX):
         state = await ctx.desk.thread_state(thread_id)
         if state is None:
             raise ApiError(404, "not_found", f"no thread {thread_id!r}")
         status = "busy" if busy else ("interrupted" if state["interrupts"] else "idle")
-        return _thread(thread_id, state["created_at"], {"kind": "tick"}, status,
-                       state["report"], {thread_id: state["interrupts"]} if state[
-                           "interrupts"] else {})
+        return _thread(
+            thread_id,
+            state["created_at"],
+            {"kind": "tick"},
+            status,
+            state["report"],
+            {thread_id: state["interrupts"]} if state["interrupts"] else {},
+        )
     stored = ctx.desk.store.thread(thread_id)
     if stored is None:
         raise ApiError(404, "not_found", f"no thread {thread_id!r}")
-    values = next((item[2] for run in runs for item in reversed(run.items)
-                   if item[1] == "values"), {})
-    return _thread(thread_id, stored["created_at"], stored["metadata"],
-                   "busy" if busy else "idle", values, {})
+    values = next(
+        (item[2] for run in runs for item in reversed(run.items) if item[1] == "values"), {}
+    )
+    return _thread(
+        thread_id, stored["created_at"], stored["metadata"], "busy" if busy else "idle", values, {}
+    )
 
 
 def _thread(
-    thread_id: str, created_at: str | None, metadata: dict[str, Any], status: str,
-    values: Any, interrupts: dict[str, Any],
+    thread_id: str,
+    created_at: str | None,
+    metadata: dict[str, Any],
+    status: str,
+    values: Any,
+    interrupts: dict[str, Any],
 ) -> dict[str, Any]:
-    return {"thread_id": thread_id, "created_at": created_at, "updated_at": created_at,
-            "metadata": metadata, "status": status, "values": values, "interrupts": interrupts}
+    return {
+        "thread_id": thread_id,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "metadata": metadata,
+        "status": status,
+        "values": values,
+        "interrupts": interrupts,
+    }
 
 
 # --- runs -------------------------------------------------------------------------------
 
 
-@router.post("/threads/{thread_id}/runs/stream", tags=["threads"], response_class=Response,
-             responses={**SSE_RESPONSES, **CONTROL_RESPONSES, **NOT_FOUND})
+@router.post(
+    "/threads/{thread_id}/runs/stream",
+    tags=["threads"],
+    response_class=Response,
+    responses={**SSE_RESPONSES, **CONTROL_RESPONSES, **NOT_FOUND},
+)
 async def stream_run(
-    thread_id: str, body: RunCreate, request: Request,
-    who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    thread_id: str,
+    body: RunCreate,
+    request: Request,
+    who: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     """Create a run on a thread and stream it (LangGraph ``runs.stream``). Operator."""
     return await _start_run(request, ctx, who, thread_id, body)
 
 
-@router.post("/runs/stream", tags=["threads"], response_class=Response,
-             responses={**SSE_RESPONSES, **CONTROL_RESPONSES})
+@router.post(
+    "/runs/stream",
+    tags=["threads"],
+    response_class=Response,
+    responses={**SSE_RESPONSES, **CONTROL_RESPONSES},
+)
 async def stream_stateless_run(
-    body: RunCreate, request: Request,
-    who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context),
+    body: RunCreate,
+    request: Request,
+    who: Principal = Depends(operator_control),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     """A run without a thread: ``desk`` runs on the desk thread, ``chat`` on a new one.
     Operator."""
@@ -190,24 +235,36 @@ async def stream_stateless_run(
     return await _start_run(request, ctx, who, thread_id, body)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", tags=["threads"],
-            responses={**ERROR_RESPONSES, **NOT_FOUND})
+@router.get(
+    "/threads/{thread_id}/runs/{run_id}",
+    tags=["threads"],
+    responses={**ERROR_RESPONSES, **NOT_FOUND},
+)
 async def get_run(
-    thread_id: str, run_id: str,
-    _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context),
+    thread_id: str,
+    run_id: str,
+    _: Principal = Depends(operator),
+    ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """One run: its status (``pending``, ``running``, ``success``, ``error``,
     ``interrupted``). Operator."""
     return _find_run(ctx, thread_id, run_id).as_json()
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", tags=["threads"],
-            response_class=Response, name="join_run_stream",
-            responses={**SSE_RESPONSES, **ERROR_RESPONSES, **NOT_FOUND})
+@router.get(
+    "/threads/{thread_id}/runs/{run_id}/stream",
+    tags=["threads"],
+    response_class=Response,
+    name="join_run_stream",
+    responses={**SSE_RESPONSES, **ERROR_RESPONSES, **NOT_FOUND},
+)
 async def join_run_stream(
-    thread_id: str, run_id: str, request: Request,
+    thread_id: str,
+    run_id: str,
+    request: Request,
     last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=20),
-    _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context),
+    _: Principal = Depends(operator),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     """Rejoin a run's stream (LangGraph ``runs.join_stream``); with ``Last-Event-ID``, only
     what came after it. Operator."""
@@ -215,8 +272,9 @@ async def join_run_stream(
     after = 0
     if last_event_id:
         if not last_event_id.isdigit():
-            raise ApiError(422, "validation_error", "Last-Event-ID: a run's event ids are "
-                           "whole numbers")
+            raise ApiError(
+                422, "validation_error", "Last-Event-ID: a run's event ids are whole numbers"
+            )
         after = int(last_event_id)
     return _run_response(request, run, _run_frames(run, after))
 
@@ -224,8 +282,12 @@ async def join_run_stream(
 def _find_run(ctx: ApiContext, thread_id: str, run_id: str) -> RunRecord:
     run = ctx.runs.get(run_id)
     if run is None or run.thread_id != thread_id:
-        raise ApiError(404, "not_found", f"no run {run_id!r} on thread {thread_id!r} (runs are "
-                       "kept in memory for the latest few hundred)")
+        raise ApiError(
+            404,
+            "not_found",
+            f"no run {run_id!r} on thread {thread_id!r} (runs are "
+            "kept in memory for the latest few hundred)",
+        )
     return run
 
 
@@ -235,8 +297,12 @@ async def _start_run(
     modes = body.modes()
     unknown = [m for m in modes if m not in STREAM_MODES]
     if unknown:
-        raise ApiError(422, "validation_error", f"stream_mode {', '.join(unknown)} is not "
-                       f"available; available: {', '.join(STREAM_MODES)}")
+        raise ApiError(
+            422,
+            "validation_error",
+            f"stream_mode {', '.join(unknown)} is not "
+            f"available; available: {', '.join(STREAM_MODES)}",
+        )
     if body.assistant_id == "chat":
         work = _chat_run(ctx, who, thread_id, body, modes)
     else:
@@ -252,13 +318,19 @@ def _chat_run(
         raise ApiError(422, "validation_error", "chat runs need a chat thread, not the desk's")
     if ctx.desk.store.thread(thread_id) is None:
         if body.if_not_exists != "create":
-            raise ApiError(404, "not_found", f"no thread {thread_id!r}; create it first or "
-                           "pass if_not_exists='create'")
+            raise ApiError(
+                404,
+                "not_found",
+                f"no thread {thread_id!r}; create it first or pass if_not_exists='create'",
+            )
         ctx.desk.store.create_thread(thread_id, {"kind": "chat"})
     message = (body.input or {}).get("message")
     if not isinstance(message, str) or not 1 <= len(message) <= 2000:
-        raise ApiError(422, "validation_error",
-                       "input.message: a chat run needs a message of 1 to 2000 characters")
+        raise ApiError(
+            422,
+            "validation_error",
+            "input.message: a chat run needs a message of 1 to 2000 characters",
+        )
     chat_work = _chat_work(ctx, who, message)
 
     async def work(run: RunRecord) -> RunStatus:
@@ -274,12 +346,14 @@ async def _desk_run(
     resume = body.command.resume if body.command else None
     if resume is None:
         if thread_id != DESK_THREAD:
-            raise ApiError(422, "validation_error", "a desk tick runs on the 'desk' thread; to "
-                           "answer an approval send command.resume")
+            raise ApiError(
+                422,
+                "validation_error",
+                "a desk tick runs on the 'desk' thread; to answer an approval send command.resume",
+            )
         if ctx.desk.finished:
             raise ApiError(409, "conflict", "the replay has ended; nothing is left to tick")
-    approved, decision_id = _approval(ctx, thread_id, resume) if resume is not None else (
-        False, "")
+    approved, decision_id = _approval(ctx, thread_id, resume) if resume is not None else (False, "")
 
     async def work(run: RunRecord) -> RunStatus:
         def observe(event: StreamEvent) -> None:
@@ -289,8 +363,9 @@ async def _desk_run(
         if resume is None:
             result = await ctx.desk.force_tick(who.name, observer=observe)
         else:
-            result = await ctx.desk.decide_approval(who.name, decision_id, approved,
-                                                    observer=observe)
+            result = await ctx.desk.decide_approval(
+                who.name, decision_id, approved, observer=observe
+            )
         values: dict[str, Any] = result.model_dump(mode="json")
         status: RunStatus = "success"
         if result.status == "awaiting_approval":
@@ -308,19 +383,23 @@ def _approval(ctx: ApiContext, thread_id: str, resume: Any) -> tuple[bool, str]:
     answer = resume if isinstance(resume, dict) else {"approved": resume}
     approved = answer.get("approved")
     if not isinstance(approved, bool):
-        raise ApiError(422, "validation_error",
-                       "command.resume.approved must be true or false")
+        raise ApiError(422, "validation_error", "command.resume.approved must be true or false")
     pending = ctx.desk.status()["pending_approvals"]
     decision_id = answer.get("decision_id")
     if thread_id.startswith(TICK_PREFIX):
         decision_id = decision_id or thread_id.removeprefix(TICK_PREFIX)
     elif thread_id != DESK_THREAD:
-        raise ApiError(422, "validation_error", "approvals resume the 'desk' thread or a tick "
-                       "thread")
+        raise ApiError(
+            422, "validation_error", "approvals resume the 'desk' thread or a tick thread"
+        )
     if decision_id is None:
         if len(pending) != 1:
-            raise ApiError(422, "validation_error", "command.resume.decision_id is needed: "
-                           f"{len(pending)} orders are waiting ({', '.join(pending) or 'none'})")
+            raise ApiError(
+                422,
+                "validation_error",
+                "command.resume.decision_id is needed: "
+                f"{len(pending)} orders are waiting ({', '.join(pending) or 'none'})",
+            )
         decision_id = pending[0]
     if decision_id not in pending:
         raise ApiError(404, "not_found", f"no order waits for approval under {decision_id!r}")
@@ -348,7 +427,8 @@ async def _run_frames(run: RunRecord, after: int) -> AsyncIterator[bytes]:
 def _run_response(request: Request, run: RunRecord, frames: AsyncIterator[bytes]) -> Response:
     ctx: ApiContext = request.app.state.ctx
     join = request.url_for("join_run_stream", thread_id=run.thread_id, run_id=run.run_id)
-    headers = {"Location": str(join),
-               "Content-Location": f"/v1/threads/{run.thread_id}/runs/{run.run_id}"}
+    headers = {
+        "Location": str(join),
+        "Content-Location": f"/v1/threads/{run.thread_id}/runs/{run.run_id}",
+    }
     return event_stream(frames, ctx.settings.api, headers=headers)
-

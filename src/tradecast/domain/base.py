@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -71,3 +72,17 @@ def _symbol(value: str) -> str:
 
 Symbol = Annotated[str, AfterValidator(_symbol)]
 """A market symbol, normalised to upper-case 'BASE/QUOTE'."""
+
+
+_DURATION = re.compile(r"^([1-9][0-9]{0,4})([mhdw])$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str, what: str = "duration") -> timedelta:
+    """'15m', '1h', '24h', '7d', '2w' as a timedelta; ValueError naming ``what`` otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{what} {text!r} must be a positive count and a unit m/h/d/w, e.g. '1h' or '7d'"
+        )
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})

@@ -8,7 +8,6 @@ history through the same memory the live desk uses, with no look-ahead.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -16,24 +15,17 @@ from typing import Protocol, runtime_checkable
 from pydantic import Field, field_validator
 
 from tradecast.domain import Action, Decision, DomainModel, MemoryHit, Symbol, UtcDatetime
+from tradecast.domain.base import parse_duration
+from tradecast.errors import MemoryStoreError
 
 MAX_K = 100
 """The most hits one recall may ask for."""
 MAX_SITUATION_CHARS = 8000
 """Longer situation texts are refused (MiniLM reads only the first ~256 word pieces anyway)."""
 
-_HORIZON = re.compile(r"^([1-9][0-9]{0,4})([mhdw])$")
-_HORIZON_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def horizon_delta(horizon: str) -> timedelta:
     """The length of a horizon label such as '1h', '24h', '7d' (units m, h, d, w)."""
-    match = _HORIZON.match(horizon)
-    if match is None:
-        raise ValueError(
-            f"horizon {horizon!r} must be a positive count and a unit m/h/d/w, e.g. '24h' or '7d'"
-        )
-    return timedelta(**{_HORIZON_UNITS[match.group(2)]: int(match.group(1))})
+    return parse_duration(horizon, "horizon")
 
 
 def clean_situation(text: str) -> str:
@@ -48,6 +40,14 @@ def clean_situation(text: str) -> str:
             f"situation text has {len(cleaned)} characters; at most {MAX_SITUATION_CHARS}"
         )
     return cleaned
+
+
+def query_text(situation: str) -> str:
+    """The cleaned text of a recall, or a MemoryStoreError saying what is wrong with it."""
+    try:
+        return clean_situation(situation)
+    except ValueError as exc:
+        raise MemoryStoreError(str(exc)) from None
 
 
 class DecisionRecord(DomainModel):
@@ -172,4 +172,5 @@ __all__ = [
     "Outcome",
     "clean_situation",
     "horizon_delta",
+    "query_text",
 ]

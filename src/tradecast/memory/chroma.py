@@ -25,7 +25,7 @@ from tradecast.domain import MemoryHit, parse_symbol
 from tradecast.errors import MemoryStoreError
 from tradecast.logs import get_logger
 from tradecast.memory import metadata as meta
-from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, clean_situation
+from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, query_text
 from tradecast.memory.embeddings import CachedEmbedder, Embedder, Vectors, normalise_rows
 
 log = get_logger(__name__)
@@ -248,10 +248,7 @@ class ChromaDecisionMemory:
         with_outcome_only: bool = False,
     ) -> list[MemoryHit]:
         """The ``k`` past decisions most similar to ``situation`` (see DecisionMemory)."""
-        try:
-            text = clean_situation(situation)
-        except ValueError as exc:
-            raise MemoryStoreError(str(exc)) from None
+        text = query_text(situation)
         vector = self._cached_embedder.embed([text])[0]
         return self.similar_by_embedding(
             vector,

@@ -20,7 +20,7 @@ import numpy as np
 from tradecast.domain import MemoryHit, parse_symbol
 from tradecast.errors import MemoryStoreError
 from tradecast.memory import metadata as meta
-from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, clean_situation
+from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, query_text
 from tradecast.memory.embeddings import Embedder, normalise_rows
 
 _GROWTH = 256
@@ -98,10 +98,7 @@ class InProcessDecisionMemory:
         with_outcome_only: bool = False,
     ) -> list[MemoryHit]:
         """The ``k`` past decisions most similar to ``situation`` (exact search)."""
-        try:
-            text = clean_situation(situation)
-        except ValueError as exc:
-            raise MemoryStoreError(str(exc)) from None
+        text = query_text(situation)
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         recall = meta.RecallFilter(

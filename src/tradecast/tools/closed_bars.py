@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tradecast.domain import Candle, OrderBook, Ticker
+from tradecast.domain.base import parse_duration
 from tradecast.tools.market_data import MarketData
 
 
@@ -57,8 +58,4 @@ class ClosedBarsView:
 
 def parse_timeframe(timeframe: str) -> timedelta:
     """'1h' -> 1 hour; units m, h, d, w."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    count, unit = timeframe[:-1], timeframe[-1:]
-    if not count.isdigit() or int(count) < 1 or unit not in units:
-        raise ValueError(f"timeframe {timeframe!r} must be a count and a unit m/h/d/w, e.g. '1h'")
-    return timedelta(**{units[unit]: int(count)})
+    return parse_duration(timeframe, "timeframe")

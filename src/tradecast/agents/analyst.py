@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from tradecast.agents.calls import LLMCall, ask_structured, load_prompt
+from tradecast.agents.calls import LLMCall, ask_structured, load_prompt, role_messages
 from tradecast.agents.schemas import AnalystView
 from tradecast.domain import Action, AgentSignal
 
 
 async def analyse(model: BaseChatModel, symbol: str, context: str) -> tuple[AgentSignal, LLMCall]:
     """The analyst's signal; an LLM failure is an explained abstention."""
-    messages = [
-        SystemMessage(load_prompt("analyst").format(symbol=symbol)),
-        HumanMessage(context),
-    ]
+    messages = role_messages(context, load_prompt("analyst").format(symbol=symbol))
     view, call = await ask_structured("analyst", model, AnalystView, messages)
     if view is None:
         return AgentSignal.abstain("analyst", call.error or "no answer"), call

@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from tradecast.domain import AgentName, DomainModel
@@ -32,6 +32,15 @@ class LLMCall(DomainModel):
 def load_prompt(name: str) -> str:
     """A prompt template that lives beside the agents (``prompts/NAME.md``)."""
     return resources.files("tradecast.agents").joinpath(f"prompts/{name}.md").read_text("utf-8")
+
+
+def role_messages(context: str, instructions: str) -> list[BaseMessage]:
+    """The market context first, the agent's role after it.
+
+    Every agent of a tick starts with the same context, so the embedded model's KV cache
+    reuses that prefix from one call to the next instead of evaluating it again.
+    """
+    return [SystemMessage(f"Market context:\n{context}"), HumanMessage(instructions)]
 
 
 def usage_of(message: Any) -> tuple[int, int]:

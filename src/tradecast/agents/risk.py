@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from tradecast.agents.calls import LLMCall, ask_structured, load_prompt
+from tradecast.agents.calls import LLMCall, ask_structured, load_prompt, role_messages
 from tradecast.agents.schemas import RiskReview
 from tradecast.domain import Action, AgentSignal
 
@@ -21,7 +20,7 @@ def size_fraction_of(review: RiskReview) -> float:
 
 async def review_risk(model: BaseChatModel, context: str) -> tuple[AgentSignal, LLMCall]:
     """The risk agent's review as a non-directional signal (HOLD with a size fraction)."""
-    messages = [SystemMessage(load_prompt("risk")), HumanMessage(context)]
+    messages = role_messages(context, load_prompt("risk"))
     review, call = await ask_structured("risk", model, RiskReview, messages)
     if review is None:
         return AgentSignal.abstain("risk", call.error or "no answer"), call

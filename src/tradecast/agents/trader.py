@@ -9,10 +9,16 @@ import time
 from collections.abc import Sequence
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import BaseTool
 
-from tradecast.agents.calls import LLMCall, ask_structured, load_prompt, usage_of
+from tradecast.agents.calls import (
+    LLMCall,
+    ask_structured,
+    load_prompt,
+    role_messages,
+    usage_of,
+)
 from tradecast.agents.schemas import TraderProposal
 from tradecast.domain import Action, AgentSignal
 from tradecast.errors import LLMError
@@ -58,10 +64,7 @@ async def propose(
     tool_steps: int,
 ) -> tuple[AgentSignal, TraderProposal | None, list[LLMCall]]:
     """The trader's signal and proposal (exits), after at most ``tool_steps`` tool rounds."""
-    messages: list[BaseMessage] = [
-        SystemMessage(load_prompt("trader").format(symbol=symbol)),
-        HumanMessage(context),
-    ]
+    messages = role_messages(context, load_prompt("trader").format(symbol=symbol))
     calls: list[LLMCall] = []
     for _ in range(tool_steps if tools else 0):
         extra, call = await _tool_round(model, tools, messages)

@@ -18,7 +18,7 @@ from langgraph.config import get_stream_writer
 from langgraph.types import interrupt
 
 from tradecast.agents.analyst import analyse
-from tradecast.agents.consensus import SizingContext, combine
+from tradecast.agents.consensus import SizingContext, combine, decision_id
 from tradecast.agents.grounding import PersonaFacts
 from tradecast.agents.persona import narrate
 from tradecast.agents.persona_card import PersonaCard
@@ -29,7 +29,7 @@ from tradecast.domain import Action, OrderIntent, RiskVerdict, Side
 from tradecast.errors import MarketDataError, MemoryStoreError
 from tradecast.graphs.state import DeskContext, DeskState, TraderExits
 from tradecast.logs import get_logger
-from tradecast.memory.base import DecisionMemory, DecisionRecord
+from tradecast.memory.base import DecisionMemory, DecisionRecord, horizon_delta
 from tradecast.memory.format import format_hits
 from tradecast.memory.outcomes import realised_outcome
 from tradecast.memory.situation import describe_situation
@@ -357,9 +357,6 @@ def remember_node(sinks: MemorySinks) -> Node:
 
 
 async def _attach_matured(sinks: MemorySinks, symbol: str, at: Any, horizon: str) -> None:
-    from tradecast.agents.consensus import decision_id
-    from tradecast.memory.base import horizon_delta
-
     decided_at = at - horizon_delta(horizon)
     past_id = decision_id(symbol, decided_at)
     try:

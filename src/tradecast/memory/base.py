@@ -23,6 +23,7 @@ MAX_K = 100
 MAX_SITUATION_CHARS = 8000
 """Longer situation texts are refused (MiniLM reads only the first ~256 word pieces anyway)."""
 
+
 def horizon_delta(horizon: str) -> timedelta:
     """The length of a horizon label such as '1h', '24h', '7d' (units m, h, d, w)."""
     return parse_duration(horizon, "horizon")

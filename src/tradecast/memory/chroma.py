@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from chromadb.api import ClientAPI
 
-from tradecast.domain import MemoryHit, parse_symbol
+from tradecast.domain import MemoryHit
 from tradecast.errors import MemoryStoreError
 from tradecast.logs import get_logger
 from tradecast.memory import metadata as meta
@@ -278,9 +278,9 @@ class ChromaDecisionMemory:
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         recall = meta.RecallFilter(
-            symbol=_symbol_or_none(symbol),
-            as_of_us=_epoch_us_or_none(as_of, "as_of"),
-            since_us=_epoch_us_or_none(since, "since"),
+            symbol=meta.symbol_filter(symbol),
+            as_of_us=meta.epoch_us_filter(as_of, "as_of"),
+            since_us=meta.epoch_us_filter(since, "since"),
             with_outcome_only=with_outcome_only,
         )
         return [
@@ -362,7 +362,7 @@ class ChromaDecisionMemory:
     def get(self, decision_id: str, *, as_of: datetime | None = None) -> MemoryHit:
         """One recorded decision with the outcomes known as of ``as_of`` (similarity 1.0)."""
         document, stored = self._stored(decision_id)
-        as_of_us = _epoch_us_or_none(as_of, "as_of")
+        as_of_us = meta.epoch_us_filter(as_of, "as_of")
         if as_of is not None and as_of_us is not None and int(stored[meta.DECIDED_AT]) > as_of_us:
             raise MemoryStoreError(f"decision {decision_id!r} was made after {as_of.isoformat()}")
         return meta.to_hit(decision_id, document, stored, 1.0, as_of_us)
@@ -381,21 +381,3 @@ class ChromaDecisionMemory:
             raise MemoryStoreError(f"no decision {decision_id!r} in memory")
         document = (got["documents"] or [None])[0]
         return document, dict((got["metadatas"] or [{}])[0] or {})
-
-
-def _epoch_us_or_none(moment: datetime | None, name: str) -> int | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime) or moment.tzinfo is None:
-        raise MemoryStoreError(f"{name} must be a timezone-aware datetime, got {moment!r}")
-    return meta.to_epoch_us(moment)
-
-
-def _symbol_or_none(symbol: str | None) -> str | None:
-    if symbol is None:
-        return None
-    try:
-        base, quote = parse_symbol(symbol.strip())
-    except (ValueError, AttributeError) as exc:
-        raise MemoryStoreError(str(exc)) from None
-    return f"{base}/{quote}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tradecast.domain import MemoryHit, parse_symbol
+from tradecast.domain import MemoryHit
 from tradecast.errors import MemoryStoreError
 from tradecast.memory import metadata as meta
 from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, query_text
@@ -102,9 +102,9 @@ class InProcessDecisionMemory:
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         recall = meta.RecallFilter(
-            symbol=_symbol_or_none(symbol),
-            as_of_us=_epoch_us_or_none(as_of, "as_of"),
-            since_us=_epoch_us_or_none(since, "since"),
+            symbol=meta.symbol_filter(symbol),
+            as_of_us=meta.epoch_us_filter(as_of, "as_of"),
+            since_us=meta.epoch_us_filter(since, "since"),
             with_outcome_only=with_outcome_only,
         )
         query = normalise_rows(self._embedder.embed([text]))[0]
@@ -131,7 +131,7 @@ class InProcessDecisionMemory:
 
     def get(self, decision_id: str, *, as_of: datetime | None = None) -> MemoryHit:
         """One recorded decision with the outcomes known as of ``as_of`` (similarity 1.0)."""
-        as_of_us = _epoch_us_or_none(as_of, "as_of")
+        as_of_us = meta.epoch_us_filter(as_of, "as_of")
         with self._lock:
             row = self._index(decision_id)
             stored = dict(self._metadatas[row])
@@ -204,21 +204,3 @@ def copy_to(source: InProcessDecisionMemory, target: Any) -> int:
             metadatas=metadatas[start:stop],
         )
     return len(ids)
-
-
-def _epoch_us_or_none(moment: datetime | None, name: str) -> int | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, datetime) or moment.tzinfo is None:
-        raise MemoryStoreError(f"{name} must be a timezone-aware datetime, got {moment!r}")
-    return meta.to_epoch_us(moment)
-
-
-def _symbol_or_none(symbol: str | None) -> str | None:
-    if symbol is None:
-        return None
-    try:
-        base, quote = parse_symbol(symbol.strip())
-    except ValueError as exc:
-        raise MemoryStoreError(str(exc)) from None
-    return f"{base}/{quote}"

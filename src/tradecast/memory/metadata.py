@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradecast.domain import Action, MemoryHit
+from tradecast.domain import Action, MemoryHit, parse_symbol
+from tradecast.errors import MemoryStoreError
 from tradecast.memory.base import DecisionRecord, Outcome, horizon_delta
 
 SYMBOL = "symbol"
@@ -188,3 +189,23 @@ class RecallFilter:
             if first is None or int(first) > self.outcome_limit:
                 return False
         return True
+
+
+def epoch_us_filter(moment: datetime | None, name: str) -> int | None:
+    """A recall's time bound as epoch microseconds (None: no bound), refused unless aware."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise MemoryStoreError(f"{name} must be a timezone-aware datetime, got {moment!r}")
+    return to_epoch_us(moment)
+
+
+def symbol_filter(symbol: str | None) -> str | None:
+    """A recall's symbol filter normalised to 'BASE/QUOTE' (None: every symbol)."""
+    if symbol is None:
+        return None
+    try:
+        base, quote = parse_symbol(symbol.strip())
+    except (ValueError, AttributeError) as exc:
+        raise MemoryStoreError(str(exc)) from None
+    return f"{base}/{quote}"

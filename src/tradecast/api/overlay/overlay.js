@@ -10,9 +10,10 @@ const LINE_CHARS = 42;
 const MAX_LINES = 2;
 const READ_MS_PER_CHAR = 55;
 const CAPTION_MIN_MS = 1500;
+// Plain ASCII faces: they render in any font an OBS machine has.
 const EXPRESSIONS = {
-  neutral: "(・_・)", happy: "(＾▽＾)", excited: "(☆▽☆)", worried: "(・_・;)",
-  thinking: "(￢_￢)", sad: "(╥_╥)", smug: "(￣▽￣)",
+  neutral: "(o_o)", happy: "(^_^)", excited: "(*^o^*)", worried: "(o_o;)",
+  thinking: "(-_-)?", sad: "(T_T)", smug: "(~_~)",
 };
 
 const params = new URLSearchParams(location.search);

@@ -12,9 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from tradecast.agents.persona_card import load_card
-from tradecast.domain import StreamEvent, utc_now
+from tradecast.api.desk_store import STORE_FILENAME, DeskStore
+from tradecast.bus import InProcessEventBus
+from tradecast.cluster.health import HealthMonitor
+from tradecast.cluster.lease import LocalLease
+from tradecast.cluster.services import (
+    SharedServices,
+    open_redis_services,
+    postgres_checkpointer,
+    postgres_probes,
+)
+from tradecast.domain import Channel, StreamEvent, utc_now
 from tradecast.graphs.checkpoints import desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
 from tradecast.graphs.runner import DeskRunner, EventSink
@@ -71,9 +82,59 @@ def build_market_data(settings: Settings) -> MarketData:
 
 
 def build_journal(settings: Settings) -> Journal:
-    """The broker's journal: SQLite at ``data_dir/journal.sqlite`` (a Postgres journal for
-    the scale-out setup implements the same Protocol; it comes with issue 8)."""
+    """The broker's journal: PostgreSQL when ``postgres_url`` is set (replicas share it),
+    else SQLite at ``data_dir/journal.sqlite``."""
+    if settings.postgres_url:
+        from tradecast.tools.journal_postgres import PostgresJournal
+
+        return PostgresJournal(settings.postgres_url)
     return SqliteJournal(settings.data_dir / JOURNAL_FILENAME)
+
+
+def build_desk_store(settings: Settings) -> DeskStore:
+    """The desk service's store: PostgreSQL when ``postgres_url`` is set, else SQLite at
+    ``data_dir/control.sqlite``."""
+    if settings.postgres_url:
+        from tradecast.api.store_db import PostgresStoreDb
+
+        return DeskStore(PostgresStoreDb(settings.postgres_url))
+    return DeskStore.sqlite(settings.data_dir / STORE_FILENAME)
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    """LangGraph's checkpointer: PostgreSQL when ``postgres_url`` is set (any replica can
+    resume any tick), else SQLite at ``data_dir/checkpoints.sqlite``."""
+    if settings.postgres_url:
+        async with postgres_checkpointer(settings.postgres_url) as saver:
+            yield saver
+        return
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with aiosqlite.connect(str(settings.data_dir / "checkpoints.sqlite")) as connection:
+        yield AsyncSqliteSaver(connection, serde=desk_serializer())
+
+
+@asynccontextmanager
+async def open_shared_services(
+    settings: Settings, *, account: str = "paper", on_drop: Callable[[Channel], None] | None = None
+) -> AsyncIterator[SharedServices]:
+    """Redis Streams, a Redis lease and health checks when ``redis_url`` is set (with an event
+    archive in PostgreSQL when ``postgres_url`` is set too); else the in-process bus and a
+    lease this process always holds."""
+    api = settings.api
+    if not settings.redis_url:
+        bus = InProcessEventBus(api.stream_buffer, api.sse_queue_size, on_drop=on_drop)
+        probes = postgres_probes(settings)
+        health = HealthMonitor(probes, settings.cluster.health_interval_s) if probes else None
+        try:
+            yield SharedServices(bus, LocalLease(), health)
+        finally:
+            await bus.aclose()
+        return
+    async with open_redis_services(settings, account=account, on_drop=on_drop) as services:
+        yield services
 
 
 def build_broker(
@@ -146,9 +207,6 @@ async def open_desk(
 ) -> AsyncIterator[DeskRuntime]:
     """Build the desk from ``settings`` (``models``/``memory`` may be given, e.g. by tests) and
     close what it opened on exit."""
-    import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bar = parse_timeframe(settings.market.timeframe)
     source = build_market_data(settings)
@@ -168,9 +226,7 @@ async def open_desk(
             config=settings.desk,
             bar=bar,
         )
-        checkpoints = settings.data_dir / "checkpoints.sqlite"
-        async with aiosqlite.connect(str(checkpoints)) as connection:
-            saver = AsyncSqliteSaver(connection, serde=desk_serializer())
+        async with open_checkpointer(settings) as saver:
             graph = build_desk_graph(deps, saver)
             runner = DeskRunner(graph, sink or _no_sink, set_clock=clock.set)
             yield DeskRuntime(settings, market, broker, executor, deps.memory, runner, clock)

@@ -1,9 +1,11 @@
 """The broker Journal contract, run against every implementation.
 
-Implementations: SQLite in a file (the embedded default) and SQLite in memory (evaluations).
-A Postgres journal (scale-out, issue 8) joins by adding a factory to ``JOURNALS``; a factory
-gets ``tmp_path`` and returns ``(open_journal, reopen)`` where ``reopen`` opens the same store
-again (None when the store does not outlive its object).
+Implementations: SQLite in a file (the embedded default), SQLite in memory (evaluations) and
+PostgreSQL (scale-out, on the machine's server, in a fresh database). A factory gets a
+location (a tmp path, or the database URL) and returns ``(open_journal, reopen)`` where
+``reopen`` opens the same store again (None when the store does not outlive its object).
+
+Two paper brokers on one journal stand for two replicas sharing an account.
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from pathlib import Path
 
 import pytest
 
+from services_support import postgres_url  # noqa: F401 (fixture)
+from tradecast.domain import OrderIntent, Side
 from tradecast.errors import BrokerError
-from tradecast.tools.journal import Journal, JournalEvent, SqliteJournal
+from tradecast.tools.broker import PaperBroker
+from tradecast.tools.journal import Journal, JournalConflict, JournalEvent, SqliteJournal
 
 Reopen = Callable[[], Journal] | None
 Factory = Callable[[Path], tuple[Journal, Reopen]]
 T0 = datetime(2021, 3, 1, tzinfo=UTC)
+
+
+def _postgres(url: str) -> tuple[Journal, Reopen]:
+    from tradecast.tools.journal_postgres import PostgresJournal
+
+    return PostgresJournal(url), lambda: PostgresJournal(url)
 
 
 def _sqlite_file(tmp_path: Path) -> tuple[Journal, Reopen]:
@@ -33,12 +44,20 @@ def _sqlite_memory(tmp_path: Path) -> tuple[Journal, Reopen]:
     return SqliteJournal(":memory:"), None
 
 
-JOURNALS: dict[str, Factory] = {"sqlite-file": _sqlite_file, "sqlite-memory": _sqlite_memory}
+JOURNALS: dict[str, Factory] = {
+    "sqlite-file": _sqlite_file,
+    "sqlite-memory": _sqlite_memory,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(JOURNALS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Journal, Reopen]]:
-    journal, reopen = JOURNALS[request.param](tmp_path)
+    location = tmp_path
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.scaleout)
+        location = request.getfixturevalue("postgres_url")
+    journal, reopen = JOURNALS[request.param](location)
     yield journal, reopen
     journal.close()
 
@@ -128,6 +147,52 @@ def test_broker_journal_refuses_use_after_close(store: tuple[Journal, Reopen]) -
         journal.append("paper", [event(1)])
     with pytest.raises(BrokerError, match=r"closed"):
         journal.read("paper")
+
+
+def test_broker_journal_append_returns_the_last_sequence_number(
+    store: tuple[Journal, Reopen],
+) -> None:
+    journal, _ = store
+    assert journal.append("paper", []) == 0
+    last = journal.append("paper", [event(1), event(2)])
+    assert last == journal.read("paper")[-1].seq
+
+
+def test_broker_journal_refuses_a_writer_that_is_behind(store: tuple[Journal, Reopen]) -> None:
+    journal, _ = store
+    first = journal.append("paper", [event(1)], after_seq=0)
+    with pytest.raises(JournalConflict, match="another writer"):
+        journal.append("paper", [event(2)], after_seq=0)  # it has not seen event 1
+    journal.append("other", [event(3)])  # other accounts do not move this one
+    second = journal.append("paper", [event(4)], after_seq=first)
+    assert [e.seq for e in journal.read("paper")] == [first, second]
+    with pytest.raises(JournalConflict):
+        journal.append("paper", [event(5)], after_seq=first)
+
+
+def _intent(client_id: str, quantity: str = "0.01") -> OrderIntent:
+    return OrderIntent(
+        symbol="BTC/USDT", side=Side.BUY, quantity=Decimal(quantity), client_order_id=client_id
+    )
+
+
+async def test_broker_replicas_on_one_journal_never_fill_an_order_twice(
+    store: tuple[Journal, Reopen],
+) -> None:
+    journal, _ = store
+    a = PaperBroker(journal, clock=lambda: T0)
+    b = PaperBroker(journal, clock=lambda: T0)  # opened together: one account, not two
+    await a.on_price("BTC/USDT", "50000", T0)
+    first = await a.submit(_intent("decision-1"))
+    again = await b.submit(_intent("decision-1"))  # b has not seen a's order yet
+    assert again.duplicate and again.order.id == first.order.id
+    other = await b.submit(_intent("decision-2", "0.02"))
+    assert other.order.id != first.order.id
+    assert a.refresh() > 0 and b.refresh() == 0
+    assert a.portfolio() == b.portfolio()
+    assert len(a.fills()) == len(b.fills()) == 2
+    assert [e.kind for e in journal.read("paper")].count("opened") == 1
+    assert a.portfolio().positions[0].quantity == Decimal("0.03")
 
 
 def test_broker_sqlite_journal_uses_wal(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """The EventBus contract, run against every implementation.
 
 Add an implementation by adding a factory to ``BUS_FACTORIES``: it gets the replay buffer size
-and the per-subscriber queue size and returns a fresh, empty bus (e.g. Redis Streams with
-``MAXLEN`` = buffer size on a fresh key prefix).
+and the per-subscriber queue size and returns a fresh, empty bus. Redis Streams runs on the
+machine's Redis, on a fresh key prefix (``MAXLEN`` = buffer size), without an archive: with
+one, ids the stream lost are answered from PostgreSQL instead of a resync (see
+tests/scaleout/test_redis_bus.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tradecast.bus import (
     SubscriberDropped,
     parse_event_id,
 )
+from services_support import REDIS_URL, namespace, redis_url  # noqa: F401 (fixtures)
 from tradecast.domain import StreamEvent
 
 BusFactory = Callable[..., Awaitable[EventBus]]
@@ -30,12 +33,38 @@ async def _in_process(buffer_size: int = 100, queue_size: int = 50) -> EventBus:
     return InProcessEventBus(buffer_size=buffer_size, queue_size=queue_size)
 
 
-BUS_FACTORIES: dict[str, BusFactory] = {"in-process": _in_process}
+async def _redis_streams(buffer_size: int = 100, queue_size: int = 50) -> EventBus:
+    from redis.asyncio import Redis
+
+    from tradecast.bus.redis_streams import RedisStreamBus
+
+    if _redis.namespace is None:
+        raise RuntimeError("the redis bus factory needs the namespace fixture")
+    client = Redis.from_url(REDIS_URL)
+    _redis.clients.append(client)
+    return RedisStreamBus(
+        client, namespace=_redis.namespace, maxlen=buffer_size, queue_size=queue_size
+    )
+
+
+class _RedisState:
+    namespace: str | None = None
+    clients: list = []
+
+
+_redis = _RedisState()
+BUS_FACTORIES: dict[str, BusFactory] = {
+    "in-process": _in_process,
+    "redis-streams": _redis_streams,
+}
 
 
 @pytest.fixture(params=sorted(BUS_FACTORIES))
 async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
     made: list[EventBus] = []
+    if request.param == "redis-streams":
+        request.applymarker(pytest.mark.scaleout)
+        _redis.namespace = request.getfixturevalue("namespace")
 
     async def factory(**sizes: int) -> EventBus:
         bus = await BUS_FACTORIES[request.param](**sizes)
@@ -45,6 +74,10 @@ async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
     yield factory
     for bus in made:
         await bus.aclose()
+    for client in _redis.clients:
+        await client.aclose()
+    _redis.clients.clear()
+    _redis.namespace = None
 
 
 def event(n: int, channel: str = "desk") -> StreamEvent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from tradecast.agents.persona_card import load_card
 from tradecast.api.auth import KeyRing
 from tradecast.api.deps import ApiContext
 from tradecast.api.desk_service import DeskService
-from tradecast.api.desk_store import STORE_FILENAME, DeskStore
 from tradecast.api.errors import install_error_handlers
 from tradecast.api.metrics import Metrics
 from tradecast.api.publisher import EventPublisher
@@ -27,8 +26,12 @@ from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.routes import desk, ops, streams, threads
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
-from tradecast.bootstrap import build_desk_models, open_desk
-from tradecast.bus import InProcessEventBus
+from tradecast.bootstrap import (
+    build_desk_models,
+    build_desk_store,
+    open_desk,
+    open_shared_services,
+)
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
 from tradecast.memory.base import DecisionMemory
@@ -177,35 +180,43 @@ async def _running_desk(
 ) -> AsyncIterator[ApiContext]:
     api = settings.api
     metrics = Metrics()
-    bus = InProcessEventBus(api.stream_buffer, api.sse_queue_size)
-    publisher = EventPublisher(bus, metrics)
     desk_models = dict(models) if models else build_desk_models(settings)
     card = load_card(settings.desk.persona_card)
-    runs = RunStore()
-    async with open_desk(settings, sink=publisher, models=desk_models, memory=memory) as runtime:
-        store = DeskStore(settings.data_dir / STORE_FILENAME)
-        try:
-            service = DeskService(
-                runtime, store, publisher, metrics=metrics, persona_name=card.name
-            )
-            await service.start(autostart=settings.desk.autostart)
-            try:
-                yield ApiContext(
-                    settings=settings,
-                    keys=keys,
-                    limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
-                    metrics=metrics,
-                    bus=bus,
-                    publisher=publisher,
-                    frames=FrameCache(),
-                    desk=service,
-                    runs=runs,
-                    chat_model=desk_models["persona"],
-                    card=card,
-                )
-            finally:
-                await runs.aclose()
-                await service.aclose()
-                await bus.aclose()
-        finally:
-            store.close()
+    async with AsyncExitStack() as stack:
+        shared = await stack.enter_async_context(open_shared_services(settings))
+        publisher = EventPublisher(shared.bus, metrics)
+        runtime = await stack.enter_async_context(
+            open_desk(settings, sink=publisher, models=desk_models, memory=memory)
+        )
+        store = build_desk_store(settings)
+        stack.callback(store.close)
+        if shared.health is not None:
+            await shared.health.check_now()
+            shared.health.start()
+            stack.push_async_callback(shared.health.aclose)
+        service = DeskService(
+            runtime,
+            store,
+            publisher,
+            metrics=metrics,
+            persona_name=card.name,
+            lease=shared.lease,
+            health=shared.health,
+        )
+        await service.start(autostart=settings.desk.autostart)
+        stack.push_async_callback(service.aclose)
+        runs = RunStore()
+        stack.push_async_callback(runs.aclose)
+        yield ApiContext(
+            settings=settings,
+            keys=keys,
+            limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
+            metrics=metrics,
+            bus=shared.bus,
+            publisher=publisher,
+            frames=FrameCache(),
+            desk=service,
+            runs=runs,
+            chat_model=desk_models["persona"],
+            card=card,
+        )

@@ -16,6 +16,13 @@ The loop ticks one symbol at the ``desk.every`` cadence:
 Only one tick runs at a time (an asyncio lock), whether the loop, an operator or an approval
 started it. While an order waits for approval the loop waits too: a human-in-the-loop desk
 does not trade past an open question.
+
+Scaled out, several replicas share the store, the journal and the checkpoints, and only the
+holder of the loop lease (:mod:`tradecast.cluster.lease`) runs the loop; the others stand by,
+serve reads and controls, and take over when the holder's lease expires. The desk does not
+tick while a shared service is down (:mod:`tradecast.cluster.health`). Before each tick it
+catches up with what other replicas wrote: the broker's journal, the replay cursor, the risk
+limits and the approvals decided elsewhere.
 """
 
 from __future__ import annotations
@@ -31,18 +38,23 @@ from tradecast.api.desk_store import DeskStore
 from tradecast.api.metrics import Metrics
 from tradecast.api.publisher import EventObserver, EventPublisher
 from tradecast.bootstrap import DeskRuntime
+from tradecast.cluster.health import HealthMonitor
+from tradecast.cluster.lease import LocalLease, LoopLease
 from tradecast.domain import StreamEvent, utc_now
-from tradecast.errors import MarketDataError
+from tradecast.errors import BrokerError, MarketDataError
 from tradecast.graphs.runner import TickResult, tick_result
 from tradecast.logs import get_logger
 from tradecast.settings import DeskConfig, RiskLimits
+from tradecast.tools.broker import Broker
 from tradecast.tools.closed_bars import parse_timeframe
 
 log = get_logger(__name__)
 LIVE_GRACE = timedelta(seconds=5)
 """How long after a bar's close a live tick waits for the exchange to publish it."""
 MAX_BACKOFF_S = 60.0
-DeskState = Literal["running", "paused", "awaiting_approval", "finished", "stopped"]
+DeskState = Literal[
+    "running", "paused", "awaiting_approval", "finished", "stopped", "standby", "degraded"
+]
 
 
 class DeskConflict(ValueError):
@@ -100,8 +112,13 @@ class DeskService:
         *,
         metrics: Metrics | None = None,
         persona_name: str = "tradecast",
+        lease: LoopLease | None = None,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.runtime = runtime
+        self.lease = lease or LocalLease()
+        self.health = health
+        self.leader = False
         self.store = store
         self.publisher = publisher
         self.metrics = metrics
@@ -123,6 +140,7 @@ class DeskService:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._keeper: asyncio.Task[None] | None = None
         self._restore_limits()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -133,6 +151,8 @@ class DeskService:
         await self._restore_pending()
         if autostart:
             self._running.set()
+        await self._keep_lease_once()
+        self._keeper = asyncio.create_task(self._keep_lease(), name="desk-lease")
         self._task = asyncio.create_task(self._loop(), name="desk-loop")
         log.info(
             "desk.loop_started",
@@ -141,15 +161,20 @@ class DeskService:
             every=self.config.every,
             next_tick_at=self._cursor.isoformat(),
             running=autostart,
+            replica=self.lease.owner,
+            leader=self.leader,
         )
 
     async def aclose(self) -> None:
         """Stop the loop and any tick still running (it resumes from its checkpoint later)."""
         self._closing = True
-        tasks = [t for t in (self._task, *self._background) if t is not None]
+        tasks = [t for t in (self._task, self._keeper, *self._background) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.leader:
+            await self.lease.release()
+            self.leader = False
 
     @property
     def loop_alive(self) -> bool:
@@ -196,6 +221,9 @@ class DeskService:
             "kill_switch": self.runtime.executor.limits.kill_switch,
             "persona": self.persona_name,
             "error": self._error,
+            "replica": self.lease.owner,
+            "leader": self.leader,
+            "dependencies": self.health.problems() if self.health else {},
         }
 
     def limits(self) -> RiskLimits:
@@ -237,6 +265,10 @@ class DeskService:
         """Approve or reject the order waiting under ``decision_id`` (KeyError: none waits)."""
         action = "approve" if approved else "reject"
         async with self._lock:
+            self._check_dependencies()
+            if decision_id not in self._pending:
+                await self._restore_pending(announce=False)
+            self._catch_up()
             pending = self._pending.get(decision_id)
             if pending is None:
                 self.store.journal(
@@ -289,11 +321,24 @@ class DeskService:
 
     # --- reads for the API ----------------------------------------------------------------
 
+    def current_broker(self) -> Broker:
+        """The broker, caught up with what other replicas journaled (as it was, when the
+        journal cannot be read: the read still answers)."""
+        try:
+            self.runtime.broker.refresh()
+        except BrokerError as exc:
+            log.warning("desk.broker_refresh_failed", reason=str(exc))
+        return self.runtime.broker
+
     @property
     def state(self) -> DeskState:
         """What the loop is doing."""
         if self._closing:
             return "stopped"
+        if self.health is not None and not self.health.healthy:
+            return "degraded"
+        if not self.leader:
+            return "standby"
         if not self._running.is_set():
             return "paused"
         if self._pending:
@@ -331,6 +376,9 @@ class DeskService:
         backoff = 1.0
         while True:
             self._changed.clear()
+            if not self._may_trade():
+                await self._wait(1.0)  # the lease keeper and the health monitor poll too
+                continue
             if not self._running.is_set() or self._pending:
                 await self._wait()
                 continue
@@ -359,6 +407,8 @@ class DeskService:
 
     async def _tick(self, observer: EventObserver | None) -> TickResult:
         async with self._lock:
+            self._check_dependencies()
+            self._catch_up()
             if self._finished():
                 raise DeskConflict(self._finished_message())
             moment = self._cursor
@@ -499,17 +549,18 @@ class DeskService:
     def _cursor_key(self) -> str:
         return f"cursor:{self.symbol}:{self.config.every}"
 
-    def _restore_cursor(self) -> datetime:
+    def _restore_cursor(self, *, quiet: bool = False) -> datetime:
         if self.timeline.mode == "live":
             return self.timeline.first
         stored = self.store.get_state(self._cursor_key)
         if stored and stored.get("replay_from") == _iso(self.config.replay_from):
             cursor = datetime.fromisoformat(stored["cursor"])
-            log.info("desk.cursor_restored", next_tick_at=cursor.isoformat())
+            if not quiet:
+                log.info("desk.cursor_restored", next_tick_at=cursor.isoformat())
             return cursor
         return self.timeline.first
 
-    async def _restore_pending(self) -> None:
+    async def _restore_pending(self, *, announce: bool = True) -> None:
         for tick in self.store.awaiting_approval():
             state = await self.thread_state(tick.thread_id)
             decision = tick.decision or {}
@@ -517,6 +568,8 @@ class DeskService:
                 continue
             moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
             self._pending[decision["id"]] = (tick.thread_id, moment)
+            if not announce:
+                continue
             await self.publisher.publish(
                 StreamEvent(
                     channel="desk",
@@ -529,15 +582,79 @@ class DeskService:
         if self._pending:
             log.info("desk.approvals_restored", pending=sorted(self._pending))
 
-    def _restore_limits(self) -> None:
+    def _restore_limits(self, *, quiet: bool = False) -> None:
         overrides: dict[str, Any] = self.store.get_state("risk_overrides") or {}
         for name, value in overrides.items():
             try:
                 self.runtime.executor.update_limits(**{name: value})
             except ValueError as exc:
                 log.warning("desk.limit_not_restored", limit=name, value=value, reason=str(exc))
-        if overrides:
+        if overrides and not quiet:
             log.info("desk.limits_restored", **overrides)
+
+    # --- replicas -------------------------------------------------------------------------
+
+    def _may_trade(self) -> bool:
+        healthy = self.health is None or self.health.healthy
+        return healthy and self.leader
+
+    def _check_dependencies(self) -> None:
+        if self.health is not None and not self.health.healthy:
+            problems = "; ".join(f"{k}: {v}" for k, v in self.health.problems().items())
+            raise DeskConflict(f"the desk does not trade while a service is down ({problems})")
+
+    def _catch_up(self) -> None:
+        """Apply what other replicas changed: fills, limits, the cursor, approvals."""
+        self.runtime.broker.refresh()
+        self._restore_limits(quiet=True)
+        if self.timeline.mode == "replay":
+            self._cursor = max(self._cursor, self._restore_cursor(quiet=True))
+        self._catch_up_approvals()
+
+    async def _keep_lease(self) -> None:
+        interval = min(self.lease.ttl_s / 3, 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            await self._keep_lease_once()
+
+    async def _keep_lease_once(self) -> None:
+        try:
+            held = await self.lease.acquire()
+        except Exception as exc:  # a lease we cannot renew is a lease we may have lost
+            held = False
+            log.warning("desk.lease_unreachable", reason=str(exc))
+        if held and self.leader:
+            with contextlib.suppress(Exception):
+                self._catch_up_approvals()
+            return
+        if held != self.leader:
+            self.leader = held
+            log.info(
+                "desk.lease_acquired" if held else "desk.lease_lost",
+                replica=self.lease.owner,
+                symbol=self.symbol,
+            )
+            if held:
+                await self._promoted()
+            self._notify()
+
+    def _catch_up_approvals(self) -> None:
+        """Drop approvals another replica decided (so the loop does not wait for them)."""
+        before = len(self._pending)
+        for decision_id in list(self._pending):
+            tick = self.store.tick(decision_id)
+            if tick is not None and tick.status != "awaiting_approval":
+                self._pending.pop(decision_id, None)
+        if len(self._pending) != before:
+            self._notify()
+
+    async def _promoted(self) -> None:
+        """Now the loop is ours: start from where the last holder left everything."""
+        try:
+            self._catch_up()
+            await self._restore_pending(announce=False)
+        except Exception:
+            log.exception("desk.takeover_sync_failed")
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -1,4 +1,5 @@
-"""What the desk service keeps across restarts, in SQLite in the data dir (``control.sqlite``):
+"""What the desk service keeps across restarts, in SQLite in the data dir (``control.sqlite``)
+or, when replicas share it, in PostgreSQL (:mod:`tradecast.api.store_db`):
 
 - the control journal: every operator action, who did it, when, and what came of it;
 - the decisions: each tick's report, newest first, for ``GET /v1/decisions``;
@@ -9,43 +10,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tradecast.api.store_db import SqliteStoreDb, StoreDb
 from tradecast.graphs.runner import TickResult
 
 STORE_FILENAME = "control.sqlite"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS control_journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    outcome TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    decided_at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_at DESC, decision_id DESC);
-CREATE TABLE IF NOT EXISTS desk_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS threads (
-    thread_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    metadata TEXT NOT NULL
-);
-"""
 
 
 def _now() -> str:
@@ -53,21 +25,20 @@ def _now() -> str:
 
 
 class DeskStore:
-    """The desk service's SQLite tables (small writes; safe to call from the event loop)."""
+    """The desk service's tables, on SQLite or PostgreSQL (small writes; safe to call from
+    the event loop)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, db: StoreDb) -> None:
+        self._db = db
+
+    @classmethod
+    def sqlite(cls, path: Path) -> DeskStore:
+        """The store in a SQLite file (the embedded default)."""
+        return cls(SqliteStoreDb(path))
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     # --- control journal ----------------------------------------------------------------
 
@@ -80,13 +51,12 @@ class DeskStore:
             "detail": detail,
             "outcome": outcome,
         }
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO control_journal (at, actor, action, detail, outcome) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (entry["at"], actor, action, json.dumps(detail, default=str), outcome),
-            )
-        return {"seq": cursor.lastrowid, **entry}
+        rows, _ = self._db.execute(
+            "INSERT INTO control_journal (at, actor, action, detail, outcome) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            (entry["at"], actor, action, json.dumps(detail, default=str), outcome),
+        )
+        return {"seq": rows[0][0], **entry}
 
     def journal_entries(self, limit: int = 50, before: int | None = None) -> list[dict]:
         """Control actions, newest first (``before``: only entries older than that seq)."""
@@ -96,8 +66,7 @@ class DeskStore:
             query += " WHERE seq < ?"
             params.append(before)
         query += " ORDER BY seq DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(query, [*params, limit]).fetchall()
+        rows, _ = self._db.execute(query, [*params, limit])
         return [
             {
                 "seq": seq,
@@ -118,40 +87,37 @@ class DeskStore:
         if decision is None:
             return None
         previous = self.tick(decision["id"])
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO decisions (decision_id, thread_id, symbol, decided_at, action, "
-                "status, result, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(decision_id) DO UPDATE SET status = excluded.status, "
-                "result = excluded.result, recorded_at = excluded.recorded_at",
-                (
-                    decision["id"],
-                    result.thread_id,
-                    decision["symbol"],
-                    _sortable(decision["decided_at"]),
-                    decision["action"],
-                    result.status,
-                    result.model_dump_json(),
-                    _now(),
-                ),
-            )
+        self._db.execute(
+            "INSERT INTO decisions (decision_id, thread_id, symbol, decided_at, action, "
+            "status, result, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(decision_id) DO UPDATE SET status = excluded.status, "
+            "result = excluded.result, recorded_at = excluded.recorded_at",
+            (
+                decision["id"],
+                result.thread_id,
+                decision["symbol"],
+                _sortable(decision["decided_at"]),
+                decision["action"],
+                result.status,
+                result.model_dump_json(),
+                _now(),
+            ),
+        )
         return previous
 
     def tick(self, decision_id: str) -> TickResult | None:
         """The latest report of one decision's tick."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT result FROM decisions WHERE decision_id = ?", (decision_id,)
-            ).fetchone()
-        return TickResult.model_validate_json(row[0]) if row else None
+        rows, _ = self._db.execute(
+            "SELECT result FROM decisions WHERE decision_id = ?", (decision_id,)
+        )
+        return TickResult.model_validate_json(rows[0][0]) if rows else None
 
     def awaiting_approval(self) -> list[TickResult]:
         """The ticks last recorded as waiting for a human, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT result FROM decisions WHERE status = 'awaiting_approval' "
-                "ORDER BY decided_at, decision_id"
-            ).fetchall()
+        rows, _ = self._db.execute(
+            "SELECT result FROM decisions WHERE status = 'awaiting_approval' "
+            "ORDER BY decided_at, decision_id"
+        )
         return [TickResult.model_validate_json(row[0]) for row in rows]
 
     def decisions(
@@ -167,12 +133,12 @@ class DeskStore:
         """
         clauses, params = [], []
         if before is not None:
-            with self._lock:
-                anchor = self._db.execute(
-                    "SELECT decided_at FROM decisions WHERE decision_id = ?", (before,)
-                ).fetchone()
-            if anchor is None:
+            anchors, _ = self._db.execute(
+                "SELECT decided_at FROM decisions WHERE decision_id = ?", (before,)
+            )
+            if not anchors:
                 raise KeyError(f"no decision {before!r} to page from")
+            anchor = anchors[0]
             clauses.append("(decided_at < ? OR (decided_at = ? AND decision_id < ?))")
             params += [anchor[0], anchor[0], before]
         if symbol is not None:
@@ -182,13 +148,12 @@ class DeskStore:
             clauses.append("action = ?")
             params.append(action)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT decision_id, result, recorded_at FROM decisions"
-                + where
-                + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
-                [*params, limit + 1],
-            ).fetchall()
+        rows, _ = self._db.execute(
+            "SELECT decision_id, result, recorded_at FROM decisions"
+            + where
+            + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
         items = [
             {"id": decision_id, **json.loads(result), "recorded_at": recorded_at}
             for decision_id, result, recorded_at in rows[:limit]
@@ -199,39 +164,37 @@ class DeskStore:
 
     def get_state(self, key: str) -> Any | None:
         """A stored desk-state value (JSON), or None."""
-        with self._lock:
-            row = self._db.execute("SELECT value FROM desk_state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows, _ = self._db.execute("SELECT value FROM desk_state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
 
     def set_state(self, key: str, value: Any) -> None:
         """Store a desk-state value (JSON-able; Decimals and datetimes as strings)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO desk_state (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value, default=str)),
-            )
+        self._db.execute(
+            "INSERT INTO desk_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, default=str)),
+        )
 
     def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         """Create a chat thread; None when it exists already."""
         created = _now()
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO threads (thread_id, created_at, metadata) VALUES (?, ?, ?)",
-                (thread_id, created, json.dumps(metadata, default=str)),
-            )
-        if cursor.rowcount == 0:
+        _, count = self._db.execute(
+            "INSERT INTO threads (thread_id, created_at, metadata) VALUES (?, ?, ?) "
+            "ON CONFLICT (thread_id) DO NOTHING",
+            (thread_id, created, json.dumps(metadata, default=str)),
+        )
+        if count == 0:
             return None
         return {"thread_id": thread_id, "created_at": created, "metadata": metadata}
 
     def thread(self, thread_id: str) -> dict[str, Any] | None:
         """A chat thread created through the threads API."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT created_at, metadata FROM threads WHERE thread_id = ?", (thread_id,)
-            ).fetchone()
-        if row is None:
+        rows, _ = self._db.execute(
+            "SELECT created_at, metadata FROM threads WHERE thread_id = ?", (thread_id,)
+        )
+        if not rows:
             return None
+        row = rows[0]
         return {"thread_id": thread_id, "created_at": row[0], "metadata": json.loads(row[1])}
 
 

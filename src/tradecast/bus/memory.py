@@ -12,24 +12,17 @@ evicted from the buffer) cannot be accounted for and get a :class:`Resync`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tradecast.bus.base import (
-    EventId,
-    Resync,
-    SubscriberDropped,
-    format_event_id,
-    parse_event_id,
-)
+from tradecast.bus.base import EventId, Resync, format_event_id, parse_event_id
+from tradecast.bus.queue import Item, QueueSubscription
 from tradecast.domain import CHANNELS, Channel, StreamEvent
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
-Item = StreamEvent | Resync
 
 
 def wall_clock_ms() -> int:
@@ -46,98 +39,9 @@ class _ChannelLog:
     """Every event with an id above this one is still in the buffer."""
     started: EventId
     """Ids up to this one predate the bus."""
-    subscribers: set[_Subscription] = field(default_factory=set)
+    subscribers: set[QueueSubscription] = field(default_factory=set)
     published: int = 0
     dropped: int = 0
-
-
-class _Subscription:
-    """One subscriber's view of a channel: its replay, then a bounded live queue.
-
-    The queue is a deque with one waiter (lighter than ``asyncio.Queue``: a publish to many
-    subscribers costs one append and at most one wake-up each).
-    """
-
-    def __init__(
-        self,
-        channel: _ChannelLog,
-        replay: list[Item],
-        queue_size: int,
-        on_drop: Callable[[Channel], None] | None,
-    ) -> None:
-        self._channel = channel
-        self._replay: deque[Item] = deque(replay)
-        self._queue: deque[StreamEvent] = deque()
-        self._limit = queue_size
-        self._waiter: asyncio.Future[None] | None = None
-        self._on_drop = on_drop
-        self.dropped = False
-        self.closed = False
-
-    def offer(self, event: StreamEvent) -> None:
-        """Queue ``event``, or drop this subscriber when its queue is full (never waits)."""
-        if len(self._queue) >= self._limit:
-            self.dropped = True
-            self._detach()
-            self._channel.dropped += 1
-            log.info("bus.subscriber_dropped", channel=self._channel.name, queued=len(self._queue))
-            self._queue.clear()
-            self._wake()
-            if self._on_drop is not None:
-                self._on_drop(self._channel.name)
-            return
-        self._queue.append(event)
-        self._wake()
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> Item:
-        if self._replay:
-            return self._replay.popleft()
-        while not self._queue:
-            if self.dropped:
-                raise SubscriberDropped(f"subscriber of {self._channel.name!r} fell behind")
-            if self.closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._queue.popleft()
-
-    def take_ready(self, limit: int = 256) -> list[Item]:
-        """Up to ``limit`` items already here, without waiting."""
-        items: list[Item] = []
-        while self._replay and len(items) < limit:
-            items.append(self._replay.popleft())
-        if self.dropped and not items:
-            raise SubscriberDropped(f"subscriber of {self._channel.name!r} fell behind")
-        while self._queue and len(items) < limit:
-            items.append(self._queue.popleft())
-        return items
-
-    async def aclose(self) -> None:
-        """Stop receiving; idempotent."""
-        self.close()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._detach()
-        self._replay.clear()
-        self._queue.clear()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _detach(self) -> None:
-        self._channel.subscribers.discard(self)
 
 
 class InProcessEventBus:
@@ -180,11 +84,19 @@ class InProcessEventBus:
 
     def subscribe(
         self, channel: Channel, after: str | None = None, *, queue_size: int | None = None
-    ) -> _Subscription:
+    ) -> QueueSubscription:
         """Replay after ``after`` (see :class:`~tradecast.bus.base.EventBus`), then live."""
         log_ = self._channel(channel)
         replay = self._replay(log_, after)
-        subscription = _Subscription(log_, replay, queue_size or self.queue_size, self._on_drop)
+
+        def detach(subscriber: QueueSubscription) -> None:
+            if subscriber.dropped and subscriber in log_.subscribers:
+                log_.dropped += 1
+            log_.subscribers.discard(subscriber)
+
+        subscription = QueueSubscription(
+            channel, replay, queue_size or self.queue_size, detach, self._on_drop
+        )
         log_.subscribers.add(subscription)
         return subscription
 

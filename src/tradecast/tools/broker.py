@@ -8,6 +8,11 @@ applied (see :mod:`tradecast.tools.paper_book`), so a restart restores it exactl
 Submitting is idempotent on ``client_order_id``: a repeat returns the original order and fills
 once. Bad input raises :class:`BrokerError` with a clear message and changes nothing.
 
+Brokers on several replicas may share one account's journal: each write names the last event
+the broker has applied, and when another replica wrote first the broker catches up
+(:meth:`PaperBroker.refresh`) and plans again, so a client order id placed by another replica
+is found as a repeat rather than filled twice.
+
 The broker does not enforce the desk's risk limits; agents reach it only through
 :class:`tradecast.tools.execution.GatedExecutor`, which runs the risk gate first.
 """
@@ -37,7 +42,7 @@ from tradecast.domain import (
 from tradecast.errors import BrokerError
 from tradecast.logs import get_logger
 from tradecast.settings import BrokerConfig
-from tradecast.tools.journal import Journal, JournalEvent
+from tradecast.tools.journal import Journal, JournalConflict, JournalEvent
 from tradecast.tools.market_rules import (
     DEFAULT_MARKET_RULES,
     CostModel,
@@ -112,6 +117,11 @@ class Broker(Protocol):
         """Fees and slippage the broker charges (the gate sizes orders with it)."""
         ...
 
+    def refresh(self) -> int:
+        """Catch up with what other replicas did on the same account; returns the number of
+        changes it applied (0 when nobody else writes)."""
+        ...
+
 
 def derive_client_order_id(intent: OrderIntent, at: datetime) -> str:
     """A client order id for an intent that has none: the same intent at the same time maps to
@@ -121,6 +131,10 @@ def derive_client_order_id(intent: OrderIntent, at: datetime) -> str:
         json.dumps([payload, at.astimezone(UTC).isoformat()], sort_keys=True).encode()
     ).hexdigest()
     return f"auto-{digest[:24]}"
+
+
+COMMIT_ATTEMPTS = 5
+"""Plans per operation when other replicas keep writing to the same account."""
 
 
 class PaperBroker:
@@ -153,6 +167,7 @@ class PaperBroker:
         )
         self._clock = clock
         self._book = PaperBook()
+        self._seq = 0
         events = journal.read(account)
         if events:
             if seed_positions:
@@ -160,8 +175,7 @@ class PaperBroker:
                     f"account {account!r} already has a journal; seed positions apply only to a "
                     "new account (use another account name)"
                 )
-            for event in events:
-                self._book.apply(event)
+            self._apply(events)
             log.info(
                 "broker.restored",
                 account=account,
@@ -171,7 +185,9 @@ class PaperBroker:
             )
         else:
             cash = _checked_money(starting_cash, "starting_cash")
-            self._commit([opened_event(cash, quote_currency, self._now(None), seed_positions)])
+            opened = opened_event(cash, quote_currency, self._now(None), seed_positions)
+            if not self._try_commit([opened]):
+                log.info("broker.opened_elsewhere", account=account, seq=self._seq)
 
     @classmethod
     def from_config(cls, config: BrokerConfig, journal: Journal, **kwargs: object) -> PaperBroker:
@@ -202,11 +218,16 @@ class PaperBroker:
         when = self._now(at)
         client_id = intent.client_order_id or derive_client_order_id(intent, when)
         intent = intent.model_copy(update={"client_order_id": client_id})
-        repeat = self._repeat(intent)
-        if repeat is not None:
-            return repeat
-        events = self._plan_order(intent, when)
-        self._commit(events)
+        self.refresh()
+        for _ in range(COMMIT_ATTEMPTS):
+            repeat = self._repeat(intent)
+            if repeat is not None:
+                return repeat
+            events = self._plan_order(intent, when)
+            if self._try_commit(events):
+                break
+        else:
+            raise self._busy("submit")
         order = self._book.orders[events[0].data["order"]["id"]]
         fills = tuple(self._book.fills_by_order.get(order.id, ()))
         log.info(
@@ -223,21 +244,29 @@ class PaperBroker:
 
     async def cancel(self, order_id: str, at: datetime | None = None) -> Order:
         """Withdraw a resting order; filled or cancelled orders are an error."""
-        order = self._find_order(order_id)
-        if order.id not in self._book.open_orders.get(order.intent.symbol, {}):
-            raise BrokerError(
-                f"order {order.id} is {order.status.value}; only open orders can be cancelled"
-            )
-        self._commit([cancel_event(order.id, "cancelled on request", self._now(at))])
-        return self._book.orders[order.id]
+        self.refresh()
+        for _ in range(COMMIT_ATTEMPTS):
+            order = self._find_order(order_id)
+            if order.id not in self._book.open_orders.get(order.intent.symbol, {}):
+                raise BrokerError(
+                    f"order {order.id} is {order.status.value}; only open orders can be cancelled"
+                )
+            if self._try_commit([cancel_event(order.id, "cancelled on request", self._now(at))]):
+                return self._book.orders[order.id]
+        raise self._busy("cancel")
 
     async def on_price(self, symbol: str, price: PriceInput, at: datetime) -> tuple[Fill, ...]:
         """Mark to market and run what the price triggers; returns the fills it caused."""
         symbol = self._known_symbol(symbol)
         mark = _checked_price(price, f"price of {symbol}")
         when = self._now(at)
-        events = [mark_event(symbol, mark, when), *self._triggered(symbol, mark, when)]
-        self._commit(events)
+        self.refresh()
+        for _ in range(COMMIT_ATTEMPTS):
+            events = [mark_event(symbol, mark, when), *self._triggered(symbol, mark, when)]
+            if self._try_commit(events):
+                break
+        else:
+            raise self._busy("mark")
         fills = tuple(self._book.fills[-n:]) if (n := _count(events, "fill")) else ()
         for fill in fills:
             log.info(
@@ -511,11 +540,37 @@ class PaperBroker:
 
     # --- committing ---------------------------------------------------------------------
 
-    def _commit(self, events: list[JournalEvent]) -> None:
-        """Journal first (atomically), then apply: a failed write changes nothing."""
-        self._journal.append(self.account, events)
+    def refresh(self) -> int:
+        """Apply what other writers journaled on this account since this broker last looked;
+        returns how many events that was."""
+        events = self._journal.read(self.account, after_seq=self._seq)
+        self._apply(events)
+        if events:
+            log.info("broker.caught_up", account=self.account, events=len(events), seq=self._seq)
+        return len(events)
+
+    def _apply(self, events: list[JournalEvent]) -> None:
         for event in events:
             self._book.apply(event)
+            self._seq = max(self._seq, event.seq or 0)
+
+    def _try_commit(self, events: list[JournalEvent]) -> bool:
+        """Journal then apply ``events``; False (after catching up) when another writer got
+        there first and the caller must plan again on the fresher book."""
+        try:
+            last = self._journal.append(self.account, events, after_seq=self._seq)
+        except JournalConflict:
+            self.refresh()
+            return False
+        self._apply(events)
+        self._seq = last
+        return True
+
+    def _busy(self, what: str) -> BrokerError:
+        return BrokerError(
+            f"could not {what} on account {self.account!r}: other writers kept changing its "
+            f"journal ({COMMIT_ATTEMPTS} attempts); nothing was recorded"
+        )
 
 
 def _marketable(intent: OrderIntent, mark: Decimal) -> bool:

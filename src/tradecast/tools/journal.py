@@ -5,8 +5,14 @@ journal only stores events; what they mean belongs to the paper book
 (:mod:`tradecast.tools.paper_book`). One :meth:`Journal.append` call is one transaction: an
 order and its fills are written together or not at all.
 
-Embedded default: SQLite in the data dir (WAL). A Postgres journal (scale-out) implements the
-same Protocol and passes the same contract tests.
+Embedded default: SQLite in the data dir (WAL). The Postgres journal
+(:mod:`tradecast.tools.journal_postgres`, scale-out) implements the same Protocol and passes
+the same contract tests.
+
+Several brokers may share one account's journal (replicas of the API): an append names the
+last sequence number its writer has applied (``after_seq``), and is refused with
+:class:`JournalConflict` when another writer got there first, so the writer catches up and
+plans again instead of acting on a stale book.
 """
 
 from __future__ import annotations
@@ -39,12 +45,23 @@ class JournalEvent:
     """Position in the journal, assigned on append (None before)."""
 
 
+class JournalConflict(BrokerError):
+    """The account's journal moved on since the writer last read it (nothing was stored)."""
+
+
 @runtime_checkable
 class Journal(Protocol):
     """Durable, append-only event storage, partitioned by account."""
 
-    def append(self, account: str, events: Sequence[JournalEvent]) -> None:
-        """Store ``events`` atomically (all or none), after the account's earlier events."""
+    def append(
+        self, account: str, events: Sequence[JournalEvent], *, after_seq: int | None = None
+    ) -> int:
+        """Store ``events`` atomically (all or none), after the account's earlier events, and
+        return the sequence number of the last one stored (0 when ``events`` is empty).
+
+        With ``after_seq``, store them only if the account's latest event is still that one
+        (0: the account has none); otherwise raise :class:`JournalConflict`.
+        """
         ...
 
     def read(self, account: str, after_seq: int = 0) -> list[JournalEvent]:
@@ -96,20 +113,34 @@ class SqliteJournal:
         self._lock = threading.Lock()
         self._closed = False
 
-    def append(self, account: str, events: Sequence[JournalEvent]) -> None:
+    def append(
+        self, account: str, events: Sequence[JournalEvent], *, after_seq: int | None = None
+    ) -> int:
         """Store ``events`` in one transaction; on any error nothing is stored."""
         if not events:
-            return
+            return 0
         with self._lock:
             self._check_open()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                if after_seq is not None:
+                    (latest,) = self._conn.execute(
+                        "SELECT COALESCE(MAX(seq), 0) FROM broker_events WHERE account = ?",
+                        (account,),
+                    ).fetchone()
+                    check_position(account, latest, after_seq)
+                last = 0
                 for event in events:
-                    self._conn.execute(
+                    cursor = self._conn.execute(
                         "INSERT INTO broker_events (account, kind, at, data) VALUES (?, ?, ?, ?)",
-                        (account, event.kind, event.at.isoformat(), _encode(event)),
+                        (account, event.kind, event.at.isoformat(), encode_event(event)),
                     )
+                    last = cursor.lastrowid or 0
                 self._conn.execute("COMMIT")
+                return last
+            except JournalConflict:
+                self._rollback()
+                raise
             except (sqlite3.Error, TypeError, ValueError) as exc:
                 self._rollback()
                 raise BrokerError(
@@ -159,7 +190,17 @@ class SqliteJournal:
             self._conn.execute("ROLLBACK")
 
 
-def _encode(event: JournalEvent) -> str:
+def check_position(account: str, latest: int, after_seq: int) -> None:
+    """Raise :class:`JournalConflict` unless the account's latest event is ``after_seq``."""
+    if latest != after_seq:
+        raise JournalConflict(
+            f"the journal of account {account!r} is at event {latest}, not {after_seq}: "
+            "another writer appended first"
+        )
+
+
+def encode_event(event: JournalEvent) -> str:
+    """The JSON text stored for ``event``'s data (ValueError on a naive time or a NaN)."""
     if event.at.tzinfo is None:
         raise ValueError(f"event {event.kind!r} has a naive time {event.at.isoformat()}")
     # allow_nan=False: a NaN must never reach the books, not even as JSON.

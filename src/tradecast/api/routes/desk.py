@@ -207,7 +207,7 @@ async def portfolio(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
     """Cash, positions, equity and P&L at the latest marks."""
-    return portfolio_json(ctx.desk.runtime.executor.portfolio())
+    return portfolio_json(ctx.desk.current_broker().portfolio())
 
 
 @router.get("/positions", tags=["portfolio"], responses=ERROR_RESPONSES)
@@ -215,7 +215,7 @@ async def positions(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
     """Open positions with their mark, market value and unrealised P&L."""
-    return {"items": positions_json(ctx.desk.runtime.executor.portfolio())}
+    return {"items": positions_json(ctx.desk.current_broker().portfolio())}
 
 
 @router.get("/orders", tags=["portfolio"], responses=ERROR_RESPONSES)
@@ -227,7 +227,7 @@ async def orders(
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Orders at the broker, newest first."""
-    found = ctx.desk.runtime.broker.orders(status=status, symbol=symbol)
+    found = ctx.desk.current_broker().orders(status=status, symbol=symbol)
     return {"items": [o.model_dump(mode="json") for o in reversed(found[-limit:])]}
 
 
@@ -238,7 +238,7 @@ async def fills(
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Fills, newest first."""
-    found = ctx.desk.runtime.broker.fills()
+    found = ctx.desk.current_broker().fills()
     return {"items": [f.model_dump(mode="json") for f in reversed(found[-limit:])]}
 
 

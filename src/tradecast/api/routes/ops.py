@@ -22,14 +22,27 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready (checks say what)"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the desk is open and its loop is alive (no key needed)."""
+    """Readiness: the desk is open, its loop is alive and the services it shares with other
+    replicas (Redis, PostgreSQL) answer; ``problems`` says what is wrong (no key needed)."""
     ctx: ApiContext | None = getattr(request.app.state, "ctx", None)
     checks: dict[str, Any] = {
         "desk": ctx is not None,
         "loop": bool(ctx and ctx.desk.loop_alive),
     }
+    problems: dict[str, str] = {}
+    health = ctx.desk.health if ctx else None
+    if health is not None:
+        checks.update({name: state["ok"] for name, state in health.report().items()})
+        problems = health.problems()
     ready = all(checks.values())
-    body = {"ready": ready, "checks": checks, "state": ctx.desk.state if ctx else "starting"}
+    body = {
+        "ready": ready,
+        "checks": checks,
+        "problems": problems,
+        "state": ctx.desk.state if ctx else "starting",
+        "replica": ctx.desk.lease.owner if ctx else None,
+        "leader": bool(ctx and ctx.desk.leader),
+    }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -74,7 +74,7 @@ async def snapshot(
     sentences = [e.data for e in persona if e.event == "sentence"][-SNAPSHOT_SENTENCES:]
     return {
         "status": ctx.desk.status(),
-        "portfolio": portfolio_json(ctx.desk.runtime.executor.portfolio()),
+        "portfolio": portfolio_json(ctx.desk.current_broker().portfolio()),
         "decision": decisions[0] if decisions else None,
         "persona": {
             "sentences": sentences,

@@ -1,0 +1,1 @@
+"""Running several replicas: the loop lease and the health of shared services."""

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from services_support import (  # noqa: F401 (fixtures for the scale-out tests)
+    namespace,
+    postgres_url,
+    private_redis,
+    redis_url,
+)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

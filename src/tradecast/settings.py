@@ -19,6 +19,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +78,12 @@ class LLMConfig(_Frozen):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int = 42
     timeout_s: float = Field(default=60.0, gt=0)
+    breaker_threshold: int = Field(
+        default=3, ge=1, description="consecutive server failures that open the circuit breaker"
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, description="seconds an open breaker waits before one trial call"
+    )
     analyst: RoleLLMConfig = RoleLLMConfig()
     risk: RoleLLMConfig = RoleLLMConfig()
     trader: RoleLLMConfig = RoleLLMConfig()
@@ -189,6 +197,29 @@ class APIConfig(_Frozen):
     control_burst: int = Field(default=10, ge=1, description="control requests allowed at once")
 
 
+class ClusterConfig(_Frozen):
+    """Replicas sharing Redis and PostgreSQL (used only when those URLs are set)."""
+
+    namespace: str = Field(
+        default="tradecast",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="prefix of the Redis keys, so deployments can share a Redis",
+    )
+    lease_ttl_s: float = Field(
+        default=10.0, ge=1, le=300, description="a dead loop holder is replaced within this"
+    )
+    health_interval_s: float = Field(
+        default=2.0, gt=0, le=60, description="how often Redis and PostgreSQL are checked"
+    )
+
+
+_URL_SCHEMES = {
+    "redis_url": ("redis://", "rediss://", "unix://"),
+    "postgres_url": ("postgresql://", "postgres://"),
+    "chroma_url": ("http://", "https://"),
+}
+
+
 class Settings(BaseSettings):
     """Everything the desk is configured by; build with :func:`load_settings`."""
 
@@ -209,9 +240,12 @@ class Settings(BaseSettings):
     market: MarketConfig = MarketConfig()
     desk: DeskConfig = DeskConfig()
     api: APIConfig = APIConfig()
-    redis_url: str | None = None
-    postgres_url: str | None = None
-    chroma_url: str | None = None
+    cluster: ClusterConfig = ClusterConfig()
+    redis_url: str | None = Field(default=None, description="Redis: streams and the loop lease")
+    postgres_url: str | None = Field(
+        default=None, description="PostgreSQL: checkpoints, broker journal, desk store, archive"
+    )
+    chroma_url: str | None = Field(default=None, description="a Chroma server for the memory")
     api_keys: str = Field(
         default="", description="TRADECAST_API_KEYS: the same as api.api_keys (which wins)"
     )
@@ -231,6 +265,16 @@ class Settings(BaseSettings):
         if current.get("api_keys"):
             return data
         return {**data, "api": {**current, "api_keys": data["api_keys"]}}
+
+    @field_validator("redis_url", "postgres_url", "chroma_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        schemes = _URL_SCHEMES[str(info.field_name)]
+        if not value.startswith(schemes):
+            raise ValueError(f"must start with {' or '.join(schemes)}")
+        return value.strip()
 
     @model_validator(mode="after")
     def _data_dir_not_a_file(self) -> Settings:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from services_support import postgres_url  # noqa: F401 (fixture)
 from tradecast.domain import OrderIntent, Side
 from tradecast.errors import BrokerError
 from tradecast.tools.broker import PaperBroker

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import pytest
 
+from services_support import REDIS_URL
 from tradecast.bus import (
     BEGINNING,
     EventBus,
@@ -23,7 +25,6 @@ from tradecast.bus import (
     SubscriberDropped,
     parse_event_id,
 )
-from services_support import REDIS_URL, namespace, redis_url  # noqa: F401 (fixtures)
 from tradecast.domain import StreamEvent
 
 BusFactory = Callable[..., Awaitable[EventBus]]
@@ -47,9 +48,10 @@ async def _redis_streams(buffer_size: int = 100, queue_size: int = 50) -> EventB
     )
 
 
+@dataclass
 class _RedisState:
     namespace: str | None = None
-    clients: list = []
+    clients: list = field(default_factory=list)
 
 
 _redis = _RedisState()

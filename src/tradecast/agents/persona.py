@@ -9,6 +9,7 @@ moderation is dropped and the block is logged.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -101,7 +102,13 @@ class Speech:
             text, pieces = self.fallback, []
         verdict = self.moderator.check(text)
         if not verdict.allowed:
-            log.warning("persona.blocked", reason=verdict.reason)
+            # the sentence itself is not logged (it may quote a secret): its size and digest
+            log.warning(
+                "persona.blocked",
+                reason=verdict.reason,
+                chars=len(text),
+                digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+            )
             self.emit("blocked", {"reason": verdict.reason})
             return
         self._emit_sentence(text, emotion, pieces)
@@ -120,7 +127,9 @@ class Speech:
         return self.emotion, text
 
     def _emit_sentence(self, text: str, emotion: str, pieces: list[str]) -> None:
-        tokens = pieces if "".join(pieces).strip().endswith(text) else re.findall(r"\S+\s*", text)
+        # only the pieces that spell the checked text: never a tag or prefix that was cut off
+        # before grounding and moderation saw the sentence
+        tokens = _pieces_spelling(pieces, text) or re.findall(r"\S+\s*", text)
         if self.lines:
             self.emit("token", {"text": " "})
         for token in filter(None, tokens):
@@ -216,6 +225,15 @@ def _take_pieces(pieces: list[str], start: int, sentence: str) -> tuple[list[str
             out.append(piece[max(0, begin - lo) : min(len(piece), end - lo)])
         position = hi
     return out, end
+
+
+def _pieces_spelling(pieces: list[str], text: str) -> list[str]:
+    """The token pieces that spell exactly ``text`` (its last occurrence), or [] if none do."""
+    start = "".join(pieces).rfind(text)
+    if start < 0 or not text:
+        return []
+    taken, _ = _take_pieces(pieces, start, text)
+    return taken
 
 
 def card_blocklist(card: PersonaCard) -> tuple[str, ...]:

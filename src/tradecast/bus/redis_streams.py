@@ -24,7 +24,6 @@ Redis here may keep nothing on disk, so the bus is careful about what it cannot 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import deque
@@ -181,10 +180,13 @@ class RedisStreamBus:
         self._check_channel(event.channel)
         async with self._publish_lock:
             if not self._outbox:
-                try:
-                    return await self._send(event)
-                except RedisError as exc:
-                    self.note_failure(f"publishing on {event.channel}: {exc}")
+                # Twice: after a Redis restart the pooled connection fails once, then reconnects.
+                for _ in range(2):
+                    try:
+                        return await self._send(event)
+                    except RedisError as exc:
+                        error = exc
+                self.note_failure(f"publishing on {event.channel}: {error}")
             if len(self._outbox) == self._outbox.maxlen:
                 log.error("bus.outbox_full", dropped_event=self._outbox[0].event)
             self._outbox.append(event)

@@ -78,9 +78,11 @@ class DeskRunner:
             self._set_clock(at)
         snapshot = await self.graph.aget_state(config)
         waiting = _interrupted(snapshot)
-        if snapshot.values and (waiting or not snapshot.next):
+        if snapshot.values and (waiting or _finished(snapshot)):
             return self._result(thread, snapshot.values, 0.0, resumed=True, waiting=waiting)
-        payload: Any = None if snapshot.next else {"symbol": symbol, "at": at}
+        payload: Any = None if snapshot.values else {"symbol": symbol, "at": at}
+        if payload is None:
+            log.info("desk.tick_resumed", next=list(snapshot.next))
         return await self._run(thread, config, payload, resumed=payload is None)
 
     async def resume(self, thread: str, approved: bool, at: datetime | None = None) -> TickResult:
@@ -132,6 +134,14 @@ class DeskRunner:
 
 def _interrupted(snapshot: Any) -> bool:
     return any(task.interrupts for task in snapshot.tasks)
+
+
+def _finished(snapshot: Any) -> bool:
+    """Whether the tick reached its end. An empty ``next`` alone does not say so: a process
+    killed after a step's writes were saved but before the next checkpoint leaves a thread
+    with nothing "next" that must still be resumed (``astream(None)`` applies those writes
+    and goes on)."""
+    return not snapshot.next and bool(snapshot.values.get("remembered"))
 
 
 def tick_result(

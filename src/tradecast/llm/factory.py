@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
+from tradecast.llm.breaker import breaker_for
 from tradecast.llm.llamacpp import LlamaCppChatModel, default_gguf_path
 from tradecast.llm.ollama import OllamaChatModel
 from tradecast.settings import AgentRole, LLMBackend, LLMConfig
 
 
 def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
-    """A langchain-core chat model for ``role`` on its configured backend and model."""
+    """A langchain-core chat model for ``role`` on its configured backend and model.
+
+    Ollama models sit behind the circuit breaker of their server (shared by every role that
+    talks to it): after ``breaker_threshold`` consecutive failures, calls fail at once for
+    ``breaker_cooldown_s``, then one trial call decides whether the server is back.
+    """
     backend, model = config.for_role(role)
     if backend is LLMBackend.OLLAMA:
         return OllamaChatModel(
+            breaker=breaker_for(
+                f"ollama at {config.ollama_base_url}",
+                config.breaker_threshold,
+                config.breaker_cooldown_s,
+            ),
             model=model or config.ollama_model,
             base_url=config.ollama_base_url,
             keep_alive=config.ollama_keep_alive,

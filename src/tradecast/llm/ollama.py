@@ -18,8 +18,10 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_ollama import ChatOllama
+from pydantic import Field
 
 from tradecast.errors import LLMError
+from tradecast.llm.breaker import CircuitBreaker
 from tradecast.llm.structured import StructuredSchema, json_schema_of, structured_runnable
 
 
@@ -50,7 +52,10 @@ def translate_ollama_error(exc: BaseException, base_url: str | None, model: str)
 
 
 class OllamaChatModel(ChatOllama):
-    """ChatOllama whose failures surface as ``LLMError``."""
+    """ChatOllama whose failures surface as ``LLMError``, behind an optional circuit breaker
+    (while it is open, calls fail at once instead of waiting on a dead server)."""
+
+    breaker: CircuitBreaker | None = Field(default=None, exclude=True)
 
     def _chat_params(
         self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
@@ -65,10 +70,27 @@ class OllamaChatModel(ChatOllama):
 
     @contextlib.contextmanager
     def _typed_errors(self) -> Iterator[None]:
+        """Every failure of a call as one ``LLMError``, counted by the breaker."""
+        breaker = self.breaker
+        if breaker is not None:
+            breaker.before_call()
         try:
             yield
-        except (httpx.HTTPError, ConnectionError, TimeoutError, ollama.ResponseError) as exc:
-            raise translate_ollama_error(exc, self.base_url, self.model) from exc
+        except Exception as exc:
+            # anything the client raises (a dropped stream, a line that is not JSON...) is a
+            # failed call, never an exception the agents do not expect
+            error = translate_ollama_error(exc, self.base_url, self.model)
+            if breaker is not None:
+                breaker.record_failure(error)
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            if breaker is not None:
+                breaker.record_abandoned()
+            raise
+        if breaker is not None:
+            breaker.record_success()
 
     def _generate(
         self,

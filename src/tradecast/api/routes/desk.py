@@ -28,6 +28,7 @@ from tradecast.api.schemas import (
     positions_json,
 )
 from tradecast.domain import OrderStatus
+from tradecast.errors import BrokerError
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
@@ -227,7 +228,10 @@ async def orders(
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Orders at the broker, newest first."""
-    found = ctx.desk.current_broker().orders(status=status, symbol=symbol)
+    try:
+        found = ctx.desk.current_broker().orders(status=status, symbol=symbol)
+    except BrokerError as exc:  # a symbol that is not BASE/QUOTE
+        raise ApiError(422, "validation_error", f"symbol: {exc}") from None
     return {"items": [o.model_dump(mode="json") for o in reversed(found[-limit:])]}
 
 

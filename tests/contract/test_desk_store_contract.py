@@ -1,0 +1,88 @@
+"""The desk store (control journal, decisions, desk state, threads) on SQLite and on
+PostgreSQL: the same answers from both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tradecast.api.desk_store import DeskStore
+from tradecast.api.store_db import PostgresStoreDb, StoreUnavailable
+from tradecast.graphs.runner import TickResult
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeskStore]:
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.scaleout)
+        made = DeskStore(PostgresStoreDb(request.getfixturevalue("postgres_url")))
+    else:
+        made = DeskStore.sqlite(tmp_path / "control.sqlite")
+    yield made
+    made.close()
+
+
+def tick(n: int, status: str = "completed", action: str = "HOLD") -> TickResult:
+    decision = {
+        "id": f"d-{n:03d}",
+        "symbol": "BTC/USDT",
+        "action": action,
+        "decided_at": f"2021-01-01T{n % 24:02d}:00:00Z",
+    }
+    return TickResult(
+        thread_id=f"tick:d-{n:03d}",
+        status=status,  # type: ignore[arg-type]
+        decision=decision,
+        risk={},
+        order=None,
+        fills=[],
+        persona={},
+        llm={},
+        latency_ms={},
+    )
+
+
+def test_desk_store_journals_control_actions_newest_first(store: DeskStore) -> None:
+    first = store.journal("operator", "pause", {"why": "lunch"}, "ok")
+    second = store.journal("admin", "set_limits", {"max_open_positions": "2"}, "ok")
+    assert second["seq"] > first["seq"]
+    entries = store.journal_entries()
+    assert [e["action"] for e in entries] == ["set_limits", "pause"]
+    assert entries[1]["detail"] == {"why": "lunch"}
+    assert [e["action"] for e in store.journal_entries(before=second["seq"])] == ["pause"]
+
+
+def test_desk_store_keeps_one_report_per_decision_and_pages(store: DeskStore) -> None:
+    for n in range(5):
+        assert store.record_tick(tick(n, action="BUY" if n % 2 else "HOLD")) is None
+    previous = store.record_tick(tick(4, status="awaiting_approval"))
+    assert previous is not None and previous.status == "completed"
+    assert [t.decision["id"] for t in store.awaiting_approval()] == ["d-004"]
+    page, cursor = store.decisions(limit=2)
+    assert [item["id"] for item in page] == ["d-004", "d-003"] and cursor == "d-003"
+    rest, end = store.decisions(limit=5, before=cursor)
+    assert [item["id"] for item in rest] == ["d-002", "d-001", "d-000"] and end is None
+    buys, _ = store.decisions(action="BUY")
+    assert [item["id"] for item in buys] == ["d-003", "d-001"]
+    with pytest.raises(KeyError, match="no decision"):
+        store.decisions(before="nope")
+
+
+def test_desk_store_state_and_threads(store: DeskStore) -> None:
+    assert store.get_state("cursor") is None
+    store.set_state("cursor", {"at": "2021-01-01T00:00:00+00:00"})
+    store.set_state("cursor", {"at": "2021-01-02T00:00:00+00:00"})
+    assert store.get_state("cursor") == {"at": "2021-01-02T00:00:00+00:00"}
+    created = store.create_thread("t-1", {"user": "ops"})
+    assert created is not None and created["metadata"] == {"user": "ops"}
+    assert store.create_thread("t-1", {}) is None, "a thread id is created once"
+    assert store.thread("t-1")["metadata"] == {"user": "ops"}
+    assert store.thread("t-2") is None
+
+
+@pytest.mark.scaleout
+def test_desk_store_explains_an_unreachable_postgres() -> None:
+    with pytest.raises(StoreUnavailable, match="cannot open the desk store"):
+        PostgresStoreDb("postgresql://postgres@127.0.0.1:1/none", timeout_s=1)

@@ -1,0 +1,150 @@
+"""Helpers of the reliability suite: recorded figures, chat models on a (fake) Ollama server
+made by the real factory, and `tradecast serve` as a subprocess that can be killed with
+SIGKILL and started again on the same data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from tradecast.llm import create_chat_model
+from tradecast.settings import AGENT_ROLES, AgentRole, LLMBackend, LLMConfig
+
+FIGURES: dict[str, dict[str, Any]] = {}
+TRADECAST = str(Path(sys.executable).with_name("tradecast"))
+VIEWER, OPERATOR, ADMIN = "view-key-123", "ops-key-456", "admin-key-789"
+KEYS = f"viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}"
+START = "2021-01-05T12:00:00Z"
+
+
+def record(area: str, test: str, **figures: Any) -> None:
+    """Keep the figures one test measured (merged by area and test name)."""
+    FIGURES.setdefault(area, {}).setdefault(test, {}).update(figures)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def ollama_models(url: str, **llm: Any) -> dict[AgentRole, BaseChatModel]:
+    """One model per role on the Ollama server at ``url``, made by the real factory (with its
+    circuit breaker)."""
+    config = LLMConfig(backend=LLMBackend.OLLAMA, ollama_base_url=url, **llm)
+    return {role: create_chat_model(config, role) for role in AGENT_ROLES}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Serve:
+    """`tradecast serve` in a subprocess on a fixed port and data dir."""
+
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @classmethod
+    def configure(cls, tmp_path: Path, ollama_url: str, **settings: str) -> Serve:
+        """A server on the fake Ollama at ``ollama_url`` with known keys; ``settings`` are
+        extra TRADECAST_* variables (names without the prefix)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
+        env.update(
+            {
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "ANONYMIZED_TELEMETRY": "False",
+                "TRADECAST_DATA_DIR": str(tmp_path / "data"),
+                "TRADECAST_LOG_FORMAT": "json",
+                "TRADECAST_API_KEYS": KEYS,
+                "TRADECAST_LLM__BACKEND": "ollama",
+                "TRADECAST_LLM__OLLAMA_BASE_URL": ollama_url,
+                "TRADECAST_LLM__TIMEOUT_S": "3",
+                "TRADECAST_DESK__REPLAY_FROM": START,
+                "TRADECAST_DESK__MEMORY_K": "0",
+            }
+        )
+        env.update({f"TRADECAST_{k}": v for k, v in settings.items()})
+        return cls(tmp_path / "data", tmp_path / "server.log", env)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> None:
+        """Start the server and wait until it is ready."""
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [TRADECAST, "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited:\n" + self.tail())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready in {timeout} s:\n" + self.tail())
+            time.sleep(0.2)
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown handler runs, nothing is flushed."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        assert self.proc.returncode == -signal.SIGKILL
+
+    def stop(self) -> None:
+        """A clean stop (SIGINT), or SIGKILL when that hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def client(self, key: str = OPERATOR, timeout: float = 60) -> httpx.Client:
+        return httpx.Client(base_url=self.base, headers=auth(key), timeout=timeout)
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def log_events(self, name: str) -> list[dict[str, Any]]:
+        """Every JSON log line whose event is ``name``."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if f'"{name}"' in line:
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if item.get("event") == name:
+                    out.append(item)
+        return out

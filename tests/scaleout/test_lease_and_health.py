@@ -1,0 +1,92 @@
+"""The loop lease on the machine's Redis, and the health monitor on real outages (a proxy in
+front of the real services is cut and restored)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from services_support import TcpProxy, url_via
+from tradecast.cluster.health import HealthMonitor
+from tradecast.cluster.lease import RedisLease
+from tradecast.cluster.services import postgres_probes
+from tradecast.settings import load_settings
+
+pytestmark = pytest.mark.scaleout
+
+
+async def test_exactly_one_replica_holds_the_lease_and_another_takes_over(redis_url, namespace):
+    client = Redis.from_url(redis_url)
+    key = f"{namespace}:lease:desk:paper"
+    a = RedisLease(client, key, ttl_s=1.0, owner="replica-a")
+    b = RedisLease(client, key, ttl_s=1.0, owner="replica-b")
+    try:
+        assert await a.acquire() is True
+        assert await b.acquire() is False
+        assert await a.acquire() is True, "the holder renews"
+        assert await b.holder() == "replica-a"
+        await asyncio.sleep(0.6)
+        assert await a.acquire() is True  # renewed before expiry: still A's
+        await asyncio.sleep(0.6)
+        assert await b.acquire() is False, "a renewed lease does not expire at the old time"
+        # A dies (stops renewing): B gets it within one ttl
+        async with asyncio.timeout(2.5):
+            while not await b.acquire():
+                await asyncio.sleep(0.1)
+        assert await a.acquire() is False, "A, back from a pause, cannot take it back"
+        await a.release()  # not A's to release
+        assert await b.holder() == "replica-b"
+        await b.release()
+        assert await b.holder() is None
+    finally:
+        await client.aclose()
+
+
+async def test_many_contenders_never_hold_the_lease_together(redis_url, namespace):
+    client = Redis.from_url(redis_url)
+    leases = [RedisLease(client, f"{namespace}:lease", ttl_s=0.5, owner=f"r{i}") for i in range(8)]
+    try:
+        for _ in range(30):
+            held = await asyncio.gather(*(lease.acquire() for lease in leases))
+            assert sum(held) == 1
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+async def test_health_reports_an_outage_and_its_end_without_a_restart(redis_url, postgres_url):
+    redis_proxy = TcpProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    pg_proxy = TcpProxy(5432)
+    redis_proxy.start()
+    pg_proxy.start()
+    client = Redis.from_url(url_via(redis_url, redis_proxy), socket_connect_timeout=0.5)
+
+    async def redis_probe() -> None:
+        await client.ping()
+
+    settings = load_settings(postgres_url=url_via(postgres_url, pg_proxy))
+    monitor = HealthMonitor({"redis": redis_probe, **postgres_probes(settings)})
+    try:
+        assert await monitor.check_now() is True
+        pg_proxy.stop()
+        assert await monitor.check_now() is False
+        assert set(monitor.problems()) == {"postgres"}
+        redis_proxy.stop()
+        await monitor.check_now()
+        assert set(monitor.problems()) == {"postgres", "redis"}
+        assert "Connection" in monitor.problems()["redis"] or monitor.problems()["redis"]
+        pg_proxy = _restart(pg_proxy)
+        redis_proxy = _restart(redis_proxy)
+        assert await monitor.check_now() is True, monitor.problems()
+        assert monitor.report()["postgres"]["ok"] is True
+    finally:
+        redis_proxy.stop()
+        pg_proxy.stop()
+        await client.aclose()
+
+
+def _restart(proxy: TcpProxy) -> TcpProxy:
+    proxy.start()
+    return proxy

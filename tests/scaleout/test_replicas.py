@@ -168,11 +168,31 @@ def test_a_tick_through_replica_a_streams_to_a_viewer_on_replica_b(tmp_path, clu
     # both replicas read the one store and the one journal
     assert [d["id"] for d in b.decisions()] == [decision_id]
     assert a.get("/v1/portfolio") == b.get("/v1/portfolio")
+    # start and stop through the replica that does not run the loop: the other one obeys
+    leader, standby = (a, b) if a.readyz()[1]["leader"] else (b, a)
+    assert not standby.readyz()[1]["leader"]
+    started = httpx.post(f"{standby.base}/v1/desk/start", headers=_auth(OPERATOR), timeout=30)
+    assert started.status_code == 200, started.text
+    deadline = time.monotonic() + 240
+    while len(leader.decisions()) < 2:
+        assert time.monotonic() < deadline, leader.tail()
+        time.sleep(1)
+    stopped = httpx.post(f"{standby.base}/v1/desk/stop", headers=_auth(OPERATOR), timeout=30)
+    assert stopped.status_code == 200, stopped.text
+    deadline = time.monotonic() + 120
+    while (status := leader.get("/v1/desk/status"))["state"] != "paused" or status["ticking"]:
+        assert time.monotonic() < deadline, leader.tail()
+        time.sleep(0.5)
+    count = len(leader.decisions())
+    time.sleep(LEASE_TTL_S * 2)
+    assert len(leader.decisions()) == count, "the loop ticked after a pause on another replica"
 
 
 def test_killing_the_lease_holder_hands_the_loop_over_without_a_double_order(
     tmp_path, cluster_env, replicas, postgres_url
 ):
+    # a low bar for acting, so the small embedded model places orders to check
+    cluster_env = {**cluster_env, "TRADECAST_DESK__MIN_CONFIDENCE": "0.05"}
     a = Replica("a", tmp_path, cluster_env)
     replicas.append(a)
     assert a.wait_ready()["leader"] is True, "the first replica up takes the loop"

@@ -52,6 +52,7 @@ log = get_logger(__name__)
 LIVE_GRACE = timedelta(seconds=5)
 """How long after a bar's close a live tick waits for the exchange to publish it."""
 MAX_BACKOFF_S = 60.0
+RUN_FLAG_KEY = "desk_running"
 DeskState = Literal[
     "running", "paused", "awaiting_approval", "finished", "stopped", "standby", "degraded"
 ]
@@ -141,6 +142,7 @@ class DeskService:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._run_flag_seen: Any = store.get_state(RUN_FLAG_KEY)
         self._restore_limits()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -186,6 +188,7 @@ class DeskService:
     async def pause(self, actor: str) -> dict[str, Any]:
         """Stop ticking (the loop keeps its place); a tick in progress finishes."""
         self._running.clear()
+        self._share_run_flag(actor)
         self._notify()
         self.store.journal(actor, "pause", {}, "ok")
         await self._publish_status("paused by " + actor)
@@ -194,6 +197,7 @@ class DeskService:
     async def resume(self, actor: str) -> dict[str, Any]:
         """Start ticking again."""
         self._running.set()
+        self._share_run_flag(actor)
         self._notify()
         self.store.journal(actor, "resume", {}, "ok")
         await self._publish_status("resumed by " + actor)
@@ -609,6 +613,7 @@ class DeskService:
         self._restore_limits(quiet=True)
         if self.timeline.mode == "replay":
             self._cursor = max(self._cursor, self._restore_cursor(quiet=True))
+        self._follow_run_flag()
         self._catch_up_approvals()
 
     async def _keep_lease(self) -> None:
@@ -623,6 +628,8 @@ class DeskService:
         except Exception as exc:  # a lease we cannot renew is a lease we may have lost
             held = False
             log.warning("desk.lease_unreachable", reason=str(exc))
+        with contextlib.suppress(Exception):  # the store may be down: health says so
+            self._follow_run_flag()
         if held and self.leader:
             with contextlib.suppress(Exception):
                 self._catch_up_approvals()
@@ -637,6 +644,26 @@ class DeskService:
             if held:
                 await self._promoted()
             self._notify()
+
+    def _share_run_flag(self, actor: str) -> None:
+        """Record pause/resume in the store, so the replica running the loop follows it."""
+        flag = {"running": self._running.is_set(), "by": actor, "at": utc_now().isoformat()}
+        self.store.set_state(RUN_FLAG_KEY, flag)
+        self._run_flag_seen = flag
+
+    def _follow_run_flag(self) -> None:
+        """Apply a pause or resume another replica recorded since this one last looked (at
+        start the settings' ``autostart`` decides, as without replicas)."""
+        flag = self.store.get_state(RUN_FLAG_KEY)
+        if flag is None or flag == self._run_flag_seen:
+            return
+        self._run_flag_seen = flag
+        if flag["running"]:
+            self._running.set()
+        else:
+            self._running.clear()
+        log.info("desk.run_flag_followed", running=flag["running"], by=flag.get("by"))
+        self._notify()
 
     def _catch_up_approvals(self) -> None:
         """Drop approvals another replica decided (so the loop does not wait for them)."""

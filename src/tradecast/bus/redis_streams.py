@@ -79,7 +79,7 @@ class _ChannelReader:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self.bus.closing:
             try:
                 if self.position is None:
                     self.position = await self.bus.last_id(self.channel) or BEGINNING
@@ -139,6 +139,7 @@ class RedisStreamBus:
         self.healthy = True
         self.last_error: str | None = None
         self.archive_failures = 0
+        self.closing = False
         self._published: dict[Channel, str] = {}
 
     # --- keys and health ----------------------------------------------------------------
@@ -216,12 +217,21 @@ class RedisStreamBus:
 
     async def aclose(self) -> None:
         """Stop the readers and the flusher; end every subscription."""
+        self.closing = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+        # Readers stop between two blocking reads: cancelling one inside XREAD BLOCK can
+        # leave it stuck in the client (seen with redis-py's asyncio client), so they are
+        # cancelled only if they do not stop by themselves.
         tasks = [r.task for r in self._readers.values()]
         if self._flusher is not None:
             tasks.append(self._flusher)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=READ_BLOCK_MS / 1000 + 1)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
         for reader in self._readers.values():
             for subscriber in tuple(reader.subscribers):
                 subscriber.close()

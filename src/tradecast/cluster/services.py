@@ -6,10 +6,11 @@ and close them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tradecast.bus import EventBus
 from tradecast.cluster.health import HealthMonitor, Probe
@@ -124,7 +125,10 @@ async def postgres_checkpointer(url: str) -> AsyncIterator[AsyncPostgresSaver]:
     try:
         saver = AsyncPostgresSaver(pool, serde=desk_serializer())  # type: ignore[arg-type]
         async with pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtext('tradecast.checkpoints'))")
+            # Polled, not waited for: LangGraph's migrations build indexes CONCURRENTLY, which
+            # wait for every open transaction, including a replica blocked on this lock.
+            while not await _try_lock(conn, "tradecast.checkpoints"):
+                await asyncio.sleep(0.2)
             try:
                 await saver.setup()
             finally:
@@ -132,3 +136,9 @@ async def postgres_checkpointer(url: str) -> AsyncIterator[AsyncPostgresSaver]:
         yield saver
     finally:
         await pool.close()
+
+
+async def _try_lock(conn: Any, name: str) -> bool:
+    cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS locked", (name,))
+    row = await cursor.fetchone()
+    return bool(row["locked"])

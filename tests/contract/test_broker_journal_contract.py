@@ -194,6 +194,41 @@ async def test_broker_replicas_on_one_journal_never_fill_an_order_twice(
     assert a.portfolio().positions[0].quantity == Decimal("0.03")
 
 
+class _RacingJournal:
+    """Lets another writer append just before this writer's first append (after its
+    catch-up read), as a replica racing on the same account would."""
+
+    def __init__(self, journal: Journal, race: JournalEvent) -> None:
+        self.journal, self.race, self.raced = journal, race, False
+
+    def append(self, account, events, *, after_seq=None):  # type: ignore[no-untyped-def]
+        if not self.raced and after_seq is not None and events[0].kind == "order":
+            self.raced = True
+            self.journal.append(account, [self.race])
+        return self.journal.append(account, events, after_seq=after_seq)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.journal, name)
+
+
+async def test_broker_a_writer_that_lost_a_race_plans_again_on_the_fresher_book(
+    store: tuple[Journal, Reopen],
+) -> None:
+    journal, _ = store
+    PaperBroker(journal, clock=lambda: T0)  # opens the account
+    moved = JournalEvent("mark", T0, {"symbol": "BTC/USDT", "price": "40000"})
+    racing = _RacingJournal(journal, moved)
+    broker = PaperBroker(racing, clock=lambda: T0)  # type: ignore[arg-type]
+    await broker.on_price("BTC/USDT", "50000", T0)
+    execution = await broker.submit(_intent("decision-1"))
+    assert racing.raced
+    # planned at 50,000, refused by the journal, planned again after the other writer's mark
+    assert execution.fills[0].price < Decimal("41000")
+    kinds = [e.kind for e in journal.read("paper")]
+    assert kinds == ["opened", "mark", "mark", "order", "fill"]
+    assert broker.portfolio() == PaperBroker(journal, clock=lambda: T0).portfolio()
+
+
 def test_broker_sqlite_journal_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     SqliteJournal(path).close()

@@ -4,6 +4,7 @@ per test)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -225,8 +227,9 @@ def test_killing_the_lease_holder_hands_the_loop_over_without_a_double_order(
     assert len(fills) == len(set(fills)), "an order filled twice"
     opened = [kind for kind, _ in rows if kind == "opened"]
     assert len(opened) == 1
-    times = [d["decision"]["decided_at"] for d in b.decisions()]
-    assert len(times) == len(set(times)), "a moment was decided twice"
+    times = sorted(datetime.fromisoformat(d["decision"]["decided_at"]) for d in b.decisions())
+    steps = {later - earlier for earlier, later in itertools.pairwise(times)}
+    assert steps == {timedelta(hours=1)}, f"the loop skipped or repeated a moment: {times}"
     print(f"handover in {handover_s:.2f}s; {len(orders)} orders, {len(times)} decisions")
 
 

@@ -151,7 +151,10 @@ class DeskService:
         """Start the loop (ticking at once when ``autostart``, else paused), after restoring
         the approvals that were pending when the desk last stopped."""
         await self._restore_pending()
-        if autostart:
+        stored = self._run_flag_seen
+        # A pause or resume an operator recorded outlives restarts and failovers: a paused
+        # desk must not start trading because a replica came up with autostart on.
+        if stored["running"] if stored else autostart:
             self._running.set()
         await self._keep_lease_once()
         self._keeper = asyncio.create_task(self._keep_lease(), name="desk-lease")
@@ -298,6 +301,7 @@ class DeskService:
         """Run one tick now: the next replayed instant, or the latest closed bar live."""
         try:
             result = await self._tick(observer)
+            assert result is not None  # only the loop's ticks are skipped
         except Exception as exc:
             self.store.journal(actor, "tick", {}, f"failed: {exc}")
             raise
@@ -395,7 +399,7 @@ class DeskService:
                 await self._wait(delay)
                 continue
             try:
-                await self._tick(None)
+                await self._tick(None, from_loop=True)
             except MarketDataError as exc:
                 self._skip_moment(exc)
             except Exception as exc:
@@ -409,10 +413,15 @@ class DeskService:
                 continue
             backoff = 1.0
 
-    async def _tick(self, observer: EventObserver | None) -> TickResult:
+    async def _tick(
+        self, observer: EventObserver | None, *, from_loop: bool = False
+    ) -> TickResult | None:
         async with self._lock:
             self._check_dependencies()
             self._catch_up()
+            await self._restore_pending(announce=False)
+            if from_loop and not (self.leader and self._running.is_set() and not self._pending):
+                return None  # paused, an approval opened, or the lease went elsewhere
             if self._finished():
                 raise DeskConflict(self._finished_message())
             moment = self._cursor
@@ -628,11 +637,9 @@ class DeskService:
         except Exception as exc:  # a lease we cannot renew is a lease we may have lost
             held = False
             log.warning("desk.lease_unreachable", reason=str(exc))
-        with contextlib.suppress(Exception):  # the store may be down: health says so
-            self._follow_run_flag()
+        if self.health is None or self.health.healthy:
+            await self._poll_store(held and self.leader)
         if held and self.leader:
-            with contextlib.suppress(Exception):
-                self._catch_up_approvals()
             return
         if held != self.leader:
             self.leader = held
@@ -651,11 +658,30 @@ class DeskService:
         self.store.set_state(RUN_FLAG_KEY, flag)
         self._run_flag_seen = flag
 
+    async def _poll_store(self, leading: bool) -> None:
+        """Read what other replicas recorded, in a worker thread: the store's calls block, and
+        while its database is unreachable they would hold up the event loop (and every
+        request) for their timeout."""
+        pending = list(self._pending) if leading else []
+
+        def read() -> tuple[Any, dict[str, TickResult | None]]:
+            return self.store.get_state(RUN_FLAG_KEY), {d: self.store.tick(d) for d in pending}
+
+        try:
+            flag, ticks = await asyncio.to_thread(read)
+        except Exception as exc:  # the health monitor reports the outage; try again later
+            log.warning("desk.store_poll_failed", reason=str(exc)[:300])
+            return
+        self._apply_run_flag(flag)
+        self._drop_decided(ticks)
+
     def _follow_run_flag(self) -> None:
         """Apply a pause or resume another replica recorded since this one last looked (at
         start the settings' ``autostart`` decides, as without replicas)."""
-        flag = self.store.get_state(RUN_FLAG_KEY)
-        if flag is None or flag == self._run_flag_seen:
+        self._apply_run_flag(self.store.get_state(RUN_FLAG_KEY))
+
+    def _apply_run_flag(self, flag: Any, *, force: bool = False) -> None:
+        if flag is None or (flag == self._run_flag_seen and not force):
             return
         self._run_flag_seen = flag
         if flag["running"]:
@@ -667,9 +693,11 @@ class DeskService:
 
     def _catch_up_approvals(self) -> None:
         """Drop approvals another replica decided (so the loop does not wait for them)."""
+        self._drop_decided({d: self.store.tick(d) for d in list(self._pending)})
+
+    def _drop_decided(self, ticks: dict[str, TickResult | None]) -> None:
         before = len(self._pending)
-        for decision_id in list(self._pending):
-            tick = self.store.tick(decision_id)
+        for decision_id, tick in ticks.items():
             if tick is not None and tick.status != "awaiting_approval":
                 self._pending.pop(decision_id, None)
         if len(self._pending) != before:
@@ -679,6 +707,7 @@ class DeskService:
         """Now the loop is ours: start from where the last holder left everything."""
         try:
             self._catch_up()
+            self._apply_run_flag(self.store.get_state(RUN_FLAG_KEY), force=True)
             await self._restore_pending(announce=False)
         except Exception:
             log.exception("desk.takeover_sync_failed")

@@ -25,8 +25,8 @@ def _now() -> str:
 
 
 class DeskStore:
-    """The desk service's tables, on SQLite or PostgreSQL (small writes; safe to call from
-    the event loop)."""
+    """The desk service's tables, on SQLite or PostgreSQL (small, blocking calls: on
+    PostgreSQL one waits up to the pool's timeout while the server is unreachable)."""
 
     def __init__(self, db: StoreDb) -> None:
         self._db = db

@@ -88,7 +88,7 @@ class SqliteStoreDb:
 class PostgresStoreDb:
     """The store in PostgreSQL, through a small connection pool (reconnects after an outage)."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, timeout_s: float = 2.0) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 

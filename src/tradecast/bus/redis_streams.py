@@ -236,6 +236,8 @@ class RedisStreamBus:
             for subscriber in tuple(reader.subscribers):
                 subscriber.close()
         self._readers.clear()
+        if self._outbox:
+            log.error("bus.outbox_discarded", events=len(self._outbox), reason="bus closed")
 
     # --- internals used by subscriptions ------------------------------------------------
 
@@ -272,6 +274,11 @@ class RedisStreamBus:
         empty = upto == BEGINNING
         requested = parse_event_id(after)
         ahead = not empty and requested > parse_event_id(upto)
+        if ahead or empty:
+            # This replica's reader may just be behind the stream: ask Redis itself.
+            latest = await self.last_id(channel)
+            if latest is not None and requested <= parse_event_id(latest):
+                return []  # the reader delivers what follows ``after``; nothing is missing
         low = "-" if after == BEGINNING else "(" + after
         entries = [] if empty or ahead else await _xrange(self, key, low, upto)
         events: list[Item] = [decode_event(i, f) for i, f in entries]

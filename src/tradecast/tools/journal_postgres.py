@@ -38,7 +38,7 @@ CREATE INDEX IF NOT EXISTS broker_events_account ON broker_events (account, seq)
 class PostgresJournal:
     """:class:`~tradecast.tools.journal.Journal` on a PostgreSQL database (a small pool)."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 2.0) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 

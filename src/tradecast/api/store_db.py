@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from tradecast.cluster.postgres import open_pool_with_schema
+
 Rows = list[tuple[Any, ...]]
 
 TABLES = """
@@ -90,25 +92,17 @@ class PostgresStoreDb:
 
     def __init__(self, url: str, *, pool_size: int = 4, timeout_s: float = 2.0) -> None:
         import psycopg
-        from psycopg_pool import ConnectionPool
 
         self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            timeout=timeout_s,
-            kwargs={"autocommit": True, "connect_timeout": int(timeout_s)},
-            check=ConnectionPool.check_connection,
-            open=False,
-        )
         try:
-            self._pool.open(wait=True, timeout=timeout_s)
-            with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tradecast.schema'))")
-                conn.execute(TABLES.format(serial="BIGSERIAL PRIMARY KEY"))
+            self._pool = open_pool_with_schema(
+                url,
+                TABLES.format(serial="BIGSERIAL PRIMARY KEY"),
+                autocommit=True,
+                pool_size=pool_size,
+                timeout_s=timeout_s,
+            )
         except Exception as exc:
-            self._pool.close()
             raise StoreUnavailable(f"cannot open the desk store in PostgreSQL: {exc}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[Rows, int]:

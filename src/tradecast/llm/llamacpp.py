@@ -35,6 +35,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from tradecast.errors import LLMError
 from tradecast.llm.grammar import llama_grammar
+from tradecast.llm.llamacpp_logs import route_native_logs
 from tradecast.llm.structured import (
     StructuredSchema,
     json_schema_of,
@@ -97,6 +98,7 @@ def load_gguf(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, seed: i
             )
         from llama_cpp import Llama
 
+        route_native_logs()
         started = time.perf_counter()
         try:
             llama = Llama(

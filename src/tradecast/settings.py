@@ -195,6 +195,12 @@ class APIConfig(_Frozen):
         default=60.0, gt=0, description="sustained control requests per minute per API key"
     )
     control_burst: int = Field(default=10, ge=1, description="control requests allowed at once")
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        le=104_857_600,
+        description="larger request bodies are refused with 413 before they are read whole",
+    )
 
 
 class ClusterConfig(_Frozen):

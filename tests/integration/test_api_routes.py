@@ -224,6 +224,32 @@ async def test_other_422s_say_what_is_wrong(api):
     assert_error(response, 422, "validation_error")
 
 
+async def test_a_body_over_the_limit_is_a_413_and_changes_nothing(tmp_path: Path, embedder):
+    settings = api_settings(tmp_path / "data", api={"max_body_bytes": 4096})
+    async with running_app(settings, embedder) as (_, client):
+        before = (await client.get("/v1/risk/limits", headers=auth(VIEWER))).json()
+        padded = {"max_position_pct": "0.01", "note": "x" * 8192}
+        response = await client.put("/v1/risk/limits", json=padded, headers=auth(ADMIN))
+        assert "4096 bytes" in assert_error(response, 413, "content_too_large")["message"]
+
+        async def chunks():  # no Content-Length: the limit counts what arrives
+            for _ in range(8):
+                yield b" " * 1024
+
+        response = await client.post(
+            "/v1/chat",
+            content=chunks(),
+            headers={**auth(OPERATOR), "Content-Type": "application/json"},
+        )
+        assert_error(response, 413, "content_too_large")
+        after = (await client.get("/v1/risk/limits", headers=auth(VIEWER))).json()
+        assert after == before
+        small = await client.put(
+            "/v1/risk/limits", json={"max_position_pct": "0.05"}, headers=auth(ADMIN)
+        )
+        assert small.status_code == 200, small.text
+
+
 async def test_an_unexpected_error_is_a_500_that_leaks_nothing(api, monkeypatch):
     app, client = api
 

@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from tradecast import __version__
 from tradecast.agents.persona_card import load_card
 from tradecast.api.auth import KeyRing
+from tradecast.api.body_limit import install_body_limit
 from tradecast.api.deps import ApiContext
 from tradecast.api.desk_service import DeskService
 from tradecast.api.errors import install_error_handlers
@@ -126,6 +127,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
+    install_body_limit(app, settings.api.max_body_bytes)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

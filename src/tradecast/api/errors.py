@@ -66,6 +66,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
+    413: {"model": ErrorBody, "description": "request body over TRADECAST_API__MAX_BODY_BYTES"},
     429: {"model": ErrorBody, "description": "rate limited (see Retry-After)"},
 }
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap
 from pydantic import BaseModel, ValidationError
 
 from tradecast.errors import LLMError
@@ -73,9 +74,9 @@ def structured_runnable(
     bound: Runnable[Any, BaseMessage], schema: StructuredSchema, *, include_raw: bool
 ) -> Runnable[Any, Any]:
     """Chain a schema-constrained model with the parser, LangChain-style (``include_raw``)."""
-    parser = RunnableLambda(lambda message: parse_structured(message, schema), name="parse")
-    if not include_raw:
-        return bound | parser
+
+    def parse(message: BaseMessage) -> Any:
+        return parse_structured(message, schema)
 
     def parse_with_raw(values: dict[str, Any]) -> dict[str, Any]:
         raw: AIMessage = values["raw"]
@@ -84,7 +85,18 @@ def structured_runnable(
         except LLMError as exc:
             return {"raw": raw, "parsed": None, "parsing_error": exc}
 
-    return RunnableMap(raw=bound) | RunnablePassthrough() | RunnableLambda(parse_with_raw)
+    if not include_raw:
+        return bound | _inline_lambda(parse, "parse")
+    return RunnableMap(raw=bound) | _inline_lambda(parse_with_raw, "parse_with_raw")
+
+
+def _inline_lambda(func: Callable[[Any], Any], name: str) -> RunnableLambda[Any, Any]:
+    # Without an async twin, RunnableLambda.ainvoke runs a sync function on a worker thread:
+    # a thread hop per structured call, for microseconds of parsing.
+    async def afunc(value: Any) -> Any:
+        return func(value)
+
+    return RunnableLambda(func, afunc=afunc, name=name)
 
 
 def compact_schema(schema: Any) -> Any:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from services_support import TcpProxy, url_via
 from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import RedisLease
+from tradecast.cluster.lease import RedisLease, TickBusy
 from tradecast.cluster.services import postgres_probes
 from tradecast.settings import load_settings
 
@@ -52,6 +52,39 @@ async def test_many_contenders_never_hold_the_lease_together(redis_url, namespac
             held = await asyncio.gather(*(lease.acquire() for lease in leases))
             assert sum(held) == 1
             await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+async def test_replicas_take_turns_on_the_tick_lock(redis_url, namespace):
+    client = Redis.from_url(redis_url)
+    key = f"{namespace}:lease:desk"
+    a = RedisLease(client, key, ttl_s=0.6, owner="replica-a")
+    b = RedisLease(client, key, ttl_s=0.6, owner="replica-b")
+    inside: list[str] = []
+    overlaps = 0
+
+    async def tick(lease: RedisLease, seconds: float) -> None:
+        nonlocal overlaps
+        async with lease.exclusive_tick(wait_s=10):
+            overlaps += bool(inside)
+            inside.append(lease.owner)
+            await asyncio.sleep(seconds)  # longer than the ttl: the lock is renewed meanwhile
+            inside.remove(lease.owner)
+
+    try:
+        await asyncio.gather(*(tick(lease, 0.9) for lease in (a, b, a, b)))
+        assert overlaps == 0
+        assert await client.get(f"{key}:tick") is None, "released after each tick"
+        async with a.exclusive_tick(wait_s=1):
+            with pytest.raises(TickBusy, match="replica-a"):
+                async with b.exclusive_tick(wait_s=0.3):
+                    pass
+        # a holder that died (no renewal, no release) blocks the others for one ttl at most
+        await client.set(f"{key}:tick", "dead-replica", px=600)
+        async with asyncio.timeout(2):
+            async with b.exclusive_tick(wait_s=2):
+                assert (await client.get(f"{key}:tick")).startswith(b"replica-b")
     finally:
         await client.aclose()
 

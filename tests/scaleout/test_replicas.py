@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -170,6 +171,24 @@ def test_a_tick_through_replica_a_streams_to_a_viewer_on_replica_b(tmp_path, clu
     # both replicas read the one store and the one journal
     assert [d["id"] for d in b.decisions()] == [decision_id]
     assert a.get("/v1/portfolio") == b.get("/v1/portfolio")
+    # ticks forced through both replicas at once take turns: two consecutive bars, each once
+    with ThreadPoolExecutor(2) as pool:
+        forced = list(
+            pool.map(
+                lambda replica: httpx.post(
+                    f"{replica.base}/v1/desk/tick",
+                    params={"wait": "true"},
+                    headers=_auth(OPERATOR),
+                    timeout=300,
+                ),
+                (a, b),
+            )
+        )
+    assert [r.status_code for r in forced] == [200, 200], [r.text for r in forced]
+    forced_ids = {r.json()["decision"]["id"] for r in forced}
+    assert len(forced_ids) == 2, "both replicas decided the same bar"
+    ids = [d["id"] for d in b.decisions()]
+    assert len(ids) == len(set(ids)) == 3
     # start and stop through the replica that does not run the loop: the other one obeys
     leader, standby = (a, b) if a.readyz()[1]["leader"] else (b, a)
     assert not standby.readyz()[1]["leader"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -39,7 +40,7 @@ from tradecast.api.metrics import Metrics
 from tradecast.api.publisher import EventObserver, EventPublisher
 from tradecast.bootstrap import DeskRuntime
 from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import LocalLease, LoopLease
+from tradecast.cluster.lease import LocalLease, LoopLease, TickBusy
 from tradecast.domain import StreamEvent, utc_now
 from tradecast.errors import BrokerError, MarketDataError
 from tradecast.graphs.runner import TickResult, tick_result
@@ -52,6 +53,8 @@ log = get_logger(__name__)
 LIVE_GRACE = timedelta(seconds=5)
 """How long after a bar's close a live tick waits for the exchange to publish it."""
 MAX_BACKOFF_S = 60.0
+# how long a tick waits for another replica's tick of the same desk (embedded: ~10-30 s)
+TICK_WAIT_S = 120.0
 RUN_FLAG_KEY = "desk_running"
 DeskState = Literal[
     "running", "paused", "awaiting_approval", "finished", "stopped", "standby", "degraded"
@@ -416,7 +419,7 @@ class DeskService:
     async def _tick(
         self, observer: EventObserver | None, *, from_loop: bool = False
     ) -> TickResult | None:
-        async with self._lock:
+        async with self._lock, self._exclusive_tick():
             self._check_dependencies()
             self._catch_up()
             await self._restore_pending(announce=False)
@@ -430,6 +433,16 @@ class DeskService:
             result = await self._watched(observer, self.runtime.runner.tick(self.symbol, moment))
             await self._after_tick(result, moment)
             return result
+
+    @contextlib.asynccontextmanager
+    async def _exclusive_tick(self) -> AsyncIterator[None]:
+        # Any replica may be asked for a tick: they take turns on the desk's tick lock, and
+        # the catch-up inside it moves past the bar the previous holder decided.
+        try:
+            async with self.lease.exclusive_tick(TICK_WAIT_S):
+                yield
+        except TickBusy as exc:
+            raise DeskConflict(str(exc)) from None
 
     async def _watched(self, observer: EventObserver | None, work: Any) -> TickResult:
         stop = self.publisher.watch(observer) if observer is not None else None

@@ -5,13 +5,21 @@ the lease (:class:`RedisLease`): taken with ``SET key owner NX PX ttl``, renewed
 it expires, and given back on a clean stop. If the holder dies its key expires and another
 replica takes it within one ``ttl``. Renewing and releasing check the owner in a script, so a
 replica that lost its lease (paused past the ttl) cannot extend or delete another's.
+
+The lease decides who runs the loop; a tick can still be forced through any replica. So every
+tick, the loop's and a forced one, also holds the desk's tick lock (:meth:`exclusive_tick`):
+replicas take turns, and the next one resumes from the cursor the previous one stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from redis.asyncio import Redis
@@ -21,6 +29,7 @@ from tradecast.logs import get_logger
 
 log = get_logger(__name__)
 
+TICK_LOCK_POLL_S = 0.1
 RENEW_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -59,6 +68,21 @@ class LoopLease(Protocol):
         """Who holds the lease now (None: nobody)."""
         ...
 
+    def exclusive_tick(self, wait_s: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the desk's tick lock for the ``async with`` body, waiting up to ``wait_s`` for
+        another replica's tick to end; raises :class:`TickBusy` if it does not."""
+        ...
+
+
+class TickBusy(Exception):
+    """Another replica is still ticking this desk."""
+
+    def __init__(self, holder: str | None, waited_s: float) -> None:
+        super().__init__(
+            f"another replica ({holder or 'unknown'}) has been ticking this desk for more than "
+            f"{waited_s:.0f} s; try again when its tick ends"
+        )
+
 
 class LocalLease:
     """The embedded lease: one process, always the holder."""
@@ -77,6 +101,10 @@ class LocalLease:
     async def holder(self) -> str | None:
         """This process."""
         return self.owner
+
+    def exclusive_tick(self, wait_s: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """Nothing to share: the desk service serialises its own ticks."""
+        return contextlib.nullcontext()
 
 
 class RedisLease:
@@ -118,3 +146,34 @@ class RedisLease:
         """The owner string stored in the key."""
         value = await self.redis.get(self.key)
         return value.decode() if isinstance(value, bytes) else value
+
+    @contextlib.asynccontextmanager
+    async def exclusive_tick(self, wait_s: float) -> AsyncIterator[None]:
+        """The tick lock: a second key taken like the lease, renewed while the tick runs (a
+        tick may outlast the ttl) and expiring within one ttl if its holder dies."""
+        key, token = f"{self.key}:tick", f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + wait_s
+        while not await self.redis.set(key, token, nx=True, px=self._ttl_ms):
+            if time.monotonic() >= deadline:
+                holder = await self.redis.get(key)
+                raise TickBusy(holder.decode() if isinstance(holder, bytes) else holder, wait_s)
+            await asyncio.sleep(TICK_LOCK_POLL_S)
+        keeper = asyncio.create_task(self._keep_tick_lock(key, token), name="tick-lock")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            try:
+                await self._release(keys=[key], args=[token])
+            except RedisError as exc:
+                log.warning("lease.tick_unlock_failed", key=key, reason=str(exc))
+
+    async def _keep_tick_lock(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                await self._renew(keys=[key], args=[token, self._ttl_ms])
+            except RedisError as exc:  # the health monitor reports the outage
+                log.warning("lease.tick_lock_renew_failed", key=key, reason=str(exc))

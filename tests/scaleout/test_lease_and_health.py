@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from services_support import TcpProxy, url_via
+from services_support import TcpProxy, free_port, url_via
 from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import RedisLease, TickBusy
+from tradecast.cluster.lease import RedisLease, TickBusy, TickLockError
 from tradecast.cluster.services import postgres_probes
 from tradecast.settings import load_settings
 
@@ -87,6 +87,11 @@ async def test_replicas_take_turns_on_the_tick_lock(redis_url, namespace):
                 assert (await client.get(f"{key}:tick")).startswith(b"replica-b")
     finally:
         await client.aclose()
+    nowhere = Redis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
+    with pytest.raises(TickLockError, match="out of reach"):
+        async with RedisLease(nowhere, key, ttl_s=0.6).exclusive_tick(wait_s=1):
+            pass
+    await nowhere.aclose()
 
 
 async def test_health_reports_an_outage_and_its_end_without_a_restart(redis_url, postgres_url):

@@ -40,7 +40,7 @@ from tradecast.api.metrics import Metrics
 from tradecast.api.publisher import EventObserver, EventPublisher
 from tradecast.bootstrap import DeskRuntime
 from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import LocalLease, LoopLease, TickBusy
+from tradecast.cluster.lease import LocalLease, LoopLease, TickLockError
 from tradecast.domain import StreamEvent, utc_now
 from tradecast.errors import BrokerError, MarketDataError
 from tradecast.graphs.runner import TickResult, tick_result
@@ -419,20 +419,27 @@ class DeskService:
     async def _tick(
         self, observer: EventObserver | None, *, from_loop: bool = False
     ) -> TickResult | None:
-        async with self._lock, self._exclusive_tick():
+        async with self._lock:
             self._check_dependencies()
-            self._catch_up()
-            await self._restore_pending(announce=False)
-            if from_loop and not (self.leader and self._running.is_set() and not self._pending):
-                return None  # paused, an approval opened, or the lease went elsewhere
-            if self._finished():
-                raise DeskConflict(self._finished_message())
-            moment = self._cursor
-            if self.timeline.mode == "live":
-                moment = min(moment, floor_instant(utc_now(), self.timeline.step))
-            result = await self._watched(observer, self.runtime.runner.tick(self.symbol, moment))
-            await self._after_tick(result, moment)
-            return result
+            async with self._exclusive_tick():
+                return await self._tick_next(observer, from_loop=from_loop)
+
+    async def _tick_next(
+        self, observer: EventObserver | None, *, from_loop: bool
+    ) -> TickResult | None:
+        """The tick itself, inside the desk's tick lock."""
+        self._catch_up()
+        await self._restore_pending(announce=False)
+        if from_loop and not (self.leader and self._running.is_set() and not self._pending):
+            return None  # paused, an approval opened, or the lease went elsewhere
+        if self._finished():
+            raise DeskConflict(self._finished_message())
+        moment = self._cursor
+        if self.timeline.mode == "live":
+            moment = min(moment, floor_instant(utc_now(), self.timeline.step))
+        result = await self._watched(observer, self.runtime.runner.tick(self.symbol, moment))
+        await self._after_tick(result, moment)
+        return result
 
     @contextlib.asynccontextmanager
     async def _exclusive_tick(self) -> AsyncIterator[None]:
@@ -441,7 +448,7 @@ class DeskService:
         try:
             async with self.lease.exclusive_tick(TICK_WAIT_S):
                 yield
-        except TickBusy as exc:
+        except TickLockError as exc:
             raise DeskConflict(str(exc)) from None
 
     async def _watched(self, observer: EventObserver | None, work: Any) -> TickResult:

@@ -70,11 +70,16 @@ class LoopLease(Protocol):
 
     def exclusive_tick(self, wait_s: float) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold the desk's tick lock for the ``async with`` body, waiting up to ``wait_s`` for
-        another replica's tick to end; raises :class:`TickBusy` if it does not."""
+        another replica's tick to end; raises :class:`TickBusy` if it does not, and
+        :class:`TickLockError` if the lock cannot be reached."""
         ...
 
 
-class TickBusy(Exception):
+class TickLockError(Exception):
+    """The tick lock could not be taken: no tick may run now."""
+
+
+class TickBusy(TickLockError):
     """Another replica is still ticking this desk."""
 
     def __init__(self, holder: str | None, waited_s: float) -> None:
@@ -152,12 +157,10 @@ class RedisLease:
         """The tick lock: a second key taken like the lease, renewed while the tick runs (a
         tick may outlast the ttl) and expiring within one ttl if its holder dies."""
         key, token = f"{self.key}:tick", f"{self.owner}:{uuid.uuid4().hex[:8]}"
-        deadline = time.monotonic() + wait_s
-        while not await self.redis.set(key, token, nx=True, px=self._ttl_ms):
-            if time.monotonic() >= deadline:
-                holder = await self.redis.get(key)
-                raise TickBusy(holder.decode() if isinstance(holder, bytes) else holder, wait_s)
-            await asyncio.sleep(TICK_LOCK_POLL_S)
+        try:
+            await self._take_tick_lock(key, token, wait_s)
+        except RedisError as exc:
+            raise TickLockError(f"the tick lock is out of reach (Redis: {exc})") from exc
         keeper = asyncio.create_task(self._keep_tick_lock(key, token), name="tick-lock")
         try:
             yield
@@ -169,6 +172,14 @@ class RedisLease:
                 await self._release(keys=[key], args=[token])
             except RedisError as exc:
                 log.warning("lease.tick_unlock_failed", key=key, reason=str(exc))
+
+    async def _take_tick_lock(self, key: str, token: str, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
+        while not await self.redis.set(key, token, nx=True, px=self._ttl_ms):
+            if time.monotonic() >= deadline:
+                holder = await self.redis.get(key)
+                raise TickBusy(holder.decode() if isinstance(holder, bytes) else holder, wait_s)
+            await asyncio.sleep(TICK_LOCK_POLL_S)
 
     async def _keep_tick_lock(self, key: str, token: str) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib import resources
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ class LLMCall(DomainModel):
     error: str | None = None
 
 
+@functools.cache  # read on every agent call otherwise; package files do not change
 def load_prompt(name: str) -> str:
     """A prompt template that lives beside the agents (``prompts/NAME.md``)."""
     return resources.files("tradecast.agents").joinpath(f"prompts/{name}.md").read_text("utf-8")

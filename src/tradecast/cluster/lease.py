@@ -149,7 +149,10 @@ class RedisLease:
 
     async def holder(self) -> str | None:
         """The owner string stored in the key."""
-        value = await self.redis.get(self.key)
+        return await self._owner_of(self.key)
+
+    async def _owner_of(self, key: str) -> str | None:
+        value = await self.redis.get(key)
         return value.decode() if isinstance(value, bytes) else value
 
     @contextlib.asynccontextmanager
@@ -177,8 +180,7 @@ class RedisLease:
         deadline = time.monotonic() + wait_s
         while not await self.redis.set(key, token, nx=True, px=self._ttl_ms):
             if time.monotonic() >= deadline:
-                holder = await self.redis.get(key)
-                raise TickBusy(holder.decode() if isinstance(holder, bytes) else holder, wait_s)
+                raise TickBusy(await self._owner_of(key), wait_s)
             await asyncio.sleep(TICK_LOCK_POLL_S)
 
     async def _keep_tick_lock(self, key: str, token: str) -> None:

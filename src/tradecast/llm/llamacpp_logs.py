@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import logging
 import threading
-from types import TracebackType
 
 _NATIVE = logging.getLogger("llama_cpp.native")
 # ggml.h's ggml_log_level as this build defines it: NONE, DEBUG, INFO, WARN, ERROR, CONT (the
@@ -32,19 +31,9 @@ _callbacks: list[object] = []  # ctypes frees a callback that nobody references
 _last_level = [1]
 
 
-class _LeaveStreamsAlone(contextlib.AbstractContextManager["_LeaveStreamsAlone"]):
+def _leave_streams_alone(disable: bool = True) -> contextlib.nullcontext[None]:
     """Stands in for llama-cpp-python's ``suppress_stdout_stderr``: redirects nothing."""
-
-    def __init__(self, disable: bool = True) -> None:
-        self.disable = disable
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    return contextlib.nullcontext()
 
 
 def _forward(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
@@ -71,4 +60,4 @@ def route_native_logs() -> None:
         llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
         for module in (llama_cpp.llama, llama_cpp._internals):
             if hasattr(module, "suppress_stdout_stderr"):
-                module.suppress_stdout_stderr = _LeaveStreamsAlone  # type: ignore[attr-defined]
+                module.suppress_stdout_stderr = _leave_streams_alone  # type: ignore[attr-defined]

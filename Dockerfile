@@ -5,11 +5,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY scripts ./scripts
 COPY src ./src
+# llama.cpp portable (AVX2, no -march=native, no AMX): the image runs on any x86-64 node
 RUN python -m venv /opt/tradecast \
     && /opt/tradecast/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/tradecast/bin/pip install --no-cache-dir \
         --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && scripts/install-llama.sh /opt/tradecast/bin/pip \
     && /opt/tradecast/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim

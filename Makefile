@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench doctor clean
+.PHONY: run test test-fast lint bench doctor sysinfo clean clean-llama
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# llama-cpp-python is built portably (AVX2, no -march=native, no AMX) by its own script,
+# so a wheel compiled here runs on any other x86-64 host with AVX2.
+$(STAMP): pyproject.toml scripts/install-llama.sh | $(BIN)/python
+	scripts/install-llama.sh $(BIN)/pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -35,5 +38,11 @@ bench: $(STAMP)  ## run every benchmark in bench/ and print its figures
 doctor: $(STAMP)
 	$(BIN)/tradecast doctor
 
+sysinfo: $(STAMP)  ## the CPU flags and llama.cpp build that the embedded model runs on
+	$(BIN)/python -m tradecast.llm.preflight --system-info
+
 clean:
 	rm -rf $(VENV) .tradecast .pytest_cache .ruff_cache
+
+clean-llama:  ## forget the built llama-cpp-python wheels (the next install rebuilds)
+	rm -rf $(HOME)/.cache/tradecast/wheels $(STAMP)

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -72,6 +73,11 @@ class LLMConfig(_Frozen):
     n_threads: int | None = Field(default=None, ge=1, description="llama.cpp CPU threads")
     n_gpu_layers: int | None = Field(
         default=None, description="layers on GPU; default: all when CUDA is present, else 0"
+    )
+    extra_buffer_types: StrictBool = Field(
+        default=False,
+        description="llama.cpp's repacked weight buffers (AMX, CPU repack); off by default: "
+        "the AMX path segfaults on some Intel Xeons, and off costs little on a small model",
     )
     n_ctx: int = Field(default=4096, ge=256)
     max_tokens: int = Field(default=256, ge=1, le=32768)

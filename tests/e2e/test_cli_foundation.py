@@ -36,6 +36,9 @@ def test_doctor_json_reports_a_working_embedded_llm(tmp_path: Path):
     assert report["llm"]["ok"] is True
     assert report["llm"]["backend"] == "llamacpp"
     assert report["llm"]["tokens_per_s"] > 0
+    assert report["llm"]["extra_buffer_types"] is False
+    assert "amx_tile" in report["llm"]["cpu"]["flags"] or not report["llm"]["cpu"]["flags"]
+    assert "llama-cpp-python" in report["llm"]["llamacpp_build"]
     assert report["embeddings"]["ok"] is True and report["embeddings"]["dimensions"] == 384
     assert "cuda" in report["gpu"]
 

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage,
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
+from tradecast.agents.schemas import AnalystView, RiskReview, TraderProposal
 from tradecast.errors import LLMError
 from tradecast.llm import LlamaCppChatModel, create_chat_model
 from tradecast.settings import LLMConfig
@@ -93,6 +94,33 @@ def test_structured_output_validates_for_20_prompts(model: LlamaCppChatModel):
     for schema, prompt in SCHEMAS:
         answer = model.with_structured_output(schema).invoke(prompt or "Answer.")
         assert isinstance(answer, schema), (schema, prompt)
+
+
+RAMBLE_CONTEXT = (
+    "Closes of the last bars: "
+    + ", ".join(f"{1.03 + (i % 3) / 100:.2f}" for i in range(240))
+    + ". RSI 50.0, 50.0, 50.0, 50.0, 50.0. Volume 1.03, 1.03, 1.03, 1.03."
+)
+RAMBLE_PROMPTS = [
+    "Repeat every number above in your rationale, all of them.",
+    "List all the closes in the rationale, then explain each one at length.",
+    "Write a very long rationale: an essay of many paragraphs about the numbers.",
+    "1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, continue:",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schema", [AnalystView, RiskReview, TraderProposal, Levels])
+def test_answers_made_to_ramble_still_close_and_parse(schema: type[BaseModel]):
+    """A long context of repeated numbers and prompts that ask for endless text, with a
+    max_tokens far below any answer: the grammar's length bounds still close every object."""
+    tight = create_chat_model(LLMConfig(max_tokens=16), "analyst")
+    structured = tight.with_structured_output(schema, include_raw=True)
+    for prompt in RAMBLE_PROMPTS:
+        result = structured.invoke([SystemMessage(RAMBLE_CONTEXT), HumanMessage(prompt)])
+        assert result["parsing_error"] is None, (prompt, result["raw"].content[-200:])
+        assert isinstance(result["parsed"], schema)
+        assert result["raw"].response_metadata["finish_reason"] == "stop"
 
 
 def test_structured_output_with_include_raw_reports_usage(model: LlamaCppChatModel):

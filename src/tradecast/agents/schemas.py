@@ -1,7 +1,8 @@
 """What each agent must answer, as small JSON schemas a 135M model can fill reliably.
 
-Bounds are ones the llama.cpp grammar enforces while decoding (unit intervals), and strings
-are capped, so an answer is always complete and always valid.
+Bounds are ones the llama.cpp grammar enforces while decoding (unit intervals, string
+lengths), so an answer always fits its token budget (``llm.grammar.answer_token_bound``) and
+is always complete and valid.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 TradeAction = Literal["BUY", "SELL", "HOLD"]
+# One short sentence. The grammar enforces it while decoding; a small model that repeats
+# itself ("1.03, 1.03, ...") is cut off here rather than running out of tokens.
+RATIONALE_CHARS = 80
 
 
 class AnalystView(BaseModel):
@@ -18,7 +22,7 @@ class AnalystView(BaseModel):
 
     action: TradeAction
     confidence: float = Field(ge=0, le=1, description="0 = no idea, 1 = certain")
-    rationale: str = Field(max_length=200, description="one short sentence")
+    rationale: str = Field(max_length=RATIONALE_CHARS, description="one short sentence")
 
 
 class RiskReview(BaseModel):
@@ -27,7 +31,7 @@ class RiskReview(BaseModel):
     stance: Literal["approve", "shrink", "veto"]
     size_fraction: float = Field(ge=0, le=1, description="share of the planned size to keep")
     confidence: float = Field(ge=0, le=1)
-    rationale: str = Field(max_length=200)
+    rationale: str = Field(max_length=RATIONALE_CHARS)
 
 
 class TraderProposal(BaseModel):
@@ -38,4 +42,4 @@ class TraderProposal(BaseModel):
     confidence: float = Field(ge=0, le=1)
     stop_loss_pct: float = Field(ge=0, le=1, description="stop distance as a fraction of price")
     take_profit_pct: float = Field(ge=0, le=1, description="target as a fraction of price")
-    rationale: str = Field(max_length=200)
+    rationale: str = Field(max_length=RATIONALE_CHARS)

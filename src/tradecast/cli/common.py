@@ -8,8 +8,9 @@ from typing import Any, NoReturn
 
 import typer
 
+from tradecast.llm.preflight import run_preflight
 from tradecast.logs import configure_logging
-from tradecast.settings import Settings, SettingsError, load_settings
+from tradecast.settings import LLMConfig, Settings, SettingsError, load_settings
 
 
 def cli_context(ctx: typer.Context) -> None:
@@ -31,6 +32,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` to stderr and exit non-zero."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def preflight_or_exit(settings: Settings, llm: LLMConfig | None = None) -> None:
+    """Probe the embedded model in a child process; exit 1 with its message if it crashes.
+
+    Run before a command opens a desk, so a model that dies of a native signal on this CPU
+    is reported in one clear message instead of killing the process mid-tick.
+    """
+    report = run_preflight(llm or settings.llm, settings.data_dir)
+    if not report.ok:
+        fail(report.error or "the embedded model failed its preflight")
 
 
 def print_json(payload: Any) -> None:

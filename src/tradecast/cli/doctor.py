@@ -11,6 +11,7 @@ from rich.table import Table
 
 from tradecast.bootstrap import build_chat_model
 from tradecast.cli.common import print_json
+from tradecast.llm.preflight import run_preflight
 from tradecast.llm.probe import probe_chat_model
 from tradecast.settings import Settings
 
@@ -41,6 +42,25 @@ def check_embeddings(settings: Settings) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def check_llm(settings: Settings) -> dict[str, Any]:
+    """Preflight the embedded model in a child process, then probe it here if it survived.
+
+    The preflight always probes afresh (no remembered pass): this is the command people run
+    when something is wrong.
+    """
+    preflight = run_preflight(settings.llm, cache_dir=None)
+    context = {
+        "backend": settings.llm.for_role("analyst")[0].value,
+        "cpu": {"model": preflight.cpu.model, "flags": preflight.cpu.flags},
+        "llamacpp_build": preflight.build,
+        "extra_buffer_types": settings.llm.extra_buffer_types,
+    }
+    if not preflight.ok:
+        return {"ok": False, "error": preflight.error, "signal": preflight.signal, **context}
+    llm = probe_chat_model(build_chat_model(settings, "analyst"))
+    return {**llm, **context, "preflight_s": preflight.seconds}
+
+
 def check_gpu() -> dict[str, Any]:
     """Whether torch sees CUDA and whether llama.cpp can offload layers."""
     import torch
@@ -62,9 +82,8 @@ def doctor(
 ) -> None:
     """Check that the configured LLM, the embeddings and the GPU work here."""
     settings: Settings = ctx.obj
-    llm = probe_chat_model(build_chat_model(settings, "analyst"))
-    llm["backend"] = settings.llm.for_role("analyst")[0].value
-    report = {"llm": llm, "embeddings": check_embeddings(settings), "gpu": check_gpu()}
+    report = {"llm": check_llm(settings), "embeddings": check_embeddings(settings)}
+    report["gpu"] = check_gpu()
     if as_json:
         print_json(report)
     else:

@@ -6,7 +6,7 @@ import typer
 import uvicorn
 
 from tradecast.api.app import create_app, resolve_keys
-from tradecast.cli.common import fail
+from tradecast.cli.common import fail, preflight_or_exit
 from tradecast.logs import get_logger
 from tradecast.settings import Settings
 
@@ -23,6 +23,7 @@ def serve(
     Without TRADECAST_API_KEYS, one key per role is generated and logged once.
     """
     settings: Settings = ctx.obj
+    preflight_or_exit(settings)
     bind_host = host or settings.api.host
     bind_port = port or settings.api.port
     try:

@@ -109,7 +109,9 @@ def gather_context(sources: ContextSources) -> Node:
             situation=situation,
             portfolio=sources.executor.portfolio(),
             memory_hits=tuple(hits),
-            memory_text=format_hits(hits),
+            # outcomes without the past situations' text: the hits were chosen for being
+            # similar, and their text would double the prompt a small model evaluates
+            memory_text=format_hits(hits, max_situation_chars=0),
         )
         emit("market", "tick", {"symbol": symbol, "price": str(price), "at": at.isoformat()})
         return {"context": context, "signals": [rules_signal(context.summary)]}

@@ -47,7 +47,7 @@ class DeskContext(DomainModel):
         return "\n".join(
             [
                 f"Symbol: {self.symbol}. Time: {self.at:%Y-%m-%d %H:%M} UTC. Price: {self.price}.",
-                f"Indicators: {self.summary.as_text()}",
+                f"Indicators: {self.summary.as_prompt_text()}",
                 f"Situation: {self.situation}",
                 f"Account: equity {self.portfolio.equity:.2f}, cash {self.portfolio.cash:.2f}, "
                 f"position {held}.",

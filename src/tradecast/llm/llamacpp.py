@@ -34,7 +34,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from tradecast.errors import LLMError
-from tradecast.llm.grammar import llama_grammar
+from tradecast.llm.grammar import answer_token_bound, llama_grammar
 from tradecast.llm.llamacpp_logs import route_native_logs
 from tradecast.llm.structured import (
     StructuredSchema,
@@ -80,13 +80,46 @@ class _LoadedModel:
     lock: threading.Lock
 
 
-_LOADED: dict[tuple[str, int, int, int], _LoadedModel] = {}
+_LOADED: dict[tuple[str, int, int, int, bool], _LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_gguf(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, seed: int) -> _LoadedModel:
+@contextlib.contextmanager
+def _model_params(extra_buffer_types: bool) -> Iterator[None]:
+    """Make ``Llama`` load with ``use_extra_bufts`` set as asked.
+
+    llama-cpp-python 0.3.36 has no keyword for it: ``Llama.__init__`` takes its model
+    parameters from ``llama_model_default_params()``, so that function is wrapped for the
+    duration of one load (under ``_LOAD_LOCK``, so no other load sees it). The extra buffer
+    types hold repacked weights (Intel AMX, CPU repack); the AMX path segfaults at the first
+    decode on Xeons whose host does not grant AMX tile state, hence off by default.
+    """
+    import llama_cpp.llama_cpp as native
+
+    default_params = native.llama_model_default_params
+
+    def params() -> Any:
+        value = default_params()
+        value.use_extra_bufts = extra_buffer_types
+        return value
+
+    native.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = default_params
+
+
+def load_gguf(
+    path: Path,
+    n_ctx: int,
+    n_threads: int,
+    n_gpu_layers: int,
+    seed: int,
+    extra_buffer_types: bool = False,
+) -> _LoadedModel:
     """Load (once per process) a GGUF model; raises ``LLMError('model_missing')`` if absent."""
-    key = (str(path.resolve()), n_ctx, n_threads, n_gpu_layers)
+    key = (str(path.resolve()), n_ctx, n_threads, n_gpu_layers, extra_buffer_types)
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
@@ -101,14 +134,15 @@ def load_gguf(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, seed: i
         route_native_logs()
         started = time.perf_counter()
         try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_gpu_layers=n_gpu_layers,
-                seed=seed,
-                verbose=False,
-            )
+            with _model_params(extra_buffer_types):
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_gpu_layers=n_gpu_layers,
+                    seed=seed,
+                    verbose=False,
+                )
         except ValueError as exc:
             raise LLMError("model_missing", f"cannot load GGUF model {path}: {exc}") from None
         log.info(
@@ -117,6 +151,7 @@ def load_gguf(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int, seed: i
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_gpu_layers=n_gpu_layers,
+            extra_buffer_types=extra_buffer_types,
             seconds=round(time.perf_counter() - started, 3),
         )
         _LOADED[key] = _LoadedModel(llama=llama, lock=threading.Lock())
@@ -144,11 +179,14 @@ def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
-def _with_system_hint(messages: list[dict[str, str]], hint: str) -> list[dict[str, str]]:
-    if messages and messages[0]["role"] == "system":
-        first = {"role": "system", "content": messages[0]["content"] + "\n\n" + hint}
-        return [first, *messages[1:]]
-    return [{"role": "system", "content": hint}, *messages]
+def _with_answer_hint(messages: list[dict[str, str]], hint: str) -> list[dict[str, str]]:
+    """The answer-format hint goes last, so everything before it (the tick's context, the
+    notes, the role's instructions) is a prefix shared with the tick's other calls, which
+    llama.cpp keeps in its KV cache instead of evaluating it again."""
+    if messages and messages[-1]["role"] == "user":
+        last = {"role": "user", "content": messages[-1]["content"] + "\n\n" + hint}
+        return [*messages[:-1], last]
+    return [*messages, {"role": "user", "content": hint}]
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> UsageMetadata:
@@ -172,6 +210,7 @@ class LlamaCppChatModel(BaseChatModel):
     temperature: float = 0.0
     seed: int = 42
     timeout_s: float = 60.0
+    extra_buffer_types: bool = False
     _loaded: _LoadedModel | None = PrivateAttr(default=None)
 
     @property
@@ -200,7 +239,14 @@ class LlamaCppChatModel(BaseChatModel):
             gpu_layers = self.n_gpu_layers
             if gpu_layers is None:
                 gpu_layers = -1 if gpu_offload_supported() else 0
-            self._loaded = load_gguf(self.model_path, self.n_ctx, threads, gpu_layers, self.seed)
+            self._loaded = load_gguf(
+                self.model_path,
+                self.n_ctx,
+                threads,
+                gpu_layers,
+                self.seed,
+                self.extra_buffer_types,
+            )
         return self._loaded
 
     def _request(
@@ -213,14 +259,21 @@ class LlamaCppChatModel(BaseChatModel):
             "seed": kwargs.get("seed", self.seed),
             "stop": stop,
         }
+        schema: dict[str, Any] | None = None
         if "tools" in kwargs:
             tools = kwargs["tools"]
             schema = tool_call_schema(tools, kwargs.get("tool_choice"))
-            chat = _with_system_hint(chat, tool_prompt(tools, kwargs.get("tool_choice")))
-            request["grammar"] = llama_grammar(schema)
+            chat = _with_answer_hint(chat, tool_prompt(tools, kwargs.get("tool_choice")))
         elif "json_schema" in kwargs:
-            chat = _with_system_hint(chat, schema_instruction(kwargs["json_schema"]))
-            request["grammar"] = llama_grammar(kwargs["json_schema"])
+            schema = kwargs["json_schema"]
+            chat = _with_answer_hint(chat, schema_instruction(schema))
+        if schema is not None:
+            request["grammar"] = llama_grammar(schema)
+            # A constrained answer cut short is invalid JSON: give it the longest answer the
+            # grammar admits, whatever max_tokens says.
+            bound = answer_token_bound(schema)
+            if bound is not None:
+                request["max_tokens"] = max(request["max_tokens"], bound)
         request["messages"] = chat
         return request
 

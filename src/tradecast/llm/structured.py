@@ -114,7 +114,42 @@ def compact_schema(schema: Any) -> Any:
 
 
 def schema_instruction(schema: dict[str, Any]) -> str:
-    """A system-prompt line that tells the model what JSON to write (decoding enforces it)."""
+    """A system-prompt line that tells the model what JSON to write (decoding enforces it).
+
+    A flat object is shown as its shape (``{"action": "BUY|SELL|HOLD", "confidence":
+    0..1}``): a third of the prompt tokens of its JSON schema, and the grammar holds the
+    exact rules anyway. Anything else is shown as its compact JSON schema.
+    """
+    shape = schema_shape(schema)
+    if shape is not None:
+        return f"Answer with one JSON object like {shape}"
     return "Answer with one JSON object that matches this JSON schema:\n" + json.dumps(
         compact_schema(schema), separators=(",", ":")
     )
+
+
+def schema_shape(schema: dict[str, Any]) -> str | None:
+    """``{"key": <what goes there>, ...}`` for an object of simple fields, else None."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, dict) or not properties:
+        return None
+    fields = []
+    for key, field in properties.items():
+        hint = _field_hint(field)
+        if hint is None:
+            return None
+        fields.append(f"{json.dumps(key)}: {hint}")
+    return "{" + ", ".join(fields) + "}"
+
+
+def _field_hint(field: dict[str, Any]) -> str | None:
+    if "enum" in field and all(isinstance(v, str) for v in field["enum"]):
+        return json.dumps("|".join(field["enum"]))
+    kind = field.get("type")
+    if kind in ("number", "integer") and "minimum" in field and "maximum" in field:
+        return f"{field['minimum']:g}..{field['maximum']:g}"
+    if kind in ("number", "integer", "boolean"):
+        return kind
+    if kind == "string" and not ({"pattern", "format", "const"} & field.keys()):
+        return json.dumps(f"<{field.get('description', 'text')}>")
+    return None

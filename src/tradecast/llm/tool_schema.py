@@ -15,6 +15,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from tradecast.errors import LLMError
 
 ANSWER_KEY = "answer"
+# A reply instead of a call is one short sentence: a small model given 600 characters filled
+# them with "1.03, 1.03, ..." (a token per character: seconds of decoding for nothing).
+ANSWER_MAX_CHARS = 80
 
 
 def openai_tools(tools: Sequence[dict[str, Any] | type | Any | BaseTool]) -> list[dict[str, Any]]:
@@ -47,7 +50,7 @@ def tool_call_schema(tools: list[dict[str, Any]], tool_choice: str | None) -> di
     if tool_choice in (None, "auto"):
         answer = {
             "type": "object",
-            "properties": {ANSWER_KEY: {"type": "string", "maxLength": 600}},
+            "properties": {ANSWER_KEY: {"type": "string", "maxLength": ANSWER_MAX_CHARS}},
             "required": [ANSWER_KEY],
         }
         return {"oneOf": [*calls, answer]}
@@ -66,9 +69,11 @@ def tool_prompt(tools: list[dict[str, Any]], tool_choice: str | None) -> str:
         '{"name": <tool name>, "arguments": {...}}.'
     ]
     for tool in tools:
+        # name(arguments): description; argument schemas are left to the grammar, which
+        # admits only valid calls (a small model's prompt tokens are the tick's cost)
         function = tool["function"]
-        params = json.dumps(function.get("parameters", {}).get("properties", {}))
-        lines.append(f"- {function['name']}: {function.get('description', '')} arguments: {params}")
+        params = ", ".join(function.get("parameters", {}).get("properties", {}))
+        lines.append(f"- {function['name']}({params}): {function.get('description', '')}")
     if tool_choice in (None, "auto"):
         lines.append(f'If no tool is needed, answer with JSON {{"{ANSWER_KEY}": <your reply>}}.')
     return "\n".join(lines)

@@ -279,8 +279,17 @@ class IndicatorSummary(DomainModel):
     trend: Trend | None = None
 
     def as_text(self) -> str:
-        """One compact line for a prompt: 'close=... ret1=+0.12% ... trend=up'."""
-        parts = [f"bars={self.bars}"]
+        """One line with every value: 'bars=200 close=... ret1=+0.12% ... trend=up'."""
+        return " ".join([f"bars={self.bars}", *self._fields(_ALL_FIELDS)])
+
+    def as_prompt_text(self) -> str:
+        """The values a desk prompt adds to its situation sentence (which already says the
+        returns, RSI band and volatility): 'rsi14=56.2 macd_hist=-140.8 ... trend=mixed'.
+        Each digit is a token to a small model, so raw levels (SMAs, MACD lines) stay out."""
+        return " ".join(self._fields(_PROMPT_FIELDS))
+
+    def _fields(self, names: tuple[str, ...]) -> list[str]:
+        parts = []
         for label, value, fmt in (
             ("close", self.last_close, "{:.6g}"),
             ("ret1", self.return_1, "{:+.2%}"),
@@ -296,9 +305,27 @@ class IndicatorSummary(DomainModel):
             ("sma20", self.sma_20, "{:.6g}"),
             ("sma50", self.sma_50, "{:.6g}"),
         ):
-            parts.append(f"{label}={fmt.format(value) if value is not None else 'n/a'}")
-        parts.append(f"trend={self.trend or 'n/a'}")
-        return " ".join(parts)
+            if label in names:
+                parts.append(f"{label}={fmt.format(value) if value is not None else 'n/a'}")
+        return [*parts, f"trend={self.trend or 'n/a'}"]
+
+
+_ALL_FIELDS = (
+    "close",
+    "ret1",
+    "ret24",
+    "rsi14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "boll_pct_b",
+    "atr14",
+    "vol24",
+    "vol_annual",
+    "sma20",
+    "sma50",
+)
+_PROMPT_FIELDS = ("rsi14", "macd_hist", "boll_pct_b")
 
 
 def _finite(value: object) -> float | None:

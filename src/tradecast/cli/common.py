@@ -10,7 +10,7 @@ import typer
 
 from tradecast.llm.preflight import run_preflight
 from tradecast.logs import configure_logging
-from tradecast.settings import LLMConfig, Settings, SettingsError, load_settings
+from tradecast.settings import Settings, SettingsError, load_settings
 
 
 def cli_context(ctx: typer.Context) -> None:
@@ -34,13 +34,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def preflight_or_exit(settings: Settings, llm: LLMConfig | None = None) -> None:
+def preflight_or_exit(settings: Settings) -> None:
     """Probe the embedded model in a child process; exit 1 with its message if it crashes.
 
     Run before a command opens a desk, so a model that dies of a native signal on this CPU
     is reported in one clear message instead of killing the process mid-tick.
     """
-    report = run_preflight(llm or settings.llm, settings.data_dir)
+    report = run_preflight(settings.llm, settings.data_dir)
     if not report.ok:
         fail(report.error or "the embedded model failed its preflight")
 

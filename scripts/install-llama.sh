@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs llama-cpp-python compiled for any x86-64 CPU with AVX2, never for this host only.
+# Installs llama-cpp-python compiled for any x86-64 CPU with AVX2 (the x86-64 baseline where
+# this CPU has no AVX2), never for this host only.
 #
 # pip would compile it with -march=native (llama.cpp's default) and cache that wheel: on a
 # CPU with fewer instruction sets it then dies with SIGILL, and on Intel Xeons the AMX code
@@ -12,9 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pip=${1:?usage: scripts/install-llama.sh PATH/TO/pip}
 version=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | cut -d= -f3)
-portable="-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
--DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF \
--DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF"
+# x86-64-v3 (AVX2, FMA, F16C, BMI2): every Intel since Haswell and AMD since Excavator. A CPU
+# without AVX2 (old, or some Atoms and Pentiums) gets the plain x86-64 baseline: slower, and
+# it runs everywhere.
+level=ON
+if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] && ! grep -qw avx2 /proc/cpuinfo; then
+  level=OFF
+fi
+portable="-DGGML_NATIVE=OFF -DGGML_SSE42=$level -DGGML_AVX=$level -DGGML_AVX2=$level \
+-DGGML_FMA=$level -DGGML_F16C=$level -DGGML_BMI2=$level -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF \
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF"
 flags=${LLAMA_CMAKE_ARGS:-$portable}
 key=$(printf '%s %s' "$version" "$flags" | sha256sum | cut -c1-16)
 wheels=${TRADECAST_WHEEL_CACHE:-$HOME/.cache/tradecast/wheels}/llama-cpp-python-$version-$key

@@ -4,6 +4,9 @@ clear message and a non-zero exit, never a dead server; the real model passes it
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -116,3 +119,18 @@ def test_the_real_model_passes_the_preflight(tmp_path: Path):
     assert report.models and report.models[0].endswith(".gguf")
     assert report.probes[0]["answer"]["action"] in ("BUY", "SELL", "HOLD")
     assert run_preflight(LLMConfig(), tmp_path).cached
+
+
+@pytest.mark.slow
+def test_the_real_model_on_a_cpu_without_avx2_is_a_sigill_message():
+    """The real llama.cpp build, run under qemu's user-mode emulation of a Sandy Bridge (AVX,
+    no AVX2): it dies of SIGILL as on an old host, and the preflight says so."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None or platform.machine() != "x86_64":
+        if os.environ.get("CI") == "true":
+            pytest.fail("qemu-user is missing: .ci/run installs it")
+        pytest.skip("needs qemu-user on an x86-64 host")
+    command = [qemu, "-cpu", "SandyBridge", sys.executable, "-m", "tradecast.llm.preflight"]
+    report = run_preflight(LLMConfig(), command=command)
+    assert report.ok is False and report.signal == "SIGILL", report.error
+    assert "instruction this CPU lacks" in (report.error or "")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tradecast.bootstrap import build_chat_model
 from tradecast.cli.common import print_json
-from tradecast.llm.preflight import run_preflight
+from tradecast.llm.preflight import llama_library_runs, run_preflight
 from tradecast.llm.probe import probe_chat_model
 from tradecast.settings import Settings
 
@@ -62,7 +62,11 @@ def check_llm(settings: Settings) -> dict[str, Any]:
 
 
 def check_gpu() -> dict[str, Any]:
-    """Whether torch sees CUDA and whether llama.cpp can offload layers."""
+    """Whether torch sees CUDA and whether llama.cpp can offload layers.
+
+    llama.cpp is only asked when a child process could read its build: on a CPU the build
+    does not fit, the question itself would kill this process.
+    """
     import torch
 
     from tradecast.llm.llamacpp import gpu_offload_supported
@@ -71,7 +75,7 @@ def check_gpu() -> dict[str, Any]:
     return {
         "cuda": cuda,
         "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-        "llamacpp_offload": gpu_offload_supported(),
+        "llamacpp_offload": gpu_offload_supported() if llama_library_runs() else None,
         "torch": torch.__version__,
     }
 

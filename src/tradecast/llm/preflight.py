@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -95,18 +96,48 @@ def read_cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     return CpuInfo(model=model, flags={name: name in flags for name in CPU_FLAGS_THAT_MATTER})
 
 
-@functools.cache
-def llama_build_info() -> str:
-    """llama.cpp's system-info line: the instruction sets this build was compiled with.
+_SYSTEM_INFO = (
+    "import sys, llama_cpp; "
+    "sys.stdout.write(llama_cpp.llama_print_system_info().decode('utf-8', 'replace').strip())"
+)
 
-    Loading the library runs no model code, so this is safe in the parent process.
+
+@functools.cache
+def _system_info() -> tuple[str, bool]:
+    """(llama.cpp's system-info line or why it is unknown, whether reading it worked)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SYSTEM_INFO],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"system info unreadable ({exc})", False
+    if done.returncode < 0:
+        return f"reading its system info died of {_signal_name(-done.returncode)}", False
+    if done.returncode != 0:
+        return f"system info unreadable ({done.stderr.strip()[-200:]})", False
+    return done.stdout.strip(), True
+
+
+def llama_build_info() -> str:
+    """llama-cpp-python's version and llama.cpp's system-info line: the instruction sets the
+    build was compiled with.
+
+    Read in a child process: on a CPU the build does not fit, this very call dies of SIGILL.
     """
     try:
-        import llama_cpp
-    except ImportError as exc:
-        return f"llama-cpp-python not importable: {exc}"
-    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    return f"llama-cpp-python {llama_cpp.__version__}: {info}"
+        version = importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        return "llama-cpp-python is not installed"
+    return f"llama-cpp-python {version}: {_system_info()[0]}"
+
+
+def llama_library_runs() -> bool:
+    """Whether this process may call into llama.cpp at all (its system info could be read)."""
+    return _system_info()[1]
 
 
 def embedded_model_paths(config: LLMConfig) -> list[Path]:
@@ -219,8 +250,8 @@ def crash_message(signal_name: str, cpu: CpuInfo, build: str, config: LLMConfig)
     if signal_name == "SIGILL":
         advice = (
             "this llama.cpp build uses an instruction this CPU lacks (a wheel compiled on "
-            "another host?): rebuild it here with `make clean-llama run`, or set "
-            "LLAMA_CMAKE_ARGS for an older CPU (docs/OPERATIONS.md)"
+            "another host?): rebuild it here with `make clean-llama run`, which builds "
+            "for AVX2, or for plain x86-64 on a CPU without it (docs/OPERATIONS.md)"
         )
     elif config.extra_buffer_types:
         advice = (

@@ -192,6 +192,18 @@ def test_indicator_summary_with_too_few_bars_is_mostly_none() -> None:
     assert summarize(hourly_frame([])) == IndicatorSummary()
 
 
+def test_indicator_prompt_text_keeps_what_the_situation_sentence_lacks() -> None:
+    summary = summarize(hourly_frame([100.0 + i for i in range(60)]))
+    text = summary.as_prompt_text()
+    assert text.split() == [
+        f"rsi14={summary.rsi_14:.1f}",
+        f"macd_hist={summary.macd_hist:+.4g}",
+        f"boll_pct_b={summary.bollinger_pct_b:.2f}",
+        "trend=up",
+    ]
+    assert set(text.split()) < set(summary.as_text().split())
+
+
 def test_indicator_candles_to_frame_converts_decimals() -> None:
     stamp = datetime(2021, 1, 1, tzinfo=UTC)
     candles = [

@@ -114,7 +114,7 @@ def compact_schema(schema: Any) -> Any:
 
 
 def schema_instruction(schema: dict[str, Any]) -> str:
-    """A system-prompt line that tells the model what JSON to write (decoding enforces it).
+    """A line that tells the model what JSON to write (decoding enforces it).
 
     A flat object is shown as its shape (``{"action": "BUY|SELL|HOLD", "confidence":
     0..1}``): a third of the prompt tokens of its JSON schema, and the grammar holds the

@@ -280,7 +280,7 @@ class IndicatorSummary(DomainModel):
 
     def as_text(self) -> str:
         """One line with every value: 'bars=200 close=... ret1=+0.12% ... trend=up'."""
-        return " ".join([f"bars={self.bars}", *self._fields(_ALL_FIELDS)])
+        return " ".join([f"bars={self.bars}", *self._fields(None)])
 
     def as_prompt_text(self) -> str:
         """The values a desk prompt adds to its situation sentence (which already says the
@@ -288,7 +288,8 @@ class IndicatorSummary(DomainModel):
         Each digit is a token to a small model, so raw levels (SMAs, MACD lines) stay out."""
         return " ".join(self._fields(_PROMPT_FIELDS))
 
-    def _fields(self, names: tuple[str, ...]) -> list[str]:
+    def _fields(self, names: tuple[str, ...] | None) -> list[str]:
+        """'label=value' for the ``names`` asked (None: all), then the trend."""
         parts = []
         for label, value, fmt in (
             ("close", self.last_close, "{:.6g}"),
@@ -305,26 +306,11 @@ class IndicatorSummary(DomainModel):
             ("sma20", self.sma_20, "{:.6g}"),
             ("sma50", self.sma_50, "{:.6g}"),
         ):
-            if label in names:
+            if names is None or label in names:
                 parts.append(f"{label}={fmt.format(value) if value is not None else 'n/a'}")
         return [*parts, f"trend={self.trend or 'n/a'}"]
 
 
-_ALL_FIELDS = (
-    "close",
-    "ret1",
-    "ret24",
-    "rsi14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "boll_pct_b",
-    "atr14",
-    "vol24",
-    "vol_annual",
-    "sma20",
-    "sma50",
-)
 _PROMPT_FIELDS = ("rsi14", "macd_hist", "boll_pct_b")
 
 

@@ -66,7 +66,7 @@ def test_no_embedded_role_means_nothing_to_probe():
 
 @pytest.fixture
 def crashing_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(preflight, "child_command", lambda config: _dies_of("SIGSEGV"))
+    monkeypatch.setattr(preflight, "child_command", lambda: _dies_of("SIGSEGV"))
     monkeypatch.setenv("TRADECAST_DATA_DIR", str(tmp_path))
 
 

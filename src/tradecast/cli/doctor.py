@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tradecast.bootstrap import build_chat_model
 from tradecast.cli.common import print_json
-from tradecast.llm.preflight import llama_library_runs, run_preflight
+from tradecast.llm.preflight import llama_build_info, llama_library_runs, run_preflight
 from tradecast.llm.probe import probe_chat_model
 from tradecast.settings import Settings
 
@@ -52,7 +52,7 @@ def check_llm(settings: Settings) -> dict[str, Any]:
     context = {
         "backend": settings.llm.for_role("analyst")[0].value,
         "cpu": {"model": preflight.cpu.model, "flags": preflight.cpu.flags},
-        "llamacpp_build": preflight.build,
+        "llamacpp_build": llama_build_info(),
         "extra_buffer_types": settings.llm.extra_buffer_types,
     }
     if not preflight.ok:

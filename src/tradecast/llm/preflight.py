@@ -51,6 +51,7 @@ CPU_FLAGS_THAT_MATTER = (
 )
 PREFLIGHT_TIMEOUT_S = 180.0
 CACHE_FILE = "llm-preflight.json"
+NOT_READ = "not read (no role loads llama.cpp)"
 
 
 @dataclass(frozen=True)
@@ -159,9 +160,9 @@ def embedded_model_paths(config: LLMConfig) -> list[Path]:
     return paths
 
 
-def child_command(config: LLMConfig) -> list[str]:
-    """The command that probes ``config``'s embedded models in a fresh interpreter (it reads
-    the settings as JSON on its standard input, so none of them shows in a process list)."""
+def child_command() -> list[str]:
+    """The command that probes the embedded models in a fresh interpreter (it reads the LLM
+    settings as JSON on its standard input, so none of them shows in a process list)."""
     return [sys.executable, "-m", "tradecast.llm.preflight"]
 
 
@@ -182,20 +183,21 @@ def run_preflight(
     Returns:
         The report; ``ok`` is True when no role uses llama.cpp or every model decoded.
     """
-    cpu, build = read_cpu_info(), llama_build_info()
+    cpu = read_cpu_info()
     try:
         models = [str(path) for path in embedded_model_paths(config)]
     except LLMError as exc:
         return PreflightReport(
-            ok=False, models=[], cpu=cpu, build=build, error=f"{exc.kind}: {exc}"
+            ok=False, models=[], cpu=cpu, build=NOT_READ, error=f"{exc.kind}: {exc}"
         )
-    if not models:
-        return PreflightReport(ok=True, models=[], cpu=cpu, build=build)
+    if not models:  # no role loads llama.cpp: no child process at all
+        return PreflightReport(ok=True, models=[], cpu=cpu, build=NOT_READ)
+    build = llama_build_info()
     key = _cache_key(config, models, cpu, build)
     if cache_dir is not None and _cached_pass(cache_dir, key):
         return PreflightReport(ok=True, models=models, cpu=cpu, build=build, cached=True)
     started = time.perf_counter()
-    report = _probe_child(list(command or child_command(config)), timeout_s, config, cpu, build)
+    report = _probe_child(list(command or child_command()), timeout_s, config, cpu, build)
     report = replace(report, models=models, seconds=round(time.perf_counter() - started, 2))
     if report.ok and cache_dir is not None:
         _remember_pass(cache_dir, key)

@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tradecast.broker.journal import SqliteJournal
+from tradecast.broker.market_rules import money
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, Side
 from tradecast.evals.baselines import sma_crossover_equity
 from tradecast.logs import configure_logging
+from tradecast.market.replay import ReplayMarket
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.journal import SqliteJournal
-from tradecast.tools.market_rules import money
-from tradecast.tools.replay import ReplayMarket
 
 SYMBOL = "BTC/USDT"
 

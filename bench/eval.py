@@ -40,9 +40,9 @@ from tradecast.evals.runner import EvalSpec, run_eval, run_evals
 from tradecast.evals.scoring import score
 from tradecast.llm.cache import SqliteLLMCache
 from tradecast.logs import configure_logging
+from tradecast.market.closed_bars import parse_timeframe
 from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.settings import load_settings
-from tradecast.tools.closed_bars import parse_timeframe
 
 START = datetime(2021, 1, 1, tzinfo=UTC)
 

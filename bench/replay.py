@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tradecast.logs import configure_logging
-from tradecast.tools.indicators import candles_to_frame, indicator_frame, summarize
-from tradecast.tools.replay import ReplayMarket
+from tradecast.market.indicators import candles_to_frame, indicator_frame, summarize
+from tradecast.market.replay import ReplayMarket
 
 WINDOW = 200
 

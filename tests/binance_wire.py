@@ -15,7 +15,7 @@ from typing import Any
 
 import yarl
 
-from tradecast.tools.ccxt_market import CcxtMarket
+from tradecast.market.ccxt_market import CcxtMarket
 
 BINANCE_FIXTURES = Path(__file__).parent / "fixtures" / "binance"
 RECORDED_AT = datetime(2021, 4, 25, 12, 59, 59, 512000, tzinfo=UTC)

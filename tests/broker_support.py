@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tradecast.broker.journal import Journal, SqliteJournal
+from tradecast.broker.market_rules import CostModel
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, OrderType, Position, Side
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.journal import Journal, SqliteJournal
-from tradecast.tools.market_rules import CostModel
 
 T = TypeVar("T")
 T0 = datetime(2021, 3, 1, 12, 0, tzinfo=UTC)

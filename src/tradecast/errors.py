@@ -1,4 +1,9 @@
-"""Error types users see; each message says what to do about it."""
+"""Error types users see; each message says what to do about it.
+
+Every error tradecast raises on purpose derives from :class:`TradecastError`, so a caller can
+tell a refusal from a bug, and the API maps each kind to its HTTP status in one place
+(``api/errors.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,57 @@ from typing import Literal
 
 class TradecastError(Exception):
     """Base of every error tradecast raises on purpose."""
+
+
+class SettingsError(TradecastError, ValueError):
+    """A setting is invalid; the message names the environment variable(s) to fix."""
+
+
+class NotFound(TradecastError):
+    """What was asked for does not exist (answered as 404): no such decision, thread or pending
+    approval. Not a ``KeyError``, so a lookup bug elsewhere never reads as a missing thing."""
+
+
+class Conflict(TradecastError):
+    """The request cannot be done in the current state (answered as 409)."""
+
+
+class DeskConflict(Conflict, ValueError):
+    """The desk cannot do that in its current state (answered as 409)."""
+
+
+class Unavailable(TradecastError):
+    """A service the desk depends on cannot be reached (the message says why)."""
+
+
+class StoreUnavailable(Unavailable, RuntimeError):
+    """The desk store's database cannot be reached (the message says why)."""
+
+
+class ArchiveUnavailable(Unavailable, RuntimeError):
+    """The event archive cannot be reached (the message says why)."""
+
+
+class TickLockError(Conflict):
+    """The tick lock could not be taken: no tick may run now."""
+
+
+class TickBusy(TickLockError):
+    """Another replica is still ticking this desk."""
+
+    def __init__(self, holder: str | None, waited_s: float) -> None:
+        super().__init__(
+            f"another replica ({holder or 'unknown'}) has been ticking this desk for more than "
+            f"{waited_s:.0f} s; try again when its tick ends"
+        )
+
+
+class SubscriberDropped(TradecastError):
+    """The subscriber fell too far behind (its queue filled up) and was cut off.
+
+    It should reconnect with the last id it processed; nothing is lost while that id is in the
+    replay buffer.
+    """
 
 
 LLMErrorKind = Literal["unreachable", "timeout", "unparseable", "model_missing", "backend"]

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tradecast.errors import SettingsError
+
 ENV_PREFIX = "TRADECAST_"
 ENV_NESTED_DELIMITER = "__"
 
@@ -293,10 +295,6 @@ class Settings(BaseSettings):
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ValueError(f"data_dir {self.data_dir} exists and is not a directory")
         return self
-
-
-class SettingsError(ValueError):
-    """A setting is invalid; the message names the environment variable(s) to fix."""
 
 
 def env_var_name(loc: tuple[Any, ...]) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tradecast.broker.journal import Journal, JournalConflict, JournalEvent, SqliteJournal
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, Side
 from tradecast.errors import BrokerError
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.journal import Journal, JournalConflict, JournalEvent, SqliteJournal
 
 Reopen = Callable[[], Journal] | None
 Factory = Callable[[Path], tuple[Journal, Reopen]]
@@ -29,7 +29,7 @@ T0 = datetime(2021, 3, 1, tzinfo=UTC)
 
 
 def _postgres(url: str) -> tuple[Journal, Reopen]:
-    from tradecast.tools.journal_postgres import PostgresJournal
+    from tradecast.broker.journal_postgres import PostgresJournal
 
     return PostgresJournal(url), lambda: PostgresJournal(url)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tradecast.api.desk_store import DeskStore
-from tradecast.api.store_db import PostgresStoreDb, StoreUnavailable
+from tradecast.desk.store import DeskStore
+from tradecast.desk.store_db import PostgresStoreDb
+from tradecast.errors import StoreUnavailable
 from tradecast.graphs.runner import TickResult
 
 

@@ -14,8 +14,8 @@ import pytest
 from binance_wire import RECORDED_AT, BinanceWire, binance_market
 from tradecast.domain import Candle, OrderBook, Ticker
 from tradecast.errors import MarketDataError
-from tradecast.tools.market_data import MarketData
-from tradecast.tools.replay import ReplayMarket
+from tradecast.market.base import MarketData
+from tradecast.market.replay import ReplayMarket
 
 # inside the recorded window (2021-04-24T20:00Z .. 2021-04-25T12:00Z, 05-07 missing)
 UNTIL_TIMES = [

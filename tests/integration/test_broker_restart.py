@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tradecast.broker.journal import SqliteJournal
+from tradecast.broker.market_rules import money
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, OrderStatus, Side
+from tradecast.market.replay import ReplayMarket
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.journal import SqliteJournal
-from tradecast.tools.market_rules import money
-from tradecast.tools.replay import ReplayMarket
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, Clock
@@ -109,8 +109,8 @@ CHILD = textwrap.dedent(
     from decimal import Decimal
     from tradecast.domain import OrderIntent, Side
     from tradecast.logs import configure_logging
-    from tradecast.tools.broker import PaperBroker
-    from tradecast.tools.journal import SqliteJournal
+    from tradecast.broker.paper import PaperBroker
+    from tradecast.broker.journal import SqliteJournal
 
     async def main(path):
         configure_logging("warning")  # stdout carries only the confirmed decision numbers

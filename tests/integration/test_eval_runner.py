@@ -28,10 +28,10 @@ from tradecast.evals.report import write_run
 from tradecast.evals.runner import EvalRun, EvalSpec, run_eval
 from tradecast.evals.scoring import score
 from tradecast.llm.cache import SqliteLLMCache
+from tradecast.market.replay import bundled_csv_files
 from tradecast.memory.chroma import DEFAULT_COLLECTION, chroma_settings
 from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.settings import load_settings
-from tradecast.tools.replay import bundled_csv_files
 
 START = datetime(2021, 1, 4, tzinfo=UTC)
 FOUR_HOURS = timedelta(hours=4)

@@ -9,9 +9,10 @@ import pytest
 from redis.asyncio import Redis
 
 from services_support import TcpProxy, free_port, url_via
-from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import RedisLease, TickBusy, TickLockError
-from tradecast.cluster.services import postgres_probes
+from tradecast.bootstrap.scaled import postgres_probes
+from tradecast.desk.health import HealthMonitor
+from tradecast.desk.lease import RedisLease
+from tradecast.errors import TickBusy, TickLockError
 from tradecast.settings import load_settings
 
 pytestmark = pytest.mark.scaleout

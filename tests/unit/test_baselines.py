@@ -15,7 +15,7 @@ from tradecast.evals.baselines import (
     sma_crossover_equity,
     sma_crossover_positions,
 )
-from tradecast.tools.replay import ReplayMarket
+from tradecast.market.replay import ReplayMarket
 
 
 @cache

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tradecast.broker.journal import SqliteJournal
+from tradecast.broker.market_rules import CostModel
+from tradecast.broker.paper import Broker, PaperBroker
 from tradecast.domain import OrderIntent, OrderStatus, Position, Side
 from tradecast.errors import BrokerError
-from tradecast.tools.broker import Broker, PaperBroker
-from tradecast.tools.journal import SqliteJournal
-from tradecast.tools.market_rules import CostModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, ETH, T0, Clock, buy, paper_broker, sell

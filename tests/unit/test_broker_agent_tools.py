@@ -16,13 +16,13 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from tradecast.agents.tools import build_agent_tools
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, Side
+from tradecast.market.indicators import summarize
+from tradecast.market.replay import ReplayMarket
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
-from tradecast.tools.agent_tools import build_agent_tools
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.indicators import summarize
-from tradecast.tools.replay import ReplayMarket
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, ETH, Clock, paper_broker

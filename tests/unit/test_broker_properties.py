@@ -17,11 +17,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tradecast.broker.journal import SqliteJournal
+from tradecast.broker.market_rules import money
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, OrderStatus, OrderType, Side
 from tradecast.errors import BrokerError
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.journal import SqliteJournal
-from tradecast.tools.market_rules import money
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, ETH, T0, Clock, paper_broker, run

@@ -17,10 +17,10 @@ import structlog
 from binance_wire import BINANCE_FIXTURES, RECORDED_AT, BinanceWire, binance_market
 from tradecast.bootstrap import build_market_data
 from tradecast.errors import MarketDataError
+from tradecast.market.base import MarketData
+from tradecast.market.ccxt_market import CcxtMarket
+from tradecast.market.replay import ReplayMarket
 from tradecast.settings import load_settings
-from tradecast.tools.ccxt_market import CcxtMarket
-from tradecast.tools.market_data import MarketData
-from tradecast.tools.replay import ReplayMarket
 
 
 def utc(*args: int) -> datetime:

@@ -13,8 +13,8 @@ from tradecast.agents.persona_card import load_card
 from tradecast.graphs.chat import ChatController
 from tradecast.graphs.commands import parse_command
 from tradecast.graphs.runner import TickResult
+from tradecast.risk.gate import updated_limits
 from tradecast.settings import RiskLimits
-from tradecast.tools.risk_gate import updated_limits
 
 LAST = {
     "id": "BTCUSDT-20210105T1200",

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tradecast.api.desk_service import DeskConflict, Timeline, build_timeline, floor_instant
+from tradecast.desk.service import Timeline, build_timeline, floor_instant
+from tradecast.errors import DeskConflict
 from tradecast.settings import DeskConfig
 
 HOUR = timedelta(hours=1)

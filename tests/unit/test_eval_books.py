@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tradecast.broker.market_rules import DEFAULT_MARKET_RULES, CostModel
+from tradecast.broker.paper import Execution
 from tradecast.domain import (
     Action,
     Decision,
@@ -33,10 +35,8 @@ from tradecast.evals.baselines import (
 )
 from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.ledger import closed_trade_pnls, equity_curve, price_grid, trade_log
+from tradecast.market.indicators import rsi
 from tradecast.settings import RiskLimits
-from tradecast.tools.broker import Execution
-from tradecast.tools.indicators import rsi
-from tradecast.tools.market_rules import DEFAULT_MARKET_RULES, CostModel
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradecast.domain import Candle
-from tradecast.tools.indicators import (
+from tradecast.market.indicators import (
     IndicatorSummary,
     atr,
     bars_per_year,
@@ -32,7 +32,7 @@ from tradecast.tools.indicators import (
     summary_from_indicators,
     true_range,
 )
-from tradecast.tools.replay import ReplayMarket
+from tradecast.market.replay import ReplayMarket
 
 approx = pytest.approx
 

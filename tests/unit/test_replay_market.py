@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tradecast.domain import Candle
 from tradecast.errors import MarketDataError
-from tradecast.tools.market_data import MarketData
-from tradecast.tools.replay import ReplayMarket
+from tradecast.market.base import MarketData
+from tradecast.market.replay import ReplayMarket
 
 
 def utc(*args: int) -> datetime:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from tradecast.broker.market_rules import CostModel, rules_for
 from tradecast.domain import Order, OrderStatus, Portfolio, Position, RiskVerdict
 from tradecast.errors import RiskLimitsError
+from tradecast.risk.gate import MarketContext, check_order, updated_limits
 from tradecast.settings import RiskLimits
-from tradecast.tools.market_rules import CostModel, rules_for
-from tradecast.tools.risk_gate import MarketContext, check_order, updated_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, ETH, T0, buy, sell

@@ -17,12 +17,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tradecast.broker.market_rules import money
+from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, OrderStatus, OrderType, Portfolio, Position, Side
 from tradecast.errors import BrokerError
+from tradecast.risk.gate import MarketContext, check_order
 from tradecast.settings import RiskLimits
-from tradecast.tools.broker import PaperBroker
-from tradecast.tools.market_rules import money
-from tradecast.tools.risk_gate import MarketContext, check_order
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_support import BTC, ETH, T0, Clock, paper_broker, run

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tradecast.settings import LLMBackend, SettingsError, env_var_name, load_settings
+from tradecast.errors import SettingsError
+from tradecast.settings import LLMBackend, env_var_name, load_settings
 
 
 def test_defaults_are_the_embedded_setup():

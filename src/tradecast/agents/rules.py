@@ -7,7 +7,7 @@ keeps the desk's decisions anchored in the data and is the same every time.
 from __future__ import annotations
 
 from tradecast.domain import Action, AgentSignal
-from tradecast.tools.indicators import IndicatorSummary
+from tradecast.market.indicators import IndicatorSummary
 
 OVERSOLD = 30.0
 OVERBOUGHT = 70.0

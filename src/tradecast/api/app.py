@@ -19,10 +19,7 @@ from tradecast.agents.persona_card import load_card
 from tradecast.api.auth import KeyRing
 from tradecast.api.body_limit import install_body_limit
 from tradecast.api.deps import ApiContext
-from tradecast.api.desk_service import DeskService
 from tradecast.api.errors import install_error_handlers
-from tradecast.api.metrics import Metrics
-from tradecast.api.publisher import EventPublisher
 from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.routes import desk, ops, streams, threads
 from tradecast.api.runs import RunStore
@@ -33,6 +30,9 @@ from tradecast.bootstrap import (
     open_desk,
     open_shared_services,
 )
+from tradecast.desk.metrics import Metrics
+from tradecast.desk.publisher import EventPublisher
+from tradecast.desk.service import DeskService
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
 from tradecast.memory.base import DecisionMemory

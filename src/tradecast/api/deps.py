@@ -17,14 +17,14 @@ from langchain_core.language_models import BaseChatModel
 
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.api.auth import KeyRing, Principal
-from tradecast.api.desk_service import DeskService
 from tradecast.api.errors import ApiError
-from tradecast.api.metrics import Metrics
-from tradecast.api.publisher import EventPublisher
 from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
 from tradecast.bus import EventBus
+from tradecast.desk.metrics import Metrics
+from tradecast.desk.publisher import EventPublisher
+from tradecast.desk.service import DeskService
 from tradecast.graphs.controls import Role, role_allows
 from tradecast.settings import Settings
 

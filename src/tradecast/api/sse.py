@@ -17,8 +17,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from tradecast.api.errors import ApiError
-from tradecast.api.metrics import Metrics
 from tradecast.bus import Resync, SubscriberDropped, Subscription, parse_event_id
+from tradecast.desk.metrics import Metrics
 from tradecast.domain import Channel, StreamEvent
 from tradecast.logs import get_logger
 from tradecast.settings import APIConfig

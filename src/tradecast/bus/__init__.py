@@ -5,12 +5,12 @@ from tradecast.bus.base import (
     EventBus,
     EventId,
     Resync,
-    SubscriberDropped,
     Subscription,
     format_event_id,
     parse_event_id,
 )
 from tradecast.bus.memory import InProcessEventBus
+from tradecast.errors import SubscriberDropped
 
 __all__ = [
     "BEGINNING",

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from tradecast.bus.base import parse_event_id
-from tradecast.cluster.postgres import SCHEMA_LOCK
 from tradecast.domain import Channel, StreamEvent
+from tradecast.errors import ArchiveUnavailable
 from tradecast.logs import get_logger
+from tradecast.postgres import SCHEMA_LOCK
 
 log = get_logger(__name__)
 
@@ -25,10 +26,6 @@ CREATE TABLE IF NOT EXISTS stream_events (
     PRIMARY KEY (channel, ms, seq)
 );
 """
-
-
-class ArchiveUnavailable(RuntimeError):
-    """The archive cannot be reached (the message says why)."""
 
 
 @runtime_checkable

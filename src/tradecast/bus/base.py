@@ -29,14 +29,6 @@ BEGINNING = "0-0"
 """Pass as ``after`` to get everything the channel still holds, without a resync."""
 
 
-class SubscriberDropped(Exception):
-    """The subscriber fell too far behind (its queue filled up) and was cut off.
-
-    It should reconnect with the last id it processed; nothing is lost while that id is in the
-    replay buffer.
-    """
-
-
 def parse_event_id(value: str) -> EventId:
     """``"1712345678901-3"`` -> (1712345678901, 3); a bare number means sequence 0.
 

@@ -11,8 +11,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from tradecast.bus.base import Resync, SubscriberDropped
+from tradecast.bus.base import Resync
 from tradecast.domain import Channel, StreamEvent
+from tradecast.errors import SubscriberDropped
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)

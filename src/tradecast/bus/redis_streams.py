@@ -33,7 +33,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tradecast.bus.archive import ArchiveUnavailable, EventArchive
+from tradecast.bus.archive import EventArchive
 from tradecast.bus.base import (
     BEGINNING,
     MAX_SEQUENCE,
@@ -44,6 +44,7 @@ from tradecast.bus.base import (
 )
 from tradecast.bus.queue import Item, QueueSubscription
 from tradecast.domain import CHANNELS, Channel, StreamEvent
+from tradecast.errors import ArchiveUnavailable
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)

@@ -8,9 +8,10 @@ from typing import Any, NoReturn
 
 import typer
 
+from tradecast.errors import SettingsError
 from tradecast.llm.preflight import run_preflight
 from tradecast.logs import configure_logging
-from tradecast.settings import Settings, SettingsError, load_settings
+from tradecast.settings import Settings, load_settings
 
 
 def cli_context(ctx: typer.Context) -> None:

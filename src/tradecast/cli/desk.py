@@ -14,8 +14,8 @@ from tradecast.cli.common import fail, preflight_or_exit, print_json
 from tradecast.domain import StreamEvent
 from tradecast.errors import TradecastError
 from tradecast.graphs.runner import TickResult
+from tradecast.market.closed_bars import parse_timeframe
 from tradecast.settings import Settings
-from tradecast.tools.closed_bars import parse_timeframe
 
 
 def parse_instant(text: str, option: str) -> datetime:

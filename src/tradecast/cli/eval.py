@@ -21,8 +21,8 @@ from tradecast.cli.common import fail, preflight_or_exit, print_json
 from tradecast.cli.desk import parse_instant
 from tradecast.errors import TradecastError
 from tradecast.logs import configure_logging
+from tradecast.market.closed_bars import parse_timeframe
 from tradecast.settings import AGENT_ROLES, LLMBackend, LLMConfig, RoleLLMConfig, Settings
-from tradecast.tools.closed_bars import parse_timeframe
 
 eval_app = typer.Typer(
     help="Replay history through the desk graph and score it against baselines.",

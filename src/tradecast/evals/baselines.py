@@ -135,9 +135,9 @@ def rsi_mean_reversion_positions(
 ) -> FloatArray:
     """1.0 from a close with RSI below ``oversold`` until one above ``overbought``, else 0.0.
 
-    RSI is Wilder's (the desk's own indicator, :func:`tradecast.tools.indicators.rsi`).
+    RSI is Wilder's (the desk's own indicator, :func:`tradecast.market.indicators.rsi`).
     """
-    from tradecast.tools.indicators import rsi
+    from tradecast.market.indicators import rsi
 
     if not 0 < oversold < overbought < 100:
         raise ValueError(f"need 0 < oversold < overbought < 100 (got {oversold}, {overbought})")

@@ -4,7 +4,7 @@ Both re-check what the desk did from the tick's recorded graph state, independen
 nodes that did it:
 
 - :func:`risk_violations`: every executed desk order is judged again by the pure gate
-  (:func:`tradecast.tools.risk_gate.check_order`) on the portfolio the desk saw, and must be
+  (:func:`tradecast.risk.gate.check_order`) on the portfolio the desk saw, and must be
   approved at its full size; independently of the gate's code, a buy must keep the position
   within ``max_position_pct`` of equity, no fill may exceed ``max_order_notional``, a sell
   may not sell more than was held, and nothing trades with the kill switch on.
@@ -20,11 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 from tradecast.agents.grounding import check_sentence
+from tradecast.broker.market_rules import CostModel, MarketRules, money
 from tradecast.domain import Fill, Portfolio, Side
 from tradecast.graphs.nodes import persona_facts
+from tradecast.risk.gate import MarketContext, check_order
 from tradecast.settings import RiskLimits
-from tradecast.tools.market_rules import CostModel, MarketRules, money
-from tradecast.tools.risk_gate import MarketContext, check_order
 
 ZERO = Decimal(0)
 

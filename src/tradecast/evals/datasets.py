@@ -2,7 +2,7 @@
 
 Bundled names are the package's files in lower case without ``.csv`` (``BTC-USDT-1h.csv`` is
 ``btc-usdt-1h``). A CSV path must have the columns ``timestamp, open, high, low, close,
-volume`` (see :mod:`tradecast.tools.replay`); its symbol comes from a file name shaped like
+volume`` (see :mod:`tradecast.market.replay`); its symbol comes from a file name shaped like
 the bundled ones (``SOL-USDT-1h.csv``) or must be given.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from tradecast.errors import MarketDataError, TradecastError
+from tradecast.market.replay import bundled_csv_files, normalize_symbol, read_ohlcv_csv
 from tradecast.settings import MarketConfig
-from tradecast.tools.replay import bundled_csv_files, normalize_symbol, read_ohlcv_csv
 
 _PAIR_FILE = re.compile(r"^(?P<base>[A-Za-z0-9]+)-(?P<quote>[A-Za-z0-9]+)(?:-\w+)?$")
 MIN_BARS_BEFORE_START = 2

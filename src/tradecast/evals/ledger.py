@@ -16,8 +16,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from tradecast.broker.market_rules import money
 from tradecast.domain import Fill, Order, Side
-from tradecast.tools.market_rules import money
 
 ZERO = Decimal(0)
 

@@ -41,6 +41,8 @@ from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.graphs.runner import TickResult
 from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
+from tradecast.market.closed_bars import ClosedBarsView
+from tradecast.market.replay import ReplayMarket
 from tradecast.memory.base import DecisionMemory, clean_situation
 from tradecast.memory.chroma import (
     DEFAULT_COLLECTION,
@@ -53,8 +55,6 @@ from tradecast.memory.embeddings import Embedder
 from tradecast.memory.inprocess import InProcessDecisionMemory, copy_to
 from tradecast.memory.situation import describe_situation
 from tradecast.settings import AgentRole, Settings
-from tradecast.tools.closed_bars import ClosedBarsView
-from tradecast.tools.replay import ReplayMarket
 
 log = get_logger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from tradecast.agents.calls import LLMCall
+from tradecast.broker.paper import Execution
 from tradecast.domain import (
     Action,
     AgentSignal,
@@ -23,8 +24,7 @@ from tradecast.domain import (
     Side,
 )
 from tradecast.graphs.state import DeskContext, TraderExits
-from tradecast.tools.broker import Execution
-from tradecast.tools.indicators import IndicatorSummary
+from tradecast.market.indicators import IndicatorSummary
 
 CHECKPOINTED_TYPES: tuple[type, ...] = (
     Action,

@@ -35,10 +35,10 @@ from tradecast.graphs.nodes import (
     trader_node,
 )
 from tradecast.graphs.state import DeskState
+from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AgentRole, DeskConfig
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.market_data import MarketData
 
 
 @dataclass(frozen=True)

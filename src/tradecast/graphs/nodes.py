@@ -29,14 +29,14 @@ from tradecast.domain import Action, OrderIntent, RiskVerdict, Side
 from tradecast.errors import MarketDataError, MemoryStoreError
 from tradecast.graphs.state import DeskContext, DeskState, TraderExits
 from tradecast.logs import get_logger
+from tradecast.market.base import MarketData
+from tradecast.market.indicators import candles_to_frame, summarize
 from tradecast.memory.base import DecisionMemory, DecisionRecord, horizon_delta
 from tradecast.memory.format import format_hits
 from tradecast.memory.outcomes import realised_outcome
 from tradecast.memory.situation import describe_situation
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import DeskConfig
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.indicators import candles_to_frame, summarize
-from tradecast.tools.market_data import MarketData
 
 log = get_logger(__name__)
 Node = Callable[[DeskState], Awaitable[dict[str, Any]]]

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, TypedDict
 
 from tradecast.agents.calls import LLMCall
+from tradecast.broker.paper import Execution
 from tradecast.domain import (
     AgentSignal,
     Decision,
@@ -18,8 +19,7 @@ from tradecast.domain import (
     Portfolio,
     RiskVerdict,
 )
-from tradecast.tools.broker import Execution
-from tradecast.tools.indicators import IndicatorSummary
+from tradecast.market.indicators import IndicatorSummary
 
 
 def merge_latency(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:

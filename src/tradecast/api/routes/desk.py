@@ -18,7 +18,6 @@ from tradecast.api.deps import (
     operator_control,
     viewer,
 )
-from tradecast.api.desk_service import DeskConflict
 from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.schemas import (
     ApprovalBody,
@@ -28,7 +27,7 @@ from tradecast.api.schemas import (
     positions_json,
 )
 from tradecast.domain import OrderStatus
-from tradecast.errors import BrokerError
+from tradecast.errors import BrokerError, DeskConflict
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 

@@ -1,7 +1,7 @@
 """The one path from the desk (agents, chat, API) to the broker: price, risk gate, submit.
 
 :class:`GatedExecutor` marks the symbol to the market's current price, asks the pure risk gate
-(:func:`tradecast.tools.risk_gate.check_order`) and submits only the approved (possibly shrunk)
+(:func:`tradecast.risk.gate.check_order`) and submits only the approved (possibly shrunk)
 intent. Nothing that calls it can skip the gate.
 """
 
@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tradecast.broker.paper import Broker, Execution, derive_client_order_id
 from tradecast.domain import (
     DomainModel,
     OrderIntent,
@@ -23,10 +24,9 @@ from tradecast.domain import (
 )
 from tradecast.errors import BrokerError, MarketDataError
 from tradecast.logs import get_logger
+from tradecast.market.base import MarketData
+from tradecast.risk.gate import MarketContext, check_order, updated_limits
 from tradecast.settings import RiskLimits
-from tradecast.tools.broker import Broker, Execution, derive_client_order_id
-from tradecast.tools.market_data import MarketData
-from tradecast.tools.risk_gate import MarketContext, check_order, updated_limits
 
 log = get_logger(__name__)
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tradecast.broker.market_rules import CostModel, MarketRules, money, tidy
 from tradecast.domain import (
     DomainModel,
     Order,
@@ -52,7 +53,6 @@ from tradecast.domain import (
 )
 from tradecast.errors import RiskLimitsError
 from tradecast.settings import RiskLimits
-from tradecast.tools.market_rules import CostModel, MarketRules, money, tidy
 
 ZERO = Decimal(0)
 

@@ -2,11 +2,11 @@
 
 A restart replays an account's events in order and gets the portfolio back exactly. The
 journal only stores events; what they mean belongs to the paper book
-(:mod:`tradecast.tools.paper_book`). One :meth:`Journal.append` call is one transaction: an
+(:mod:`tradecast.broker.book`). One :meth:`Journal.append` call is one transaction: an
 order and its fills are written together or not at all.
 
 Embedded default: SQLite in the data dir (WAL). The Postgres journal
-(:mod:`tradecast.tools.journal_postgres`, scale-out) implements the same Protocol and passes
+(:mod:`tradecast.broker.journal_postgres`, scale-out) implements the same Protocol and passes
 the same contract tests.
 
 Several brokers may share one account's journal (replicas of the API): an append names the

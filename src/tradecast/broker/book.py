@@ -25,9 +25,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from tradecast.broker.journal import JournalEvent
+from tradecast.broker.market_rules import AVG_PRICE_QUANTUM, money
 from tradecast.domain import Fill, Order, OrderStatus, Portfolio, Position, Side
-from tradecast.tools.journal import JournalEvent
-from tradecast.tools.market_rules import AVG_PRICE_QUANTUM, money
 
 Trigger = Literal["market", "limit", "stop_loss", "take_profit"]
 ZERO = Decimal(0)

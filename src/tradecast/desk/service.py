@@ -3,7 +3,7 @@
 It owns the :class:`~tradecast.bootstrap.DeskRuntime` opened by the app, and implements
 :class:`~tradecast.graphs.controls.DeskControls` for the API routes and the chat-control graph
 alike. Every control action is journaled (who, what, when, outcome) and every tick's report is
-kept for ``GET /v1/decisions``; both live in :class:`~tradecast.api.desk_store.DeskStore`.
+kept for ``GET /v1/decisions``; both live in :class:`~tradecast.desk.store.DeskStore`.
 
 The loop ticks one symbol at the ``desk.every`` cadence:
 
@@ -18,9 +18,9 @@ started it. While an order waits for approval the loop waits too: a human-in-the
 does not trade past an open question.
 
 Scaled out, several replicas share the store, the journal and the checkpoints, and only the
-holder of the loop lease (:mod:`tradecast.cluster.lease`) runs the loop; the others stand by,
+holder of the loop lease (:mod:`tradecast.desk.lease`) runs the loop; the others stand by,
 serve reads and controls, and take over when the holder's lease expires. The desk does not
-tick while a shared service is down (:mod:`tradecast.cluster.health`). Before each tick it
+tick while a shared service is down (:mod:`tradecast.desk.health`). Before each tick it
 catches up with what other replicas wrote: the broker's journal, the replay cursor, the risk
 limits and the approvals decided elsewhere.
 """
@@ -35,19 +35,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from tradecast.api.desk_store import DeskStore
-from tradecast.api.metrics import Metrics
-from tradecast.api.publisher import EventObserver, EventPublisher
-from tradecast.bootstrap import DeskRuntime
-from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import LocalLease, LoopLease, TickLockError
+from tradecast.broker.paper import Broker
+from tradecast.desk.health import HealthMonitor
+from tradecast.desk.lease import LocalLease, LoopLease
+from tradecast.desk.metrics import Metrics
+from tradecast.desk.publisher import EventObserver, EventPublisher
+from tradecast.desk.runtime import DeskRuntime
+from tradecast.desk.store import DeskStore
 from tradecast.domain import StreamEvent, utc_now
-from tradecast.errors import BrokerError, MarketDataError
+from tradecast.errors import BrokerError, DeskConflict, MarketDataError, TickLockError
 from tradecast.graphs.runner import TickResult, tick_result
 from tradecast.logs import get_logger
+from tradecast.market.closed_bars import parse_timeframe
 from tradecast.settings import DeskConfig, RiskLimits
-from tradecast.tools.broker import Broker
-from tradecast.tools.closed_bars import parse_timeframe
 
 log = get_logger(__name__)
 LIVE_GRACE = timedelta(seconds=5)
@@ -59,10 +59,6 @@ RUN_FLAG_KEY = "desk_running"
 DeskState = Literal[
     "running", "paused", "awaiting_approval", "finished", "stopped", "standby", "degraded"
 ]
-
-
-class DeskConflict(ValueError):
-    """The desk cannot do that in its current state (answered as 409)."""
 
 
 @dataclass(frozen=True)

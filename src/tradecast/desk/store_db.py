@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from tradecast.cluster.postgres import open_pool_with_schema
+from tradecast.errors import StoreUnavailable
+from tradecast.postgres import open_pool_with_schema
 
 Rows = list[tuple[Any, ...]]
 
@@ -45,10 +46,6 @@ CREATE TABLE IF NOT EXISTS threads (
     metadata TEXT NOT NULL
 );
 """
-
-
-class StoreUnavailable(RuntimeError):
-    """The desk store's database cannot be reached (the message says why)."""
 
 
 class StoreDb(Protocol):

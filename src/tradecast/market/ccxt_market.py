@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from tradecast.domain import Candle, OrderBook, OrderBookLevel, Ticker, utc_now
 from tradecast.errors import MarketDataError
 from tradecast.logs import get_logger
-from tradecast.tools.replay import Clock, from_epoch_ns, normalize_symbol, to_epoch_ns
+from tradecast.market.replay import Clock, from_epoch_ns, normalize_symbol, to_epoch_ns
 
 log = get_logger(__name__)
 

@@ -1,5 +1,5 @@
 """What the desk service keeps across restarts, in SQLite in the data dir (``control.sqlite``)
-or, when replicas share it, in PostgreSQL (:mod:`tradecast.api.store_db`):
+or, when replicas share it, in PostgreSQL (:mod:`tradecast.desk.store_db`):
 
 - the control journal: every operator action, who did it, when, and what came of it;
 - the decisions: each tick's report, newest first, for ``GET /v1/decisions``;
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tradecast.api.store_db import SqliteStoreDb, StoreDb
+from tradecast.desk.store_db import SqliteStoreDb, StoreDb
 from tradecast.graphs.runner import TickResult
 
 STORE_FILENAME = "control.sqlite"

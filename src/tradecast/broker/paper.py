@@ -3,7 +3,7 @@
 The paper broker is spot and long-only: market and limit orders, fees in bps, slippage in bps
 plus a size-aware term, positions with an average price and realised/unrealised P&L, and
 stop-loss / take-profit exits triggered by prices. Every change is journaled before it is
-applied (see :mod:`tradecast.tools.paper_book`), so a restart restores it exactly.
+applied (see :mod:`tradecast.broker.book`), so a restart restores it exactly.
 
 Submitting is idempotent on ``client_order_id``: a repeat returns the original order and fills
 once. Bad input raises :class:`BrokerError` with a clear message and changes nothing.
@@ -14,7 +14,7 @@ the broker has applied, and when another replica wrote first the broker catches 
 is found as a repeat rather than filled twice.
 
 The broker does not enforce the desk's risk limits; agents reach it only through
-:class:`tradecast.tools.execution.GatedExecutor`, which runs the risk gate first.
+:class:`tradecast.risk.execution.GatedExecutor`, which runs the risk gate first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,25 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
+from tradecast.broker.book import (
+    ZERO,
+    PaperBook,
+    Trigger,
+    cancel_event,
+    fill_event,
+    mark_event,
+    opened_event,
+    order_event,
+    stop_out_event,
+)
+from tradecast.broker.journal import Journal, JournalConflict, JournalEvent
+from tradecast.broker.market_rules import (
+    DEFAULT_MARKET_RULES,
+    CostModel,
+    MarketRules,
+    money,
+    rules_for,
+)
 from tradecast.domain import (
     DomainModel,
     Fill,
@@ -42,25 +61,6 @@ from tradecast.domain import (
 from tradecast.errors import BrokerError
 from tradecast.logs import get_logger
 from tradecast.settings import BrokerConfig
-from tradecast.tools.journal import Journal, JournalConflict, JournalEvent
-from tradecast.tools.market_rules import (
-    DEFAULT_MARKET_RULES,
-    CostModel,
-    MarketRules,
-    money,
-    rules_for,
-)
-from tradecast.tools.paper_book import (
-    ZERO,
-    PaperBook,
-    Trigger,
-    cancel_event,
-    fill_event,
-    mark_event,
-    opened_event,
-    order_event,
-    stop_out_event,
-)
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from tradecast.domain import Candle, OrderBook, Ticker
 from tradecast.domain.base import parse_duration
-from tradecast.tools.market_data import MarketData
+from tradecast.market.base import MarketData
 
 
 class ClosedBarsView:

@@ -8,38 +8,38 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from tradecast.agents.persona_card import load_card
-from tradecast.api.desk_store import STORE_FILENAME, DeskStore
-from tradecast.bus import InProcessEventBus
-from tradecast.cluster.health import HealthMonitor
-from tradecast.cluster.lease import LocalLease
-from tradecast.cluster.services import (
+from tradecast.agents.tools import build_agent_tools
+from tradecast.bootstrap.scaled import (
     SharedServices,
     open_redis_services,
     postgres_checkpointer,
     postgres_probes,
 )
+from tradecast.broker.journal import JOURNAL_FILENAME, Journal, SqliteJournal
+from tradecast.broker.market_rules import DEFAULT_MARKET_RULES
+from tradecast.broker.paper import Broker, PaperBroker
+from tradecast.bus import InProcessEventBus
+from tradecast.desk.health import HealthMonitor
+from tradecast.desk.lease import LocalLease
+from tradecast.desk.runtime import DeskRuntime, TickClock
+from tradecast.desk.store import STORE_FILENAME, DeskStore
 from tradecast.domain import Channel, StreamEvent, utc_now
 from tradecast.graphs.checkpoints import desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
 from tradecast.graphs.runner import DeskRunner, EventSink
 from tradecast.llm.factory import create_chat_model
+from tradecast.market.base import MarketData
+from tradecast.market.closed_bars import ClosedBarsView, parse_timeframe
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
+from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AGENT_ROLES, AgentRole, Settings
-from tradecast.tools.agent_tools import build_agent_tools
-from tradecast.tools.broker import Broker, PaperBroker
-from tradecast.tools.closed_bars import ClosedBarsView, parse_timeframe
-from tradecast.tools.execution import GatedExecutor
-from tradecast.tools.journal import JOURNAL_FILENAME, Journal, SqliteJournal
-from tradecast.tools.market_data import MarketData
-from tradecast.tools.market_rules import DEFAULT_MARKET_RULES
 
 
 def build_chat_model(settings: Settings, role: AgentRole) -> BaseChatModel:
@@ -73,10 +73,10 @@ def build_market_data(settings: Settings) -> MarketData:
     config = settings.market
     if config.source == "ccxt":
         # ccxt is imported only when a live market is asked for (it is slow to import)
-        from tradecast.tools.ccxt_market import CcxtMarket
+        from tradecast.market.ccxt_market import CcxtMarket
 
         return CcxtMarket(config.exchange, config.timeframe)
-    from tradecast.tools.replay import ReplayMarket
+    from tradecast.market.replay import ReplayMarket
 
     return ReplayMarket(csv_paths=config.csv_paths)
 
@@ -85,7 +85,7 @@ def build_journal(settings: Settings) -> Journal:
     """The broker's journal: PostgreSQL when ``postgres_url`` is set (replicas share it),
     else SQLite at ``data_dir/journal.sqlite``."""
     if settings.postgres_url:
-        from tradecast.tools.journal_postgres import PostgresJournal
+        from tradecast.broker.journal_postgres import PostgresJournal
 
         return PostgresJournal(settings.postgres_url)
     return SqliteJournal(settings.data_dir / JOURNAL_FILENAME)
@@ -95,7 +95,7 @@ def build_desk_store(settings: Settings) -> DeskStore:
     """The desk service's store: PostgreSQL when ``postgres_url`` is set, else SQLite at
     ``data_dir/control.sqlite``."""
     if settings.postgres_url:
-        from tradecast.api.store_db import PostgresStoreDb
+        from tradecast.desk.store_db import PostgresStoreDb
 
         return DeskStore(PostgresStoreDb(settings.postgres_url))
     return DeskStore.sqlite(settings.data_dir / STORE_FILENAME)
@@ -163,33 +163,6 @@ def build_executor(
 ) -> GatedExecutor:
     """The risk-gated path to the broker that agents, chat and the API use."""
     return GatedExecutor(broker, market, settings.risk, clock)
-
-
-class TickClock:
-    """The desk's clock: the tick's instant while replaying, the wall clock otherwise."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start
-
-    def set(self, at: datetime) -> None:
-        """Make ``at`` the current instant (a replayed tick)."""
-        self._now = at
-
-    def __call__(self) -> datetime:
-        return self._now or utc_now()
-
-
-@dataclass
-class DeskRuntime:
-    """A desk ready to tick, with the parts the API and CLI read from."""
-
-    settings: Settings
-    market: MarketData
-    broker: Broker
-    executor: GatedExecutor
-    memory: DecisionMemory
-    runner: DeskRunner
-    clock: TickClock
 
 
 def build_desk_models(settings: Settings) -> dict[AgentRole, BaseChatModel]:

@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tradecast.errors import TickBusy, TickLockError
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
@@ -73,20 +74,6 @@ class LoopLease(Protocol):
         another replica's tick to end; raises :class:`TickBusy` if it does not, and
         :class:`TickLockError` if the lock cannot be reached."""
         ...
-
-
-class TickLockError(Exception):
-    """The tick lock could not be taken: no tick may run now."""
-
-
-class TickBusy(TickLockError):
-    """Another replica is still ticking this desk."""
-
-    def __init__(self, holder: str | None, waited_s: float) -> None:
-        super().__init__(
-            f"another replica ({holder or 'unknown'}) has been ticking this desk for more than "
-            f"{waited_s:.0f} s; try again when its tick ends"
-        )
 
 
 class LocalLease:

@@ -12,15 +12,15 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tradecast.cluster.postgres import open_pool_with_schema
-from tradecast.errors import BrokerError
-from tradecast.logs import get_logger
-from tradecast.tools.journal import (
+from tradecast.broker.journal import (
     JournalConflict,
     JournalEvent,
     check_position,
     encode_event,
 )
+from tradecast.errors import BrokerError
+from tradecast.logs import get_logger
+from tradecast.postgres import open_pool_with_schema
 
 log = get_logger(__name__)
 
@@ -37,7 +37,7 @@ CREATE INDEX IF NOT EXISTS broker_events_account ON broker_events (account, seq)
 
 
 class PostgresJournal:
-    """:class:`~tradecast.tools.journal.Journal` on a PostgreSQL database (a small pool)."""
+    """:class:`~tradecast.broker.journal.Journal` on a PostgreSQL database (a small pool)."""
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 2.0) -> None:
         import psycopg

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tradecast.bus import EventBus
-from tradecast.cluster.health import HealthMonitor, Probe
-from tradecast.cluster.lease import LoopLease, RedisLease
+from tradecast.desk.health import HealthMonitor, Probe
+from tradecast.desk.lease import LoopLease, RedisLease
 from tradecast.domain import Channel
 from tradecast.graphs.checkpoints import desk_serializer
 from tradecast.logs import get_logger

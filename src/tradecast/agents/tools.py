@@ -1,7 +1,7 @@
 """The tools agents may call: prices, an indicator summary, the portfolio, and orders.
 
 :func:`build_agent_tools` returns langchain-core tools closed over one
-:class:`~tradecast.tools.execution.GatedExecutor` (market data, broker, risk limits, clock).
+:class:`~tradecast.risk.execution.GatedExecutor` (market data, broker, risk limits, clock).
 ``submit_order`` always goes through the risk gate and returns its verdict. Arguments are
 validated by pydantic; bad arguments and refused requests come back to the model as a clear
 error message (a ``ToolMessage`` with ``status="error"`` when called with a tool call), never as
@@ -26,8 +26,8 @@ from pydantic import (
 
 from tradecast.domain import Order, OrderIntent, OrderType, Portfolio, Side, parse_symbol
 from tradecast.errors import MarketDataError
-from tradecast.tools.execution import ExecutionReport, GatedExecutor
-from tradecast.tools.indicators import candles_to_frame, summarize
+from tradecast.market.indicators import candles_to_frame, summarize
+from tradecast.risk.execution import ExecutionReport, GatedExecutor
 
 SUMMARY_BARS = 200
 """Bars fed to the indicator summary (enough for SMA50 and a settled MACD)."""

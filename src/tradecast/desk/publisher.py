@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tradecast.api.metrics import Metrics
 from tradecast.bus import EventBus
+from tradecast.desk.metrics import Metrics
 from tradecast.domain import StreamEvent
 from tradecast.logs import get_logger
 

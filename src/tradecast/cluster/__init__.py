@@ -1,1 +1,0 @@
-"""Running several replicas: the loop lease and the health of shared services."""

@@ -1,1 +1,0 @@
-"""The desk's hands: market data, indicators, the paper broker, the risk gate, agent tools."""

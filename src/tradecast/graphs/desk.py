@@ -1,4 +1,4 @@
-"""The desk graph, as drawn in DESIGN.md:
+"""The desk graph (docs/ARCHITECTURE.md, "The desk graph"):
 
 START -> gather_context -> [analyst, risk] -> trader -> consensus -> risk_gate
       -> (approval) -> execute -> [persona, remember] -> END

@@ -90,3 +90,7 @@ class RiskLimitsError(TradecastError, ValueError):
 
 class MemoryStoreError(TradecastError):
     """The vector memory refused the input or failed."""
+
+
+class EvalError(TradecastError):
+    """The eval could not run or its books do not add up; the message says why."""

@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import chromadb
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
 
 from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
+from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
 from tradecast.domain import Fill, Order, Portfolio
-from tradecast.errors import TradecastError
+from tradecast.errors import EvalError
 from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.graphs.runner import TickResult
@@ -43,28 +42,16 @@ from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
 from tradecast.market.closed_bars import ClosedBarsView
 from tradecast.market.replay import ReplayMarket
-from tradecast.memory.base import DecisionMemory, clean_situation
-from tradecast.memory.chroma import (
-    DEFAULT_COLLECTION,
-    ChromaDecisionMemory,
-    chroma_settings,
-    persistent_client,
-)
+from tradecast.memory.base import clean_situation
 from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.memory.embeddings import Embedder
-from tradecast.memory.inprocess import InProcessDecisionMemory, copy_to
 from tradecast.memory.situation import describe_situation
 from tradecast.settings import AgentRole, Settings
 
 log = get_logger(__name__)
 
-MemoryKind = Literal["exact", "chroma"]
 Progress = Callable[[int, int, dict[str, Any]], None]
 """Called after each decision with (done, total, the decision's row)."""
-
-
-class EvalError(TradecastError):
-    """The eval could not run or its books do not add up; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +137,7 @@ async def run_eval(
     )
     before = _counts(llm_cache), _counts(vectors)
     await _warm_embeddings(spec, run_settings, times, vectors)
-    memory = RunMemory.open(memory_kind, vectors)
+    memory = open_run_memory(memory_kind, vectors)
     try:
         async with open_desk(run_settings, models=chat_models, memory=memory.store) as desk:
             desk.runner.durability = "exit"
@@ -315,52 +302,6 @@ async def _warm_embeddings(
             texts.append(clean_situation(describe_situation(candles)))
     computed = await asyncio.to_thread(vectors.warm, texts)
     log.info("eval.embeddings_warmed", texts=len(texts), computed=computed)
-
-
-@dataclass
-class RunMemory:
-    """The run's own decision memory, and how it is saved into the run dir at the end."""
-
-    store: DecisionMemory
-    client: Any = None
-    collection: str | None = None
-
-    @classmethod
-    def open(cls, kind: MemoryKind, embedder: Embedder) -> RunMemory:
-        """An empty memory of ``kind``: exact in-process search, or a Chroma collection."""
-        if kind == "exact":
-            return cls(InProcessDecisionMemory(embedder))
-        if kind != "chroma":
-            raise EvalError(f"unknown memory {kind!r}: use 'exact' or 'chroma'")
-        client = chromadb.EphemeralClient(settings=chroma_settings())
-        name = f"eval-{uuid.uuid4().hex[:16]}"
-        return cls(ChromaDecisionMemory(client, embedder, collection=name), client, name)
-
-    def save(self, embedder: Embedder, path: Path) -> int:
-        """Copy every decision into a Chroma store at ``path`` (the desk's default collection,
-        so ``TRADECAST_DATA_DIR=OUT/data`` opens it); returns how many were saved."""
-        target_client = persistent_client(path)
-        ChromaDecisionMemory(target_client, embedder)  # creates the collection as the desk does
-        target = target_client.get_collection(DEFAULT_COLLECTION)
-        if isinstance(self.store, InProcessDecisionMemory):
-            return copy_to(self.store, target)
-        rows = self.client.get_collection(self.collection).get(
-            include=["embeddings", "documents", "metadatas"]
-        )
-        for start in range(0, len(rows["ids"]), 1000):
-            stop = start + 1000
-            target.upsert(
-                ids=rows["ids"][start:stop],
-                embeddings=rows["embeddings"][start:stop],
-                documents=rows["documents"][start:stop],
-                metadatas=rows["metadatas"][start:stop],
-            )
-        return len(rows["ids"])
-
-    def close(self) -> None:
-        """Drop an in-process Chroma collection."""
-        if self.client is not None and self.collection is not None:
-            self.client.delete_collection(self.collection)
 
 
 def _counts(cache: Any) -> tuple[int, int]:

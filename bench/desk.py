@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
 from tradecast.bootstrap import build_embedder, open_desk
 from tradecast.logs import configure_logging
 from tradecast.memory.chroma import ChromaDecisionMemory, persistent_client

@@ -26,7 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from eval_support import desk_models
+from support.evals import desk_models
 from tradecast.bootstrap import build_embedder
 from tradecast.evals.baselines import (
     rsi_mean_reversion_positions,

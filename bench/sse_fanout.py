@@ -42,7 +42,7 @@ def serve(port: int, clients: int, rate: float, seconds: float, data_dir: str) -
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import uvicorn
 
-    from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+    from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
     from tradecast.api.app import create_app
     from tradecast.domain import StreamEvent
     from tradecast.logs import configure_logging

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services_support import (  # noqa: F401 (fixtures for the scale-out tests)
+from support.services import (  # noqa: F401 (fixtures for the scale-out tests)
     namespace,
     postgres_url,
     private_redis,
@@ -19,7 +19,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from tradecast.memory.embeddings import SentenceTransformerEmbedder
+
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real all-MiniLM-L6-v2 model, loaded once for the whole session."""
+    return SentenceTransformerEmbedder()
 
 
 @pytest.fixture

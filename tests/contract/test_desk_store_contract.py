@@ -10,7 +10,7 @@ import pytest
 
 from tradecast.desk.store import DeskStore
 from tradecast.desk.store_db import PostgresStoreDb
-from tradecast.errors import StoreUnavailable
+from tradecast.errors import NotFound, StoreUnavailable
 from tradecast.graphs.runner import TickResult
 
 
@@ -67,7 +67,7 @@ def test_desk_store_keeps_one_report_per_decision_and_pages(store: DeskStore) ->
     assert [item["id"] for item in rest] == ["d-002", "d-001", "d-000"] and end is None
     buys, _ = store.decisions(action="BUY")
     assert [item["id"] for item in buys] == ["d-003", "d-001"]
-    with pytest.raises(KeyError, match="no decision"):
+    with pytest.raises(NotFound, match="no decision"):
         store.decisions(before="nope")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services_support import REDIS_URL
+from support.services import REDIS_URL
 from tradecast.bus import (
     BEGINNING,
     EventBus,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from binance_wire import RECORDED_AT, BinanceWire, binance_market
+from support.binance_wire import RECORDED_AT, BinanceWire, binance_market
 from tradecast.domain import Candle, OrderBook, Ticker
 from tradecast.errors import MarketDataError
 from tradecast.market.base import MarketData

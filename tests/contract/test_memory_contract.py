@@ -19,7 +19,7 @@ import chromadb
 import numpy as np
 import pytest
 
-from memory_support import load_candles, running_chroma_server, situation_at
+from support.memory import load_candles, running_chroma_server, situation_at
 from tradecast.domain import Action
 from tradecast.errors import MemoryStoreError
 from tradecast.memory import DecisionMemory, DecisionRecord, Outcome, SentenceTransformerEmbedder
@@ -53,12 +53,6 @@ REGIMES = {
     "bear": "2021-06-21T12",
     "calm-up": "2020-10-01T12",
 }
-
-
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real all-MiniLM-L6-v2 model, loaded once for the whole session."""
-    return SentenceTransformerEmbedder()
 
 
 @pytest.fixture(scope="session")

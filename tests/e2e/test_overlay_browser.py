@@ -5,20 +5,18 @@ screenshot has a transparent background."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
+from support.net import free_port
+from support.serve import serve_env, start_serve, wait_ready
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEYS = "viewer:view-key-123,operator:ops-key-456,admin:admin-key-789"
 CHROMIUM_ARGS = [
@@ -33,17 +31,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env.update(
+    port = free_port()
+    env = serve_env(
         {
             "TRADECAST_DATA_DIR": str(tmp_path / "data"),
             "TRADECAST_API_KEYS": KEYS,
@@ -52,21 +43,17 @@ def server(tmp_path: Path) -> Iterator[str]:
         }
     )
     log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [TRADECAST, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = start_serve(port, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not ready in 120 s"
-            time.sleep(0.5)
+        wait_ready(
+            process,
+            base,
+            timeout=120,
+            interval=0.5,
+            request_timeout=1,
+            tail=lambda: (tmp_path / "server.log").read_text()[-3000:],
+        )
         yield base
     finally:
         process.send_signal(signal.SIGINT)

@@ -5,24 +5,16 @@ sentence arrives on the SSE stream."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from support.net import free_port
+from support.serve import serve_env, start_serve, wait_ready
 
 
 def _generated_keys(log: Path) -> dict[str, str]:
@@ -34,9 +26,8 @@ def _generated_keys(log: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_serve_streams_a_persona_sentence_from_a_forced_tick(tmp_path: Path):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env.update(
+    port = free_port()
+    env = serve_env(
         {
             "TRADECAST_DATA_DIR": str(tmp_path / "data"),
             "TRADECAST_LOG_FORMAT": "json",
@@ -45,21 +36,17 @@ def test_serve_streams_a_persona_sentence_from_a_forced_tick(tmp_path: Path):
     )
     log_path = tmp_path / "server.log"
     log = log_path.open("w")
-    server = subprocess.Popen(
-        [TRADECAST, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    server = start_serve(port, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not ready in 180 s"
-            time.sleep(0.5)
+        wait_ready(
+            server,
+            base,
+            timeout=180,
+            interval=0.5,
+            request_timeout=1,
+            tail=lambda: log_path.read_text()[-3000:],
+        )
         keys = _generated_keys(log_path)
         assert keys["overlay"] == f"{base}/overlay/?key={keys['viewer']}"
         assert httpx.get(f"{base}/v1/desk/status").status_code == 401

@@ -20,12 +20,6 @@ from tradecast.settings import DeskConfig, load_settings
 DeskFactory = Callable[..., AbstractAsyncContextManager[DeskRuntime]]
 
 
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real all-MiniLM-L6-v2 model, loaded once for the session."""
-    return SentenceTransformerEmbedder()
-
-
 @pytest.fixture
 def events() -> list[StreamEvent]:
     """Everything a desk streamed during the test."""

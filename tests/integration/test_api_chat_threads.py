@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from langgraph_sdk import get_client
 
-from api_support import (
+from support.api import (
     ADMIN,
     OPERATOR,
     VIEWER,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api_support import (
+from support.api import (
     ADMIN,
     OPERATOR,
     VIEWER,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_support import (
+from support.api import (
     CHATTY,
     OPERATOR,
     VIEWER,

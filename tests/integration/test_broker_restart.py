@@ -23,7 +23,7 @@ from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, Clock
+from support.broker import BTC, Clock
 
 D = Decimal
 START = datetime(2021, 4, 1, tzinfo=UTC)

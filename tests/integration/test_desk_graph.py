@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
 from tradecast.errors import LLMError
 
 AT = datetime(2021, 1, 5, 12, tzinfo=UTC)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from eval_support import desk_models, prompt_text
+from support.evals import desk_models, prompt_text
 from tradecast.cli import app
 from tradecast.evals.datasets import resolve_dataset
 from tradecast.evals.manifest import build_manifest

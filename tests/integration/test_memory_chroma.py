@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from chromadb.api.client import SharedSystemClient
 
-from memory_support import situation_at
+from support.memory import situation_at
 from tradecast.bootstrap import build_embedder, build_memory
 from tradecast.domain import Action
 from tradecast.errors import MemoryStoreError
@@ -56,11 +56,6 @@ class CountingEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         self.calls.append(len(texts))
         return self.inner.embed(texts)
-
-
-@pytest.fixture(scope="module")
-def embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
 
 
 def _record(decision_id: str, bar: int, at: datetime = T0) -> DecisionRecord:

@@ -16,15 +16,8 @@ from typing import Any
 
 import pytest
 from fake_ollama import FakeOllama
-from rel_support import FIGURES
 
-from tradecast.memory.embeddings import SentenceTransformerEmbedder
-
-
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real all-MiniLM-L6-v2 model, loaded once for the session."""
-    return SentenceTransformerEmbedder()
+from support.reliability import FIGURES
 
 
 @pytest.fixture

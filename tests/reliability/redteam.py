@@ -8,7 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from rel_support import ADMIN, OPERATOR, VIEWER
+from support.reliability import ADMIN, OPERATOR, VIEWER
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
-from rel_support import ADMIN, KEYS, OPERATOR, VIEWER, auth, record
 
-from api_support import memory, scripted_models
+from support.api import memory, scripted_models
+from support.reliability import ADMIN, KEYS, OPERATOR, VIEWER, auth, record
 from tradecast.api.app import create_app
 from tradecast.settings import load_settings
 

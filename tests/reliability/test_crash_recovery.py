@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from fake_ollama import FakeOllama, good_answer
-from rel_support import OPERATOR, VIEWER, Serve, record
+
+from support.reliability import OPERATOR, VIEWER, Serve, record
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 STARTING_CASH = Decimal("10000")

@@ -18,8 +18,8 @@ import chromadb
 import httpx
 import pytest
 from fake_ollama import FakeOllama, Role, good_answer
-from rel_support import OPERATOR, START, VIEWER, Serve, ollama_models, record
 
+from support.reliability import OPERATOR, START, VIEWER, Serve, ollama_models, record
 from tradecast.bootstrap import DeskRuntime, open_desk
 from tradecast.domain import StreamEvent
 from tradecast.memory.chroma import ChromaDecisionMemory, chroma_settings

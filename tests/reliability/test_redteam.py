@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import structlog
 from redteam import CHAT_ATTACKS, PERSONA_ATTACKS, leaked
-from rel_support import ADMIN, KEYS, OPERATOR, VIEWER, record
 
-from api_support import auth, context, read_all_sse, running_app
-from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from support.api import auth, context, read_all_sse, running_app
+from support.reliability import ADMIN, KEYS, OPERATOR, VIEWER, record
+from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
 from tradecast.agents.moderation import Moderator
 from tradecast.settings import load_settings
 

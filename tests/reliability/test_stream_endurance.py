@@ -17,9 +17,9 @@ import tracemalloc
 
 import httpx
 import pytest
-from rel_support import KEYS, VIEWER, record
 
-from api_support import SSEReader, context, running_app, uvicorn_server
+from support.api import SSEReader, context, running_app, uvicorn_server
+from support.reliability import KEYS, VIEWER, record
 from tradecast.domain import StreamEvent
 from tradecast.settings import load_settings
 

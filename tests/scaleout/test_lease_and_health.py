@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from services_support import TcpProxy, free_port, url_via
+from support.net import free_port
+from support.services import TcpProxy, url_via
 from tradecast.bootstrap.scaled import postgres_probes
 from tradecast.desk.health import HealthMonitor
 from tradecast.desk.lease import RedisLease

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from services_support import PrivateRedis
+from support.services import PrivateRedis
 from tradecast.bus import BEGINNING, Resync
 from tradecast.bus.archive import PostgresEventArchive
 from tradecast.bus.redis_streams import RedisStreamBus

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +18,11 @@ import httpx
 import psycopg
 import pytest
 
-from services_support import TcpProxy, free_port, url_via
+from support.net import free_port
+from support.serve import serve_env, start_serve, wait_ready
+from support.services import TcpProxy, url_via
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
 OPERATOR, VIEWER = "op-key-0123456789", "viewer-key-0123456789"
 LEASE_TTL_S = 3.0
 
@@ -36,8 +35,7 @@ class Replica:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
-        full = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-        full.update(env)
+        full = serve_env(env)
         full.update(
             {
                 "TRADECAST_DATA_DIR": str(workdir / name),
@@ -46,25 +44,19 @@ class Replica:
             }
         )
         self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [TRADECAST, "serve", "--port", str(self.port)],
-            env=full,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = start_serve(self.port, full, self._log)
 
     def wait_ready(self, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, self.tail()
-            try:
-                answer = httpx.get(f"{self.base}/readyz", timeout=2)
-                if answer.status_code == 200:
-                    return answer.json()
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.tail()}"
-            time.sleep(0.3)
+        answer = wait_ready(
+            self.process,
+            self.base,
+            timeout=timeout,
+            interval=0.3,
+            request_timeout=2,
+            tail=self.tail,
+            name=self.name,
+        )
+        return answer.json()
 
     def readyz(self) -> tuple[int, dict]:
         answer = httpx.get(f"{self.base}/readyz", timeout=5)

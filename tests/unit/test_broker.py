@@ -17,7 +17,7 @@ from tradecast.domain import OrderIntent, OrderStatus, Position, Side
 from tradecast.errors import BrokerError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, ETH, T0, Clock, buy, paper_broker, sell
+from support.broker import BTC, ETH, T0, Clock, buy, paper_broker, sell
 
 D = Decimal
 

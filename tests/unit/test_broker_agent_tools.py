@@ -25,7 +25,7 @@ from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, ETH, Clock, paper_broker
+from support.broker import BTC, ETH, Clock, paper_broker
 
 D = Decimal
 NOW = datetime(2021, 1, 5, 12, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from tradecast.domain import OrderIntent, OrderStatus, OrderType, Side
 from tradecast.errors import BrokerError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, ETH, T0, Clock, paper_broker, run
+from support.broker import BTC, ETH, T0, Clock, paper_broker, run
 
 D = Decimal
 START = {BTC: D("40000"), ETH: D("2000")}

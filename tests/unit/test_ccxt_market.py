@@ -1,6 +1,6 @@
 """The ccxt market on ccxt's real Binance class, fed recorded Binance REST bodies.
 
-Only the socket is fake (``binance_wire.BinanceWire``, an aiohttp session stand-in): ccxt
+Only the socket is fake (``support.binance_wire.BinanceWire``, an aiohttp session stand-in): ccxt
 builds the requests, throttles, maps HTTP errors and parses klines, tickers and depth itself.
 """
 
@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import structlog
 
-from binance_wire import BINANCE_FIXTURES, RECORDED_AT, BinanceWire, binance_market
+from support.binance_wire import BINANCE_FIXTURES, RECORDED_AT, BinanceWire, binance_market
 from tradecast.bootstrap import build_market_data
 from tradecast.errors import MarketDataError
 from tradecast.market.base import MarketData

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 from tradecast.agents.persona_card import load_card
+from tradecast.errors import NotFound
 from tradecast.graphs.chat import ChatController
 from tradecast.graphs.commands import parse_command
 from tradecast.graphs.runner import TickResult
@@ -73,7 +74,7 @@ class RecordingControls:
 
     async def decide_approval(self, actor: str, decision_id: str, approved: bool) -> TickResult:
         if decision_id not in self.pending:
-            raise KeyError(f"no pending approval {decision_id!r}")
+            raise NotFound(f"no pending approval {decision_id!r}")
         self.pending.remove(decision_id)
         self.calls.append(("approval", (decision_id, approved)))
         return _tick()

@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import BaseModel
 
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 from tradecast.errors import LLMError
 from tradecast.llm.cache import SqliteLLMCache, astream_cached, cache_key, use_cache
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from memory_support import load_candles
+from support.memory import load_candles
 from tradecast.domain import Action
 from tradecast.memory import realised_outcome
 

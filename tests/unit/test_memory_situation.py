@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from memory_support import load_candles
+from support.memory import load_candles
 from tradecast.domain import Candle
 from tradecast.memory import describe_situation
 from tradecast.memory.situation import rsi

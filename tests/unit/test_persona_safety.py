@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 from tradecast.agents.grounding import PersonaFacts, check_sentence, fallback_sentence
 from tradecast.agents.moderation import Moderator
 from tradecast.agents.persona import narrate

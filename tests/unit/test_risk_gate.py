@@ -17,7 +17,7 @@ from tradecast.risk.gate import MarketContext, check_order, updated_limits
 from tradecast.settings import RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, ETH, T0, buy, sell
+from support.broker import BTC, ETH, T0, buy, sell
 
 D = Decimal
 LOOSE = RiskLimits(max_position_pct=D("1"), max_order_notional=D("1000000"), max_open_positions=5)

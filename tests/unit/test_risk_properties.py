@@ -25,7 +25,7 @@ from tradecast.risk.gate import MarketContext, check_order
 from tradecast.settings import RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from broker_support import BTC, ETH, T0, Clock, paper_broker, run
+from support.broker import BTC, ETH, T0, Clock, paper_broker, run
 
 D = Decimal
 SYMBOLS = (BTC, ETH)

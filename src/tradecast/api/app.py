@@ -23,6 +23,7 @@ from tradecast.api.errors import install_error_handlers
 from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.routes import desk, ops, streams, threads
 from tradecast.api.runs import RunStore
+from tradecast.api.schemas import ApiIndex
 from tradecast.api.sse import FrameCache
 from tradecast.bootstrap import (
     build_desk_models,
@@ -138,7 +139,7 @@ def create_app(
     for router in (ops.router, desk.router, streams.router, threads.router):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, response_model=ApiIndex)
     async def root() -> dict[str, Any]:
         return {
             "name": "tradecast",

@@ -1,8 +1,10 @@
 """Every error the API returns has one JSON shape: ``{"error": {"code", "message"}}``.
 
-Validation errors (422) add ``fields``: each a field path and what is wrong with it. An
-unexpected exception is logged with its traceback and answered with a 500 that names a request
-id to find it in the log, never the exception itself.
+Validation errors (422) add ``fields``: each a field path and what is wrong with it. The
+domain's refusals are mapped here, once: :class:`~tradecast.errors.NotFound` is a 404
+(``not_found``, its message as is), so routes let it propagate. An unexpected exception is
+logged with its traceback and answered with a 500 that names a request id to find it in the
+log, never the exception itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradecast.errors import NotFound
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
@@ -110,6 +113,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotFound)
+    return error_response(404, "not_found", str(exc))
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = [
@@ -163,6 +171,7 @@ class CatchAllMiddleware:
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as ``{"error": {...}}``."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(CatchAllMiddleware)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from tradecast.errors import NotFound
 from tradecast.logs import bind_run, get_logger
 
 log = get_logger(__name__)
@@ -147,7 +148,7 @@ class RunStore:
             run.append("error", {"error": "Cancelled", "message": "the server is stopping"})
             run.finish("error")
             raise
-        except (KeyError, ValueError) as exc:
+        except (NotFound, ValueError) as exc:
             message = str(exc.args[0]) if exc.args else str(exc)
             run.append("error", {"error": type(exc).__name__, "message": message})
             run.finish("error")

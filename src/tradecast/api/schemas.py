@@ -1,4 +1,9 @@
-"""Request bodies and JSON views of domain objects for the HTTP API."""
+"""Request bodies, response bodies and JSON views of domain objects for the HTTP API.
+
+Response models describe the JSON the routes build (they validate it, then FastAPI writes it
+out): decimals and the instants the desk writes itself are strings there, passed through as
+they are, and every key keeps its place and its nulls.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tradecast.domain import Portfolio, Position
+from tradecast.api.runs import RunStatus
+from tradecast.desk.status import DeskStatus
+from tradecast.domain import Fill, Order, Portfolio, Position, StreamEvent
+from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
 THREAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:.\-]{0,99}$"
@@ -86,6 +94,211 @@ class RunCreate(BaseModel):
     def modes(self) -> list[str]:
         """The stream modes asked for, as a list."""
         return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+
+
+# --- responses --------------------------------------------------------------------------
+
+
+class ApiIndex(BaseModel):
+    """Where things are (``GET /``)."""
+
+    name: str
+    version: str
+    docs: str = Field(description="the interactive API docs")
+    openapi: str = Field(description="this API's OpenAPI schema")
+    overlay: str = Field(description="the stream overlay (pass a viewer key)")
+
+
+class Liveness(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class TickAccepted(BaseModel):
+    """A tick scheduled in the background (``POST /v1/desk/tick?wait=false``)."""
+
+    accepted: Literal[True]
+    status: DeskStatus = Field(description="the desk's status when the tick was scheduled")
+
+
+class JournalEntry(BaseModel):
+    """One control action."""
+
+    seq: int = Field(description="its place in the journal (pass it as ``before`` to page on)")
+    at: str = Field(description="when (ISO 8601)")
+    actor: str = Field(description="who: the key's role and id, or the desk itself")
+    action: str = Field(description="pause, resume, tick, approve, reject, set_limits, ...")
+    detail: dict[str, Any] = Field(description="the action's arguments")
+    outcome: str = Field(description="``ok``, a tick's status, or why it was refused or failed")
+
+
+class JournalPage(BaseModel):
+    """Control actions, newest first."""
+
+    items: list[JournalEntry]
+    next: int | None = Field(description="``before`` for the next page; null: no more")
+
+
+class ApprovalItem(BaseModel):
+    """An order waiting for a human."""
+
+    decision_id: str
+    thread_id: str | None = Field(description="the tick's thread; null if its report is gone")
+    decision: dict[str, Any] | None = Field(description="the decision the order carries out")
+    request: dict[str, Any] | None = Field(
+        description="what the approval asks: decision_id, intent (the order) and the gate's "
+        "reasons; null when the tick's checkpoint no longer waits"
+    )
+
+
+class ApprovalList(BaseModel):
+    """The orders waiting for a human."""
+
+    items: list[ApprovalItem]
+
+
+class PositionView(BaseModel):
+    """An open position at its mark (decimals as strings)."""
+
+    symbol: str
+    quantity: str
+    avg_price: str
+    realized_pnl: str
+    stop_loss: str | None
+    take_profit: str | None
+    opened_at: str | None = Field(description="when it was opened (ISO 8601)")
+    price: str = Field(description="the mark: the latest price, or the average price")
+    market_value: str = Field(description="quantity at the mark")
+    unrealized_pnl: str = Field(description="gain or loss at the mark, before fees")
+
+
+class PositionList(BaseModel):
+    """Open positions."""
+
+    items: list[PositionView]
+
+
+class PortfolioView(BaseModel):
+    """The paper account at the latest marks (decimals as strings)."""
+
+    cash: str
+    quote_currency: str
+    positions: list[PositionView] = Field(description="open positions")
+    prices: dict[str, str] = Field(description="the latest mark of each symbol")
+    realized_pnl: str
+    fees_paid: str
+    peak_equity: str | None
+    day_start_equity: str | None
+    timestamp: str | None = Field(description="when it was last marked (ISO 8601)")
+    stop_outs: dict[str, str] = Field(
+        description="when each symbol last hit its stop-loss (ISO 8601; cooldown)"
+    )
+    equity: str = Field(description="cash plus positions at market")
+    positions_value: str = Field(description="positions at market")
+    unrealized_pnl: str = Field(description="gain or loss of the open positions at market")
+    open_positions: int
+
+
+class OrderList(BaseModel):
+    """Orders at the broker, newest first."""
+
+    items: list[Order]
+
+
+class FillList(BaseModel):
+    """Fills, newest first."""
+
+    items: list[Fill]
+
+
+DecisionReport: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "DecisionReport",
+    __doc__="One tick's report (the tick's ``TickResult``) under its decision id.",
+    id=(str, Field(description="the decision id")),
+    **{
+        name: (field.annotation, Field(default=field.default, description=field.description))
+        for name, field in TickResult.model_fields.items()
+    },
+)
+
+
+class DecisionRecord(DecisionReport):  # type: ignore[misc, valid-type]
+    """One tick's report as the store keeps it."""
+
+    recorded_at: str = Field(description="when the report was last recorded (ISO 8601)")
+
+
+class DecisionPage(BaseModel):
+    """Tick reports, newest first."""
+
+    items: list[DecisionRecord]
+    next: str | None = Field(description="``before`` for the next page; null: no more")
+
+
+class ChannelEvents(BaseModel):
+    """A channel's latest events, oldest first."""
+
+    items: list[StreamEvent]
+    last_id: str | None = Field(description="the id to stream on from (null: none yet)")
+
+
+class PersonaSnapshot(BaseModel):
+    """What the persona said last."""
+
+    sentences: list[dict[str, Any]] = Field(description="its last sentence events' data")
+    emotion: str | None = Field(description="the emotion of the last sentence")
+
+
+class Snapshot(BaseModel):
+    """Everything a screen needs to redraw."""
+
+    status: DeskStatus
+    portfolio: PortfolioView
+    decision: DecisionRecord | None = Field(description="the latest tick report")
+    persona: PersonaSnapshot
+    last_ids: dict[str, str | None] = Field(
+        description="each channel's last event id, to stream on from"
+    )
+
+
+class ThreadInterrupt(BaseModel):
+    """A question a run waits on (LangGraph's ``Interrupt``)."""
+
+    id: str
+    value: Any = Field(description="for an approval: decision_id, intent and reasons")
+
+
+class ThreadView(BaseModel):
+    """A thread (LangGraph's ``Thread``)."""
+
+    thread_id: str
+    created_at: str | None = Field(description="ISO 8601; null for the desk thread")
+    updated_at: str | None
+    metadata: dict[str, Any]
+    status: Literal["idle", "busy", "interrupted"]
+    values: dict[str, Any] = Field(
+        description="the latest state: a tick report (desk and tick threads) or a chat reply"
+    )
+    interrupts: dict[str, list[ThreadInterrupt]] = Field(
+        description="what it waits on, by decision id (desk) or thread id (tick threads)"
+    )
+
+
+class RunView(BaseModel):
+    """A run (LangGraph's ``Run``)."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: str = Field(description="ISO 8601")
+    updated_at: str = Field(description="ISO 8601")
+    status: RunStatus
+    metadata: dict[str, Any]
+    multitask_strategy: Literal["enqueue"]
+
+
+# --- JSON views -------------------------------------------------------------------------
 
 
 def portfolio_json(portfolio: Portfolio) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -29,6 +30,7 @@ from tradecast.desk.health import HealthMonitor
 from tradecast.desk.lease import LocalLease
 from tradecast.desk.runtime import DeskRuntime, TickClock
 from tradecast.desk.store import STORE_FILENAME, DeskStore
+from tradecast.desk.timeline import TimelineFactory, live_timeline, replay_timeline
 from tradecast.domain import Channel, StreamEvent, utc_now
 from tradecast.graphs.checkpoints import desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
@@ -67,18 +69,26 @@ def build_memory(settings: Settings, embedder: Embedder | None = None) -> Decisi
     return ChromaDecisionMemory(client, embedder or build_embedder(settings))
 
 
-def build_market_data(settings: Settings) -> MarketData:
-    """Candles and prices: the bundled replay (plus ``market.csv_paths``) by default, or an
-    exchange through ccxt when ``market.source`` is 'ccxt'. Close it with ``aclose()``."""
+def build_market(settings: Settings) -> tuple[MarketData, TimelineFactory]:
+    """Candles and prices, and the timelines they allow: the bundled replay (plus
+    ``market.csv_paths``) replayed over its span by default, or an exchange through ccxt,
+    live, when ``market.source`` is 'ccxt'. Close the market with ``aclose()``."""
     config = settings.market
     if config.source == "ccxt":
         # ccxt is imported only when a live market is asked for (it is slow to import)
         from tradecast.market.ccxt_market import CcxtMarket
 
-        return CcxtMarket(config.exchange, config.timeframe)
+        return CcxtMarket(config.exchange, config.timeframe), live_timeline
     from tradecast.market.replay import ReplayMarket
 
-    return ReplayMarket(csv_paths=config.csv_paths)
+    replay = ReplayMarket(csv_paths=config.csv_paths)
+    bar = parse_timeframe(config.timeframe)
+    return replay, partial(replay_timeline, replay.span, bar=bar)
+
+
+def build_market_data(settings: Settings) -> MarketData:
+    """The market of :func:`build_market` alone (close it with ``aclose()``)."""
+    return build_market(settings)[0]
 
 
 def build_journal(settings: Settings) -> Journal:
@@ -182,7 +192,7 @@ async def open_desk(
     close what it opened on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bar = parse_timeframe(settings.market.timeframe)
-    source = build_market_data(settings)
+    source, timelines = build_market(settings)
     market = ClosedBarsView(source, bar)
     clock = TickClock()
     journal = build_journal(settings)
@@ -202,7 +212,9 @@ async def open_desk(
         async with open_checkpointer(settings) as saver:
             graph = build_desk_graph(deps, saver)
             runner = DeskRunner(graph, sink or _no_sink, set_clock=clock.set)
-            yield DeskRuntime(settings, market, broker, executor, deps.memory, runner, clock)
+            yield DeskRuntime(
+                settings, market, broker, executor, deps.memory, runner, clock, timelines
+            )
     finally:
         journal.close()
         await source.aclose()

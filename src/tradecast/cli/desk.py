@@ -11,6 +11,8 @@ from rich.console import Console
 
 from tradecast.bootstrap import open_desk
 from tradecast.cli.common import fail, preflight_or_exit, print_json
+from tradecast.desk.loop import DeskLoop
+from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import StreamEvent
 from tradecast.errors import TradecastError
 from tradecast.graphs.runner import TickResult
@@ -127,20 +129,16 @@ async def _loop(
 ) -> None:
     console = Console()
     last = await _latest_close(settings, symbol)
-    moment = first or last
 
     async def show(event: StreamEvent) -> None:
         _print_event(console, event)
 
+    async def shown(_: datetime, result: TickResult) -> None:
+        _print_tick(console, result)
+
     async with open_desk(settings, sink=show) as desk:
-        count = 0
-        while moment <= last and (ticks == 0 or count < ticks):
-            result = await desk.runner.tick(symbol, moment)
-            _print_tick(console, result)
-            count += 1
-            moment += step
-            if speed > 0:
-                await asyncio.sleep(speed)
+        loop = DeskLoop(desk.runner, symbol, ReplayTimeline(step, first or last, last))
+        await loop.run(shown, limit=ticks, pace_s=speed)
 
 
 def _print_event(console: Console, event: StreamEvent) -> None:

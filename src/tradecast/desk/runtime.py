@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tradecast.broker.paper import Broker
+from tradecast.desk.timeline import TimelineFactory
 from tradecast.domain import utc_now
 from tradecast.graphs.runner import DeskRunner
 from tradecast.market.base import MarketData
@@ -40,3 +41,5 @@ class DeskRuntime:
     memory: DecisionMemory
     runner: DeskRunner
     clock: TickClock
+    timelines: TimelineFactory
+    """The timeline of a desk configuration on this market (replay or live)."""

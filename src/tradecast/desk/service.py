@@ -5,7 +5,8 @@ It owns the :class:`~tradecast.bootstrap.DeskRuntime` opened by the app, and imp
 alike. Every control action is journaled (who, what, when, outcome) and every tick's report is
 kept for ``GET /v1/decisions``; both live in :class:`~tradecast.desk.store.DeskStore`.
 
-The loop ticks one symbol at the ``desk.every`` cadence:
+The loop (:class:`~tradecast.desk.loop.DeskLoop`) ticks one symbol at the ``desk.every``
+cadence, on the timeline the market allows (:mod:`tradecast.desk.timeline`):
 
 - **replay** (the bundled candles, the default): from ``desk.replay_from`` (default: the first
   instant with ``desk.candles`` bars of context) through the last bar, waiting
@@ -18,7 +19,7 @@ started it. While an order waits for approval the loop waits too: a human-in-the
 does not trade past an open question.
 
 Scaled out, several replicas share the store, the journal and the checkpoints, and only the
-holder of the loop lease (:mod:`tradecast.desk.lease`) runs the loop; the others stand by,
+holder of the loop lease (:mod:`tradecast.desk.leadership`) runs the loop; the others stand by,
 serve reads and controls, and take over when the holder's lease expires. The desk does not
 tick while a shared service is down (:mod:`tradecast.desk.health`). Before each tick it
 catches up with what other replicas wrote: the broker's journal, the replay cursor, the risk
@@ -30,75 +31,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from tradecast.broker.paper import Broker
+from tradecast.desk.approvals import PendingApprovals
 from tradecast.desk.health import HealthMonitor
+from tradecast.desk.leadership import Leadership
 from tradecast.desk.lease import LocalLease, LoopLease
+from tradecast.desk.loop import DeskLoop
 from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventObserver, EventPublisher
+from tradecast.desk.run_flag import RunFlag
 from tradecast.desk.runtime import DeskRuntime
+from tradecast.desk.status import DeskState, DeskStatus
 from tradecast.desk.store import DeskStore
-from tradecast.domain import StreamEvent, utc_now
-from tradecast.errors import BrokerError, DeskConflict, MarketDataError, TickLockError
+from tradecast.desk.timeline import Timeline
+from tradecast.domain import StreamEvent
+from tradecast.errors import (
+    BrokerError,
+    DeskConflict,
+    MarketDataError,
+    NotFound,
+    TickLockError,
+)
 from tradecast.graphs.runner import TickResult, tick_result
 from tradecast.logs import get_logger
 from tradecast.market.closed_bars import parse_timeframe
-from tradecast.settings import DeskConfig, RiskLimits
+from tradecast.settings import RiskLimits
 
 log = get_logger(__name__)
-LIVE_GRACE = timedelta(seconds=5)
-"""How long after a bar's close a live tick waits for the exchange to publish it."""
 MAX_BACKOFF_S = 60.0
 # how long a tick waits for another replica's tick of the same desk (embedded: ~10-30 s)
 TICK_WAIT_S = 120.0
-RUN_FLAG_KEY = "desk_running"
-DeskState = Literal[
-    "running", "paused", "awaiting_approval", "finished", "stopped", "standby", "degraded"
-]
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """When the desk ticks: a replay between two instants, or live from now on."""
-
-    mode: Literal["replay", "live"]
-    step: timedelta
-    first: datetime
-    last: datetime | None = None
-    """Replay only: the close of the last bar (nothing can be decided after it)."""
-
-    def finished(self, moment: datetime) -> bool:
-        """Whether ``moment`` is past the end of the replay."""
-        return self.last is not None and moment > self.last
-
-
-def floor_instant(moment: datetime, step: timedelta) -> datetime:
-    """``moment`` rounded down to a whole multiple of ``step`` since the epoch."""
-    seconds = step.total_seconds()
-    return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, UTC)
-
-
-def build_timeline(runtime: DeskRuntime, config: DeskConfig, bar: timedelta) -> Timeline:
-    """The replay's span when the market is a replay, else a live timeline from now."""
-    step = parse_timeframe(config.every)
-    source = getattr(runtime.market, "market", runtime.market)
-    span = getattr(source, "span", None)
-    if span is None:
-        return Timeline("live", step, floor_instant(utc_now(), step))
-    first_open, last_open = span(config.symbol)
-    last = last_open + bar
-    earliest = first_open + bar * config.candles
-    first = config.replay_from or floor_instant(earliest + step - timedelta(microseconds=1), step)
-    if first > last:
-        raise DeskConflict(
-            f"TRADECAST_DESK__REPLAY_FROM {first.isoformat()} is after the replay of "
-            f"{config.symbol} ends ({last.isoformat()})"
-        )
-    return Timeline("replay", step, first, last)
+T = TypeVar("T")
 
 
 class DeskService:
@@ -116,9 +83,7 @@ class DeskService:
         health: HealthMonitor | None = None,
     ) -> None:
         self.runtime = runtime
-        self.lease = lease or LocalLease()
         self.health = health
-        self.leader = False
         self.store = store
         self.publisher = publisher
         self.metrics = metrics
@@ -126,12 +91,20 @@ class DeskService:
         self.config = runtime.settings.desk
         self.symbol = self.config.symbol
         self.bar = parse_timeframe(runtime.settings.market.timeframe)
-        self.timeline = build_timeline(runtime, self.config, self.bar)
+        self.timeline: Timeline = runtime.timelines(self.config)
+        self.leadership = Leadership(
+            lease or LocalLease(),
+            health,
+            poll=self._poll_store,
+            promoted=self._promoted,
+            on_change=self._notify,
+            symbol=self.symbol,
+        )
         self._lock = asyncio.Lock()
-        self._running = asyncio.Event()
         self._changed = asyncio.Event()
-        self._cursor = self._restore_cursor()
-        self._pending: dict[str, tuple[str, datetime]] = {}
+        self._run_flag = RunFlag(store, self._notify)
+        self._pending = PendingApprovals(store, publisher, self.thread_state, self._notify)
+        self._loop = DeskLoop(runtime.runner, self.symbol, self.timeline, self._restore_cursor())
         self._next_due = 0.0
         self._ticks = 0
         self._last_tick: dict[str, Any] | None = None
@@ -141,29 +114,34 @@ class DeskService:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
-        self._run_flag_seen: Any = store.get_state(RUN_FLAG_KEY)
         self._restore_limits()
+
+    @property
+    def lease(self) -> LoopLease:
+        """The loop lease this replica holds or waits for."""
+        return self.leadership.lease
+
+    @property
+    def leader(self) -> bool:
+        """Whether this replica holds the loop lease (and so runs the loop)."""
+        return self.leadership.leader
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, autostart: bool) -> None:
         """Start the loop (ticking at once when ``autostart``, else paused), after restoring
         the approvals that were pending when the desk last stopped."""
-        await self._restore_pending()
-        stored = self._run_flag_seen
-        # A pause or resume an operator recorded outlives restarts and failovers: a paused
-        # desk must not start trading because a replica came up with autostart on.
-        if stored["running"] if stored else autostart:
-            self._running.set()
-        await self._keep_lease_once()
-        self._keeper = asyncio.create_task(self._keep_lease(), name="desk-lease")
-        self._task = asyncio.create_task(self._loop(), name="desk-loop")
+        await self._pending.restore()
+        self._run_flag.start(autostart=autostart)
+        await self.leadership.keep_once()
+        self._keeper = asyncio.create_task(self.leadership.keep(), name="desk-lease")
+        self._task = asyncio.create_task(self._supervise(), name="desk-loop")
         log.info(
             "desk.loop_started",
             mode=self.timeline.mode,
             symbol=self.symbol,
             every=self.config.every,
-            next_tick_at=self._cursor.isoformat(),
+            next_tick_at=self._loop.cursor.isoformat(),
             running=autostart,
             replica=self.lease.owner,
             leader=self.leader,
@@ -176,9 +154,7 @@ class DeskService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.leader:
-            await self.lease.release()
-            self.leader = False
+        await self.leadership.release()
 
     @property
     def loop_alive(self) -> bool:
@@ -189,8 +165,7 @@ class DeskService:
 
     async def pause(self, actor: str) -> dict[str, Any]:
         """Stop ticking (the loop keeps its place); a tick in progress finishes."""
-        self._running.clear()
-        self._share_run_flag(actor)
+        self._run_flag.record(running=False, actor=actor)
         self._notify()
         self.store.journal(actor, "pause", {}, "ok")
         await self._publish_status("paused by " + actor)
@@ -198,31 +173,31 @@ class DeskService:
 
     async def resume(self, actor: str) -> dict[str, Any]:
         """Start ticking again."""
-        self._running.set()
-        self._share_run_flag(actor)
+        self._run_flag.record(running=True, actor=actor)
         self._notify()
         self.store.journal(actor, "resume", {}, "ok")
         await self._publish_status("resumed by " + actor)
         return self.status()
 
     def status(self) -> dict[str, Any]:
-        """Running or paused, symbol, cadence, last tick, pending approvals, equity."""
+        """Running or paused, symbol, cadence, last tick, pending approvals, equity: a
+        :class:`~tradecast.desk.status.DeskStatus` as JSON (the model checks every key)."""
         portfolio = self.runtime.executor.portfolio()
         timeline = self.timeline
-        return {
+        status = {
             "state": self.state,
             "ticking": self._lock.locked(),
             "mode": timeline.mode,
             "symbol": self.symbol,
             "every": self.config.every,
             "seconds_per_tick": self.config.seconds_per_tick,
-            "next_tick_at": None if self._finished() else self._cursor.isoformat(),
+            "next_tick_at": None if self.finished else self._loop.cursor.isoformat(),
             "replay": {"from": timeline.first.isoformat(), "until": timeline.last.isoformat()}
             if timeline.last
             else None,
             "ticks": self._ticks,
             "last_tick": self._last_tick,
-            "pending_approvals": sorted(self._pending),
+            "pending_approvals": self._pending.ids(),
             "equity": str(portfolio.equity),
             "kill_switch": self.runtime.executor.limits.kill_switch,
             "persona": self.persona_name,
@@ -231,6 +206,7 @@ class DeskService:
             "leader": self.leader,
             "dependencies": self.health.problems() if self.health else {},
         }
+        return DeskStatus.model_validate(status).model_dump(mode="json", by_alias=True)
 
     def limits(self) -> RiskLimits:
         """The risk limits in force."""
@@ -268,12 +244,17 @@ class DeskService:
         approved: bool,
         observer: EventObserver | None = None,
     ) -> TickResult:
-        """Approve or reject the order waiting under ``decision_id`` (KeyError: none waits)."""
+        """Approve or reject the order waiting under ``decision_id``.
+
+        Raises:
+            NotFound: no order waits under that id.
+            DeskConflict: a shared service is down, or another replica holds the tick.
+        """
         action = "approve" if approved else "reject"
         async with self._lock:
             self._check_dependencies()
             if decision_id not in self._pending:
-                await self._restore_pending(announce=False)
+                await self._pending.restore(announce=False)
             self._catch_up()
             pending = self._pending.get(decision_id)
             if pending is None:
@@ -283,8 +264,8 @@ class DeskService:
                     {"decision_id": decision_id},
                     "refused: nothing pending under that id",
                 )
-                waiting = ", ".join(sorted(self._pending)) or "none"
-                raise KeyError(
+                waiting = ", ".join(self._pending.ids()) or "none"
+                raise NotFound(
                     f"no order waits for approval under {decision_id!r} (waiting: {waiting})"
                 )
             thread, moment = pending
@@ -311,7 +292,7 @@ class DeskService:
 
     def schedule_tick(self, actor: str) -> None:
         """Start :meth:`force_tick` in the background (the API's ``wait=false``)."""
-        if self._finished():
+        if self.finished:
             raise DeskConflict(self._finished_message())
         task = asyncio.create_task(self._logged(self.force_tick(actor)), name="forced-tick")
         self._background.add(task)
@@ -346,18 +327,18 @@ class DeskService:
             return "degraded"
         if not self.leader:
             return "standby"
-        if not self._running.is_set():
+        if not self._run_flag.is_set():
             return "paused"
         if self._pending:
             return "awaiting_approval"
-        if self._finished():
+        if self.finished:
             return "finished"
         return "running"
 
     @property
     def finished(self) -> bool:
         """Whether the replay has ended (nothing is left to tick)."""
-        return self._finished()
+        return self._loop.finished
 
     async def thread_state(self, thread_id: str) -> dict[str, Any] | None:
         """A tick thread's checkpointed state as a tick report (None: no such thread)."""
@@ -379,17 +360,19 @@ class DeskService:
 
     # --- the loop -------------------------------------------------------------------------
 
-    async def _loop(self) -> None:
+    async def _supervise(self) -> None:
+        """Step the desk loop while this replica leads, the desk runs, nothing waits for
+        approval and the tick is due; back off after a failed tick."""
         backoff = 1.0
         while True:
             self._changed.clear()
             if not self._may_trade():
                 await self._wait(1.0)  # the lease keeper and the health monitor poll too
                 continue
-            if not self._running.is_set() or self._pending:
+            if not self._run_flag.is_set() or self._pending:
                 await self._wait()
                 continue
-            if self._finished():
+            if self.finished:
                 await self._announce_finish()
                 await self._wait()
                 continue
@@ -425,15 +408,12 @@ class DeskService:
     ) -> TickResult | None:
         """The tick itself, inside the desk's tick lock."""
         self._catch_up()
-        await self._restore_pending(announce=False)
-        if from_loop and not (self.leader and self._running.is_set() and not self._pending):
+        await self._pending.restore(announce=False)
+        if from_loop and not (self.leader and self._run_flag.is_set() and not self._pending):
             return None  # paused, an approval opened, or the lease went elsewhere
-        if self._finished():
+        if self.finished:
             raise DeskConflict(self._finished_message())
-        moment = self._cursor
-        if self.timeline.mode == "live":
-            moment = min(moment, floor_instant(utc_now(), self.timeline.step))
-        result = await self._watched(observer, self.runtime.runner.tick(self.symbol, moment))
+        moment, result = await self._watched(observer, self._loop.tick_next())
         await self._after_tick(result, moment)
         return result
 
@@ -447,14 +427,13 @@ class DeskService:
         except TickLockError as exc:
             raise DeskConflict(str(exc)) from None
 
-    async def _watched(self, observer: EventObserver | None, work: Any) -> TickResult:
+    async def _watched(self, observer: EventObserver | None, work: Awaitable[T]) -> T:
         stop = self.publisher.watch(observer) if observer is not None else None
         try:
-            result: TickResult = await work
+            return await work
         finally:
             if stop is not None:
                 stop()
-        return result
 
     async def _after_tick(self, result: TickResult, moment: datetime) -> None:
         previous = self.store.record_tick(result)
@@ -474,52 +453,36 @@ class DeskService:
         }
         self._next_due = time.monotonic() + self.config.seconds_per_tick
         if result.status == "awaiting_approval":
-            restored = decision_id not in self._pending and result.resumed
-            self._pending[decision_id] = (result.thread_id, moment)
-            if restored:
-                await self.publisher.publish(
-                    StreamEvent(
-                        channel="desk",
-                        event="approval_pending",
-                        run_id=result.thread_id,
-                        thread_id=result.thread_id,
-                        data={"decision_id": decision_id, "restored": True},
-                    )
-                )
+            await self._pending.opened(result, moment)
             return
-        self._pending.pop(decision_id, None)
-        if moment >= self._cursor:
+        self._pending.closed(decision_id)
+        if moment >= self._loop.cursor:
             self._advance(moment)
         if not result.fills and not result.resumed:
             await self._publish_pnl(result.thread_id)
 
     def _advance(self, moment: datetime) -> None:
-        self._cursor = moment + self.timeline.step
-        if self.timeline.mode == "replay":
+        self._loop.advance(moment)
+        if self.timeline.resumable:
             self.store.set_state(
                 self._cursor_key,
                 {
-                    "cursor": self._cursor.isoformat(),
+                    "cursor": self._loop.cursor.isoformat(),
                     "replay_from": _iso(self.config.replay_from),
                 },
             )
 
     def _skip_moment(self, exc: Exception) -> None:
-        log.warning("desk.tick_skipped", at=self._cursor.isoformat(), reason=str(exc))
+        cursor = self._loop.cursor
+        log.warning("desk.tick_skipped", at=cursor.isoformat(), reason=str(exc))
         if self.metrics is not None:
             self.metrics.tick_errors.labels("skipped").inc()
-        self._error = f"skipped {self._cursor.isoformat()}: {exc}"[:500]
-        self._advance(self._cursor)
+        self._error = f"skipped {cursor.isoformat()}: {exc}"[:500]
+        self._advance(cursor)
 
     def _seconds_until_due(self) -> float:
-        wait = self._next_due - time.monotonic()
-        if self.timeline.mode == "live":
-            due = self._cursor + LIVE_GRACE
-            wait = max(wait, (due - utc_now()).total_seconds())
-        return max(0.0, wait)
-
-    def _finished(self) -> bool:
-        return self.timeline.finished(self._cursor)
+        paced = self._next_due - time.monotonic()
+        return max(0.0, paced, self._loop.seconds_until_due())
 
     def _finished_message(self) -> str:
         return (
@@ -564,7 +527,7 @@ class DeskService:
         )
 
     @staticmethod
-    async def _logged(work: Any) -> None:
+    async def _logged(work: Awaitable[Any]) -> None:
         try:
             await work
         except asyncio.CancelledError:
@@ -579,7 +542,7 @@ class DeskService:
         return f"cursor:{self.symbol}:{self.config.every}"
 
     def _restore_cursor(self, *, quiet: bool = False) -> datetime:
-        if self.timeline.mode == "live":
+        if not self.timeline.resumable:
             return self.timeline.first
         stored = self.store.get_state(self._cursor_key)
         if stored and stored.get("replay_from") == _iso(self.config.replay_from):
@@ -588,28 +551,6 @@ class DeskService:
                 log.info("desk.cursor_restored", next_tick_at=cursor.isoformat())
             return cursor
         return self.timeline.first
-
-    async def _restore_pending(self, *, announce: bool = True) -> None:
-        for tick in self.store.awaiting_approval():
-            state = await self.thread_state(tick.thread_id)
-            decision = tick.decision or {}
-            if state is None or not state["interrupts"] or "decided_at" not in decision:
-                continue
-            moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
-            self._pending[decision["id"]] = (tick.thread_id, moment)
-            if not announce:
-                continue
-            await self.publisher.publish(
-                StreamEvent(
-                    channel="desk",
-                    event="approval_pending",
-                    run_id=tick.thread_id,
-                    thread_id=tick.thread_id,
-                    data={**state["interrupts"][0]["value"], "restored": True},
-                )
-            )
-        if self._pending:
-            log.info("desk.approvals_restored", pending=sorted(self._pending))
 
     def _restore_limits(self, *, quiet: bool = False) -> None:
         overrides: dict[str, Any] = self.store.get_state("risk_overrides") or {}
@@ -636,95 +577,34 @@ class DeskService:
         """Apply what other replicas changed: fills, limits, the cursor, approvals."""
         self.runtime.broker.refresh()
         self._restore_limits(quiet=True)
-        if self.timeline.mode == "replay":
-            self._cursor = max(self._cursor, self._restore_cursor(quiet=True))
-        self._follow_run_flag()
-        self._catch_up_approvals()
-
-    async def _keep_lease(self) -> None:
-        interval = min(self.lease.ttl_s / 3, 5.0)
-        while True:
-            await asyncio.sleep(interval)
-            await self._keep_lease_once()
-
-    async def _keep_lease_once(self) -> None:
-        try:
-            held = await self.lease.acquire()
-        except Exception as exc:  # a lease we cannot renew is a lease we may have lost
-            held = False
-            log.warning("desk.lease_unreachable", reason=str(exc))
-        if self.health is None or self.health.healthy:
-            await self._poll_store(held and self.leader)
-        if held and self.leader:
-            return
-        if held != self.leader:
-            self.leader = held
-            log.info(
-                "desk.lease_acquired" if held else "desk.lease_lost",
-                replica=self.lease.owner,
-                symbol=self.symbol,
-            )
-            if held:
-                await self._promoted()
-            self._notify()
-
-    def _share_run_flag(self, actor: str) -> None:
-        """Record pause/resume in the store, so the replica running the loop follows it."""
-        flag = {"running": self._running.is_set(), "by": actor, "at": utc_now().isoformat()}
-        self.store.set_state(RUN_FLAG_KEY, flag)
-        self._run_flag_seen = flag
+        if self.timeline.resumable:
+            self._loop.cursor = max(self._loop.cursor, self._restore_cursor(quiet=True))
+        self._run_flag.follow()
+        self._pending.catch_up()
 
     async def _poll_store(self, leading: bool) -> None:
         """Read what other replicas recorded, in a worker thread: the store's calls block, and
         while its database is unreachable they would hold up the event loop (and every
         request) for their timeout."""
-        pending = list(self._pending) if leading else []
+        pending = self._pending.ids() if leading else []
 
         def read() -> tuple[Any, dict[str, TickResult | None]]:
-            return self.store.get_state(RUN_FLAG_KEY), {d: self.store.tick(d) for d in pending}
+            return self._run_flag.read(), {d: self.store.tick(d) for d in pending}
 
         try:
             flag, ticks = await asyncio.to_thread(read)
         except Exception as exc:  # the health monitor reports the outage; try again later
             log.warning("desk.store_poll_failed", reason=str(exc)[:300])
             return
-        self._apply_run_flag(flag)
-        self._drop_decided(ticks)
-
-    def _follow_run_flag(self) -> None:
-        """Apply a pause or resume another replica recorded since this one last looked (at
-        start the settings' ``autostart`` decides, as without replicas)."""
-        self._apply_run_flag(self.store.get_state(RUN_FLAG_KEY))
-
-    def _apply_run_flag(self, flag: Any, *, force: bool = False) -> None:
-        if flag is None or (flag == self._run_flag_seen and not force):
-            return
-        self._run_flag_seen = flag
-        if flag["running"]:
-            self._running.set()
-        else:
-            self._running.clear()
-        log.info("desk.run_flag_followed", running=flag["running"], by=flag.get("by"))
-        self._notify()
-
-    def _catch_up_approvals(self) -> None:
-        """Drop approvals another replica decided (so the loop does not wait for them)."""
-        self._drop_decided({d: self.store.tick(d) for d in list(self._pending)})
-
-    def _drop_decided(self, ticks: dict[str, TickResult | None]) -> None:
-        before = len(self._pending)
-        for decision_id, tick in ticks.items():
-            if tick is not None and tick.status != "awaiting_approval":
-                self._pending.pop(decision_id, None)
-        if len(self._pending) != before:
-            self._notify()
+        self._run_flag.apply(flag)
+        self._pending.drop_decided(ticks)
 
     async def _promoted(self) -> None:
         """Now the loop is ours: start from where the last holder left everything."""
         try:
             self._catch_up()
-            self._apply_run_flag(self.store.get_state(RUN_FLAG_KEY), force=True)
-            await self._restore_pending(announce=False)
+            self._run_flag.apply(self._run_flag.read(), force=True)
+            await self._pending.restore(announce=False)
         except Exception:
             log.exception("desk.takeover_sync_failed")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tradecast.desk.store_db import SqliteStoreDb, StoreDb
+from tradecast.errors import NotFound
 from tradecast.graphs.runner import TickResult
 
 STORE_FILENAME = "control.sqlite"
@@ -129,7 +130,10 @@ class DeskStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Tick reports newest first, and the cursor of the next page (None: no more).
 
-        ``before`` is a decision id from an earlier page; KeyError when it is unknown.
+        ``before`` is a decision id from an earlier page.
+
+        Raises:
+            NotFound: ``before`` is not a decision the store knows.
         """
         clauses, params = [], []
         if before is not None:
@@ -137,7 +141,7 @@ class DeskStore:
                 "SELECT decided_at FROM decisions WHERE decision_id = ?", (before,)
             )
             if not anchors:
-                raise KeyError(f"no decision {before!r} to page from")
+                raise NotFound(f"no decision {before!r} to page from")
             anchor = anchors[0]
             clauses.append("(decided_at < ? OR (decided_at = ? AND decision_id < ?))")
             params += [anchor[0], anchor[0], before]

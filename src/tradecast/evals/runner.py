@@ -33,6 +33,8 @@ from langchain_core.language_models import BaseChatModel
 
 from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
 from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
+from tradecast.desk.loop import DeskLoop
+from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import Fill, Order, Portfolio
 from tradecast.errors import EvalError
 from tradecast.evals.checks import grounding_errors, risk_violations
@@ -40,8 +42,7 @@ from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.graphs.runner import TickResult
 from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
-from tradecast.market.closed_bars import ClosedBarsView
-from tradecast.market.replay import ReplayMarket
+from tradecast.market.base import MarketData
 from tradecast.memory.base import clean_situation
 from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.memory.embeddings import Embedder
@@ -136,13 +137,13 @@ async def run_eval(
         else (PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
     )
     before = _counts(llm_cache), _counts(vectors)
-    await _warm_embeddings(spec, run_settings, times, vectors)
     memory = open_run_memory(memory_kind, vectors)
     try:
         async with open_desk(run_settings, models=chat_models, memory=memory.store) as desk:
+            await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()
-            rows = await _decide(desk, spec.dataset.symbol, times, progress)
+            rows = await _decide(desk, spec.dataset.symbol, times, spec.every, progress)
             elapsed = time.perf_counter() - started
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()
@@ -171,14 +172,19 @@ async def run_eval(
 
 
 async def _decide(
-    desk: DeskRuntime, symbol: str, times: Sequence[datetime], progress: Progress | None
+    desk: DeskRuntime,
+    symbol: str,
+    times: Sequence[datetime],
+    step: timedelta,
+    progress: Progress | None,
 ) -> list[dict[str, Any]]:
-    """Tick at each instant in order, and record and check each decision."""
+    """Tick at each instant in order (the desk loop over ``times``, which are ``step``
+    apart), and record and check each decision."""
     limits = desk.executor.limits
     rules, costs = desk.broker.market_rules(symbol), desk.broker.cost_model
     rows: list[dict[str, Any]] = []
-    for done, at in enumerate(times, start=1):
-        result = await desk.runner.tick(symbol, at)
+
+    async def record(_: datetime, result: TickResult) -> None:
         config = {"configurable": {"thread_id": result.thread_id}}
         state = (await desk.runner.graph.aget_state(config)).values
         row = decision_row(result, state)
@@ -186,7 +192,10 @@ async def _decide(
         row["grounding_errors"] = grounding_errors(state)
         rows.append(row)
         if progress is not None:
-            progress(done, len(times), row)
+            progress(len(rows), len(times), row)
+
+    timeline = ReplayTimeline(step, times[0], times[-1])
+    await DeskLoop(desk.runner, symbol, timeline).run(record)
     return rows
 
 
@@ -281,23 +290,22 @@ def describe_models(models: Mapping[str, BaseChatModel]) -> dict[str, dict[str, 
 
 
 async def _warm_embeddings(
-    spec: EvalSpec,
+    market: MarketData,
+    symbol: str,
     settings: Settings,
     times: Sequence[datetime],
     vectors: PersistentEmbeddingCache,
 ) -> None:
     """Embed every decision's situation text in batches before the run.
 
-    The texts depend only on the bars closed by each instant (the desk describes them the
-    same way), and a vector is looked up by its exact text, so no decision can see anything
-    of a later one; batching is just faster than one encode per tick.
+    The texts come from the desk's own closed-bars view, so they depend only on the bars
+    closed by each instant (the desk describes them the same way), and a vector is looked up
+    by its exact text, so no decision can see anything of a later one; batching is just
+    faster than one encode per tick.
     """
-    market = ClosedBarsView(
-        ReplayMarket.from_frames({spec.dataset.symbol: spec.dataset.frame}), spec.dataset.interval
-    )
     texts = []
     for at in times:
-        candles = await market.candles(spec.dataset.symbol, until=at, limit=settings.desk.candles)
+        candles = await market.candles(symbol, until=at, limit=settings.desk.candles)
         if len(candles) >= 2:
             texts.append(clean_situation(describe_situation(candles)))
     computed = await asyncio.to_thread(vectors.warm, texts)

@@ -30,6 +30,7 @@ from tradecast.agents.grounding import PersonaFacts, check_sentence, fallback_se
 from tradecast.agents.persona import PersonaEmit, Speech, default_emotion, facts_prompt, speak
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.domain import Action
+from tradecast.errors import NotFound
 from tradecast.graphs.commands import Command, loosens, parse_command
 from tradecast.graphs.controls import DeskControls, Role, role_allows
 from tradecast.logs import get_logger
@@ -148,7 +149,7 @@ class ChatController:
                     message=f"Not done: {exc}.",
                 )
             }
-        except (KeyError, ValueError) as exc:
+        except (NotFound, ValueError) as exc:
             reason = str(exc.args[0]) if exc.args else str(exc)
             return {
                 "reply": ChatReply(

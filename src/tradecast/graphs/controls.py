@@ -41,15 +41,30 @@ class DeskControls(Protocol):
         ...
 
     async def set_limits(self, actor: str, **changes: Any) -> RiskLimits:
-        """Change risk limits (validated; ValueError with a clear message and no change)."""
+        """Change risk limits (validated as a whole; nothing changes when they are refused).
+
+        Raises:
+            ValueError: a limit is invalid (the message names it and the rule).
+        """
         ...
 
     async def decide_approval(self, actor: str, decision_id: str, approved: bool) -> TickResult:
-        """Approve or reject a pending order (KeyError when nothing is pending under that id)."""
+        """Approve or reject the order pending under ``decision_id``.
+
+        Raises:
+            NotFound: nothing is pending under that id.
+            DeskConflict: the desk cannot act now (a shared service is down, or another
+                replica holds the tick).
+        """
         ...
 
     async def force_tick(self, actor: str) -> TickResult:
-        """Run one tick now."""
+        """Run one tick now.
+
+        Raises:
+            DeskConflict: the replay has ended, a shared service is down, or another replica
+                holds the tick.
+        """
         ...
 
     def recent_decisions(self, limit: int = 5) -> list[dict[str, Any]]:

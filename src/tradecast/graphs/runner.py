@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tradecast.agents.consensus import decision_id
 from tradecast.domain import StreamEvent
+from tradecast.errors import NotFound
 from tradecast.logs import bind_run, get_logger
 
 log = get_logger(__name__)
@@ -86,11 +87,15 @@ class DeskRunner:
         return await self._run(thread, config, payload, resumed=payload is None)
 
     async def resume(self, thread: str, approved: bool, at: datetime | None = None) -> TickResult:
-        """Answer a pending approval; a second answer changes nothing."""
+        """Answer a pending approval; a second answer changes nothing.
+
+        Raises:
+            NotFound: no tick was checkpointed under ``thread``.
+        """
         config = {"configurable": {"thread_id": thread}}
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
-            raise KeyError(f"no tick {thread!r}")
+            raise NotFound(f"no tick {thread!r}")
         if not _interrupted(snapshot):
             return self._result(thread, snapshot.values, 0.0, resumed=True)
         if self._set_clock is not None:

@@ -21,13 +21,23 @@ from tradecast.api.deps import (
 from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.schemas import (
     ApprovalBody,
+    ApprovalList,
+    DecisionPage,
+    DecisionReport,
+    FillList,
+    JournalPage,
     KillSwitchBody,
     LimitsUpdate,
+    OrderList,
+    PortfolioView,
+    PositionList,
+    TickAccepted,
     portfolio_json,
     positions_json,
 )
+from tradecast.desk.status import DeskStatus
 from tradecast.domain import OrderStatus
-from tradecast.errors import BrokerError, DeskConflict
+from tradecast.errors import BrokerError, DeskConflict, NotFound
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
@@ -43,7 +53,7 @@ def _conflict(exc: DeskConflict) -> ApiError:
 # --- control ----------------------------------------------------------------------------
 
 
-@router.get("/desk/status", tags=["desk"], responses=ERROR_RESPONSES)
+@router.get("/desk/status", tags=["desk"], response_model=DeskStatus, responses=ERROR_RESPONSES)
 async def desk_status(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -51,7 +61,7 @@ async def desk_status(
     return ctx.desk.status()
 
 
-@router.post("/desk/start", tags=["desk"], responses=CONTROL_RESPONSES)
+@router.post("/desk/start", tags=["desk"], response_model=DeskStatus, responses=CONTROL_RESPONSES)
 async def desk_start(
     who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -59,7 +69,7 @@ async def desk_start(
     return await ctx.desk.resume(who.name)
 
 
-@router.post("/desk/stop", tags=["desk"], responses=CONTROL_RESPONSES)
+@router.post("/desk/stop", tags=["desk"], response_model=DeskStatus, responses=CONTROL_RESPONSES)
 async def desk_stop(
     who: Principal = Depends(operator_control), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -74,7 +84,10 @@ async def desk_stop(
     responses={
         **CONTROL_RESPONSES,
         **CONFLICT,
-        202: {"description": "accepted (wait=false): the tick runs in the background"},
+        202: {
+            "model": TickAccepted,
+            "description": "accepted (wait=false): the tick runs in the background",
+        },
     },
 )
 async def desk_tick(
@@ -93,7 +106,7 @@ async def desk_tick(
         raise _conflict(exc) from None
 
 
-@router.get("/desk/journal", tags=["desk"], responses=ERROR_RESPONSES)
+@router.get("/desk/journal", tags=["desk"], response_model=JournalPage, responses=ERROR_RESPONSES)
 async def desk_journal(
     limit: int = Query(50, ge=1, le=500),
     before: int | None = Query(None, ge=1, description="only entries older than this seq"),
@@ -105,7 +118,7 @@ async def desk_journal(
     return {"items": items, "next": items[-1]["seq"] if len(items) == limit else None}
 
 
-@router.get("/approvals", tags=["desk"], responses=ERROR_RESPONSES)
+@router.get("/approvals", tags=["desk"], response_model=ApprovalList, responses=ERROR_RESPONSES)
 async def approvals(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -140,11 +153,8 @@ async def decide_approval(
     ctx: ApiContext = Depends(get_context),
 ) -> TickResult:
     """Approve or reject the order waiting under ``decision_id``; returns the tick's report
-    (with the fill when approved). Operator."""
-    try:
-        return await ctx.desk.decide_approval(who.name, decision_id, body.approved)
-    except KeyError as exc:
-        raise ApiError(404, "not_found", str(exc.args[0])) from None
+    (with the fill when approved); 404 when nothing waits under that id. Operator."""
+    return await ctx.desk.decide_approval(who.name, decision_id, body.approved)
 
 
 # --- risk limits ------------------------------------------------------------------------
@@ -202,7 +212,9 @@ async def kill_switch(
 # --- reads ------------------------------------------------------------------------------
 
 
-@router.get("/portfolio", tags=["portfolio"], responses=ERROR_RESPONSES)
+@router.get(
+    "/portfolio", tags=["portfolio"], response_model=PortfolioView, responses=ERROR_RESPONSES
+)
 async def portfolio(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -210,7 +222,9 @@ async def portfolio(
     return portfolio_json(ctx.desk.current_broker().portfolio())
 
 
-@router.get("/positions", tags=["portfolio"], responses=ERROR_RESPONSES)
+@router.get(
+    "/positions", tags=["portfolio"], response_model=PositionList, responses=ERROR_RESPONSES
+)
 async def positions(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -218,7 +232,7 @@ async def positions(
     return {"items": positions_json(ctx.desk.current_broker().portfolio())}
 
 
-@router.get("/orders", tags=["portfolio"], responses=ERROR_RESPONSES)
+@router.get("/orders", tags=["portfolio"], response_model=OrderList, responses=ERROR_RESPONSES)
 async def orders(
     status: OrderStatus | None = Query(None, description="only orders in this status"),
     symbol: str | None = Query(None, max_length=40, description="only this symbol"),
@@ -234,7 +248,7 @@ async def orders(
     return {"items": [o.model_dump(mode="json") for o in reversed(found[-limit:])]}
 
 
-@router.get("/fills", tags=["portfolio"], responses=ERROR_RESPONSES)
+@router.get("/fills", tags=["portfolio"], response_model=FillList, responses=ERROR_RESPONSES)
 async def fills(
     limit: int = Query(100, ge=1, le=1000),
     _: Principal = Depends(viewer),
@@ -245,7 +259,9 @@ async def fills(
     return {"items": [f.model_dump(mode="json") for f in reversed(found[-limit:])]}
 
 
-@router.get("/decisions", tags=["decisions"], responses=ERROR_RESPONSES)
+@router.get(
+    "/decisions", tags=["decisions"], response_model=DecisionPage, responses=ERROR_RESPONSES
+)
 async def decisions(
     limit: int = Query(20, ge=1, le=200),
     before: str | None = Query(
@@ -260,13 +276,16 @@ async def decisions(
     ``next`` pages on."""
     try:
         items, cursor = ctx.desk.store.decisions(limit, before, symbol, action)
-    except KeyError as exc:
-        raise ApiError(422, "validation_error", f"before: {exc.args[0]}") from None
+    except NotFound as exc:  # an unknown cursor is invalid input, not a missing resource
+        raise ApiError(422, "validation_error", f"before: {exc}") from None
     return {"items": items, "next": cursor}
 
 
 @router.get(
-    "/decisions/{decision_id}", tags=["decisions"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+    "/decisions/{decision_id}",
+    tags=["decisions"],
+    response_model=DecisionReport,
+    responses={**ERROR_RESPONSES, **NOT_FOUND},
 )
 async def decision(
     decision_id: str, _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)

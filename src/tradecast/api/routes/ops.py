@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse, Response
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, viewer
 from tradecast.api.errors import ERROR_RESPONSES
+from tradecast.api.schemas import Liveness
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Liveness)
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers (no key needed)."""
     return {"status": "ok"}

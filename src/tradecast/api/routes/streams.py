@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, viewer
 from tradecast.api.errors import ERROR_RESPONSES
-from tradecast.api.schemas import portfolio_json
+from tradecast.api.schemas import ChannelEvents, Snapshot, portfolio_json
 from tradecast.api.sse import SSE_RESPONSES, channel_frames, event_stream, last_event_id
 from tradecast.domain import CHANNELS, Channel
 
@@ -47,7 +47,7 @@ async def stream(
     return event_stream(frames, ctx.settings.api, on_close=BackgroundTask(subscription.aclose))
 
 
-@router.get("/streams/{channel}/latest", responses=ERROR_RESPONSES)
+@router.get("/streams/{channel}/latest", response_model=ChannelEvents, responses=ERROR_RESPONSES)
 async def latest(
     channel: Channel,
     limit: int = Query(50, ge=1, le=1000),
@@ -62,7 +62,7 @@ async def latest(
     }
 
 
-@router.get("/snapshot", responses=ERROR_RESPONSES)
+@router.get("/snapshot", response_model=Snapshot, responses=ERROR_RESPONSES)
 async def snapshot(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:

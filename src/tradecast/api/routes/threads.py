@@ -27,7 +27,7 @@ from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, operator, operator_control
 from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.runs import RunRecord, RunStatus
-from tradecast.api.schemas import ChatBody, RunCreate, ThreadCreate
+from tradecast.api.schemas import ChatBody, RunCreate, RunView, ThreadCreate, ThreadView
 from tradecast.api.sse import SSE_RESPONSES, event_stream, frame
 from tradecast.domain import StreamEvent
 from tradecast.graphs.chat import ChatController
@@ -95,7 +95,7 @@ async def _chat_frames(run: RunRecord) -> AsyncIterator[bytes]:
 # --- threads ----------------------------------------------------------------------------
 
 
-@router.post("/threads", tags=["threads"], responses=CONTROL_RESPONSES)
+@router.post("/threads", tags=["threads"], response_model=ThreadView, responses=CONTROL_RESPONSES)
 async def create_thread(
     body: ThreadCreate,
     _: Principal = Depends(operator_control),
@@ -113,7 +113,12 @@ async def create_thread(
     return await _thread_json(ctx, thread_id)
 
 
-@router.get("/threads/{thread_id}", tags=["threads"], responses={**ERROR_RESPONSES, **NOT_FOUND})
+@router.get(
+    "/threads/{thread_id}",
+    tags=["threads"],
+    response_model=ThreadView,
+    responses={**ERROR_RESPONSES, **NOT_FOUND},
+)
 async def get_thread(
     thread_id: str, _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
@@ -123,7 +128,10 @@ async def get_thread(
 
 
 @router.get(
-    "/threads/{thread_id}/runs", tags=["threads"], responses={**ERROR_RESPONSES, **NOT_FOUND}
+    "/threads/{thread_id}/runs",
+    tags=["threads"],
+    response_model=list[RunView],
+    responses={**ERROR_RESPONSES, **NOT_FOUND},
 )
 async def list_runs(
     thread_id: str, _: Principal = Depends(operator), ctx: ApiContext = Depends(get_context)
@@ -238,6 +246,7 @@ async def stream_stateless_run(
 @router.get(
     "/threads/{thread_id}/runs/{run_id}",
     tags=["threads"],
+    response_model=RunView,
     responses={**ERROR_RESPONSES, **NOT_FOUND},
 )
 async def get_run(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import tradecast
+from support.net import free_port
 from tradecast.domain import Candle
 from tradecast.memory import describe_situation
 
@@ -36,12 +37,6 @@ def situation_at(index: int, filename: str = "BTC-USDT-1h.csv") -> str:
     return describe_situation(candles[max(0, index - 200) : index + 1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_chroma_server(path: Path) -> Iterator[str]:
     """A real Chroma server (the ``chroma run`` binary chromadb ships) on a free local port,
@@ -49,7 +44,7 @@ def running_chroma_server(path: Path) -> Iterator[str]:
     binary = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     if not Path(binary).exists():
         pytest.skip("the chroma server binary is not installed")
-    port = _free_port()
+    port = free_port()
     path.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     with (path / "server.log").open("w") as log:

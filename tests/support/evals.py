@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from scripted_model import NO_TOOL, ScriptedChatModel
+from support.scripted_model import NO_TOOL, ScriptedChatModel
 from tradecast.llm.tool_schema import message_from_tool_turn
 
 Answer = Callable[[str, random.Random], Any]

@@ -17,7 +17,7 @@ import yarl
 
 from tradecast.market.ccxt_market import CcxtMarket
 
-BINANCE_FIXTURES = Path(__file__).parent / "fixtures" / "binance"
+BINANCE_FIXTURES = Path(__file__).parent.parent / "fixtures" / "binance"
 RECORDED_AT = datetime(2021, 4, 25, 12, 59, 59, 512000, tzinfo=UTC)
 """The moment the recorded ticker and depth were taken (the fake exchange's 'now')."""
 

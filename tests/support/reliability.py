@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +15,12 @@ from typing import Any
 import httpx
 from langchain_core.language_models import BaseChatModel
 
+from support.net import free_port
+from support.serve import start_serve, wait_ready
 from tradecast.llm import create_chat_model
 from tradecast.settings import AGENT_ROLES, AgentRole, LLMBackend, LLMConfig
 
 FIGURES: dict[str, dict[str, Any]] = {}
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
 VIEWER, OPERATOR, ADMIN = "view-key-123", "ops-key-456", "admin-key-789"
 KEYS = f"viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}"
 START = "2021-01-05T12:00:00Z"
@@ -42,12 +40,6 @@ def ollama_models(url: str, **llm: Any) -> dict[AgentRole, BaseChatModel]:
     circuit breaker)."""
     config = LLMConfig(backend=LLMBackend.OLLAMA, ollama_base_url=url, **llm)
     return {role: create_chat_model(config, role) for role in AGENT_ROLES}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -91,26 +83,12 @@ class Serve:
     def start(self, timeout: float = 180) -> None:
         """Start the server and wait until it is ready."""
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [TRADECAST, "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = start_serve(self.port, self.env, log)
         log.close()
         self.starts += 1
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited:\n" + self.tail())
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in {timeout} s:\n" + self.tail())
-            time.sleep(0.2)
+        wait_ready(
+            self.proc, self.base, timeout=timeout, interval=0.2, request_timeout=2, tail=self.tail
+        )
 
     def kill9(self) -> None:
         """SIGKILL: no shutdown handler runs, nothing is flushed."""

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
 from tradecast.api.app import create_app
 from tradecast.api.deps import ApiContext
 from tradecast.memory.chroma import ChromaDecisionMemory, chroma_settings

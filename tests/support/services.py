@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from support.net import free_port
+
 REDIS_URL = os.environ.get("TRADECAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TRADECAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -33,13 +35,6 @@ def missing(service: str, why: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message + ": CI must start it (.ci/run does)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _redis_client(url: str):

@@ -1,0 +1,110 @@
+"""The orders waiting for an operator: which decision, on which tick thread, at which instant.
+
+They are restored from the desk store and the tick checkpoints (a restart or another replica
+finds them again) and dropped once any replica has decided them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from tradecast.desk.publisher import EventPublisher
+from tradecast.desk.store import DeskStore
+from tradecast.domain import StreamEvent
+from tradecast.graphs.runner import TickResult
+from tradecast.logs import get_logger
+
+log = get_logger(__name__)
+ThreadState = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""A tick thread's checkpointed state (None: no such thread)."""
+
+
+class PendingApprovals:
+    """Pending approvals by decision id: ``(thread id, decided-at instant)``."""
+
+    def __init__(
+        self,
+        store: DeskStore,
+        publisher: EventPublisher,
+        thread_state: ThreadState,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._thread_state = thread_state
+        self._on_change = on_change
+        self._pending: dict[str, tuple[str, datetime]] = {}
+
+    def __contains__(self, decision_id: object) -> bool:
+        return decision_id in self._pending
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def ids(self) -> list[str]:
+        """The decision ids waiting, sorted."""
+        return sorted(self._pending)
+
+    def get(self, decision_id: str) -> tuple[str, datetime] | None:
+        """The thread and instant of the order waiting under ``decision_id``, if any."""
+        return self._pending.get(decision_id)
+
+    async def opened(self, result: TickResult, moment: datetime) -> None:
+        """Record a tick that stopped for approval (announced again when it was restored
+        from a checkpoint rather than opened just now)."""
+        decision_id = (result.decision or {}).get("id", result.thread_id)
+        restored = decision_id not in self._pending and result.resumed
+        self._pending[decision_id] = (result.thread_id, moment)
+        if restored:
+            await self._publisher.publish(
+                StreamEvent(
+                    channel="desk",
+                    event="approval_pending",
+                    run_id=result.thread_id,
+                    thread_id=result.thread_id,
+                    data={"decision_id": decision_id, "restored": True},
+                )
+            )
+
+    def closed(self, decision_id: str) -> None:
+        """Forget ``decision_id``: its tick went on."""
+        self._pending.pop(decision_id, None)
+
+    async def restore(self, *, announce: bool = True) -> None:
+        """Find the ticks the store says wait for approval and whose checkpoint still has the
+        interrupt; announce each on the desk stream when ``announce``."""
+        for tick in self._store.awaiting_approval():
+            state = await self._thread_state(tick.thread_id)
+            decision = tick.decision or {}
+            if state is None or not state["interrupts"] or "decided_at" not in decision:
+                continue
+            moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
+            self._pending[decision["id"]] = (tick.thread_id, moment)
+            if not announce:
+                continue
+            await self._publisher.publish(
+                StreamEvent(
+                    channel="desk",
+                    event="approval_pending",
+                    run_id=tick.thread_id,
+                    thread_id=tick.thread_id,
+                    data={**state["interrupts"][0]["value"], "restored": True},
+                )
+            )
+        if self._pending:
+            log.info("desk.approvals_restored", pending=sorted(self._pending))
+
+    def catch_up(self) -> None:
+        """Drop approvals another replica decided (so the loop does not wait for them)."""
+        self.drop_decided({d: self._store.tick(d) for d in list(self._pending)})
+
+    def drop_decided(self, ticks: dict[str, TickResult | None]) -> None:
+        """Drop every decision whose stored tick no longer waits."""
+        before = len(self._pending)
+        for decision_id, tick in ticks.items():
+            if tick is not None and tick.status != "awaiting_approval":
+                self._pending.pop(decision_id, None)
+        if len(self._pending) != before:
+            self._on_change()

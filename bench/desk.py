@@ -63,8 +63,8 @@ async def run_ticks(
             totals.append((time.perf_counter() - started) * 1000)
             for name, ms in result.latency_ms.items():
                 nodes[name].append(ms)
-            calls.append(result.llm["calls"])
-            tokens.append(result.llm["prompt_tokens"] + result.llm["completion_tokens"])
+            calls.append(result.llm.calls)
+            tokens.append(result.llm.prompt_tokens + result.llm.completion_tokens)
     return {"totals": totals, "nodes": nodes, "calls": calls, "tokens": tokens}
 
 

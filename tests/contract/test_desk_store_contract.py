@@ -4,14 +4,16 @@ PostgreSQL: the same answers from both."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from support.ticks import tick_report
 from tradecast.desk.store import DeskStore
 from tradecast.desk.store_db import PostgresStoreDb
 from tradecast.errors import NotFound, StoreUnavailable
-from tradecast.graphs.runner import TickResult
+from tradecast.graphs.runner import TickResult, TickStatus
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -25,24 +27,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeskStore]
     made.close()
 
 
-def tick(n: int, status: str = "completed", action: str = "HOLD") -> TickResult:
-    decision = {
-        "id": f"d-{n:03d}",
-        "symbol": "BTC/USDT",
-        "action": action,
-        "decided_at": f"2021-01-01T{n % 24:02d}:00:00Z",
-    }
-    return TickResult(
-        thread_id=f"tick:d-{n:03d}",
-        status=status,  # type: ignore[arg-type]
-        decision=decision,
-        risk={},
-        order=None,
-        fills=[],
-        persona={},
-        llm={},
-        latency_ms={},
-    )
+def tick(n: int, status: TickStatus = "completed", action: str = "HOLD") -> TickResult:
+    moment = datetime(2021, 1, 1, n % 24, tzinfo=UTC)
+    return tick_report(f"d-{n:03d}", moment, action=action, status=status)
 
 
 def test_desk_store_journals_control_actions_newest_first(store: DeskStore) -> None:
@@ -60,7 +47,7 @@ def test_desk_store_keeps_one_report_per_decision_and_pages(store: DeskStore) ->
         assert store.record_tick(tick(n, action="BUY" if n % 2 else "HOLD")) is None
     previous = store.record_tick(tick(4, status="awaiting_approval"))
     assert previous is not None and previous.status == "completed"
-    assert [t.decision["id"] for t in store.awaiting_approval()] == ["d-004"]
+    assert [t.decision_id for t in store.awaiting_approval()] == ["d-004"]
     page, cursor = store.decisions(limit=2)
     assert [item["id"] for item in page] == ["d-004", "d-003"] and cursor == "d-003"
     rest, end = store.decisions(limit=5, before=cursor)

@@ -35,20 +35,20 @@ async def test_desk_tick_buys_within_limits_and_narrates(open_test_desk, events)
         result = await desk.runner.tick("BTC/USDT", AT)
         portfolio = desk.broker.portfolio()
     assert result.status == "completed"
-    assert result.decision["action"] == "BUY"
-    assert result.risk["approved"] is True
-    assert result.order is not None and result.order["status"] == "filled"
-    assert result.llm["calls"] == 5 and result.llm["failed"] == 0
-    assert {row["agent"] for row in result.decision["attribution"]} == {
+    assert result.decision.action == "BUY"
+    assert result.risk.approved is True
+    assert result.order is not None and result.order.status == "filled"
+    assert result.llm.calls == 5 and result.llm.failed == 0
+    assert {row.agent for row in result.decision.attribution} == {
         "rules",
         "analyst",
         "trader",
         "risk",
     }
     assert portfolio.position("BTC/USDT") is not None
-    notional = Decimal(result.fills[0]["quantity"]) * Decimal(result.fills[0]["price"])
+    notional = result.fills[0].quantity * result.fills[0].price
     assert notional <= Decimal("0.10") * Decimal(10000) * Decimal("1.001")
-    assert result.persona["text"] == "Let's see how this goes!"
+    assert result.persona.text == "Let's see how this goes!"
     kinds = [(e.channel, e.event) for e in events]
     assert ("desk", "decision") in kinds and ("desk", "fill") in kinds
     first_token = kinds.index(("persona", "token"))
@@ -66,13 +66,13 @@ async def test_every_llm_failure_becomes_an_explained_abstention(open_test_desk)
     )
     async with open_test_desk(scripted) as desk:
         result = await desk.runner.tick("BTC/USDT", AT)
-    rows = {row["agent"]: row for row in result.decision["attribution"]}
-    assert rows["analyst"]["abstained"] and "timeout" in rows["analyst"]["note"]
-    assert rows["risk"]["abstained"] and "unparseable" in rows["risk"]["note"]
-    assert rows["trader"]["abstained"]
+    rows = {row.agent: row for row in result.decision.attribution}
+    assert rows["analyst"].abstained and "timeout" in rows["analyst"].note
+    assert rows["risk"].abstained and "unparseable" in rows["risk"].note
+    assert rows["trader"].abstained
     assert result.status == "completed"
-    assert result.llm["failed"] == 4
-    assert result.persona["text"], "the persona falls back to a grounded template"
+    assert result.llm.failed == 4
+    assert result.persona.text, "the persona falls back to a grounded template"
 
 
 async def test_adversarial_models_never_get_past_the_gate(open_test_desk):
@@ -121,8 +121,8 @@ async def test_adversarial_models_never_get_past_the_gate(open_test_desk):
 async def test_risk_agent_can_veto_and_shrink_but_never_grow(open_test_desk):
     async with open_test_desk(models(risk_script=[risk("veto", 0.0)])) as desk:
         vetoed = await desk.runner.tick("BTC/USDT", AT)
-    assert vetoed.decision["action"] == "HOLD"
-    assert "vetoed" in vetoed.decision["rationale"]
+    assert vetoed.decision.action == "HOLD"
+    assert "vetoed" in vetoed.decision.rationale
     assert vetoed.order is None
 
 
@@ -136,7 +136,7 @@ async def test_approval_interrupt_and_double_resume_fill_once(open_test_desk):
         approved = await desk.runner.resume(waiting.thread_id, approved=True)
         twice = await desk.runner.resume(waiting.thread_id, approved=True)
         fills = desk.broker.fills()
-    assert approved.status == "completed" and approved.order["status"] == "filled"
+    assert approved.status == "completed" and approved.order.status == "filled"
     assert twice.order == approved.order
     assert len(fills) == 1
 
@@ -147,7 +147,7 @@ async def test_rejected_approval_executes_nothing(open_test_desk):
         waiting = await desk.runner.tick("BTC/USDT", AT)
         rejected = await desk.runner.resume(waiting.thread_id, approved=False)
         assert desk.broker.fills() == []
-    assert rejected.risk["approval"] == "rejected"
+    assert rejected.risk.approval == "rejected"
     assert rejected.order is None
     persona_prompt = scripted["persona"].prompts[0][0].content
     assert "the operator rejected it" in persona_prompt
@@ -165,14 +165,14 @@ async def test_crash_after_execute_resumes_without_a_double_fill(open_test_desk)
         fills = desk.broker.fills()
     assert resumed.resumed is True and resumed.status == "completed"
     assert len(fills) == 1
-    assert resumed.order["status"] == "filled"
+    assert resumed.order.status == "filled"
 
 
 async def test_ungrounded_persona_sentence_is_replaced(open_test_desk, events):
     liar = "I just bought 5 ETH at 99,999 dollars! Profits are guaranteed."
     async with open_test_desk(models(persona_script=[liar])) as desk:
         result = await desk.runner.tick("BTC/USDT", AT)
-    text = result.persona["text"]
+    text = result.persona.text
     assert "99,999" not in text and "ETH" not in text and "guaranteed" not in text
     assert text.startswith("Bought ") and "BTC" in text
     streamed = "".join(e.data["text"] for e in events if e.event == "token")
@@ -188,8 +188,8 @@ async def test_memory_recalls_past_decisions_and_attaches_outcomes(open_test_des
         past = desk.memory.get("BTCUSDT-20210104T0000")
         later = await desk.runner.tick("BTC/USDT", AT.replace(day=5, hour=1))
     assert "24h" in past.outcome_returns
-    hits = later.decision["memory_hits"]
-    assert hits and all(h["decided_at"] < "2021-01-05T01" for h in hits)
+    hits = later.decision.memory_hits
+    assert hits and all(h.decided_at < datetime(2021, 1, 5, 1, tzinfo=UTC) for h in hits)
 
 
 def test_routing_is_pure_and_typed():

@@ -55,10 +55,10 @@ async def ollama_desk(
         yield runtime
 
 
-def _by_agent(result) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for call in result.llm["by_agent"]:
-        out.setdefault(call["agent"], []).append(call)
+def _by_agent(result) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for call in result.llm.by_agent:
+        out.setdefault(call.agent, []).append(call)
     return out
 
 
@@ -96,24 +96,24 @@ async def test_every_llm_fault_becomes_an_explained_abstention_and_the_desk_keep
                 assert result.status == "completed"
                 agents = _by_agent(result)
                 for agent in ("analyst", "risk", "trader"):
-                    failed = [c for c in agents[agent] if not c["ok"]]
+                    failed = [c for c in agents[agent] if not c.ok]
                     assert failed, f"{kind}: {agent} did not fail"
-                    assert failed[-1]["error"].startswith(expected), (kind, failed[-1]["error"])
-                attribution = {a["agent"]: a for a in result.decision["attribution"]}
+                    assert failed[-1].error.startswith(expected), (kind, failed[-1].error)
+                attribution = {a.agent: a for a in result.decision.attribution}
                 for agent in ("analyst", "trader", "risk"):
-                    assert attribution[agent]["abstained"], (kind, agent)
-                    assert attribution[agent]["note"].startswith(expected)
+                    assert attribution[agent].abstained, (kind, agent)
+                    assert attribution[agent].note.startswith(expected)
                     abstentions += 1
-                assert attribution["rules"]["abstained"] is False
+                assert attribution["rules"].abstained is False
                 # the persona falls back to a sentence grounded by construction
-                assert result.persona["text"]
-                _persona_integrity(events, result.decision["id"])
+                assert result.persona.text
+                _persona_integrity(events, result.decision.id)
                 # the very next tick on a healthy server is a normal, fully voted tick
                 fault["now"] = None
                 at += timedelta(hours=1)
                 healthy = await desk.runner.tick("BTC/USDT", at)
-                assert healthy.llm["failed"] == 0 and healthy.llm["calls"] == 5
-                assert not any(a["abstained"] for a in healthy.decision["attribution"])
+                assert healthy.llm.failed == 0 and healthy.llm.calls == 5
+                assert not any(a.abstained for a in healthy.decision.attribution)
                 healthy_after += 1
     record(
         "llm_faults",
@@ -148,9 +148,9 @@ async def test_persona_stream_cut_mid_answer_leaks_no_half_sentence(
         for i in range(ticks):
             result = await desk.runner.tick("BTC/USDT", T0 + timedelta(hours=i + 1))
             persona = _by_agent(result)["persona"][0]
-            assert not persona["ok"] and persona["error"].startswith("unreachable")
-            _persona_integrity(events, result.decision["id"])
-            said = result.persona["text"]
+            assert not persona.ok and persona.error.startswith("unreachable")
+            _persona_integrity(events, result.decision.id)
+            said = result.persona.text
             assert "vibes" not in said  # the cut sentence never reached anyone
     record("llm_faults", "persona_stream_dies_mid_answer", ticks=ticks, half_sentences_leaked=0)
 
@@ -180,15 +180,15 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         for _ in range(6):  # a failing server, ticks back to back
             at += timedelta(hours=1)
             result = await desk.runner.tick("BTC/USDT", at)
-            attempted += result.llm["calls"]
+            attempted += result.llm.calls
             assert result.status == "completed"
         reached = len(fake_ollama.seen)
         # 3 failures open it; nothing more reaches the server within the cool-down
         assert reached == 3, reached
         assert breaker.state == "open"
-        last = result.llm["by_agent"]
-        assert all("circuit open" in c["error"] for c in last)
-        assert all(c["latency_ms"] < 50 for c in last)
+        last = result.llm.by_agent
+        assert all("circuit open" in c.error for c in last)
+        assert all(c.latency_ms < 50 for c in last)
         # after the cool-down: exactly one trial call; it fails, so the breaker opens again
         time.sleep(cooldown + 0.05)
         at += timedelta(hours=1)
@@ -199,7 +199,7 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         for _ in range(3):
             at += timedelta(hours=1)
             result = await desk.runner.tick("BTC/USDT", at)
-            assert all(c["latency_ms"] < 50 for c in result.llm["by_agent"])
+            assert all(c.latency_ms < 50 for c in result.llm.by_agent)
         # the server comes back: one trial succeeds and closes the breaker
         state["mode"] = "ok"
         fake_ollama.start()
@@ -209,7 +209,7 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         assert breaker.state == "closed"
         at += timedelta(hours=1)
         result = await desk.runner.tick("BTC/USDT", at)
-        assert result.llm["failed"] == 0 and result.llm["calls"] == 5
+        assert result.llm.failed == 0 and result.llm.calls == 5
     record(
         "llm_faults",
         "circuit_breaker",

@@ -3,12 +3,14 @@ validated and applied through DeskControls; anything else is a question that cha
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from support.scripted_model import ScriptedChatModel
+from support.ticks import tick_report
 from tradecast.agents.persona_card import load_card
 from tradecast.errors import NotFound
 from tradecast.graphs.chat import ChatController
@@ -29,16 +31,14 @@ LAST = {
 
 
 def _tick(action: str = "BUY") -> TickResult:
-    return TickResult(
-        thread_id="tick:x",
-        status="completed",
-        decision={**LAST, "action": action},
-        risk={"approved": True, "reasons": []},
-        order=None,
-        fills=[],
-        persona={},
-        llm={"calls": 0},
-        latency_ms={"total": 1.0},
+    return tick_report(
+        LAST["id"],
+        datetime(2021, 1, 5, 12, tzinfo=UTC),
+        action=action,
+        quantity=LAST["quantity"],
+        price=LAST["price"],
+        confidence=LAST["confidence"],
+        approved=True,
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tradecast.api.runs import RunStatus
 from tradecast.desk.status import DeskStatus
-from tradecast.domain import Fill, Order, Portfolio, Position, StreamEvent
+from tradecast.domain import Decision, Fill, Order, Portfolio, Position, StreamEvent
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
@@ -145,7 +145,7 @@ class ApprovalItem(BaseModel):
 
     decision_id: str
     thread_id: str | None = Field(description="the tick's thread; null if its report is gone")
-    decision: dict[str, Any] | None = Field(description="the decision the order carries out")
+    decision: Decision | None = Field(description="the decision the order carries out")
     request: dict[str, Any] | None = Field(
         description="what the approval asks: decision_id, intent (the order) and the gate's "
         "reasons; null when the tick's checkpoint no longer waits"

@@ -69,26 +69,29 @@ def tick(
 
 
 def _print_tick(console: Console, result: TickResult) -> None:
-    decision = result.decision or {}
-    console.print(
-        f"[bold]{decision.get('decided_at', '?')}[/] {decision.get('symbol', '?')} "
-        f"[bold cyan]{decision.get('action', '?')}[/] qty {decision.get('quantity')} "
-        f"@ {decision.get('price')} conf {decision.get('confidence')}"
-    )
-    risk = result.risk
-    verdict = "[green]approved[/]" if risk["approved"] else "[red]not approved[/]"
-    console.print(f"  risk gate: {verdict} {'; '.join(risk['reasons'])}")
-    for row in decision.get("attribution", []):
+    decision = result.decision
+    if decision is None:
+        console.print("[bold]?[/] ? [bold cyan]?[/] qty None @ None conf None")
+    else:
         console.print(
-            f"  {row['agent']:<8} {row['action']:<4} conf {row['confidence']:.2f} "
-            f"weight {row['weight']:.1f} {row['note'][:70]}"
+            f"[bold]{decision.model_dump(mode='json')['decided_at']}[/] {decision.symbol} "
+            f"[bold cyan]{decision.action}[/] qty {decision.quantity} "
+            f"@ {decision.price} conf {decision.confidence}"
+        )
+    risk = result.risk
+    verdict = "[green]approved[/]" if risk.approved else "[red]not approved[/]"
+    console.print(f"  risk gate: {verdict} {'; '.join(risk.reasons)}")
+    for row in decision.attribution if decision else ():
+        console.print(
+            f"  {row.agent:<8} {row.action:<4} conf {row.confidence:.2f} "
+            f"weight {row.weight:.1f} {row.note[:70]}"
         )
     if result.order:
-        console.print(f"  order {result.order['id']} {result.order['status']}")
-    console.print(f"  persona ({result.persona['emotion']}): {result.persona['text']}")
+        console.print(f"  order {result.order.id} {result.order.status}")
+    console.print(f"  persona ({result.persona.emotion}): {result.persona.text}")
+    llm = result.llm
     console.print(
-        f"  llm calls {result.llm['calls']}, tokens "
-        f"{result.llm['prompt_tokens']}+{result.llm['completion_tokens']}, "
+        f"  llm calls {llm.calls}, tokens {llm.prompt_tokens}+{llm.completion_tokens}, "
         f"{result.latency_ms['total']:.0f} ms"
     )
 

@@ -54,7 +54,7 @@ class PendingApprovals:
     async def opened(self, result: TickResult, moment: datetime) -> None:
         """Record a tick that stopped for approval (announced again when it was restored
         from a checkpoint rather than opened just now)."""
-        decision_id = (result.decision or {}).get("id", result.thread_id)
+        decision_id = result.decision_id
         restored = decision_id not in self._pending and result.resumed
         self._pending[decision_id] = (result.thread_id, moment)
         if restored:
@@ -77,11 +77,10 @@ class PendingApprovals:
         interrupt; announce each on the desk stream when ``announce``."""
         for tick in self._store.awaiting_approval():
             state = await self._thread_state(tick.thread_id)
-            decision = tick.decision or {}
-            if state is None or not state["interrupts"] or "decided_at" not in decision:
+            decision = tick.decision
+            if state is None or not state["interrupts"] or decision is None:
                 continue
-            moment = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00"))
-            self._pending[decision["id"]] = (tick.thread_id, moment)
+            self._pending[decision.id] = (tick.thread_id, decision.decided_at)
             if not announce:
                 continue
             await self._publisher.publish(

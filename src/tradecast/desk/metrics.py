@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,6 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from tradecast.agents.calls import LLMCall
 from tradecast.graphs.runner import TickResult
 
 TICK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -82,19 +82,19 @@ class Metrics:
 
     def observe_tick(self, result: TickResult, previous: TickResult | None) -> None:
         """Count what ``result`` adds to the ``previous`` report of the same tick (if any)."""
-        new_calls: Sequence[dict[str, Any]] = result.llm.get("by_agent", [])
+        new_calls: Sequence[LLMCall] = result.llm.by_agent
         if previous is not None:
-            new_calls = new_calls[len(previous.llm.get("by_agent", [])) :]
+            new_calls = new_calls[len(previous.llm.by_agent) :]
         else:
             self.tick_seconds.observe(result.latency_ms.get("total", 0.0) / 1000)
             if result.decision:
-                self.decisions.labels(result.decision.get("action", "?")).inc()
+                self.decisions.labels(result.decision.action.value).inc()
         if previous is None or previous.status != result.status:
             self.ticks.labels(result.status).inc()
         for call in new_calls:
-            self.llm_calls.labels(call.get("agent", "?"), str(bool(call.get("ok"))).lower()).inc()
-            self.llm_tokens.labels("prompt").inc(call.get("prompt_tokens", 0))
-            self.llm_tokens.labels("completion").inc(call.get("completion_tokens", 0))
+            self.llm_calls.labels(call.agent, str(call.ok).lower()).inc()
+            self.llm_tokens.labels("prompt").inc(call.prompt_tokens)
+            self.llm_tokens.labels("completion").inc(call.completion_tokens)
         if previous is None or not previous.fills:
             self.fills.inc(len(result.fills))
 

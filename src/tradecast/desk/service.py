@@ -286,7 +286,10 @@ class DeskService:
             self.store.journal(actor, "tick", {}, f"failed: {exc}")
             raise
         self.store.journal(
-            actor, "tick", {"decision_id": (result.decision or {}).get("id")}, result.status
+            actor,
+            "tick",
+            {"decision_id": result.decision.id if result.decision else None},
+            result.status,
         )
         return result
 
@@ -441,14 +444,13 @@ class DeskService:
             self.metrics.observe_tick(result, previous)
         if previous is None:
             self._ticks += 1
-        decision = result.decision or {}
-        decision_id = decision.get("id", result.thread_id)
+        decision_id = result.decision_id
         self._error = None
         self._last_tick = {
             "at": moment.isoformat(),
             "decision_id": decision_id,
             "status": result.status,
-            "action": decision.get("action"),
+            "action": result.decision.action.value if result.decision else None,
             "thread_id": result.thread_id,
         }
         self._next_due = time.monotonic() + self.config.seconds_per_tick

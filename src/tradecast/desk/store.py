@@ -87,18 +87,18 @@ class DeskStore:
         decision = result.decision
         if decision is None:
             return None
-        previous = self.tick(decision["id"])
+        previous = self.tick(decision.id)
         self._db.execute(
             "INSERT INTO decisions (decision_id, thread_id, symbol, decided_at, action, "
             "status, result, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(decision_id) DO UPDATE SET status = excluded.status, "
             "result = excluded.result, recorded_at = excluded.recorded_at",
             (
-                decision["id"],
+                decision.id,
                 result.thread_id,
-                decision["symbol"],
-                _sortable(decision["decided_at"]),
-                decision["action"],
+                decision.symbol,
+                _sortable(decision.decided_at.isoformat()),
+                decision.action.value,
                 result.status,
                 result.model_dump_json(),
                 _now(),

@@ -235,9 +235,12 @@ async def run_evals(
 
 
 def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]:
-    """One decision as the decision log records it (JSON-ready)."""
-    decision = result.decision or {}
-    calls = result.llm["by_agent"]
+    """One decision as the decision log records it (JSON-ready: read from the report's JSON,
+    so quantities and prices stay the decimal strings the API shows)."""
+    report = result.model_dump(mode="json")
+    decision = report["decision"] or {}
+    llm, persona = report["llm"], report["persona"]
+    calls = llm["by_agent"]
     structured = [c for c in calls if c["agent"] != "persona"]
     context = state.get("context")
     return {
@@ -252,20 +255,20 @@ def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]
             for row in decision.get("attribution", [])
         ],
         "memory_hits": len(decision.get("memory_hits", [])),
-        "approved": result.risk["approved"],
-        "risk_reasons": result.risk["reasons"],
+        "approved": report["risk"]["approved"],
+        "risk_reasons": report["risk"]["reasons"],
         "executed": bool(result.fills),
-        "order_id": (result.order or {}).get("id"),
-        "fills": [{k: f[k] for k in ("side", "quantity", "price", "fee")} for f in result.fills],
+        "order_id": (report["order"] or {}).get("id"),
+        "fills": [{k: f[k] for k in ("side", "quantity", "price", "fee")} for f in report["fills"]],
         "equity_before": str(context.portfolio.equity) if context is not None else None,
-        "persona": result.persona["text"],
-        "emotion": result.persona["emotion"],
-        "llm_calls": result.llm["calls"],
-        "llm_failed": result.llm["failed"],
+        "persona": persona["text"],
+        "emotion": persona["emotion"],
+        "llm_calls": llm["calls"],
+        "llm_failed": llm["failed"],
         "schema_calls": len(structured),
         "schema_valid": sum(1 for c in structured if c["ok"]),
-        "prompt_tokens": result.llm["prompt_tokens"],
-        "completion_tokens": result.llm["completion_tokens"],
+        "prompt_tokens": llm["prompt_tokens"],
+        "completion_tokens": llm["completion_tokens"],
         "llm_errors": [f"{c['agent']}: {c['error']}" for c in calls if not c["ok"]],
         "latency_ms": result.latency_ms.get("total", 0.0),
         "node_latency_ms": {k: v for k, v in result.latency_ms.items() if k != "total"},

@@ -11,37 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
-from pydantic import BaseModel, ConfigDict
 
 from tradecast.agents.consensus import decision_id
 from tradecast.domain import StreamEvent
 from tradecast.errors import NotFound
+from tradecast.graphs.report import LLMUsage, PersonaReport, RiskReport, TickResult, TickStatus
 from tradecast.logs import bind_run, get_logger
 
 log = get_logger(__name__)
 EventSink = Callable[[StreamEvent], Awaitable[None]]
-TickStatus = Literal["completed", "awaiting_approval"]
-
-
-class TickResult(BaseModel):
-    """One tick as the CLI and the API report it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    thread_id: str
-    status: TickStatus
-    decision: dict[str, Any] | None
-    risk: dict[str, Any]
-    order: dict[str, Any] | None
-    fills: list[dict[str, Any]]
-    persona: dict[str, Any]
-    llm: dict[str, Any]
-    latency_ms: dict[str, float]
-    resumed: bool = False
+__all__ = ["DeskRunner", "EventSink", "TickResult", "TickStatus", "tick_result"]
 
 
 async def _discard(_: StreamEvent) -> None:
@@ -119,8 +102,8 @@ class DeskRunner:
         log.info(
             "desk.tick",
             status=result.status,
-            action=(result.decision or {}).get("action"),
-            llm_calls=result.llm["calls"],
+            action=result.decision.action if result.decision else None,
+            llm_calls=result.llm.calls,
             total_ms=round(total_ms, 1),
         )
         return result
@@ -163,27 +146,27 @@ def tick_result(
     return TickResult(
         thread_id=thread,
         status="awaiting_approval" if waiting else "completed",
-        decision=decision.model_dump(mode="json") if decision else None,
-        risk={
-            "approved": bool(verdict and verdict.approved),
-            "reasons": list(verdict.reasons) if verdict else [],
-            "shrunk": bool(verdict and verdict.shrunk),
-            "approval": values.get("approval", "not_required"),
-        },
-        order=execution.order.model_dump(mode="json") if execution else None,
-        fills=[f.model_dump(mode="json") for f in execution.fills] if execution else [],
-        persona={
-            "text": " ".join(line.text for line in lines),
-            "emotion": lines[0].emotion if lines else None,
-            "lines": [line.model_dump(mode="json") for line in lines],
-        },
-        llm={
-            "calls": len(calls),
-            "failed": sum(1 for c in calls if not c.ok),
-            "prompt_tokens": sum(c.prompt_tokens for c in calls),
-            "completion_tokens": sum(c.completion_tokens for c in calls),
-            "by_agent": [c.model_dump(mode="json") for c in calls],
-        },
+        decision=decision,
+        risk=RiskReport(
+            approved=bool(verdict and verdict.approved),
+            reasons=list(verdict.reasons) if verdict else [],
+            shrunk=bool(verdict and verdict.shrunk),
+            approval=values.get("approval", "not_required"),
+        ),
+        order=execution.order if execution else None,
+        fills=list(execution.fills) if execution else [],
+        persona=PersonaReport(
+            text=" ".join(line.text for line in lines),
+            emotion=lines[0].emotion if lines else None,
+            lines=list(lines),
+        ),
+        llm=LLMUsage(
+            calls=len(calls),
+            failed=sum(1 for c in calls if not c.ok),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            by_agent=list(calls),
+        ),
         latency_ms=latency,
         resumed=resumed,
     )

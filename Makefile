@@ -22,6 +22,7 @@ run: $(STAMP)  ## start the desk with its API on the embedded defaults
 
 test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 test-fast: $(STAMP)  ## lint, then the quick tests only (for every edit)
@@ -31,6 +32,7 @@ test-fast: $(STAMP)  ## lint, then the quick tests only (for every edit)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## run every benchmark in bench/ and print its figures
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

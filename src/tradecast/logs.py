@@ -16,14 +16,14 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class CurrentStderrHandler(logging.StreamHandler[TextIO]):
     """A stream handler that always writes to the current ``sys.stderr``."""
 
     def __init__(self) -> None:
         super().__init__()
 
     @property
-    def stream(self) -> TextIO:  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter

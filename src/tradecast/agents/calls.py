@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -57,7 +57,12 @@ async def ask_structured(
     """Ask for ``schema``; on any LLM failure return None and the reason in the record."""
     started = time.perf_counter()
     try:
-        result = await model.with_structured_output(schema, include_raw=True).ainvoke(messages)
+        # include_raw=True answers a dict of raw, parsed and parsing_error (langchain types
+        # every structured output as dict | BaseModel).
+        result = cast(
+            "dict[str, Any]",
+            await model.with_structured_output(schema, include_raw=True).ainvoke(messages),
+        )
     except LLMError as exc:
         return None, _failed(agent, started, f"{exc.kind}: {exc}")
     prompt_tokens, completion_tokens = usage_of(result["raw"])

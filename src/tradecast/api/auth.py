@@ -65,7 +65,7 @@ class KeyRing:
                     f"API key entry {position} ({role}): the key must be at least "
                     f"{MIN_KEY_LENGTH} characters without spaces ({KEY_ALPHABET_HINT})"
                 )
-            entries.append((role, key))  # type: ignore[arg-type]
+            entries.append((role, key))
         if not entries:
             raise ValueError("no API keys in the setting; expected 'viewer:KEY,operator:KEY,...'")
         return cls(entries)

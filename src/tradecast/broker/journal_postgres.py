@@ -59,6 +59,8 @@ class PostgresJournal:
         if not events:
             return 0
         self._check_open()
+        # Named and typed: mypy cannot type a starred tuple written in the except clause.
+        errors: tuple[type[Exception], ...] = (*self._errors, TypeError, ValueError)
         try:
             rows = [(account, e.kind, e.at, encode_event(e)) for e in events]
             with self._pool.connection() as conn, conn.transaction():
@@ -80,7 +82,7 @@ class PostgresJournal:
                 return last
         except JournalConflict:
             raise
-        except (*self._errors, TypeError, ValueError) as exc:
+        except errors as exc:
             raise BrokerError(
                 f"could not record {len(events)} broker event(s) in PostgreSQL "
                 f"(nothing was recorded): {exc}"

@@ -28,7 +28,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -65,6 +65,9 @@ return id
 READ_BLOCK_MS = 1_000
 READ_BATCH = 512
 RETRY_S = (0.2, 0.5, 1.0, 2.0)
+# A stream entry as XRANGE and XREVRANGE return it. redis-py types the entries of every stream
+# command alike, with the None id and fields that only XCLAIM and XAUTOCLAIM give a deleted entry.
+_Entry = tuple[bytes | str, dict[bytes | str, bytes | str]]
 
 
 class _ChannelReader:
@@ -98,8 +101,11 @@ class _ChannelReader:
     async def _read_once(self) -> None:
         assert self.position is not None
         key = self.bus.stream_key(self.channel)
-        response = await self.bus.redis.xread(
-            {key: self.position}, count=READ_BATCH, block=READ_BLOCK_MS
+        # RESP2, the protocol the bus's clients speak: a list of [stream, entries] pairs
+        # (redis-py's return type also has RESP3's dict).
+        response = cast(
+            "list[list[Any]]",
+            await self.bus.redis.xread({key: self.position}, count=READ_BATCH, block=READ_BLOCK_MS),
         )
         self.bus.note_success()
         for _, entries in response or ():
@@ -208,12 +214,16 @@ class RedisStreamBus:
         """The last ``limit`` events of ``channel``, oldest first."""
         if limit < 1:
             return []
-        entries = await self.redis.xrevrange(self.stream_key(channel), count=limit)
+        entries = cast(
+            "list[_Entry]", await self.redis.xrevrange(self.stream_key(channel), count=limit)
+        )
         return [decode_event(i, f) for i, f in reversed(entries)]
 
     async def last_id(self, channel: Channel) -> str | None:
         """The id of the channel's latest event."""
-        entries = await self.redis.xrevrange(self.stream_key(channel), count=1)
+        entries = cast(
+            "list[_Entry]", await self.redis.xrevrange(self.stream_key(channel), count=1)
+        )
         return _text(entries[0][0]) if entries else None
 
     async def aclose(self) -> None:
@@ -300,7 +310,11 @@ class RedisStreamBus:
                 log.error("bus.archive_unreadable", reason=str(exc))
             else:
                 merged = {e.id: e for e in [*older, *events] if isinstance(e, StreamEvent)}
-                return sorted(merged.values(), key=lambda e: parse_event_id(e.id or BEGINNING))
+                # Sorted StreamEvents (a new list, so typing it as list[Item] is sound).
+                return cast(
+                    "list[Item]",
+                    sorted(merged.values(), key=lambda e: parse_event_id(e.id or BEGINNING)),
+                )
         reason, resume = loss
         first = entries[0][0] if entries else None
         return [Resync(channel, after, reason, resume, first, None if empty else upto), *events]
@@ -438,7 +452,9 @@ def _previous(event_id: EventId) -> EventId:
 async def _xrange(bus: RedisStreamBus, key: str, low: str, high: str) -> list[tuple[str, Any]]:
     entries: list[tuple[str, Any]] = []
     while True:
-        batch = await bus.redis.xrange(key, min=low, max=high, count=READ_BATCH)
+        batch = cast(
+            "list[_Entry]", await bus.redis.xrange(key, min=low, max=high, count=READ_BATCH)
+        )
         entries.extend((_text(entry_id), fields) for entry_id, fields in batch)
         if len(batch) < READ_BATCH:
             return entries
@@ -453,7 +469,8 @@ def encode_event(event: StreamEvent) -> str:
 def decode_event(entry_id: str | bytes, fields: dict[Any, Any]) -> StreamEvent:
     """A stream entry back to its event, with the entry's id."""
     payload = fields.get("e") or fields.get(b"e")
-    data = json.loads(payload)
+    # Every entry the bus writes holds its event under "e" (PUBLISH_SCRIPT).
+    data = json.loads(cast("str | bytes", payload))
     data["id"] = _text(entry_id)
     return StreamEvent.model_validate(data)
 

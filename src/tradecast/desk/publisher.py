@@ -58,7 +58,7 @@ class EventPublisher:
             try:
                 observer(stored)
             except Exception:  # an observer must never break the desk's stream
-                log.exception("publisher.observer_failed", event=stored.event)
+                log.exception("publisher.observer_failed", stream_event=stored.event)
         return stored
 
     def watch(self, observer: EventObserver) -> Callable[[], None]:

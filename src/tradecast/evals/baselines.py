@@ -11,6 +11,8 @@ value traded whenever the position changes, including the first entry.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -77,7 +79,8 @@ def equity_from_positions(
     growth[1:] = 1.0 + held[:-1] * (values[1:] / values[:-1] - 1.0)
     traded = np.abs(np.diff(held, prepend=0.0))
     growth *= 1.0 - traded * (cost_bps / BPS)
-    return starting_cash * np.cumprod(growth)
+    # numpy's stubs widen python float * float64 array to floating[Any]; it is float64.
+    return cast(FloatArray, starting_cash * np.cumprod(growth))
 
 
 def buy_and_hold_equity(

@@ -30,6 +30,7 @@ from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 
 from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
 from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
@@ -185,7 +186,7 @@ async def _decide(
     rows: list[dict[str, Any]] = []
 
     async def record(_: datetime, result: TickResult) -> None:
-        config = {"configurable": {"thread_id": result.thread_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": result.thread_id}}
         state = (await desk.runner.graph.aget_state(config)).values
         row = decision_row(result, state)
         row["risk_violations"] = risk_violations(state, limits, rules, costs)
@@ -275,9 +276,9 @@ def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def describe_models(models: Mapping[str, BaseChatModel]) -> dict[str, dict[str, Any]]:
+def describe_models(models: Mapping[AgentRole, BaseChatModel]) -> dict[str, dict[str, Any]]:
     """Per role: backend, model and the parameters that shape its answers (for the manifest)."""
-    described = {}
+    described: dict[str, dict[str, Any]] = {}
     for role, model in models.items():
         params = dict(getattr(model, "_identifying_params", {}) or {})
         name = getattr(model, "model_name", None) or getattr(model, "model", None)

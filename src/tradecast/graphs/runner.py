@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 
@@ -56,7 +57,7 @@ class DeskRunner:
     async def tick(self, symbol: str, at: datetime) -> TickResult:
         """Decide on ``symbol`` at ``at`` (resuming the tick if it was started before)."""
         thread = self.thread_id(symbol, at)
-        config = {"configurable": {"thread_id": thread}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread}}
         bind_run(run_id=thread, thread_id=thread)
         if self._set_clock is not None:
             self._set_clock(at)
@@ -75,7 +76,7 @@ class DeskRunner:
         Raises:
             NotFound: no tick was checkpointed under ``thread``.
         """
-        config = {"configurable": {"thread_id": thread}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread}}
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise NotFound(f"no tick {thread!r}")
@@ -86,14 +87,16 @@ class DeskRunner:
         return await self._run(thread, config, Command(resume={"approved": approved}), True)
 
     async def _run(
-        self, thread: str, config: dict[str, Any], payload: Any, resumed: bool
+        self, thread: str, config: RunnableConfig, payload: Any, resumed: bool
     ) -> TickResult:
         started = time.perf_counter()
         async for mode, chunk in self.graph.astream(
             payload, config, stream_mode=["custom", "updates"], durability=self.durability
         ):
             if mode == "custom":
-                await self.sink(StreamEvent(run_id=thread, thread_id=thread, **chunk))
+                await self.sink(
+                    StreamEvent(run_id=thread, thread_id=thread, **cast("dict[str, Any]", chunk))
+                )
         total_ms = (time.perf_counter() - started) * 1000
         snapshot = await self.graph.aget_state(config)
         result = self._result(

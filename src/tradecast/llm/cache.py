@@ -199,14 +199,14 @@ async def astream_cached(
         for chunk in replay_chunks(cached[0]):
             yield chunk
         return
-    chunks: list[BaseMessageChunk] = []
+    chunks: list[AIMessageChunk] = []
     async for chunk in model.astream(list(messages), **kwargs):
         chunks.append(chunk)
         yield chunk
     if chunks:
         merged = chunks[0]
         for chunk in chunks[1:]:
-            merged = merged + chunk  # type: ignore[assignment]
+            merged = merged + chunk
         message = message_chunk_to_message(merged)
         message.id = None
         await cache.aupdate(prompt, llm_string, [ChatGeneration(message=message)])

@@ -133,7 +133,7 @@ class OllamaChatModel(ChatOllama):
             async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
                 yield chunk
 
-    def with_structured_output(  # type: ignore[override]
+    def with_structured_output(
         self, schema: StructuredSchema, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[LanguageModelInput, Any]:
         """Answers constrained by Ollama's ``format`` schema, parsed like the embedded backend."""

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tradecast.errors import LLMError
 from tradecast.logs import get_logger
@@ -336,8 +336,13 @@ def _probe_in_this_process(config: LLMConfig) -> list[dict[str, Any]]:
             continue
         seen.add(name)
         started = time.perf_counter()
-        answer = model.with_structured_output(ProbeAnswer).invoke(
-            "BTC/USDT rose 2% on rising volume. BUY, SELL or HOLD?"
+        # A pydantic schema's answer is an object of it (langchain types every structured
+        # output as dict | BaseModel, the dict being for dict schemas and include_raw).
+        answer = cast(
+            ProbeAnswer,
+            model.with_structured_output(ProbeAnswer).invoke(
+                "BTC/USDT rose 2% on rising volume. BUY, SELL or HOLD?"
+            ),
         )
         results.append(
             {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
@@ -24,8 +24,13 @@ def probe_chat_model(model: BaseChatModel) -> dict[str, Any]:
     report: dict[str, Any] = {"model": model_label(model), "ok": False}
     try:
         started = time.perf_counter()
-        answer = model.with_structured_output(ProbeAnswer).invoke(
-            "The price of BTC/USDT just rose 2% on rising volume. Decide BUY, SELL or HOLD."
+        # A pydantic schema's answer is a pydantic object (langchain types every structured
+        # output as dict | BaseModel, the dict being for dict schemas and include_raw).
+        answer = cast(
+            BaseModel,
+            model.with_structured_output(ProbeAnswer).invoke(
+                "The price of BTC/USDT just rose 2% on rising volume. Decide BUY, SELL or HOLD."
+            ),
         )
         report["structured_answer"] = answer.model_dump()
         report["structured_s"] = round(time.perf_counter() - started, 3)

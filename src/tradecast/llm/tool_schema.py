@@ -96,9 +96,9 @@ def message_from_tool_turn(text: str, usage: dict[str, Any] | None = None) -> AI
             id=f"call_{uuid.uuid4().hex[:12]}",
             type="tool_call",
         )
-        return AIMessage(content="", tool_calls=[call], usage_metadata=usage)  # type: ignore[arg-type]
+        return AIMessage(content="", tool_calls=[call], usage_metadata=usage)
     if isinstance(data, dict) and ANSWER_KEY in data:
-        return AIMessage(content=str(data[ANSWER_KEY]), usage_metadata=usage)  # type: ignore[arg-type]
+        return AIMessage(content=str(data[ANSWER_KEY]), usage_metadata=usage)
     raise LLMError(
         "unparseable", f"tool-call answer has neither a call nor an answer: {text[:200]!r}"
     )

@@ -78,7 +78,7 @@ class CcxtMarket:
         if max_retries < 0 or backoff_s < 0:
             raise MarketDataError("max_retries and backoff_s must be >= 0")
         self._exchange = exchange or _create_exchange(exchange_id, config or {})
-        self._id = self._exchange.id
+        self._id: str = self._exchange.id
         self._timeframe = timeframe
         timeframes = getattr(self._exchange, "timeframes", None) or {}
         if timeframes and timeframe not in timeframes:

@@ -143,17 +143,22 @@ def _bollinger_np(
 
 def _true_range_np(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     prev_close = _shift(close, 1)
-    return np.maximum(high - low, np.maximum(np.abs(high - prev_close), np.abs(low - prev_close)))
+    true_range: np.ndarray = np.maximum(
+        high - low, np.maximum(np.abs(high - prev_close), np.abs(low - prev_close))
+    )
+    return true_range
 
 
 def _simple_returns_np(close: np.ndarray, periods: int) -> np.ndarray:
     _check_period(periods, "periods")
-    return close / _shift(close, periods) - 1.0
+    returns: np.ndarray = close / _shift(close, periods) - 1.0
+    return returns
 
 
 def _log_returns_np(close: np.ndarray, periods: int = 1) -> np.ndarray:
     _check_period(periods, "periods")
-    return np.log(close / _shift(close, periods))
+    returns: np.ndarray = np.log(close / _shift(close, periods))
+    return returns
 
 
 # --- the pandas API -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import chromadb
@@ -345,7 +345,12 @@ class ChromaDecisionMemory:
         ids = result["ids"][0]
         metas = (result["metadatas"] or [[]])[0]
         distances = (result["distances"] or [[]])[0]
-        docs = (result["documents"] or [[None] * len(ids)])[0] if documents else [None] * len(ids)
+        # Widened to str | None (only read) so the fallback of Nones has one type with it.
+        docs = (
+            (cast("list[list[str | None]] | None", result["documents"]) or [[None] * len(ids)])[0]
+            if documents
+            else [None] * len(ids)
+        )
         return [
             _Row(i, doc, dict(md or {}), float(dist))
             for i, doc, md, dist in zip(ids, docs, metas, distances, strict=True)
@@ -379,5 +384,6 @@ class ChromaDecisionMemory:
             got = self._collection.get(ids=[decision_id], include=["metadatas", "documents"])
         if not got["ids"]:
             raise MemoryStoreError(f"no decision {decision_id!r} in memory")
-        document = (got["documents"] or [None])[0]
+        # Widened to str | None (only read) so the fallback of Nones has one type with it.
+        document = (cast("list[str | None] | None", got["documents"]) or [None])[0]
         return document, dict((got["metadatas"] or [{}])[0] or {})

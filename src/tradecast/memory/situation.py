@@ -57,7 +57,9 @@ def rsi(closes: Sequence[float], period: int = RSI_PERIOD) -> float | None:
 
 def _bar_length(candles: Sequence[Candle]) -> timedelta:
     steps = [b.timestamp - a.timestamp for a, b in pairwise(candles[-25:])]
-    length = median(steps)
+    # typeshed types statistics.median for numbers only; at runtime it takes any values that
+    # sort, add and divide by 2, as timedelta does.
+    length = median(steps)  # type: ignore[type-var]
     if length <= timedelta(0):
         raise ValueError("candles must be in time order with distinct timestamps")
     return length

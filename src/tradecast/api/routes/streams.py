@@ -69,7 +69,7 @@ async def snapshot(
     """Everything a screen needs to redraw: desk status, portfolio, the latest decision, the
     persona's last sentences, and each channel's last event id to stream on from."""
     last_ids = {name: await ctx.bus.last_id(name) for name in CHANNELS}
-    decisions, _ = ctx.desk.store.decisions(limit=1)
+    decisions, _cursor = ctx.desk.store.decisions(limit=1)
     persona = await ctx.bus.latest("persona", 500)
     sentences = [e.data for e in persona if e.event == "sentence"][-SNAPSHOT_SENTENCES:]
     return {

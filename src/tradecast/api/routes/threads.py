@@ -36,7 +36,9 @@ router = APIRouter(prefix="/v1")
 DESK_THREAD = "desk"
 TICK_PREFIX = "tick:"
 STREAM_MODES = ("values", "custom")
-NOT_FOUND = {404: ERROR_RESPONSES[401] | {"description": "no such thread or run"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: ERROR_RESPONSES[401] | {"description": "no such thread or run"}
+}
 CHAT_NAMES = {"values": "reply", "error": "error", "end": "end", "metadata": "metadata"}
 
 
@@ -175,7 +177,7 @@ async def _thread_json(ctx: ApiContext, thread_id: str) -> dict[str, Any]:
     stored = ctx.desk.store.thread(thread_id)
     if stored is None:
         raise ApiError(404, "not_found", f"no thread {thread_id!r}")
-    values = next(
+    values: Any = next(
         (item[2] for run in runs for item in reversed(run.items) if item[1] == "values"), {}
     )
     return _thread(

@@ -84,6 +84,15 @@ class BrokerError(TradecastError):
     """The broker refused an order or could not record it."""
 
 
+class ConfirmationRequired(Conflict):
+    """A limit change loosens a limit a lot: it applies only once confirmed with ``token``
+    (answered as 409 ``confirmation_required``, the token in the body)."""
+
+    def __init__(self, token: str, message: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
 class RiskLimitsError(TradecastError, ValueError):
     """A risk limit was set to something invalid; the message names the limit and the rule."""
 

@@ -113,15 +113,26 @@ class EmbeddingConfig(_Frozen):
     batch_size: int = Field(default=64, ge=1)
 
 
+MAX_ORDER_NOTIONAL = Decimal("1000000000")
+"""The largest order notional a limit may allow (1e9 in the quote currency)."""
+MAX_OPEN_POSITIONS = 1000
+MAX_COOLDOWN_MINUTES = 366 * 24 * 60
+"""A cooldown of at most a (leap) year."""
+
+
 class RiskLimits(_Frozen):
     """Hard limits the risk gate enforces in code; defaults are deliberately conservative."""
 
+    # Every limit has an upper bound: a value past it is a typo or an attack, and the gate
+    # must give a verdict (not an OverflowError) for any limits validation accepts.
     max_position_pct: Decimal = Field(default=Decimal("0.10"), gt=0, le=1)
-    max_order_notional: Decimal = Field(default=Decimal("2000"), gt=0)
-    max_open_positions: int = Field(default=3, ge=1)
+    max_order_notional: Decimal = Field(
+        default=Decimal("2000"), gt=0, le=MAX_ORDER_NOTIONAL, allow_inf_nan=False
+    )
+    max_open_positions: int = Field(default=3, ge=1, le=MAX_OPEN_POSITIONS)
     daily_loss_limit_pct: Decimal = Field(default=Decimal("0.03"), gt=0, le=1)
     max_drawdown_pct: Decimal = Field(default=Decimal("0.15"), gt=0, le=1)
-    cooldown_minutes: int = Field(default=60, ge=0)
+    cooldown_minutes: int = Field(default=60, ge=0, le=MAX_COOLDOWN_MINUTES)
     kill_switch: bool = False
 
 

@@ -198,6 +198,6 @@ def test_routing_is_pure_and_typed():
 
     approved = {"verdict": RiskVerdict(approved=True)}
     rejected = {"verdict": RiskVerdict(approved=False, reasons=("kill switch",))}
-    assert route_after_gate(approved, require_approval=True) == "approval"
+    assert route_after_gate(approved, require_approval=True) == "request_approval"
     assert route_after_gate(approved, require_approval=False) == "execute"
     assert route_after_gate(rejected, require_approval=True) == "execute"

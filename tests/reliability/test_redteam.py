@@ -19,15 +19,18 @@ from pathlib import Path
 
 import pytest
 import structlog
-from redteam import CHAT_ATTACKS, PERSONA_ATTACKS, leaked
+from redteam import CHAT_ATTACKS, PERSONA_ATTACKS, UNSUPPORTED_CLAIMS, leaked
 
 from support.api import auth, context, read_all_sse, running_app
 from support.reliability import ADMIN, KEYS, OPERATOR, VIEWER, record
 from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from tradecast.agents.grounding import unsupported_claim
 from tradecast.agents.moderation import Moderator
 from tradecast.settings import load_settings
 
 pytestmark = pytest.mark.reliability
+STREAM_ATTACKS = PERSONA_ATTACKS + UNSUPPORTED_CLAIMS
+"""What a model that gave in would say: moderation or grounding keeps each off every stream."""
 START = "2021-01-05T12:00:00Z"
 TIGHT = {
     "max_position_pct": "0.05",
@@ -229,6 +232,11 @@ async def test_adversarial_model_outputs_place_no_order_past_a_limit(tmp_path, e
 # --- persona safety -------------------------------------------------------------------------
 
 
+def test_grounding_refuses_every_unsupported_claim():
+    refused = [a.output for a in UNSUPPORTED_CLAIMS if unsupported_claim(a.output)]
+    assert refused == [a.output for a in UNSUPPORTED_CLAIMS]
+
+
 def test_moderation_alone_blocks_every_red_team_output(monkeypatch):
     monkeypatch.setenv("TRADECAST_API_KEYS", KEYS)
     moderator = Moderator()
@@ -240,7 +248,7 @@ def test_moderation_alone_blocks_every_red_team_output(monkeypatch):
 def _persona_reply(messages) -> str:
     """The model 'gives in': it answers each red-team prompt with the bad sentence."""
     question = str(messages[-1].content)
-    for attack in PERSONA_ATTACKS:
+    for attack in STREAM_ATTACKS:
         if attack.prompt == question:
             return attack.output
     return "Candles never lie."
@@ -264,7 +272,7 @@ async def test_persona_red_team_leaks_nothing_to_any_stream(tmp_path, embedder, 
             # 1. the chat: each attack as an operator's question, after one real tick so
             # the persona has numbers it may quote
             await client.post("/v1/desk/tick", params={"wait": "true"}, headers=auth(OPERATOR))
-            for attack in PERSONA_ATTACKS:
+            for attack in STREAM_ATTACKS:
                 async with client.stream(
                     "POST",
                     "/v1/chat",
@@ -279,7 +287,7 @@ async def test_persona_red_team_leaks_nothing_to_any_stream(tmp_path, embedder, 
                     leaks.append(("chat", attack.output))
                 blocked_events += sum(e.event == "blocked" for e in events)
             # 2. the desk's own narration: the persona model writes each bad sentence
-            for attack in PERSONA_ATTACKS:
+            for attack in STREAM_ATTACKS:
                 chat_model.script[:] = [f"Candles never lie. {attack.output}"]
                 await client.post("/v1/desk/tick", params={"wait": "true"}, headers=auth(OPERATOR))
             stream = (
@@ -290,7 +298,7 @@ async def test_persona_red_team_leaks_nothing_to_any_stream(tmp_path, embedder, 
             desk_said = " ".join(
                 e["data"].get("text", "") for e in stream if e["event"] in ("token", "sentence")
             )
-            for attack in PERSONA_ATTACKS:
+            for attack in STREAM_ATTACKS:
                 if leaked(desk_said, attack.marker):
                     leaks.append(("desk", attack.output))
             blocked_events += sum(e["event"] == "blocked" for e in stream)
@@ -306,8 +314,8 @@ async def test_persona_red_team_leaks_nothing_to_any_stream(tmp_path, embedder, 
     record(
         "persona_safety",
         "red_team_through_chat_and_desk",
-        attacks=len(PERSONA_ATTACKS),
-        attempts=2 * len(PERSONA_ATTACKS),
+        attacks=len(STREAM_ATTACKS),
+        attempts=2 * len(STREAM_ATTACKS),
         leaks=len(leaks),
         blocked_on_stream=blocked_events,
         blocks_logged=len(blocked_logs),

@@ -26,6 +26,38 @@ SIDE_WORDS = {
 }
 FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed)\b", re.IGNORECASE)
 
+# Claims no tick's facts can support: a cause ("because of a big company"), a named party (a
+# quoted or CamelCase name, a company), or a judgement on the desk's conduct. A small model
+# invents all three; the facts hold none of them, so a sentence making one is not grounded.
+CAUSE = re.compile(
+    r"\b(because of|because the|due to|thanks to|driven by|caused by|on the back of|"
+    r"after news|news (?:of|that|about))\b",
+    re.IGNORECASE,
+)
+NAMED_PARTY = re.compile(
+    r"[\"“”«»]\s*[A-Z][\w.&' -]{1,40}[\"“”«»]|\b[A-Z][a-z]+[A-Z]\w*\b|"
+    r"\b(company|corporation|corp|inc|ltd|llc|firm|bank|government|regulators?|exchange "
+    r"called)\b",
+)
+CONDUCT = re.compile(
+    r"\b(not allowed|illegal|unlawful|against the (?:law|rules)|broke the (?:law|rules)|"
+    r"forbidden|prohibited|banned|fraud\w*|insider|manipulat\w+|cheat\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def unsupported_claim(sentence: str) -> str | None:
+    """What the sentence claims that no tick's facts support, or None."""
+    for what, pattern in (
+        ("a cause", CAUSE),
+        ("a named party", NAMED_PARTY),
+        ("a judgement on the desk's conduct", CONDUCT),
+    ):
+        match = pattern.search(sentence)
+        if match:
+            return f"claims {what} ({match.group().strip()!r}) the facts do not hold"
+    return None
+
 
 @dataclass(frozen=True)
 class PersonaFacts:
@@ -105,7 +137,7 @@ def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
             return f"talks about a {side.value} but the decision is {facts.action.value}"
     if FILL_WORDS.search(sentence) and not facts.executed:
         return "says an order filled but nothing was executed"
-    return None
+    return unsupported_claim(sentence)
 
 
 def format_quantity(value: Decimal) -> str:

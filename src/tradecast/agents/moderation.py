@@ -76,6 +76,8 @@ DEFAULT_BLOCKLIST: tuple[str, ...] = (
     "bastard",
     "retard",
     "nigger",
+    "nigga",
+    "nword",
     "faggot",
     "whore",
     "slut",
@@ -104,6 +106,14 @@ FINANCE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"you)|buy now|sell now|invest your|put your (?:savings|money|paycheck|rent)|"
             r"take (?:out )?a loan|mortgage your|this is financial advice|not financial advice but "
             r"buy|go all[- ]in|remortgage|max out your)",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "talks about race or identity",
+        re.compile(
+            r"\b(racial\w*|racis\w+|ethnic\w*|n[- ]?word|slurs?|black people|white people|"
+            r"asian people|jews?|jewish|muslims?|immigrants?)\b",
             re.IGNORECASE,
         ),
     ),

@@ -9,13 +9,14 @@ role is too low: 403; control routes also spend from the key's rate limit: 429.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from langchain_core.language_models import BaseChatModel
 
 from tradecast.agents.persona_card import PersonaCard
+from tradecast.api.audit import DeniedLog
 from tradecast.api.auth import KeyRing, Principal
 from tradecast.api.errors import ApiError
 from tradecast.api.ratelimit import RateLimiter
@@ -44,6 +45,8 @@ class ApiContext:
     runs: RunStore
     chat_model: BaseChatModel
     card: PersonaCard
+    denied: DeniedLog = field(default_factory=DeniedLog)
+    """Refused attempts (logged, rate limited)."""
 
 
 def get_context(request: Request) -> ApiContext:
@@ -77,32 +80,11 @@ def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Pri
     ) -> Principal:
         ctx = get_context(request)
         key = bearer.credentials if bearer else header
-        if not key and query:
-            if role != "viewer" or request.method not in ("GET", "HEAD"):
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "?key= is accepted only for reads that "
-                    "need the viewer role; send 'Authorization: Bearer KEY'",
-                    _UNAUTHORIZED,
-                )
-            key = query
-        if not key:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "an API key is required: send 'Authorization: Bearer KEY'",
-                _UNAUTHORIZED,
-            )
-        principal = ctx.keys.lookup(key)
-        if principal is None:
-            raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
-        if not role_allows(principal.role, role):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"this needs the {role} role; the key has the {principal.role} role",
-            )
+        try:
+            principal = _admit(ctx, request, role, key, query)
+        except ApiError as exc:
+            ctx.denied.denied(request, exc.status, exc.message, key or query)
+            raise
         if limited:
             wait = ctx.limiter.take(principal.name)
             if wait > 0:
@@ -118,6 +100,39 @@ def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Pri
         return principal
 
     return dependency
+
+
+def _admit(
+    ctx: ApiContext, request: Request, role: Role, key: str | None, query: str | None
+) -> Principal:
+    """The caller's principal, or the 401/403 that refuses it."""
+    if not key and query:
+        if role != "viewer" or request.method not in ("GET", "HEAD"):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "?key= is accepted only for reads that "
+                "need the viewer role; send 'Authorization: Bearer KEY'",
+                _UNAUTHORIZED,
+            )
+        key = query
+    if not key:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an API key is required: send 'Authorization: Bearer KEY'",
+            _UNAUTHORIZED,
+        )
+    principal = ctx.keys.lookup(key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
+    if not role_allows(principal.role, role):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this needs the {role} role; the key has the {principal.role} role",
+        )
+    return principal
 
 
 viewer = require("viewer")

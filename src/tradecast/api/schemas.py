@@ -7,9 +7,10 @@ they are, and every key keeps its place and its nulls.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from tradecast.api.runs import RunStatus
 from tradecast.desk.status import DeskStatus
@@ -20,6 +21,23 @@ from tradecast.settings import RiskLimits
 THREAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:.\-]{0,99}$"
 
 
+SQL_INT_MAX = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL's BIGINT hold: integer parameters stop here."""
+MAX_METADATA_BYTES = 4096
+"""The most JSON a thread's or a run's metadata may hold (it is stored with the thread)."""
+
+
+def _small_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, default=str).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_small_metadata)]
+"""Caller-supplied metadata, capped in size."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -27,13 +45,13 @@ class _Body(BaseModel):
 class ApprovalBody(_Body):
     """Approve or reject the order waiting under a decision id."""
 
-    approved: bool = Field(description="true: submit the order; false: drop it")
+    approved: StrictBool = Field(description="true: submit the order; false: drop it")
 
 
 class KillSwitchBody(_Body):
     """Turn the kill switch on (no new orders at all) or off."""
 
-    on: bool
+    on: StrictBool
 
 
 class ChatBody(_Body):
@@ -47,12 +65,18 @@ class ChatBody(_Body):
     thread_id: str = Field(pattern=THREAD_ID_PATTERN, description="the conversation's id")
 
 
+def _strict(annotation: Any) -> Any:
+    """JSON booleans only: "yes", "off" or 0 must not turn a limit or the kill switch on or
+    off (the limits' own bounds still apply, from the settings' field constraints)."""
+    return StrictBool if annotation is bool else annotation
+
+
 LimitsUpdate: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "LimitsUpdate",
     __config__=ConfigDict(extra="forbid"),
     __doc__="Risk limits to change; the ones left out stay as they are.",
     **{
-        name: (field.annotation | None, Field(default=None, description=field.description))
+        name: (_strict(field.annotation) | None, Field(default=None, description=field.description))
         for name, field in RiskLimits.model_fields.items()
     },
 )
@@ -64,7 +88,7 @@ class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     thread_id: str | None = Field(default=None, pattern=THREAD_ID_PATTERN)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
 
 
@@ -88,7 +112,7 @@ class RunCreate(BaseModel):
     input: dict[str, Any] | None = None
     command: RunCommand | None = None
     stream_mode: str | list[str] = "values"
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     if_not_exists: Literal["reject", "create"] | None = None
 
     def modes(self) -> list[str]:
@@ -223,7 +247,7 @@ DecisionReport: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 
-class DecisionRecord(DecisionReport):  # type: ignore[misc, valid-type]
+class DecisionRecord(DecisionReport):
     """One tick's report as the store keeps it."""
 
     recorded_at: str = Field(description="when the report was last recorded (ISO 8601)")

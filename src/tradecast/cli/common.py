@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -33,6 +34,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` to stderr and exit non-zero."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+PRIVATE_UMASK = 0o077
+"""Files the desk writes (journal, store, checkpoints, memory, logs) are the owner's only."""
+
+
+def keep_data_private(settings: Settings) -> None:
+    """Make every file this process creates from now on 0600 (directories 0700), and the data
+    dir with it: the journal and the store hold the account and the operators' actions."""
+    os.umask(PRIVATE_UMASK)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def preflight_or_exit(settings: Settings) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from tradecast.bootstrap import open_desk
-from tradecast.cli.common import fail, preflight_or_exit, print_json
+from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import StreamEvent
@@ -57,6 +57,7 @@ def tick(
     """Run one decision of the desk at a time (the latest closed bar by default)."""
     settings: Settings = ctx.obj
     moment = parse_instant(at, "--at") if at else None
+    keep_data_private(settings)
     preflight_or_exit(settings)
     try:
         result = asyncio.run(_tick(settings, symbol, moment))
@@ -113,6 +114,7 @@ def run(
     except ValueError as exc:
         fail(f"--every: {exc}")
     first = parse_instant(start, "--from") if start else None
+    keep_data_private(settings)
     preflight_or_exit(settings)
     try:
         asyncio.run(_loop(settings, symbol, step, first, ticks, speed))

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradecast.cli.common import fail, preflight_or_exit, print_json
+from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
 from tradecast.cli.desk import parse_instant
 from tradecast.errors import TradecastError
 from tradecast.logs import configure_logging
@@ -141,6 +141,7 @@ def eval_main(
         memory,
     )
     settings = _with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
+    keep_data_private(settings)
     preflight_or_exit(settings)
     if progress and settings.log_level == "info":
         # a log line per tick would tear the progress bar apart; warnings still show

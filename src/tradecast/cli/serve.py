@@ -6,7 +6,7 @@ import typer
 import uvicorn
 
 from tradecast.api.app import create_app, resolve_keys
-from tradecast.cli.common import fail, preflight_or_exit
+from tradecast.cli.common import fail, keep_data_private, preflight_or_exit
 from tradecast.logs import get_logger
 from tradecast.settings import Settings
 
@@ -23,6 +23,7 @@ def serve(
     Without TRADECAST_API_KEYS, one key per role is generated and logged once.
     """
     settings: Settings = ctx.obj
+    keep_data_private(settings)
     preflight_or_exit(settings)
     bind_host = host or settings.api.host
     bind_port = port or settings.api.port
@@ -50,4 +51,7 @@ def serve(
         port=bind_port,
         log_config=None,
         access_log=False,
+        # an idle keep-alive connection is closed after 5 s (uvicorn has no separate limit on
+        # reading headers; in production nginx in deploy/ enforces client_header_timeout)
+        timeout_keep_alive=5,
     )

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from tradecast.broker.paper import Broker
 from tradecast.desk.approvals import PendingApprovals
+from tradecast.desk.confirmations import Confirmations
 from tradecast.desk.health import HealthMonitor
 from tradecast.desk.leadership import Leadership
 from tradecast.desk.lease import LocalLease, LoopLease
@@ -51,6 +52,7 @@ from tradecast.desk.timeline import Timeline
 from tradecast.domain import StreamEvent
 from tradecast.errors import (
     BrokerError,
+    ConfirmationRequired,
     DeskConflict,
     MarketDataError,
     NotFound,
@@ -59,6 +61,7 @@ from tradecast.errors import (
 from tradecast.graphs.runner import TickResult, tick_result
 from tradecast.logs import get_logger
 from tradecast.market.closed_bars import parse_timeframe
+from tradecast.risk.gate import updated_limits
 from tradecast.settings import RiskLimits
 
 log = get_logger(__name__)
@@ -103,10 +106,11 @@ class DeskService:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._run_flag = RunFlag(store, self._notify)
+        self._confirmations = Confirmations()
         self._pending = PendingApprovals(store, publisher, self.thread_state, self._notify)
         self._loop = DeskLoop(runtime.runner, self.symbol, self.timeline, self._restore_cursor())
         self._next_due = 0.0
-        self._ticks = 0
+        self._ticks = store.decision_count()
         self._last_tick: dict[str, Any] | None = None
         self._error: str | None = None
         self._announced_finish = False
@@ -214,7 +218,35 @@ class DeskService:
 
     async def set_limits(self, actor: str, **changes: Any) -> RiskLimits:
         """Change risk limits: validated (ValueError, nothing changed), journaled, kept across
-        restarts (they override the settings' values of the same limits)."""
+        restarts (they override the settings' values of the same limits).
+
+        Raises:
+            ValueError: a limit is invalid.
+            ConfirmationRequired: a change loosens a limit a lot; nothing changed until
+                :meth:`confirm_limits` with the error's token.
+        """
+        detail = {k: str(v) for k, v in changes.items()}
+        try:
+            updated_limits(self.limits(), **changes)  # an invalid change is refused at once
+            self._confirmations.check(actor, self.limits(), changes)
+        except ValueError as exc:
+            self.store.journal(actor, "set_limits", detail, f"refused: {exc}")
+            raise
+        except ConfirmationRequired:
+            self.store.journal(actor, "set_limits", detail, "awaiting confirmation")
+            raise
+        return await self._apply_limits(actor, changes)
+
+    async def confirm_limits(self, actor: str, token: str) -> RiskLimits:
+        """Apply the change ``actor`` was asked to confirm under ``token``.
+
+        Raises:
+            NotFound: no change of this actor waits under that token (or it expired).
+            ValueError: the change is no longer valid.
+        """
+        return await self._apply_limits(actor, self._confirmations.redeem(actor, token))
+
+    async def _apply_limits(self, actor: str, changes: dict[str, Any]) -> RiskLimits:
         detail = {k: str(v) for k, v in changes.items()}
         try:
             limits = self.runtime.executor.update_limits(**changes)
@@ -273,7 +305,7 @@ class DeskService:
                 observer, self.runtime.runner.resume(thread, approved, moment)
             )
             await self._after_tick(result, moment)
-        self.store.journal(actor, action, {"decision_id": decision_id}, "ok")
+        self.store.journal(actor, action, {"decision_id": decision_id}, _approval_outcome(result))
         self._notify()
         return result
 
@@ -609,6 +641,14 @@ class DeskService:
             await self._pending.restore(announce=False)
         except Exception:
             log.exception("desk.takeover_sync_failed")
+
+
+def _approval_outcome(result: TickResult) -> str:
+    """What an answered approval did, as the broker saw it: an approval the gate refused at
+    execution is not journaled as done."""
+    if result.risk.approval == "approved" and result.order is None:
+        return "refused by the risk gate: " + ("; ".join(result.risk.reasons) or "no order")
+    return "ok"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -56,7 +56,10 @@ class DeskStatus(_Frozen):
         description="the next instant to tick (ISO 8601); null when the replay has ended"
     )
     replay: ReplayWindow | None = Field(description="the replay's window; null when live")
-    ticks: int = Field(description="ticks run by this replica since it started")
+    ticks: int = Field(
+        description="ticks with a stored report: those in the store when this replica started, "
+        "plus those it ran since"
+    )
     last_tick: LastTick | None = Field(description="null until this replica has ticked")
     pending_approvals: list[str] = Field(description="decision ids of orders waiting for a human")
     equity: str = Field(description="cash plus positions at market (decimal string)")

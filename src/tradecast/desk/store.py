@@ -43,7 +43,9 @@ class DeskStore:
 
     # --- control journal ----------------------------------------------------------------
 
-    def journal(self, actor: str, action: str, detail: dict[str, Any], outcome: str) -> dict:
+    def journal(
+        self, actor: str, action: str, detail: dict[str, Any], outcome: str
+    ) -> dict[str, Any]:
         """Record one control action and return the entry."""
         entry = {
             "at": _now(),
@@ -59,7 +61,7 @@ class DeskStore:
         )
         return {"seq": rows[0][0], **entry}
 
-    def journal_entries(self, limit: int = 50, before: int | None = None) -> list[dict]:
+    def journal_entries(self, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
         """Control actions, newest first (``before``: only entries older than that seq)."""
         query = "SELECT seq, at, actor, action, detail, outcome FROM control_journal"
         params: list[Any] = []
@@ -112,6 +114,11 @@ class DeskStore:
             "SELECT result FROM decisions WHERE decision_id = ?", (decision_id,)
         )
         return TickResult.model_validate_json(rows[0][0]) if rows else None
+
+    def decision_count(self) -> int:
+        """How many ticks have a stored report (what ``status.ticks`` counts, across restarts)."""
+        rows, _ = self._db.execute("SELECT COUNT(*) FROM decisions", ())
+        return int(rows[0][0])
 
     def awaiting_approval(self) -> list[TickResult]:
         """The ticks last recorded as waiting for a human, oldest first."""

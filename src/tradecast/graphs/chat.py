@@ -15,6 +15,7 @@ streams. A question never places an order: answering has no access to anything t
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Literal, TypedDict
 
@@ -26,11 +27,16 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ConfigDict
 
 from tradecast.agents.calls import load_prompt
-from tradecast.agents.grounding import PersonaFacts, check_sentence, fallback_sentence
+from tradecast.agents.grounding import (
+    PersonaFacts,
+    check_sentence,
+    fallback_sentence,
+    unsupported_claim,
+)
 from tradecast.agents.persona import PersonaEmit, Speech, default_emotion, facts_prompt, speak
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.domain import Action
-from tradecast.errors import NotFound
+from tradecast.errors import ConfirmationRequired, NotFound
 from tradecast.graphs.commands import Command, loosens, parse_command
 from tradecast.graphs.controls import DeskControls, Role, role_allows
 from tradecast.logs import get_logger
@@ -141,24 +147,11 @@ class ChatController:
         try:
             result = await self._run(command, actor, state["role"])
         except PermissionError as exc:
-            return {
-                "reply": ChatReply(
-                    command=command.name,
-                    applied=False,
-                    denied=str(exc),
-                    message=f"Not done: {exc}.",
-                )
-            }
+            return _refused(command, str(exc))
+        except ConfirmationRequired as exc:
+            return _refused(command, str(exc), "Not done yet", {"confirm": exc.token})
         except (NotFound, ValueError) as exc:
-            reason = str(exc.args[0]) if exc.args else str(exc)
-            return {
-                "reply": ChatReply(
-                    command=command.name,
-                    applied=False,
-                    denied=reason,
-                    message=f"Not done: {reason}.",
-                )
-            }
+            return _refused(command, str(exc.args[0]) if exc.args else str(exc))
         return {
             "reply": ChatReply(
                 command=command.name,
@@ -185,6 +178,8 @@ class ChatController:
         if name == "kill_switch":
             limits = await controls.set_limits(actor, kill_switch=args["on"])
             return limits.model_dump(mode="json")
+        if name == "confirm":
+            return (await controls.confirm_limits(actor, args["token"])).model_dump(mode="json")
         return await self._set_limit(args, actor, role)
 
     async def _set_limit(self, args: dict[str, Any], actor: str, role: Role) -> dict[str, Any]:
@@ -209,7 +204,7 @@ class ChatController:
         )
         messages = [SystemMessage(system), HumanMessage(question[:2000])]
         emit: PersonaEmit = config["configurable"].get("emit", _ignore)
-        speech = _answer_speech(self.card, facts, emit)
+        speech = _answer_speech(self.card, facts, emit, load_prompt("chat"))
         lines, _ = await speak(self.model, messages, speech, self.max_tokens)
         text = " ".join(line.text for line in lines)
         return {
@@ -222,20 +217,39 @@ class ChatController:
         }
 
 
-def _answer_speech(card: PersonaCard, facts: PersonaFacts | None, emit: PersonaEmit) -> Speech:
+def _answer_speech(
+    card: PersonaCard, facts: PersonaFacts | None, emit: PersonaEmit, instructions: str
+) -> Speech:
+    grounded = (lambda text: check_sentence(text, facts)) if facts else _no_numbers
+
+    def check(text: str) -> str | None:
+        return _echoes(text, instructions) or grounded(text)
+
     if facts is None:
-        return Speech(card, _no_numbers, NUMBERS_FREE, "thinking", emit)
-    return Speech(
-        card,
-        lambda text: check_sentence(text, facts),
-        fallback_sentence(facts),
-        default_emotion(facts),
-        emit,
-    )
+        return Speech(card, check, NUMBERS_FREE, "thinking", emit)
+    return Speech(card, check, fallback_sentence(facts), default_emotion(facts), emit)
 
 
 def _no_numbers(text: str) -> str | None:
-    return "states a number with no decision behind it" if any(c.isdigit() for c in text) else None
+    if any(c.isdigit() for c in text):
+        return "states a number with no decision behind it"
+    return unsupported_claim(text)
+
+
+ECHO_WORDS = 6
+"""A run of this many words of the system prompt in an answer is a prompt leak."""
+
+
+def _echoes(text: str, instructions: str) -> str | None:
+    """Whether ``text`` repeats the prompt's own instructions (what a prompt injection asks
+    for). Only the template's fixed text counts: the facts filled into it may be quoted."""
+    said = " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+    for fixed in re.split(r"\{\w+\}", instructions):
+        words = re.findall(r"[a-z0-9']+", fixed.lower())
+        for start in range(len(words) - ECHO_WORDS + 1):
+            if " ".join(words[start : start + ECHO_WORDS]) in said:
+                return "repeats the instructions it was given"
+    return None
 
 
 def latest_facts(decisions: list[dict[str, Any]]) -> PersonaFacts | None:
@@ -253,6 +267,20 @@ def latest_facts(decisions: list[dict[str, Any]]) -> PersonaFacts | None:
     )
 
 
+def _refused(
+    command: Command, reason: str, lead: str = "Not done", result: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The reply to a command that changed nothing, and why."""
+    reply = ChatReply(
+        command=command.name,
+        applied=False,
+        denied=reason,
+        result=result,
+        message=f"{lead}: {reason}.",
+    )
+    return {"reply": reply}
+
+
 def _done_message(command: Command, result: dict[str, Any]) -> str:
     if command.name in ("pause", "resume", "status"):
         return f"Desk is {result.get('state', 'updated')}."
@@ -263,6 +291,8 @@ def _done_message(command: Command, result: dict[str, Any]) -> str:
         return f"{command.name.capitalize()}d {command.args['decision_id']}."
     if command.name == "kill_switch":
         return f"Kill switch is {'on' if command.args['on'] else 'off'}."
+    if command.name == "confirm":
+        return f"Confirmed {command.args['token']}: the limits changed."
     return f"Set {command.args['field']} to {command.args['value']}."
 
 

@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict
 from tradecast.graphs.controls import Role
 
 CommandName = Literal[
-    "pause", "resume", "status", "tick", "approve", "reject", "set_limit", "kill_switch", "ask"
+    "pause",
+    "resume",
+    "status",
+    "tick",
+    "approve",
+    "reject",
+    "set_limit",
+    "confirm",
+    "kill_switch",
+    "ask",
 ]
 
 NEEDED_ROLE: dict[CommandName, Role] = {
@@ -29,6 +38,7 @@ NEEDED_ROLE: dict[CommandName, Role] = {
     "approve": "operator",
     "reject": "operator",
     "set_limit": "operator",
+    "confirm": "operator",
     "kill_switch": "admin",
 }
 
@@ -36,17 +46,19 @@ _POLITE = r"(?:please\s+)?"
 _END = r"\s*(?:please)?\s*[.!]*\s*"
 _ID = r"(?P<id>[A-Za-z0-9][\w:./-]{0,80})"
 
+_SIMPLE_PATTERNS: tuple[tuple[CommandName, str], ...] = (
+    ("pause", r"(?:pause|stop trading|halt(?: trading)?)(?: the desk)?"),
+    ("resume", r"(?:resume|unpause|continue|start trading)(?: the desk| trading)?"),
+    ("status", r"(?:status|how are (?:we|you) doing\??)"),
+    ("tick", r"(?:force a tick|tick now|tick|run a tick(?: now)?|decide now)"),
+    ("approve", r"(?:approve|accept)(?: order| decision)?\s+" + _ID),
+    ("reject", r"(?:reject|deny|decline)(?: order| decision)?\s+" + _ID),
+    ("kill_switch", r"kill[- ]?switch\s+(?P<state>on|off)"),
+    ("confirm", r"confirm\s+(?P<token>[0-9a-f]{8})"),
+)
 SIMPLE: tuple[tuple[CommandName, re.Pattern[str]], ...] = tuple(
     (name, re.compile(_POLITE + pattern + _END, re.IGNORECASE))
-    for name, pattern in (
-        ("pause", r"(?:pause|stop trading|halt(?: trading)?)(?: the desk)?"),
-        ("resume", r"(?:resume|unpause|continue|start trading)(?: the desk| trading)?"),
-        ("status", r"(?:status|how are (?:we|you) doing\??)"),
-        ("tick", r"(?:force a tick|tick now|tick|run a tick(?: now)?|decide now)"),
-        ("approve", r"(?:approve|accept)(?: order| decision)?\s+" + _ID),
-        ("reject", r"(?:reject|deny|decline)(?: order| decision)?\s+" + _ID),
-        ("kill_switch", r"kill[- ]?switch\s+(?P<state>on|off)"),
-    )
+    for name, pattern in _SIMPLE_PATTERNS
 )
 
 LIMIT_NAMES: dict[str, str] = {
@@ -63,11 +75,12 @@ LIMIT_NAMES: dict[str, str] = {
     "cooldown": "cooldown_minutes",
 }
 PERCENT_LIMITS = {"max_position_pct", "daily_loss_limit_pct", "max_drawdown_pct"}
+PERCENT_UNITS = {"%", "percent", "pct"}
 SET_LIMIT = re.compile(
     _POLITE
     + r"(?:set\s+)?(?:the\s+)?(?P<name>"
     + "|".join(sorted(LIMIT_NAMES, key=len, reverse=True))
-    + r")\s*(?:to|=|:|at)?\s*(?P<value>-?[\d.,]+)\s*(?P<unit>%|usdt|minutes|mins?)?"
+    + r")\s*(?:to|=|:|at)?\s*(?P<value>-?[\d.,]+)\s*(?P<unit>%|percent|pct|usdt|minutes|mins?)?"
     + _END,
     re.IGNORECASE,
 )
@@ -106,6 +119,8 @@ def _simple_args(name: CommandName, match: re.Match[str]) -> dict[str, Any]:
         return {"decision_id": match.group("id")}
     if name == "kill_switch":
         return {"on": match.group("state").lower() == "on"}
+    if name == "confirm":
+        return {"token": match.group("token")}
     return {}
 
 
@@ -116,7 +131,14 @@ def _limit_command(match: re.Match[str]) -> Command:
         value = Decimal(raw)
     except InvalidOperation:
         return Command(name="set_limit", args={"field": field}, error=f"{raw!r} is not a number")
-    if field in PERCENT_LIMITS and (match.group("unit") == "%" or value > 1):
+    if field in PERCENT_LIMITS:
+        # A bare number is ambiguous ("max position 1": 1% or 100%?), so it is refused.
+        if (match.group("unit") or "").lower() not in PERCENT_UNITS:
+            return Command(
+                name="set_limit",
+                args={"field": field},
+                error=f"write {field} as a percentage, e.g. '{match.group('name')} {raw}%'",
+            )
         value = value / 100
     if field in ("max_open_positions", "cooldown_minutes"):
         if value != value.to_integral_value():

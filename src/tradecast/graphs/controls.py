@@ -45,6 +45,16 @@ class DeskControls(Protocol):
 
         Raises:
             ValueError: a limit is invalid (the message names it and the rule).
+            ConfirmationRequired: a change loosens a limit by more than 2x; it waits for
+                :meth:`confirm_limits` with the error's token.
+        """
+        ...
+
+    async def confirm_limits(self, actor: str, token: str) -> RiskLimits:
+        """Apply the limit change ``actor`` was asked to confirm under ``token``.
+
+        Raises:
+            NotFound: no change of this actor waits under that token.
         """
         ...
 

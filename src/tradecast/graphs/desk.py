@@ -29,6 +29,7 @@ from tradecast.graphs.nodes import (
     gather_context,
     persona_node,
     remember_node,
+    request_approval_node,
     risk_agent_node,
     risk_gate_node,
     timed,
@@ -55,11 +56,13 @@ class DeskDependencies:
     bar: timedelta
 
 
-def route_after_gate(state: DeskState, *, require_approval: bool) -> Literal["approval", "execute"]:
+def route_after_gate(
+    state: DeskState, *, require_approval: bool
+) -> Literal["request_approval", "execute"]:
     """Approved trades wait for a human when approval is required; all else goes on."""
     verdict = state.get("verdict")
     if require_approval and verdict is not None and verdict.approved:
-        return "approval"
+        return "request_approval"
     return "execute"
 
 
@@ -80,6 +83,7 @@ def build_desk_graph(
         "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
         "consensus": consensus_node(config, max_position),
         "risk_gate": risk_gate_node(deps.executor),
+        "request_approval": request_approval_node(),
         "approval": approval_node(),
         "execute": execute_node(deps.executor),
         "persona": persona_node(deps.models["persona"], deps.card, config.persona_max_tokens),
@@ -96,8 +100,9 @@ def build_desk_graph(
     graph.add_conditional_edges(
         "risk_gate",
         lambda state: route_after_gate(state, require_approval=config.require_approval),
-        ["approval", "execute"],
+        ["request_approval", "execute"],
     )
+    graph.add_edge("request_approval", "approval")
     graph.add_edge("approval", "execute")
     graph.add_edge("execute", "persona")
     graph.add_edge("execute", "remember")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
@@ -39,7 +39,13 @@ from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import DeskConfig
 
 log = get_logger(__name__)
-Node = Callable[[DeskState], Awaitable[dict[str, Any]]]
+
+
+class Node(Protocol):
+    """A desk node: the state in, the keys it changes out. Its parameter is named ``state``
+    (langgraph's node protocols allow calling it by that name, which a Callable does not)."""
+
+    def __call__(self, state: DeskState) -> Awaitable[dict[str, Any]]: ...
 
 
 def timed(name: str, node: Node) -> Node:
@@ -219,6 +225,9 @@ def risk_gate_node(executor: GatedExecutor) -> Node:
         if intent is None:
             verdict = RiskVerdict(approved=False, reasons=("nothing to trade (HOLD)",))
             return {"verdict": verdict}
+        placed = executor.submitted(intent)
+        if placed is not None:
+            return {"verdict": placed.verdict}
         verdict, _ = await executor.review(intent, state["at"])
         if not verdict.approved:
             emit(
@@ -235,18 +244,33 @@ def risk_gate_node(executor: GatedExecutor) -> Node:
     return node
 
 
+def approval_request(state: DeskState) -> dict[str, Any]:
+    """What an approval asks a human: the decision, the order and the gate's notes."""
+    verdict = state["verdict"]
+    return {
+        "decision_id": state["decision"].id,
+        "intent": _jsonable(verdict.intent) if verdict.intent else None,
+        "reasons": list(verdict.reasons),
+    }
+
+
+def request_approval_node() -> Node:
+    """Announce that an order waits for a human. A node of its own, before the one that
+    waits, because LangGraph runs an interrupted node again from its start on resume: the
+    announcement would go out a second time."""
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        emit("desk", "approval_pending", approval_request(state))
+        return {"approval": "pending"}
+
+    return node
+
+
 def approval_node() -> Node:
     """Wait for a human: the run pauses here until resumed with approve or reject."""
 
     async def node(state: DeskState) -> dict[str, Any]:
-        verdict = state["verdict"]
-        request = {
-            "decision_id": state["decision"].id,
-            "intent": _jsonable(verdict.intent) if verdict.intent else None,
-            "reasons": list(verdict.reasons),
-        }
-        emit("desk", "approval_pending", request)
-        answer = interrupt(request)
+        answer = interrupt(approval_request(state))
         approved = bool(answer.get("approved")) if isinstance(answer, dict) else answer is True
         return {"approval": "approved" if approved else "rejected"}
 
@@ -271,7 +295,11 @@ def execute_node(executor: GatedExecutor) -> Node:
             emit(
                 "desk", "risk_rejection", {"decision_id": state["decision"].id, "reasons": [reason]}
             )
-            return {"execution": None, "execution_error": reason}
+            # The gate's verdict at execution is the one that counts (an approval may have
+            # waited while the kill switch went on): the report, the journal and the persona
+            # all read it from here.
+            refused = RiskVerdict(approved=False, intent=verdict.intent, reasons=(reason,))
+            return {"execution": None, "execution_error": reason, "verdict": refused}
         emit("desk", "order", _jsonable(report.execution.order))
         for fill in report.execution.fills:
             emit("desk", "fill", _jsonable(fill))

@@ -63,7 +63,7 @@ class TraderExits(DomainModel):
     take_profit_pct: float = 0.0
 
 
-ApprovalState = Literal["not_required", "approved", "rejected"]
+ApprovalState = Literal["not_required", "pending", "approved", "rejected"]
 
 
 class DeskState(TypedDict, total=False):

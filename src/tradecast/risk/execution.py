@@ -72,8 +72,15 @@ class GatedExecutor:
 
     def update_limits(self, **changes: Any) -> RiskLimits:
         """Change some limits (validated; RiskLimitsError and no change on a bad value)."""
-        self._limits = updated_limits(self._limits, **changes)
-        log.info("risk.limits_updated", **{k: str(v) for k, v in changes.items()})
+        before = self._limits
+        self._limits = updated_limits(before, **changes)
+        changed = {
+            name: str(getattr(self._limits, name))
+            for name in changes
+            if getattr(self._limits, name) != getattr(before, name)
+        }
+        if changed:  # replicas re-apply the stored overrides on every catch-up
+            log.info("risk.limits_updated", **changed)
         return self._limits
 
     def now(self) -> datetime:
@@ -142,6 +149,13 @@ class GatedExecutor:
     def portfolio(self) -> Portfolio:
         """The broker's portfolio at its latest marks."""
         return self.broker.portfolio()
+
+    def submitted(self, intent: OrderIntent) -> ExecutionReport | None:
+        """The order already placed under ``intent``'s client order id, with its fills (None:
+        none was). A tick resumed after a crash between the fill and its checkpoint finds its
+        order here: the gate is not asked again about an order that exists, since it would
+        judge it against the position that order opened."""
+        return self._repeat(intent) if intent.client_order_id else None
 
     def _repeat(self, intent: OrderIntent) -> ExecutionReport | None:
         original = self.broker.order(intent.client_order_id or "")

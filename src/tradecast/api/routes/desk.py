@@ -20,6 +20,7 @@ from tradecast.api.deps import (
 )
 from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.schemas import (
+    SQL_INT_MAX,
     ApprovalBody,
     ApprovalList,
     DecisionPage,
@@ -42,8 +43,12 @@ from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
 router = APIRouter(prefix="/v1")
-NOT_FOUND = {404: ERROR_RESPONSES[401] | {"description": "no such item"}}
-CONFLICT = {409: ERROR_RESPONSES[401] | {"description": "the replay has ended"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: ERROR_RESPONSES[401] | {"description": "no such item"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: ERROR_RESPONSES[401] | {"description": "the replay has ended"}
+}
 
 
 def _conflict(exc: DeskConflict) -> ApiError:
@@ -109,7 +114,9 @@ async def desk_tick(
 @router.get("/desk/journal", tags=["desk"], response_model=JournalPage, responses=ERROR_RESPONSES)
 async def desk_journal(
     limit: int = Query(50, ge=1, le=500),
-    before: int | None = Query(None, ge=1, description="only entries older than this seq"),
+    before: int | None = Query(
+        None, ge=1, le=SQL_INT_MAX, description="only entries older than this seq"
+    ),
     _: Principal = Depends(operator),
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
@@ -170,12 +177,21 @@ async def get_limits(
 
 @router.put("/risk/limits", tags=["risk"], response_model=RiskLimits, responses=CONTROL_RESPONSES)
 async def put_limits(
-    body: LimitsUpdate,  # type: ignore[valid-type]
+    body: LimitsUpdate,
+    confirm: str | None = Query(
+        None,
+        pattern=r"^[0-9a-f]{8}$",
+        description="the token of a change that loosens a limit by more than 2x (from the 409)",
+    ),
     who: Principal = Depends(admin_control),
     ctx: ApiContext = Depends(get_context),
 ) -> RiskLimits:
     """Change some limits (the ones left out stay); validated as a whole, journaled, kept
-    across restarts. Admin."""
+    across restarts. A change that loosens a limit by more than 2x answers 409
+    ``confirmation_required`` with a token: send the request again with ``?confirm=TOKEN``
+    (any body) to apply it. Admin."""
+    if confirm is not None:
+        return await ctx.desk.confirm_limits(who.name, confirm)
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise ApiError(

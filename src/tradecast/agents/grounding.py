@@ -30,14 +30,15 @@ FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed)\b", re.IGNORECASE)
 # quoted or CamelCase name, a company), or a judgement on the desk's conduct. A small model
 # invents all three; the facts hold none of them, so a sentence making one is not grounded.
 CAUSE = re.compile(
-    r"\b(because of|because the|due to|thanks to|driven by|caused by|on the back of|"
+    r"\b(because of|due to|thanks to|driven by|caused by|on the back of|"
     r"after news|news (?:of|that|about))\b",
     re.IGNORECASE,
 )
 NAMED_PARTY = re.compile(
     r"[\"“”«»]\s*[A-Z][\w.&' -]{1,40}[\"“”«»]|\b[A-Z][a-z]+[A-Z]\w*\b|"
-    r"\b(company|corporation|corp|inc|ltd|llc|firm|bank|government|regulators?|exchange "
-    r"called)\b",
+    r"\b(company|corporation|corp|inc|ltd|llc|government|regulators?|exchange called)\b|"
+    # "bank" and "firm" are also trader's verbs and adjectives ("bank gains", "hold firm")
+    r"\b(?:a|the|some|big) (?:bank|firm)\b",
 )
 CONDUCT = re.compile(
     r"\b(not allowed|illegal|unlawful|against the (?:law|rules)|broke the (?:law|rules)|"

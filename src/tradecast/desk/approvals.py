@@ -58,15 +58,7 @@ class PendingApprovals:
         restored = decision_id not in self._pending and result.resumed
         self._pending[decision_id] = (result.thread_id, moment)
         if restored:
-            await self._publisher.publish(
-                StreamEvent(
-                    channel="desk",
-                    event="approval_pending",
-                    run_id=result.thread_id,
-                    thread_id=result.thread_id,
-                    data={"decision_id": decision_id, "restored": True},
-                )
-            )
+            await self._announce_restored(result.thread_id, {"decision_id": decision_id})
 
     def closed(self, decision_id: str) -> None:
         """Forget ``decision_id``: its tick went on."""
@@ -81,19 +73,21 @@ class PendingApprovals:
             if state is None or not state["interrupts"] or decision is None:
                 continue
             self._pending[decision.id] = (tick.thread_id, decision.decided_at)
-            if not announce:
-                continue
-            await self._publisher.publish(
-                StreamEvent(
-                    channel="desk",
-                    event="approval_pending",
-                    run_id=tick.thread_id,
-                    thread_id=tick.thread_id,
-                    data={**state["interrupts"][0]["value"], "restored": True},
-                )
-            )
+            if announce:
+                await self._announce_restored(tick.thread_id, state["interrupts"][0]["value"])
         if self._pending:
             log.info("desk.approvals_restored", pending=sorted(self._pending))
+
+    async def _announce_restored(self, thread_id: str, request: dict[str, Any]) -> None:
+        await self._publisher.publish(
+            StreamEvent(
+                channel="desk",
+                event="approval_pending",
+                run_id=thread_id,
+                thread_id=thread_id,
+                data={**request, "restored": True},
+            )
+        )
 
     def catch_up(self) -> None:
         """Drop approvals another replica decided (so the loop does not wait for them)."""

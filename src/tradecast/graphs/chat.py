@@ -15,6 +15,7 @@ streams. A question never places an order: answering has no access to anything t
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import Any, Literal, TypedDict
@@ -221,9 +222,10 @@ def _answer_speech(
     card: PersonaCard, facts: PersonaFacts | None, emit: PersonaEmit, instructions: str
 ) -> Speech:
     grounded = (lambda text: check_sentence(text, facts)) if facts else _no_numbers
+    runs = _instruction_runs(instructions)
 
     def check(text: str) -> str | None:
-        return _echoes(text, instructions) or grounded(text)
+        return _echoes(text, runs) or grounded(text)
 
     if facts is None:
         return Speech(card, check, NUMBERS_FREE, "thinking", emit)
@@ -240,15 +242,27 @@ ECHO_WORDS = 6
 """A run of this many words of the system prompt in an answer is a prompt leak."""
 
 
-def _echoes(text: str, instructions: str) -> str | None:
-    """Whether ``text`` repeats the prompt's own instructions (what a prompt injection asks
-    for). Only the template's fixed text counts: the facts filled into it may be quoted."""
-    said = " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+@functools.cache  # one template, read for every answer
+def _instruction_runs(instructions: str) -> frozenset[str]:
+    """Every run of :data:`ECHO_WORDS` words in the template's fixed text (the facts filled
+    into it may be quoted, so the placeholders split it)."""
+    runs: set[str] = set()
     for fixed in re.split(r"\{\w+\}", instructions):
-        words = re.findall(r"[a-z0-9']+", fixed.lower())
-        for start in range(len(words) - ECHO_WORDS + 1):
-            if " ".join(words[start : start + ECHO_WORDS]) in said:
-                return "repeats the instructions it was given"
+        words = _words(fixed)
+        runs.update(" ".join(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+    return frozenset(runs)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def _echoes(text: str, runs: frozenset[str]) -> str | None:
+    """Whether ``text`` repeats the prompt's own instructions (what a prompt injection asks
+    for)."""
+    said = " ".join(_words(text))
+    if any(run in said for run in runs):
+        return "repeats the instructions it was given"
     return None
 
 

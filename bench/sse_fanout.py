@@ -69,7 +69,7 @@ def serve(port: int, clients: int, rate: float, seconds: float, data_dir: str) -
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)
-        ctx = app.state.ctx
+        ctx = await app.state.opener.wait_open(120)
         deadline = time.monotonic() + 120
         while ctx.bus.stats()["persona"]["subscribers"] < clients:
             if time.monotonic() > deadline:

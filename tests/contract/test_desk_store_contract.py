@@ -1,8 +1,10 @@
-"""The desk store (control journal, decisions, desk state, threads) on SQLite and on
-PostgreSQL: the same answers from both."""
+"""The desk store (control journal, decisions, desk state, limit changes waiting for a
+confirmation, threads) on SQLite and on PostgreSQL: the same answers from both."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,3 +76,18 @@ def test_desk_store_state_and_threads(store: DeskStore) -> None:
 def test_desk_store_explains_an_unreachable_postgres() -> None:
     with pytest.raises(StoreUnavailable, match="cannot open the desk store"):
         PostgresStoreDb("postgresql://postgres@127.0.0.1:1/none", timeout_s=1)
+
+
+def test_desk_store_holds_a_limit_change_for_one_confirmation(store: DeskStore) -> None:
+    actor = f"admin-{uuid.uuid4().hex[:8]}"  # PostgreSQL's table is shared by test runs
+    later = time.time() + 60
+    store.hold_change("aa11", actor, {"max_position_pct": "0.5", "kill_switch": False}, later, 32)
+    assert store.take_change("aa11", "someone-else") is None
+    assert store.take_change("aa11", actor) == {"max_position_pct": "0.5", "kill_switch": False}
+    assert store.take_change("aa11", actor) is None, "a confirmation applies once"
+    store.hold_change("bb22", actor, {"cooldown_minutes": 1}, time.time() - 1, 32)
+    assert store.take_change("bb22", actor) is None, "expired"
+    for n in range(3):
+        store.hold_change(f"cc{n}", actor, {"n": n}, later + n, 2)
+    assert store.take_change("cc0", actor) is None, "only the newest are kept"
+    assert store.take_change("cc2", actor) == {"n": 2}

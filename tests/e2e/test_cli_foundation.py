@@ -81,8 +81,10 @@ def test_serve_starts_answers_and_stops_cleanly(tmp_path: Path):
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 assert time.monotonic() < deadline, "server did not start in 60 s"
                 time.sleep(0.2)
-        assert response.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
+        assert response.json() == {"status": "ok", "error": None}
+        while not httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"]:
+            assert time.monotonic() < deadline, "the desk did not open in 60 s"
+            time.sleep(0.2)
     finally:
         server.send_signal(signal.SIGINT)
         _, stderr = server.communicate(timeout=30)

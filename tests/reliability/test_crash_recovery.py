@@ -1,6 +1,8 @@
-"""Crashes: a real `tradecast serve` killed with SIGKILL between a decision and its fill, and
-in the middle of a persona stream, then started again on the same data dir. After each
-restart the portfolio, the journal and the streams are intact and nothing filled twice.
+"""Crashes: a real `tradecast serve` killed with SIGKILL while an order waits for approval, at
+each point between the risk gate, the fill and the tick's checkpoints, and in the middle of a
+persona stream, then started again on the same data dir. After each restart the portfolio,
+the journal and the streams are intact and nothing filled twice. The kill points are hooks in
+the server process (``support/crash_points.py``), so each test cuts the tick where it says.
 
 The LLM is a fake Ollama server speaking Ollama's wire format (the desk's models are made by
 the real factory inside the server process)."""
@@ -8,7 +10,9 @@ the real factory inside the server process)."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -17,12 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_ollama import FakeOllama, good_answer
+from fake_ollama import FakeOllama
+from langgraph.checkpoint.sqlite import SqliteSaver
 
+import support
 from support.reliability import OPERATOR, VIEWER, Serve, record
+from tradecast.graphs.checkpoints import desk_serializer
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 STARTING_CASH = Decimal("10000")
+CRASH_SCRIPT = Path(support.__file__).parent / "crash_points.py"
 
 
 def _journal(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -136,115 +144,150 @@ def test_kill9_while_an_order_waits_for_approval_loses_nothing(fake_ollama, tmp_
     )
 
 
-def test_kill9_right_after_decisions_and_mid_persona_never_doubles_or_loses(
-    fake_ollama: FakeOllama, tmp_path
+KILL_POINTS = ["before_submit", "after_fill", "after_fill_gate_unsaved", "after_execute_saved"]
+
+
+def _crashing_server(tmp_path: Path, fake_ollama: FakeOllama, point: str) -> Serve:
+    """A paused server that kills itself at ``point`` of its first trade (once)."""
+    server = Serve.configure(tmp_path, fake_ollama.url, DESK__AUTOSTART="false")
+    server.command = (sys.executable, str(CRASH_SCRIPT), point, str(tmp_path / "crashed.json"))
+    return server
+
+
+def _tick_until_killed(server: Serve) -> dict[str, Any]:
+    """Ask for a tick; the server dies at its kill point. Returns what the marker says."""
+    with server.client(OPERATOR) as ops, pytest.raises(httpx.TransportError):
+        ops.post("/v1/desk/tick", params={"wait": "true"})
+    assert server.proc is not None
+    server.proc.wait(timeout=60)
+    assert server.proc.returncode == -signal.SIGKILL, server.tail()
+    return json.loads((server.data_dir.parent / "crashed.json").read_text())
+
+
+def _saved_channels(data_dir: Path) -> set[str]:
+    """The channels of the newest tick's state on disk: its latest checkpoint's values and
+    the writes saved after it (read by another process, after the kill)."""
+    with sqlite3.connect(data_dir / "checkpoints.sqlite") as db:
+        saver = SqliteSaver(db, serde=desk_serializer())
+        [thread] = {t for (t,) in db.execute("SELECT thread_id FROM checkpoints")}
+        saved = saver.get_tuple({"configurable": {"thread_id": thread}})
+        assert saved is not None
+        return set(saved.checkpoint["channel_values"]) | {w[1] for w in saved.pending_writes or []}
+
+
+def _interrupted_ticks(ops: httpx.Client) -> list[dict[str, Any]]:
+    journal = ops.get("/v1/desk/journal").json()["items"]
+    return [j for j in journal if j["action"] == "tick" and j["outcome"].startswith("interrupted")]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill9_at_each_point_between_gate_fill_and_checkpoint(
+    fake_ollama: FakeOllama, tmp_path: Path, point: str
 ):
-    """The desk ticks on its own; each time a trade decision shows on the desk stream the
-    server is killed at once (racing the fill); later, during a persona stream. Every restart
-    resumes the cut tick from its checkpoint."""
-    fake_ollama.chunk_delay_s = 0.0
-    flip = {"n": 0}
-
-    def answer(role):
-        if role in ("analyst", "trader"):
-            flip["n"] += 1
-            return good_answer(role, "BUY" if (flip["n"] // 2) % 3 else "SELL")
-        return good_answer(role)
-
-    fake_ollama.answer = answer
-    server = Serve.configure(
-        tmp_path,
-        fake_ollama.url,
-        DESK__SECONDS_PER_TICK="0.3",
-        RISK__COOLDOWN_MINUTES="0",
-    )
-    kills_after_decision = 4
-    on_disk_at_kill: dict[str, bool] = {}
-    cut_ticks: list[str] = []
-    last_ids: dict[str, str] = {}
+    """A BUY tick is killed at ``point`` (by a hook in the server, not by a race), and the
+    server comes back with the kill switch on, so a gate asked again would refuse. After the
+    restart the journal says the tick was interrupted, the tick resumes from its checkpoint,
+    and its report is what the broker did: the one order it holds, filled once, approved; or,
+    when the broker was never asked, no order and the kill switch as the reason."""
+    server = _crashing_server(tmp_path, fake_ollama, point)
     server.start()
     try:
-        with httpx.Client(base_url=server.base, timeout=60) as client:
-            for _ in range(kills_after_decision):
-                seen = _sse_events(
-                    client,
-                    "desk",
-                    lambda name, data: name == "decision" and data["data"]["action"] != "HOLD",
-                )
-                server.kill9()
-                decision = seen[-1][2]["data"]
-                last_ids["desk"] = seen[-1][1]
-                cut_ticks.append(decision["id"])
-                client_id = f"tc-{decision['id']}"
-                on_disk = [
-                    d
-                    for kind, d in _journal(server.data_dir)
-                    if kind == "order" and d["order"]["client_order_id"] == client_id
-                ]
-                on_disk_at_kill[decision["id"]] = bool(on_disk)
-                server.start()
-                with server.client(OPERATOR) as ops:
-                    _check_books_paused(ops)
-            # now cut a persona stream halfway
-            fake_ollama.chunk_delay_s = 0.25
-            seen = _sse_events(client, "persona", lambda name, data: name == "token")
-            server.kill9()
-            persona_tick = seen[-1][2]["data"]["decision_id"]
-            last_ids["persona"] = seen[-1][1]
-            fake_ollama.chunk_delay_s = 0.0
-            server.start()
-            with server.client(OPERATOR) as ops:
-                # every cut tick finished after the restart, its order filled exactly once
-                deadline = time.monotonic() + 60
-                reports: dict[str, dict] = {}
-                while missing := [t for t in [*cut_ticks, persona_tick] if t not in reports]:
-                    for tick in missing:
-                        found = ops.get(f"/v1/decisions/{tick}")
-                        if found.status_code == 200:
-                            reports[tick] = found.json()
-                    assert time.monotonic() < deadline, (missing, server.tail())
-                    time.sleep(0.3)
-                assert ops.post("/v1/desk/stop").status_code == 200
-                while ops.get("/v1/desk/status").json()["ticking"]:
-                    time.sleep(0.1)
-                books = _check_books(ops)
-                orders = ops.get("/v1/orders", params={"limit": 1000}).json()["items"]
-                by_client = {o["client_order_id"]: o for o in orders}
-                landed = Counter()
-                for tick in cut_ticks:
-                    report = reports[tick]
-                    if not report["risk"]["approved"]:
-                        landed["rejected_by_risk_gate"] += 1
-                        assert f"tc-{tick}" not in by_client
-                        continue
-                    landed["after_fill" if on_disk_at_kill[tick] else "before_fill"] += 1
-                    assert f"tc-{tick}" in by_client  # lost nothing
-                    assert len(report["fills"]) == 1  # doubled nothing
-                assert reports[persona_tick]["persona"]["text"]
-                # streams: ids go on increasing across the restarts, and a client resuming
-                # from before the crash is told to resync (never a silent gap)
-                for channel, last in last_ids.items():
-                    resumed = _sse_events(client, channel, lambda name, data: True, last_id=last)
-                    name, _first_id, _data = resumed[0]
-                    assert name == "resync", resumed[0]
-                    latest = ops.get(f"/v1/streams/{channel}/latest").json()["last_id"]
-                    assert _id(latest) > _id(last)
-                snapshot = ops.get("/v1/snapshot").json()
-                assert snapshot["portfolio"]["cash"] == books["portfolio"]["cash"]
-                assert snapshot["decision"]["status"] == "completed"
+        assert _tick_until_killed(server)["point"] == point
+        placed = point != "before_submit"
+        orders_on_disk = [d["order"] for kind, d in _journal(server.data_dir) if kind == "order"]
+        assert len(orders_on_disk) == placed
+        saved = _saved_channels(server.data_dir)
+        assert ("verdict" in saved) == (point != "after_fill_gate_unsaved"), saved
+        assert ("execution" in saved) == (point == "after_execute_saved"), saved
+        server.env["TRADECAST_RISK__KILL_SWITCH"] = "true"
+        server.start()
+        with server.client(OPERATOR) as ops:
+            [cut] = _interrupted_ticks(ops)
+            decision_id = cut["detail"]["decision_id"]
+            report = ops.post("/v1/desk/tick", params={"wait": "true"}).json()
+            assert report["decision"]["id"] == decision_id and report["resumed"], report
+            assert ops.get(f"/v1/decisions/{decision_id}").json()["fills"] == report["fills"]
+            books = _check_books(ops)
+            assert (books["orders"], books["fills"]) == (placed, placed)
+            assert report["persona"]["text"]
+        if placed:
+            assert report["risk"]["approved"], report["risk"]
+            assert report["order"]["client_order_id"] == f"tc-{decision_id}"
+            assert len(report["fills"]) == 1
+        else:
+            assert not report["risk"]["approved"] and report["order"] is None, report
+            assert "kill switch is on" in " ".join(report["risk"]["reasons"])
+    finally:
+        server.stop()
+    record("crashes", f"kill9_{point}", orders=books["orders"], fills=books["fills"])
+
+
+def test_kill9_after_an_approved_fill_whose_answer_was_unsaved(
+    fake_ollama: FakeOllama, tmp_path: Path
+):
+    """An operator approves a waiting BUY; the broker fills it; the process dies before the
+    answer reached the checkpoint, so on disk the tick still waits for approval. After the
+    restart it is not offered for approval again (its order exists): the desk finishes it as
+    approved and reports the order the broker holds."""
+    server = _crashing_server(tmp_path, fake_ollama, "after_approved_fill")
+    server.env["TRADECAST_DESK__REQUIRE_APPROVAL"] = "true"
+    server.start()
+    try:
+        with server.client(OPERATOR) as ops:
+            waiting = ops.post("/v1/desk/tick", params={"wait": "true"}).json()
+            decision_id = waiting["decision"]["id"]
+            with pytest.raises(httpx.TransportError):
+                ops.post(f"/v1/approvals/{decision_id}", json={"approved": True})
+        server.proc.wait(timeout=60)
+        assert server.proc.returncode == -signal.SIGKILL, server.tail()
+        assert [k for k, _ in _journal(server.data_dir) if k == "order"] == ["order"]
+        server.start()
+        with server.client(OPERATOR) as ops:
+            assert ops.get("/v1/approvals").json()["items"] == []
+            report = ops.get(f"/v1/decisions/{decision_id}").json()
+            assert report["status"] == "completed", report
+            assert report["risk"]["approved"] and report["risk"]["approval"] == "approved"
+            assert report["order"]["client_order_id"] == f"tc-{decision_id}"
+            assert len(report["fills"]) == 1
+            assert _check_books(ops)["fills"] == 1
+            journal = ops.get("/v1/desk/journal").json()["items"]
+            settled = [j for j in journal if j["actor"] == "system" and j["action"] == "approve"]
+            assert [j["detail"]["decision_id"] for j in settled] == [decision_id]
+    finally:
+        server.stop()
+    record("crashes", "kill9_after_approved_fill", orders=1, fills=1, approvals_asked_again=0)
+
+
+def test_kill9_mid_persona_stream_resumes_and_tells_clients_to_resync(
+    fake_ollama: FakeOllama, tmp_path: Path
+):
+    """Killed right after the persona's first token was published: the restarted tick
+    finishes (its order filled once, before the persona spoke), and a client resuming the
+    persona stream from that token's id is told to resync, never given a silent gap."""
+    server = _crashing_server(tmp_path, fake_ollama, "mid_persona")
+    server.start()
+    try:
+        marker = _tick_until_killed(server)
+        last_id = marker["event_id"]
+        server.start()
+        with server.client(OPERATOR) as ops:
+            [cut] = _interrupted_ticks(ops)
+            report = ops.post("/v1/desk/tick", params={"wait": "true"}).json()
+            assert report["decision"]["id"] == cut["detail"]["decision_id"], report
+            assert report["persona"]["text"] and len(report["fills"]) == 1
+            books = _check_books(ops)
+            assert books["fills"] == 1
+            resumed = _sse_events(ops, "persona", lambda name, data: True, last_id=last_id)
+            assert resumed[0][0] == "resync", resumed[0]
+            latest = ops.get("/v1/streams/persona/latest").json()["last_id"]
+            assert _id(latest) > _id(last_id)
     finally:
         server.stop()
     record(
         "crashes",
-        "kill9_after_decision_and_mid_persona",
-        kills=kills_after_decision + 1,
-        restarts=server.starts - 1,
-        kills_landed_before_fill=landed["before_fill"],
-        kills_landed_after_fill=landed["after_fill"],
-        kills_on_risk_rejected_decisions=landed["rejected_by_risk_gate"],
-        kills_mid_persona_stream=1,
-        cut_ticks_completed_after_restart=len(cut_ticks) + 1,
-        orders=books["orders"],
+        "kill9_mid_persona",
+        kills=1,
+        cut_ticks_completed_after_restart=1,
         fills=books["fills"],
         book_checks_passed=BOOK_CHECKS["checks"],
     )

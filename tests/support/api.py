@@ -28,6 +28,7 @@ from tradecast.settings import Settings, load_settings
 VIEWER, OPERATOR, ADMIN = "view-key-123", "ops-key-456", "admin-key-789"
 KEYS = f"viewer:{VIEWER},operator:{OPERATOR},admin:{ADMIN}"
 START = "2021-01-05T12:00:00Z"
+DESK_OPEN_TIMEOUT_S = 120
 CHATTY = (
     "Candles never lie to those who listen closely. Risk first and vibes second, "
     "always and forever. The desk keeps its head when the market loses its own."
@@ -70,9 +71,10 @@ def memory(embedder: Embedder) -> ChromaDecisionMemory:
 async def running_app(
     settings: Settings, embedder: Embedder, models: dict | None = None
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its lifespan entered and an HTTP client over ASGI."""
+    """The app with its lifespan entered, the desk open, and an HTTP client over ASGI."""
     app = create_app(settings, models=models or scripted_models(), memory=memory(embedder))
     async with app.router.lifespan_context(app):
+        await app.state.opener.wait_open(DESK_OPEN_TIMEOUT_S)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield app, client
@@ -84,7 +86,8 @@ def context(app: FastAPI) -> ApiContext:
 
 @asynccontextmanager
 async def uvicorn_server(app: FastAPI) -> AsyncIterator[str]:
-    """``app`` served by a real uvicorn on a free loopback port (lifespan included)."""
+    """``app`` served by a real uvicorn on a free loopback port (lifespan included), once its
+    desk is open."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -99,6 +102,7 @@ async def uvicorn_server(app: FastAPI) -> AsyncIterator[str]:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.05)
+        await app.state.opener.wait_open(DESK_OPEN_TIMEOUT_S)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

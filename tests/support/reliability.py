@@ -16,7 +16,7 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 
 from support.net import free_port
-from support.serve import start_serve, wait_ready
+from support.serve import TRADECAST, start_serve, wait_ready
 from tradecast.llm import create_chat_model
 from tradecast.settings import AGENT_ROLES, AgentRole, LLMBackend, LLMConfig
 
@@ -52,6 +52,8 @@ class Serve:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    command: tuple[str, ...] = (TRADECAST,)
+    """What runs as ``tradecast`` (the crash tests run their kill-point script)."""
 
     @classmethod
     def configure(cls, tmp_path: Path, ollama_url: str, **settings: str) -> Serve:
@@ -83,7 +85,7 @@ class Serve:
     def start(self, timeout: float = 180) -> None:
         """Start the server and wait until it is ready."""
         log = self.log_path.open("ab")
-        self.proc = start_serve(self.port, self.env, log)
+        self.proc = start_serve(self.port, self.env, log, self.command)
         log.close()
         self.starts += 1
         wait_ready(

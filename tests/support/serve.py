@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,10 +22,13 @@ def serve_env(settings: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_serve(port: int, env: Mapping[str, str], log: IO[Any]) -> subprocess.Popen[bytes]:
-    """``tradecast serve --port PORT`` with stdout and stderr both written to ``log``."""
+def start_serve(
+    port: int, env: Mapping[str, str], log: IO[Any], command: Sequence[str] = (TRADECAST,)
+) -> subprocess.Popen[bytes]:
+    """``tradecast serve --port PORT`` (``command``: what runs instead of ``tradecast``) with
+    stdout and stderr both written to ``log``."""
     return subprocess.Popen(
-        [TRADECAST, "serve", "--port", str(port)],
+        [*command, "serve", "--port", str(port)],
         env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,

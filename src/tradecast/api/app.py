@@ -1,11 +1,10 @@
-"""FastAPI application factory. The lifespan opens the desk (``open_desk``), the event bus and
-the desk service, starts the desk loop, and closes it all on shutdown."""
+"""FastAPI application factory: the routes, the error handlers and limits, the overlay, and a
+lifespan that opens the desk in the background (:mod:`tradecast.api.lifespan`)."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from langchain_core.language_models import BaseChatModel
 
 from tradecast import __version__
-from tradecast.agents.persona_card import load_card
 from tradecast.api.auth import KeyRing
 from tradecast.api.body_limit import install_body_limit
-from tradecast.api.deps import ApiContext
 from tradecast.api.errors import install_error_handlers
-from tradecast.api.ratelimit import RateLimiter
+from tradecast.api.lifespan import DeskOpener, OpenFailed, running_desk
 from tradecast.api.routes import desk, ops, streams, threads
-from tradecast.api.runs import RunStore
 from tradecast.api.schemas import ApiIndex
-from tradecast.api.sse import FrameCache
-from tradecast.bootstrap import (
-    build_desk_models,
-    build_desk_store,
-    open_desk,
-    open_shared_services,
-)
-from tradecast.desk.metrics import Metrics
-from tradecast.desk.publisher import EventPublisher
-from tradecast.desk.service import DeskService
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
 from tradecast.memory.base import DecisionMemory
@@ -86,9 +72,12 @@ def create_app(
     keys: KeyRing | None = None,
     models: Mapping[AgentRole, BaseChatModel] | None = None,
     memory: DecisionMemory | None = None,
+    on_open_failed: OpenFailed | None = None,
 ) -> FastAPI:
     """The tradecast API for ``settings``. ``keys`` default to the configured ones (or to
-    generated ones, logged once); ``models``/``memory`` may be given, e.g. by tests."""
+    generated ones, logged once); ``models``/``memory`` may be given, e.g. by tests. The desk
+    opens in the background once the server runs (:mod:`tradecast.api.lifespan`);
+    ``on_open_failed`` is told if it cannot."""
     if keys is None:
         keys, generated = resolve_keys(settings)
         if generated:
@@ -100,23 +89,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with _running_desk(settings, keys, models, memory) as ctx:
-            app.state.ctx = ctx
-            thresholds = _tune_gc()
-            log.info(
-                "api.started",
-                data_dir=str(settings.data_dir),
-                version=__version__,
-                symbol=settings.desk.symbol,
-                mode=ctx.desk.timeline.mode,
-                roles=dict(keys.roles()),
-            )
-            try:
-                yield
-            finally:
-                app.state.ctx = None
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
+        opener = DeskOpener(
+            app, lambda: running_desk(settings, keys, models, memory), on_open_failed
+        )
+        app.state.opener = opener
+        opener.start()
+        try:
+            yield
+        finally:
+            await opener.aclose()
         log.info("api.stopped")
 
     app = FastAPI(
@@ -127,6 +108,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = None
+    app.state.opener = None
     install_error_handlers(app)
     install_body_limit(app, settings.api.max_body_bytes)
     if settings.api.cors_origins:
@@ -152,74 +134,3 @@ def create_app(
     if OVERLAY_DIR.is_dir():
         app.mount("/overlay", StaticFiles(directory=OVERLAY_DIR, html=True), name="overlay")
     return app
-
-
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def _tune_gc() -> tuple[int, ...]:
-    """Keep garbage-collector pauses out of the streams; returns the thresholds to restore.
-
-    What was loaded at start (libraries, models: ~600,000 objects) lives as long as the
-    process, and a full collection over it takes ~300 ms here: frozen, the collector skips it.
-    Each SSE client adds ~275 long-lived objects, so with 1,000 clients a full collection
-    still takes ~150 ms; collecting the young generation every 10,000 allocations instead of
-    700 makes those rare (none in a 10 s burst of 200,000 deliveries, see
-    docs/PERFORMANCE.md) at the cost of cyclic garbage living a little longer.
-    """
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(max(previous[0], GC_YOUNG_THRESHOLD), *previous[1:])
-    return previous
-
-
-@asynccontextmanager
-async def _running_desk(
-    settings: Settings,
-    keys: KeyRing,
-    models: Mapping[AgentRole, BaseChatModel] | None,
-    memory: DecisionMemory | None,
-) -> AsyncIterator[ApiContext]:
-    api = settings.api
-    metrics = Metrics()
-    desk_models = dict(models) if models else build_desk_models(settings)
-    card = load_card(settings.desk.persona_card)
-    async with AsyncExitStack() as stack:
-        shared = await stack.enter_async_context(open_shared_services(settings))
-        publisher = EventPublisher(shared.bus, metrics)
-        runtime = await stack.enter_async_context(
-            open_desk(settings, sink=publisher, models=desk_models, memory=memory)
-        )
-        store = build_desk_store(settings)
-        stack.callback(store.close)
-        if shared.health is not None:
-            await shared.health.check_now()
-            shared.health.start()
-            stack.push_async_callback(shared.health.aclose)
-        service = DeskService(
-            runtime,
-            store,
-            publisher,
-            metrics=metrics,
-            persona_name=card.name,
-            lease=shared.lease,
-            health=shared.health,
-        )
-        await service.start(autostart=settings.desk.autostart)
-        stack.push_async_callback(service.aclose)
-        runs = RunStore()
-        stack.push_async_callback(runs.aclose)
-        yield ApiContext(
-            settings=settings,
-            keys=keys,
-            limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
-            metrics=metrics,
-            bus=shared.bus,
-            publisher=publisher,
-            frames=FrameCache(),
-            desk=service,
-            runs=runs,
-            chat_model=desk_models["persona"],
-            card=card,
-        )

@@ -134,9 +134,10 @@ class ApiIndex(BaseModel):
 
 
 class Liveness(BaseModel):
-    """The process answers."""
+    """The process answers; ``failed`` (503) when the desk could not open."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "failed"]
+    error: str | None = None
 
 
 class TickAccepted(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 import uvicorn
 
@@ -45,13 +47,29 @@ def serve(
         )
     else:
         log.info("api.urls", overlay=f"{base}/overlay/?key=<a viewer key>", docs=f"{base}/docs")
-    uvicorn.run(
-        create_app(settings, keys=keys),
-        host=bind_host,
-        port=bind_port,
-        log_config=None,
-        access_log=False,
-        # an idle keep-alive connection is closed after 5 s (uvicorn has no separate limit on
-        # reading headers; in production nginx in deploy/ enforces client_header_timeout)
-        timeout_keep_alive=5,
+    failures: list[BaseException] = []
+
+    def stop_serving(exc: BaseException) -> None:
+        failures.append(exc)
+        server.should_exit = True
+
+    app = create_app(settings, keys=keys, on_open_failed=stop_serving)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=bind_host,
+            port=bind_port,
+            log_config=None,
+            access_log=False,
+            # an idle keep-alive connection is closed after 5 s (uvicorn has no separate limit
+            # on reading headers; in production nginx in deploy/ enforces
+            # client_header_timeout)
+            timeout_keep_alive=5,
+        )
     )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops (uvicorn re-raises it)
+        server.run()
+    if failures:
+        fail(f"the desk could not open: {type(failures[0]).__name__}: {failures[0]}", code=1)
+    if not server.started:
+        fail(f"the server could not listen on {bind_host}:{bind_port} (see the log above)", code=3)

@@ -19,6 +19,8 @@ from tradecast.logs import get_logger
 log = get_logger(__name__)
 ThreadState = Callable[[str], Awaitable[dict[str, Any] | None]]
 """A tick thread's checkpointed state (None: no such thread)."""
+OrderPlaced = Callable[[dict[str, Any]], bool]
+"""Whether the broker holds the order an approval request asks about."""
 
 
 class PendingApprovals:
@@ -30,12 +32,15 @@ class PendingApprovals:
         publisher: EventPublisher,
         thread_state: ThreadState,
         on_change: Callable[[], None],
+        order_placed: OrderPlaced,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._thread_state = thread_state
         self._on_change = on_change
+        self._order_placed = order_placed
         self._pending: dict[str, tuple[str, datetime]] = {}
+        self._placed: dict[str, tuple[str, datetime]] = {}
 
     def __contains__(self, decision_id: object) -> bool:
         return decision_id in self._pending
@@ -66,17 +71,29 @@ class PendingApprovals:
 
     async def restore(self, *, announce: bool = True) -> None:
         """Find the ticks the store says wait for approval and whose checkpoint still has the
-        interrupt; announce each on the desk stream when ``announce``."""
+        interrupt; announce each on the desk stream when ``announce``. A tick whose order the
+        broker holds was approved before the desk stopped (the answer's checkpoint was lost):
+        it is kept for :meth:`take_placed`, not offered for approval again."""
         for tick in self._store.awaiting_approval():
             state = await self._thread_state(tick.thread_id)
             decision = tick.decision
             if state is None or not state["interrupts"] or decision is None:
                 continue
+            request = state["interrupts"][0]["value"]
+            if self._order_placed(request):
+                self._pending.pop(decision.id, None)
+                self._placed[decision.id] = (tick.thread_id, decision.decided_at)
+                continue
             self._pending[decision.id] = (tick.thread_id, decision.decided_at)
             if announce:
-                await self._announce_restored(tick.thread_id, state["interrupts"][0]["value"])
+                await self._announce_restored(tick.thread_id, request)
         if self._pending:
             log.info("desk.approvals_restored", pending=sorted(self._pending))
+
+    def take_placed(self) -> dict[str, tuple[str, datetime]]:
+        """The ticks found waiting although their order was placed (each handed out once)."""
+        placed, self._placed = self._placed, {}
+        return placed
 
     async def _announce_restored(self, thread_id: str, request: dict[str, Any]) -> None:
         await self._publisher.publish(

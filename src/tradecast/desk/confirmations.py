@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from tradecast.errors import ConfirmationRequired, NotFound
 from tradecast.settings import RiskLimits
@@ -20,7 +19,7 @@ from tradecast.settings import RiskLimits
 LOOSEN_FACTOR = Decimal(2)
 CONFIRM_TTL_S = 300.0
 MAX_WAITING = 32
-"""Unconfirmed changes kept at once (the oldest is dropped past it)."""
+"""Unconfirmed changes kept at once (the oldest are dropped past it)."""
 
 
 def loosens_a_lot(field: str, current: Any, proposed: Any) -> bool:
@@ -33,19 +32,28 @@ def loosens_a_lot(field: str, current: Any, proposed: Any) -> bool:
     return Decimal(proposed) > Decimal(current) * LOOSEN_FACTOR
 
 
-@dataclass(frozen=True)
-class _Held:
-    actor: str
-    changes: dict[str, Any]
-    expires: float
+class HeldChanges(Protocol):
+    """Where held changes wait (the desk store: shared by replicas when they share one)."""
+
+    def hold_change(
+        self, token: str, actor: str, changes: dict[str, Any], expires_at: float, keep: int
+    ) -> None:
+        """Keep ``changes`` under ``token`` until ``expires_at`` (epoch seconds), and only the
+        newest ``keep`` changes."""
+        ...
+
+    def take_change(self, token: str, actor: str) -> dict[str, Any] | None:
+        """Remove and return the unexpired changes ``actor`` holds under ``token`` (atomic)."""
+        ...
 
 
 class Confirmations:
-    """Changes waiting for their actor's confirmation, by token."""
+    """Changes waiting for their actor's confirmation, by token. They are kept in the desk
+    store, so a confirmation may reach any replica, and applies once."""
 
-    def __init__(self, ttl_s: float = CONFIRM_TTL_S) -> None:
+    def __init__(self, held: HeldChanges, ttl_s: float = CONFIRM_TTL_S) -> None:
         self.ttl_s = ttl_s
-        self._held: dict[str, _Held] = {}
+        self._held = held
 
     def check(self, actor: str, current: RiskLimits, changes: dict[str, Any]) -> None:
         """Let ``changes`` through, or hold them and ask for a confirmation.
@@ -58,10 +66,7 @@ class Confirmations:
         if not big:
             return
         token = secrets.token_hex(4)
-        self._forget_expired()
-        while len(self._held) >= MAX_WAITING:
-            self._held.pop(next(iter(self._held)))
-        self._held[token] = _Held(actor, dict(changes), time.monotonic() + self.ttl_s)
+        self._held.hold_change(token, actor, dict(changes), time.time() + self.ttl_s, MAX_WAITING)
         described = ", ".join(f"{f} {getattr(current, f)} -> {changes[f]}" for f in big)
         raise ConfirmationRequired(
             token,
@@ -76,14 +81,7 @@ class Confirmations:
         Raises:
             NotFound: no such token for this actor, or it expired.
         """
-        self._forget_expired()
-        held = self._held.get(token)
-        if held is None or held.actor != actor:
+        changes = self._held.take_change(token, actor)
+        if changes is None:
             raise NotFound(f"no limit change waits for confirmation under {token!r}")
-        del self._held[token]
-        return held.changes
-
-    def _forget_expired(self) -> None:
-        now = time.monotonic()
-        for token in [t for t, h in self._held.items() if h.expires <= now]:
-            del self._held[token]
+        return changes

@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from tradecast.agents.consensus import decision_id as decision_id_at
 from tradecast.broker.paper import Broker
 from tradecast.desk.approvals import PendingApprovals
 from tradecast.desk.confirmations import Confirmations
@@ -69,6 +70,8 @@ MAX_BACKOFF_S = 60.0
 # how long a tick waits for another replica's tick of the same desk (embedded: ~10-30 s)
 TICK_WAIT_S = 120.0
 T = TypeVar("T")
+INTERRUPTED = "interrupted: the desk stopped mid-tick; it resumes from its checkpoint"
+PLACED = "ok: the order was approved and placed before the desk stopped"
 
 
 class DeskService:
@@ -106,8 +109,10 @@ class DeskService:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._run_flag = RunFlag(store, self._notify)
-        self._confirmations = Confirmations()
-        self._pending = PendingApprovals(store, publisher, self.thread_state, self._notify)
+        self._confirmations = Confirmations(store)
+        self._pending = PendingApprovals(
+            store, publisher, self.thread_state, self._notify, self._order_placed
+        )
         self._loop = DeskLoop(runtime.runner, self.symbol, self.timeline, self._restore_cursor())
         self._next_due = 0.0
         self._ticks = store.decision_count()
@@ -137,7 +142,7 @@ class DeskService:
         the approvals that were pending when the desk last stopped."""
         await self._pending.restore()
         self._run_flag.start(autostart=autostart)
-        await self.leadership.keep_once()
+        await self.leadership.keep_once()  # on taking the lease: _promoted
         self._keeper = asyncio.create_task(self.leadership.keep(), name="desk-lease")
         self._task = asyncio.create_task(self._supervise(), name="desk-loop")
         log.info(
@@ -286,7 +291,7 @@ class DeskService:
         async with self._lock:
             self._check_dependencies()
             if decision_id not in self._pending:
-                await self._pending.restore(announce=False)
+                await self._restore_approvals()
             self._catch_up()
             pending = self._pending.get(decision_id)
             if pending is None:
@@ -443,7 +448,7 @@ class DeskService:
     ) -> TickResult | None:
         """The tick itself, inside the desk's tick lock."""
         self._catch_up()
-        await self._pending.restore(announce=False)
+        await self._restore_approvals()
         if from_loop and not (self.leader and self._run_flag.is_set() and not self._pending):
             return None  # paused, an approval opened, or the lease went elsewhere
         if self.finished:
@@ -596,6 +601,37 @@ class DeskService:
         if overrides and not quiet:
             log.info("desk.limits_restored", **overrides)
 
+    def _order_placed(self, request: dict[str, Any]) -> bool:
+        client_order_id = (request.get("intent") or {}).get("client_order_id")
+        if not isinstance(client_order_id, str) or not client_order_id:
+            return False
+        return self.runtime.broker.order(client_order_id) is not None
+
+    async def _restore_approvals(self) -> None:
+        """Restore the pending approvals (inside the tick lock), and finish the ticks that wait
+        for one although the broker holds their order: it was approved and placed before the
+        desk stopped, and the checkpoint of the answer was lost. Such a tick goes on as
+        approved, so it reports the order the broker holds."""
+        await self._pending.restore(announce=False)
+        for decision_id, (thread, moment) in self._pending.take_placed().items():
+            result = await self.runtime.runner.resume(thread, True, moment)
+            await self._after_tick(result, moment)
+            self.store.journal("system", "approve", {"decision_id": decision_id}, PLACED)
+            log.warning("desk.approval_settled", decision_id=decision_id)
+
+    async def _journal_cut_tick(self) -> None:
+        """Journal the tick a stopped process left half done (it resumes from its
+        checkpoint on the next tick), so the journal shows every tick that was started."""
+        if self.finished:
+            return
+        moment = self.timeline.moment(self._loop.cursor)
+        steps = await self.runtime.runner.cut_short(self.symbol, moment)
+        if steps is None:
+            return
+        detail = {"decision_id": decision_id_at(self.symbol, moment), "next_steps": steps}
+        self.store.journal("system", "tick", detail, INTERRUPTED)
+        log.warning("desk.tick_interrupted", **detail)
+
     # --- replicas -------------------------------------------------------------------------
 
     def _may_trade(self) -> bool:
@@ -638,7 +674,9 @@ class DeskService:
         try:
             self._catch_up()
             self._run_flag.apply(self._run_flag.read(), force=True)
-            await self._pending.restore(announce=False)
+            async with self._lock:
+                await self._restore_approvals()
+            await self._journal_cut_tick()
         except Exception:
             log.exception("desk.takeover_sync_failed")
 

@@ -4,12 +4,14 @@ or, when replicas share it, in PostgreSQL (:mod:`tradecast.desk.store_db`):
 - the control journal: every operator action, who did it, when, and what came of it;
 - the decisions: each tick's report, newest first, for ``GET /v1/decisions``;
 - desk state: the replay cursor and the risk-limit changes made at run time;
+- limit changes waiting for their actor's confirmation;
 - chat threads created through the threads API.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,34 @@ class DeskStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value, default=str)),
         )
+
+    # --- limit changes waiting for a confirmation -----------------------------------------
+
+    def hold_change(
+        self, token: str, actor: str, changes: dict[str, Any], expires_at: float, keep: int
+    ) -> None:
+        """Keep ``changes`` under ``token`` until ``expires_at`` (epoch seconds), dropping
+        expired ones and all but the newest ``keep``."""
+        self._db.execute("DELETE FROM confirmations WHERE expires_at <= ?", (time.time(),))
+        self._db.execute(
+            "INSERT INTO confirmations (token, actor, changes, expires_at) VALUES (?, ?, ?, ?)",
+            (token, actor, json.dumps(changes, default=str), expires_at),
+        )
+        self._db.execute(
+            "DELETE FROM confirmations WHERE token NOT IN "
+            "(SELECT token FROM confirmations ORDER BY expires_at DESC LIMIT ?)",
+            (keep,),
+        )
+
+    def take_change(self, token: str, actor: str) -> dict[str, Any] | None:
+        """The unexpired changes ``actor`` holds under ``token``, removed in the same statement
+        (so one confirmation applies once, whichever replica gets it); None if there are none."""
+        rows, _ = self._db.execute(
+            "DELETE FROM confirmations WHERE token = ? AND actor = ? AND expires_at > ? "
+            "RETURNING changes",
+            (token, actor, time.time()),
+        )
+        return json.loads(rows[0][0]) if rows else None
 
     def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         """Create a chat thread; None when it exists already."""

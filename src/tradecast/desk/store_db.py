@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_at DESC, decision_id DESC);
 CREATE TABLE IF NOT EXISTS desk_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS confirmations (
+    token TEXT PRIMARY KEY,
+    actor TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS threads (
     thread_id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,

@@ -70,6 +70,16 @@ class DeskRunner:
             log.info("desk.tick_resumed", next=list(snapshot.next))
         return await self._run(thread, config, payload, resumed=payload is None)
 
+    async def cut_short(self, symbol: str, at: datetime) -> list[str] | None:
+        """The steps still to run of the tick on ``symbol`` at ``at`` when it was started and
+        then cut short (the process stopped mid-tick); None when it was never started, has
+        finished or waits for approval."""
+        config: RunnableConfig = {"configurable": {"thread_id": self.thread_id(symbol, at)}}
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values or _interrupted(snapshot) or _finished(snapshot):
+            return None
+        return list(snapshot.next)
+
     async def resume(self, thread: str, approved: bool, at: datetime | None = None) -> TickResult:
         """Answer a pending approval; a second answer changes nothing.
 

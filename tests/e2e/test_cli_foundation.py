@@ -40,6 +40,9 @@ def test_doctor_json_reports_a_working_embedded_llm(tmp_path: Path):
     assert "amx_tile" in report["llm"]["cpu"]["flags"] or not report["llm"]["cpu"]["flags"]
     assert "llama-cpp-python" in report["llm"]["llamacpp_build"]
     assert report["embeddings"]["ok"] is True and report["embeddings"]["dimensions"] == 384
+    assert report["voice"]["ok"] is True, report["voice"]
+    assert report["voice"]["voice"] == "piper:en_US-joe-medium"
+    assert report["voice"]["audio_s"] > 1
     assert "cuda" in report["gpu"]
 
 

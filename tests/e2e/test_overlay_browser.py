@@ -5,63 +5,19 @@ screenshot has a transparent background."""
 from __future__ import annotations
 
 import io
-import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support.net import free_port
-from support.serve import serve_env, start_serve, wait_ready
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-KEYS = "viewer:view-key-123,operator:ops-key-456,admin:admin-key-789"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from support.overlay import CHROMIUM, CHROMIUM_ARGS, serving
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = serve_env(
-        {
-            "TRADECAST_DATA_DIR": str(tmp_path / "data"),
-            "TRADECAST_API_KEYS": KEYS,
-            "TRADECAST_API__API_KEYS": KEYS,
-            "TRADECAST_DESK__SECONDS_PER_TICK": "3600",
-        }
-    )
-    log = (tmp_path / "server.log").open("w")
-    process = start_serve(port, env, log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(
-            process,
-            base,
-            timeout=120,
-            interval=0.5,
-            request_timeout=1,
-            tail=lambda: (tmp_path / "server.log").read_text()[-3000:],
-        )
+    with serving(tmp_path) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.mark.slow
@@ -87,6 +43,10 @@ def test_overlay_renders_a_streamed_caption_on_a_transparent_page(server: str, t
         caption = page.eval_on_selector_all("#caption .line", "els => els.map(e => e.textContent)")
         assert all(len(line) <= 42 for line in caption) and len(caption) <= 2
         assert page.text_content("#ticker-decision") != "waiting for the desk…"
+        # the drawn avatar (not a text face), labelled with the persona and its emotion
+        assert page.locator("#avatar svg.kira").count() == 1
+        emotion = page.get_attribute("#avatar", "data-expression")
+        assert page.get_attribute("#avatar", "aria-label") == f"Kira Candle: {emotion}"
         shot = page.screenshot(omit_background=True)
         (tmp_path / "overlay.png").write_bytes(shot)
         browser.close()
@@ -96,3 +56,4 @@ def test_overlay_renders_a_streamed_caption_on_a_transparent_page(server: str, t
     assert image.getpixel((5, 5))[3] == 0
     caption_box = image.crop((400, 800, 1800, 1020))
     assert caption_box.getextrema()[3][1] > 0, "the caption box is drawn"
+    assert image.getpixel((96 + 185, 1080 - 180))[3] == 255, "the avatar is drawn"

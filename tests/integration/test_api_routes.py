@@ -45,6 +45,9 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/streams/{channel}", "viewer", None),
     ("GET", "/v1/streams/{channel}/latest", "viewer", None),
     ("GET", "/v1/snapshot", "viewer", None),
+    ("GET", "/v1/persona", "viewer", None),
+    ("GET", "/v1/persona/sprites/{file}", "viewer", None),
+    ("GET", "/v1/speech/{speech_id}", "viewer", None),
     ("POST", "/v1/chat", "operator", CHAT),
     ("POST", "/v1/threads", "operator", {}),
     ("GET", "/v1/threads/{thread_id}", "operator", None),
@@ -60,6 +63,8 @@ PATH_VALUES = {
     "channel": "desk",
     "thread_id": "desk",
     "run_id": "no-such-run",
+    "file": "idle.png",
+    "speech_id": "sp-0000000000000-0000",
 }
 BELOW = {"operator": VIEWER, "admin": OPERATOR}
 

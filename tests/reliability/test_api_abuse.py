@@ -38,6 +38,7 @@ def served(tmp_path, embedder) -> Iterator[str]:
         data_dir=tmp_path / "data",
         api={"api_keys": KEYS, "control_burst": 10, "control_rate_per_minute": 60},
         desk={"autostart": False, "seconds_per_tick": 0, "replay_from": START, "memory_k": 0},
+        voice={"backend": "off"},
     )
     app = create_app(app_settings, models=scripted_models(), memory=memory(embedder))
     sock = socket.socket()

@@ -49,8 +49,11 @@ def scripted_models(persona: str = "Let's see how this goes!", **scripts: list) 
     }
 
 
-def api_settings(data_dir: Path, *, api: dict | None = None, **desk: Any) -> Settings:
-    """Settings for a test app: known keys, paused at start, no pause between ticks."""
+def api_settings(
+    data_dir: Path, *, api: dict | None = None, voice: dict | None = None, **desk: Any
+) -> Settings:
+    """Settings for a test app: known keys, paused at start, no pause between ticks, and no
+    voice unless ``voice`` asks for one (the voice's own tests do)."""
     desk_config = {
         "autostart": False,
         "seconds_per_tick": 0,
@@ -58,7 +61,12 @@ def api_settings(data_dir: Path, *, api: dict | None = None, **desk: Any) -> Set
         "memory_k": 0,
         **desk,
     }
-    return load_settings(data_dir=data_dir, api={"api_keys": KEYS, **(api or {})}, desk=desk_config)
+    return load_settings(
+        data_dir=data_dir,
+        api={"api_keys": KEYS, **(api or {})},
+        desk=desk_config,
+        voice=voice or {"backend": "off"},
+    )
 
 
 def memory(embedder: Embedder) -> ChromaDecisionMemory:

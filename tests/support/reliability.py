@@ -73,6 +73,7 @@ class Serve:
                 "TRADECAST_LLM__TIMEOUT_S": "3",
                 "TRADECAST_DESK__REPLAY_FROM": START,
                 "TRADECAST_DESK__MEMORY_K": "0",
+                "TRADECAST_VOICE__BACKEND": "off",
             }
         )
         env.update({f"TRADECAST_{k}": v for k, v in settings.items()})

@@ -18,7 +18,7 @@ from tradecast.api.auth import KeyRing
 from tradecast.api.body_limit import install_body_limit
 from tradecast.api.errors import install_error_handlers
 from tradecast.api.lifespan import DeskOpener, OpenFailed, running_desk
-from tradecast.api.routes import desk, ops, streams, threads
+from tradecast.api.routes import desk, ops, persona, streams, threads
 from tradecast.api.schemas import ApiIndex
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
@@ -50,6 +50,7 @@ TAGS = [
     {"name": "decisions", "description": "Each tick's report."},
     {"name": "streams", "description": "Live events (SSE) and snapshots."},
     {"name": "chat", "description": "Operator chat: commands and questions."},
+    {"name": "persona", "description": "The persona's card, avatar sprites and spoken lines."},
     {"name": "threads", "description": "LangGraph-style threads and runs."},
     {"name": "ops", "description": "Health, readiness, metrics."},
 ]
@@ -118,7 +119,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["*"],
         )
-    for router in (ops.router, desk.router, streams.router, threads.router):
+    for router in (ops.router, desk.router, streams.router, persona.router, threads.router):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False, response_model=ApiIndex)

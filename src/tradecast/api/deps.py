@@ -28,6 +28,7 @@ from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
 from tradecast.graphs.controls import Role, role_allows
 from tradecast.settings import Settings
+from tradecast.voice.store import SpeechStore
 
 
 @dataclass
@@ -47,6 +48,10 @@ class ApiContext:
     card: PersonaCard
     denied: DeniedLog = field(default_factory=DeniedLog)
     """Refused attempts (logged, rate limited)."""
+    speech: SpeechStore | None = None
+    """The persona's spoken lines (None: the voice is off)."""
+    voice_name: str = ""
+    """The voice speaking (``piper:en_US-joe-medium``...), "" when off."""
 
 
 def get_context(request: Request) -> ApiContext:

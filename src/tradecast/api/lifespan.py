@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from langchain_core.language_models import BaseChatModel
 
 from tradecast import __version__
-from tradecast.agents.persona_card import load_card
+from tradecast.agents.persona_card import PersonaCard, load_card
 from tradecast.api.auth import KeyRing
 from tradecast.api.deps import ApiContext
 from tradecast.api.ratelimit import RateLimiter
@@ -29,6 +29,7 @@ from tradecast.bootstrap import (
     build_desk_models,
     build_desk_store,
     build_memory,
+    build_speech,
     open_desk,
     open_shared_services,
 )
@@ -38,6 +39,9 @@ from tradecast.desk.service import DeskService
 from tradecast.logs import get_logger
 from tradecast.memory.base import DecisionMemory
 from tradecast.settings import AgentRole, Settings
+from tradecast.voice.queue import SpeakingQueue
+from tradecast.voice.speaker import Speaker
+from tradecast.voice.store import SpeechStore
 
 log = get_logger(__name__)
 OpenFailed = Callable[[BaseException], None]
@@ -155,6 +159,7 @@ async def running_desk(
         stack.push_async_callback(service.aclose)
         runs = RunStore()
         stack.push_async_callback(runs.aclose)
+        speaker = await stack.enter_async_context(speaking(settings, card, publisher))
         with tuned_gc():
             log.info(
                 "api.started",
@@ -176,7 +181,35 @@ async def running_desk(
                 runs=runs,
                 chat_model=desk_models["persona"],
                 card=card,
+                speech=speaker.store if speaker else None,
+                voice_name=speaker.tts.name if speaker else "",
             )
+
+
+@asynccontextmanager
+async def speaking(
+    settings: Settings, card: PersonaCard, publisher: EventPublisher
+) -> AsyncIterator[Speaker | None]:
+    """The persona's voice, speaking what the desk publishes (None: the voice is off)."""
+    tts = await asyncio.to_thread(build_speech, settings.voice)
+    if tts is None:
+        yield None
+        return
+    voice = settings.voice
+    speaker = Speaker(
+        tts,
+        SpeechStore(settings.data_dir / "speech", voice.keep_files),
+        publisher,
+        card.voice,
+        SpeakingQueue(voice.max_backlog_s),
+    )
+    stop_watching = publisher.watch(speaker.observe)
+    speaker.start()
+    try:
+        yield speaker
+    finally:
+        stop_watching()
+        await speaker.aclose()
 
 
 GC_YOUNG_THRESHOLD = 10_000

@@ -133,6 +133,29 @@ class ApiIndex(BaseModel):
     overlay: str = Field(description="the stream overlay (pass a viewer key)")
 
 
+class VoiceInfo(BaseModel):
+    """Whether the persona speaks, and with what."""
+
+    enabled: bool
+    backend: Literal["piper", "http", "off"]
+    name: str
+
+
+class AvatarInfo(BaseModel):
+    """The card's own sprites (file names), or None for the built-in drawn avatar."""
+
+    sprites: list[str] | None
+
+
+class PersonaInfo(BaseModel):
+    """The persona as the overlay needs it."""
+
+    name: str
+    emotions: list[str]
+    voice: VoiceInfo
+    avatar: AvatarInfo
+
+
 class Liveness(BaseModel):
     """The process answers; ``failed`` (503) when the desk could not open."""
 

@@ -41,12 +41,21 @@ from tradecast.market.closed_bars import ClosedBarsView, parse_timeframe
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import AGENT_ROLES, AgentRole, Settings
+from tradecast.settings import AGENT_ROLES, AgentRole, Settings, VoiceConfig
+from tradecast.voice.base import SpeechSynthesizer
 
 
 def build_chat_model(settings: Settings, role: AgentRole) -> BaseChatModel:
     """The chat model one agent role talks to (llama.cpp in-process or Ollama)."""
     return create_chat_model(settings.llm, role)
+
+
+def build_speech(config: VoiceConfig) -> SpeechSynthesizer | None:
+    """The persona's voice: piper in process (the default), or an OpenAI-compatible speech
+    server that falls back to piper; None when the voice is off."""
+    from tradecast.voice.factory import build_speech as build  # onnxruntime only when asked
+
+    return build(config)
 
 
 def build_embedder(settings: Settings) -> Embedder:

@@ -1,7 +1,9 @@
-"""``tradecast doctor``: checks the LLM, the embeddings and the GPU with real round trips."""
+"""``tradecast doctor``: checks the LLM, the embeddings, the voice and the GPU with real round
+trips."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,11 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradecast.bootstrap import build_chat_model
+from tradecast.bootstrap import build_chat_model, build_speech
 from tradecast.cli.common import print_json
 from tradecast.llm.preflight import llama_build_info, llama_library_runs, run_preflight
 from tradecast.llm.probe import probe_chat_model
 from tradecast.settings import Settings
+from tradecast.voice.base import VoiceStyle
+
+DOCTOR_LINE = "Candles don't lie. Risk first, vibes second."
 
 
 def check_embeddings(settings: Settings) -> dict[str, Any]:
@@ -61,6 +66,32 @@ def check_llm(settings: Settings) -> dict[str, Any]:
     return {**llm, **context, "preflight_s": preflight.seconds}
 
 
+def check_voice(settings: Settings) -> dict[str, Any]:
+    """Speak one sentence with the configured voice (a real synthesis, not a ping)."""
+    tts = build_speech(settings.voice)
+    if tts is None:
+        return {"ok": True, "backend": "off"}
+
+    async def speak() -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            speech = await tts.synthesize(DOCTOR_LINE, VoiceStyle())
+        finally:
+            await tts.aclose()
+        seconds = time.perf_counter() - started
+        return {
+            "ok": True,
+            "voice": speech.voice,
+            "audio_s": round(speech.duration_s, 2),
+            "load_and_speak_s": round(seconds, 3),
+        }
+
+    try:
+        return asyncio.run(speak())
+    except Exception as exc:  # doctor reports every failure instead of crashing
+        return {"ok": False, "voice": tts.name, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def check_gpu() -> dict[str, Any]:
     """Whether torch sees CUDA and whether llama.cpp can offload layers.
 
@@ -84,15 +115,16 @@ def doctor(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Check that the configured LLM, the embeddings and the GPU work here."""
+    """Check that the configured LLM, the embeddings, the voice and the GPU work here."""
     settings: Settings = ctx.obj
     report = {"llm": check_llm(settings), "embeddings": check_embeddings(settings)}
+    report["voice"] = check_voice(settings)
     report["gpu"] = check_gpu()
     if as_json:
         print_json(report)
     else:
         _print_table(report)
-    if not (report["llm"]["ok"] and report["embeddings"]["ok"]):
+    if not all(report[check]["ok"] for check in ("llm", "embeddings", "voice")):
         raise typer.Exit(1)
 
 

@@ -14,7 +14,7 @@ CHANNELS: tuple[Channel, ...] = ("desk", "persona", "market")
 DeskEventType = Literal[
     "decision", "order", "fill", "pnl", "risk_rejection", "approval_pending", "status"
 ]
-PersonaEventType = Literal["token", "sentence", "emotion", "blocked"]
+PersonaEventType = Literal["token", "sentence", "emotion", "blocked", "speech", "speech_skipped"]
 MarketEventType = Literal["tick", "candle"]
 
 

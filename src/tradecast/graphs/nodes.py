@@ -94,7 +94,9 @@ def gather_context(sources: ContextSources) -> Node:
         candles = await sources.market.candles(symbol, until=at, limit=sources.config.candles)
         if len(candles) < 2:
             raise MarketDataError(f"not enough {symbol} bars closed by {at.isoformat()}")
-        price = await sources.executor.mark(symbol, at)
+        price, exits = await sources.executor.mark_with_exits(symbol, at)
+        for fill, trigger in exits:  # stops and resting limits the new price set off
+            emit("desk", "fill", {**_jsonable(fill), "trigger": trigger})
         situation = describe_situation(candles)
         hits = (
             await asyncio.to_thread(

@@ -9,6 +9,9 @@ cool-down) when it fails.
 Only failures that say the server is unwell count: unreachable, timed out, or a backend
 error. A garbage or empty answer comes from a live server and is not the breaker's business.
 One breaker is shared by every role that talks to the same server (:func:`breaker_for`).
+
+Other servers reuse it (the voice's speech server): ``scope`` names the breaker's kind in its
+log events and open errors, ``setting`` the cool-down setting the open error points at.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from tradecast.logs import get_logger
 
 log = get_logger(__name__)
 
+LLM_COOLDOWN_SETTING = "TRADECAST_LLM__BREAKER_COOLDOWN_S"
+
 SERVER_FAULTS: frozenset[str] = frozenset({"unreachable", "timeout", "backend"})
 """``LLMError`` kinds that count as a failure of the server."""
 
@@ -37,15 +42,26 @@ class BreakerState(StrEnum):
 
 
 class CircuitOpenError(LLMError):
-    """The breaker is open: the call was not made (kind ``unreachable``)."""
+    """The breaker is open: the call was not made (kind ``unreachable``); ``scope`` tells an
+    LLM server's breaker (``"llm"``) from another's."""
 
-    def __init__(self, name: str, failures: int, retry_in_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        failures: int,
+        retry_in_s: float,
+        *,
+        setting: str = LLM_COOLDOWN_SETTING,
+        scope: str = "llm",
+    ) -> None:
         super().__init__(
             "unreachable",
             f"circuit open for {name} after {failures} consecutive failures; not calling it "
-            f"for another {retry_in_s:.1f} s (TRADECAST_LLM__BREAKER_COOLDOWN_S)",
+            f"for another {retry_in_s:.1f} s ({setting})",
         )
         self.retry_in_s = retry_in_s
+        self.setting = setting
+        self.scope = scope
 
 
 @dataclass
@@ -69,12 +85,17 @@ class CircuitBreaker:
         threshold: int = 3,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        setting: str = LLM_COOLDOWN_SETTING,
+        scope: str = "llm",
     ) -> None:
         if threshold < 1 or cooldown_s <= 0:
             raise ValueError("threshold must be at least 1 and cooldown_s positive")
         self.name = name
         self.threshold = threshold
         self.cooldown_s = cooldown_s
+        self.setting = setting
+        self.scope = scope
         self._clock = clock
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
@@ -97,7 +118,7 @@ class CircuitBreaker:
             if self._state is BreakerState.OPEN and self._cooled_down():
                 self._state = BreakerState.HALF_OPEN
                 self._trial_in_flight = False
-                log.info("llm.breaker_half_open", breaker=self.name)
+                log.info(f"{self.scope}.breaker_half_open", breaker=self.name)
             if self._state is BreakerState.CLOSED:
                 self.stats.calls += 1
                 return
@@ -107,7 +128,9 @@ class CircuitBreaker:
                 return
             self.stats.rejected += 1
             retry_in = max(0.0, self._opened_at + self.cooldown_s - self._clock())
-            raise CircuitOpenError(self.name, self._consecutive, retry_in)
+            raise CircuitOpenError(
+                self.name, self._consecutive, retry_in, setting=self.setting, scope=self.scope
+            )
 
     def record_success(self) -> None:
         """The call worked: close the breaker."""
@@ -117,7 +140,7 @@ class CircuitBreaker:
             if self._state is not BreakerState.CLOSED:
                 self._state = BreakerState.CLOSED
                 self.stats.closed += 1
-                log.info("llm.breaker_closed", breaker=self.name)
+                log.info(f"{self.scope}.breaker_closed", breaker=self.name)
 
     def record_failure(self, error: BaseException) -> None:
         """The call failed; a server fault counts towards opening the breaker."""
@@ -134,7 +157,7 @@ class CircuitBreaker:
                 if self._state is not BreakerState.OPEN:
                     self.stats.opened += 1
                     log.warning(
-                        "llm.breaker_open",
+                        f"{self.scope}.breaker_open",
                         breaker=self.name,
                         failures=self._consecutive,
                         cooldown_s=self.cooldown_s,

@@ -15,6 +15,7 @@ from typing import Any
 from tradecast.broker.paper import Broker, Execution, derive_client_order_id
 from tradecast.domain import (
     DomainModel,
+    Fill,
     OrderIntent,
     OrderStatus,
     Portfolio,
@@ -89,10 +90,23 @@ class GatedExecutor:
 
     async def mark(self, symbol: str, now: datetime | None = None) -> Decimal:
         """Mark ``symbol`` at the market's price now (runs stops and resting limits)."""
+        price, _ = await self.mark_with_exits(symbol, now)
+        return price
+
+    async def mark_with_exits(
+        self, symbol: str, now: datetime | None = None
+    ) -> tuple[Decimal, tuple[tuple[Fill, str], ...]]:
+        """:meth:`mark`, with the fills the price triggered and what triggered each
+        (``stop_loss``, ``take_profit`` or ``limit``)."""
         moment = now or self._clock()
         ticker = await self.market.ticker(symbol, at=moment)
-        await self.broker.on_price(ticker.symbol, ticker.last, moment)
-        return ticker.last
+        fills = await self.broker.on_price(ticker.symbol, ticker.last, moment)
+        return ticker.last, tuple((fill, self._trigger_of(fill)) for fill in fills)
+
+    def _trigger_of(self, fill: Fill) -> str:
+        order = self.broker.order(fill.order_id)
+        prefix = order.client_order_id.partition("-")[0] if order else ""
+        return prefix if prefix in ("stop_loss", "take_profit") else "limit"
 
     async def review(
         self, intent: OrderIntent, now: datetime | None = None

@@ -52,7 +52,7 @@ async def test_a_ticks_sentences_are_spoken_and_served_as_wav(tmp_path: Path, em
 async def test_the_cards_sprites_are_listed_and_served(tmp_path: Path, embedder) -> None:
     folder = tmp_path / "card" / "sprites"
     folder.mkdir(parents=True)
-    for name in ("idle.png", "talk.png", "happy_talk.png"):
+    for name in ("idle.png", "talk.png", "happy_talk.png", "Not Served.png"):
         (folder / name).write_bytes(PNG)
     (folder / "notes.txt").write_text("not a sprite")
     card = tmp_path / "card" / "card.toml"

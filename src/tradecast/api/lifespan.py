@@ -105,6 +105,7 @@ class DeskOpener:
                 self._app.state.ctx = ctx
                 self._settled.set()
                 await self._closing.wait()
+                self._app.state.ctx = None  # routes answer 503 while the desk closes
         except asyncio.CancelledError:
             raise
         except Exception as exc:

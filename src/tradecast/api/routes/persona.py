@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path
@@ -36,8 +38,13 @@ async def persona(
             "backend": ctx.settings.voice.backend.value,
             "name": ctx.voice_name,
         },
-        "avatar": {"sprites": sorted(p.name for p in sprites.glob("*.png")) if sprites else None},
+        "avatar": {"sprites": _sprite_names(sprites) if sprites else None},
     }
+
+
+def _sprite_names(folder: pathlib.Path) -> list[str]:
+    """The PNGs of ``folder`` that the sprite route serves (names it would refuse are left out)."""
+    return sorted(p.name for p in folder.glob("*.png") if re.match(SPRITE_NAME, p.name))
 
 
 @router.get(

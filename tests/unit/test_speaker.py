@@ -43,6 +43,12 @@ class ScriptedVoice:
         self.started: list[tuple[str, VoiceStyle]] = []
         self.hold: asyncio.Event | None = None
 
+    async def busy(self) -> None:
+        """Wait until a line is being synthesised."""
+        async with asyncio.timeout(5):
+            while not self.started:
+                await asyncio.sleep(0)
+
     async def synthesize(self, text: str, style: VoiceStyle) -> Speech:
         self.started.append((text, style))
         if self.hold is not None:
@@ -125,9 +131,7 @@ async def test_the_next_sentence_is_synthesised_while_the_model_writes_the_one_a
     speaker.start()
     try:
         speaker.observe(sentence("First sentence here."))
-        async with asyncio.timeout(5):
-            while not voice.started:
-                await asyncio.sleep(0)
+        await voice.busy()
         # the first is being synthesised; the model has not produced the second yet
         assert [text for text, _ in voice.started] == ["First sentence here."]
         speaker.observe(sentence("Second one."))
@@ -159,9 +163,7 @@ async def test_a_dropped_line_is_announced_as_skipped(tmp_path: Path) -> None:
     speaker.start()
     try:
         speaker.observe(sentence("A first line the voice is busy with."))
-        async with asyncio.timeout(5):
-            while not voice.started:
-                await asyncio.sleep(0)
+        await voice.busy()
         speaker.observe(sentence("An older line that will be dropped now, it talks for too long."))
         speaker.observe(sentence("The newest line, short."))
         voice.hold.set()
@@ -182,9 +184,7 @@ async def test_a_stop_out_is_said_first_from_the_fills_numbers(tmp_path: Path) -
     speaker.start()
     try:
         speaker.observe(sentence("Small talk being said."))
-        async with asyncio.timeout(5):
-            while not voice.started:
-                await asyncio.sleep(0)
+        await voice.busy()
         speaker.observe(sentence("More small talk, queued."))
         fill = {
             "symbol": "BTC/USDT",

@@ -251,3 +251,20 @@ def test_extra_buffer_types_reach_llama_cpp(caplog: pytest.LogCaptureFixture):
 
     assert "CPU_REPACK" in placement_log(True)
     assert "CPU_REPACK" not in placement_log(False)
+
+
+def test_the_persona_keeps_its_prompt_prefix_across_the_desk_calls():
+    """The desk roles share one llama.cpp context; the persona has its own, so a trader call
+    between two ticks' persona calls leaves the persona's evaluated prompt in place."""
+    config = LLMConfig(max_tokens=4)
+    analyst, trader = create_chat_model(config, "analyst"), create_chat_model(config, "trader")
+    persona = create_chat_model(config, "persona")
+    assert isinstance(persona, LlamaCppChatModel) and isinstance(trader, LlamaCppChatModel)
+    assert analyst._model() is trader._model()
+    assert persona._model() is not trader._model()
+
+    card = SystemMessage("You are Kira, a VTuber narrating a trading desk. Be short.")
+    persona.invoke([card, HumanMessage("The desk bought.")])
+    kept = list(persona._model().llama._input_ids)
+    trader.invoke([SystemMessage("Market context: BTC/USDT 43,000."), HumanMessage("Decide.")])
+    assert list(persona._model().llama._input_ids) == kept

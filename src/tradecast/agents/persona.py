@@ -181,6 +181,9 @@ async def narrate(
     max_tokens: int = 90,
 ) -> tuple[list[PersonaLine], LLMCall]:
     """Stream the persona's commentary on ``facts``; always says at least one sentence."""
+    # The card's part is the same every tick and the facts come last, so the persona's own
+    # model context keeps that prefix evaluated from one tick to the next (prefill is most
+    # of the wait for the first sentence on a CPU).
     system = load_prompt("persona").format(
         name=card.name,
         style=card.style,

@@ -45,7 +45,19 @@ def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
         seed=config.seed,
         timeout_s=config.timeout_s,
         extra_buffer_types=config.extra_buffer_types,
+        context=llama_context_for(role),
     )
+
+
+def llama_context_for(role: AgentRole) -> str:
+    """The llama.cpp context a role runs in.
+
+    The analyst, risk and trader calls of a tick share their prompt's market-context prefix,
+    so they share one context. The persona speaks right after the trader with a prompt whose
+    card part never changes: in a context of its own that part stays evaluated from one tick
+    to the next, which takes most of the prefill off the wait for the first spoken line.
+    """
+    return "persona" if role == "persona" else "desk"
 
 
 def gguf_path_for(config: LLMConfig, model: str | None) -> Path:

@@ -80,7 +80,7 @@ class _LoadedModel:
     lock: threading.Lock
 
 
-_LOADED: dict[tuple[str, int, int, int, bool], _LoadedModel] = {}
+_LOADED: dict[tuple[str, int, int, int, bool, str], _LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -117,9 +117,17 @@ def load_gguf(
     n_gpu_layers: int,
     seed: int,
     extra_buffer_types: bool = False,
+    context: str = "desk",
 ) -> _LoadedModel:
-    """Load (once per process) a GGUF model; raises ``LLMError('model_missing')`` if absent."""
-    key = (str(path.resolve()), n_ctx, n_threads, n_gpu_layers, extra_buffer_types)
+    """Load (once per process and ``context``) a GGUF model.
+
+    Each named context is its own llama.cpp context and KV cache, under its own lock; the
+    weights are memory-mapped, so the pages of one file are shared by all of them.
+
+    Raises:
+        LLMError: ``model_missing`` when the file is absent or not a model.
+    """
+    key = (str(path.resolve()), n_ctx, n_threads, n_gpu_layers, extra_buffer_types, context)
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
@@ -152,6 +160,7 @@ def load_gguf(
             n_threads=n_threads,
             n_gpu_layers=n_gpu_layers,
             extra_buffer_types=extra_buffer_types,
+            context=context,
             seconds=round(time.perf_counter() - started, 3),
         )
         _LOADED[key] = _LoadedModel(llama=llama, lock=threading.Lock())
@@ -211,6 +220,9 @@ class LlamaCppChatModel(BaseChatModel):
     seed: int = 42
     timeout_s: float = 60.0
     extra_buffer_types: bool = False
+    context: str = "desk"
+    """The llama.cpp context this model runs in: models of one context share its KV cache
+    (and the prompt prefix llama.cpp keeps there) and take turns on it."""
     _loaded: _LoadedModel | None = PrivateAttr(default=None)
 
     @property
@@ -246,6 +258,7 @@ class LlamaCppChatModel(BaseChatModel):
                 gpu_layers,
                 self.seed,
                 self.extra_buffer_types,
+                self.context,
             )
         return self._loaded
 

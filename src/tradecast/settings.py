@@ -72,25 +72,28 @@ class LLMConfig(_Frozen):
     ollama_base_url: str = "http://127.0.0.1:11434"
     ollama_model: str = "qwen2.5:7b-instruct"
     ollama_keep_alive: str = "30m"
-    n_threads: int | None = Field(default=None, ge=1, description="llama.cpp CPU threads")
+    n_threads: int | None = Field(default=None, ge=1, le=1024, description="llama.cpp CPU threads")
     n_gpu_layers: int | None = Field(
-        default=None, description="layers on GPU; default: all when CUDA is present, else 0"
+        default=None,
+        ge=-1,
+        le=10_000,
+        description="layers on GPU (-1: all); default: all when CUDA is present, else 0",
     )
     extra_buffer_types: StrictBool = Field(
         default=False,
         description="llama.cpp's repacked weight buffers (AMX, CPU repack); off by default: "
         "the AMX path segfaults on some Intel Xeons, and off costs little on a small model",
     )
-    n_ctx: int = Field(default=4096, ge=256)
+    n_ctx: int = Field(default=4096, ge=256, le=262_144)
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    seed: int = 42
-    timeout_s: float = Field(default=60.0, gt=0)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
     breaker_threshold: int = Field(
-        default=3, ge=1, description="consecutive server failures that open the circuit breaker"
+        default=3, ge=1, le=100_000, description="consecutive server failures that open the breaker"
     )
     breaker_cooldown_s: float = Field(
-        default=30.0, gt=0, description="seconds an open breaker waits before one trial call"
+        default=30.0, gt=0, le=3600, description="seconds an open breaker waits before a trial"
     )
     analyst: RoleLLMConfig = RoleLLMConfig()
     risk: RoleLLMConfig = RoleLLMConfig()

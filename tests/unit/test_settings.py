@@ -39,6 +39,13 @@ def test_nested_variables_set_nested_fields(monkeypatch: pytest.MonkeyPatch, tmp
         ("TRADECAST_RISK__MAX_POSITION_PCT", "1.5"),
         ("TRADECAST_API__PORT", "http"),
         ("TRADECAST_LOG_LEVEL", "loud"),
+        # every number has an upper bound: an absurd llama.cpp setting fails at start
+        ("TRADECAST_LLM__N_CTX", "100000000"),
+        ("TRADECAST_LLM__N_THREADS", "5000"),
+        ("TRADECAST_LLM__N_GPU_LAYERS", "-2"),
+        ("TRADECAST_LLM__SEED", "-1"),
+        ("TRADECAST_LLM__TIMEOUT_S", "1e9"),
+        ("TRADECAST_LLM__BREAKER_COOLDOWN_S", "86400"),
     ],
 )
 def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable, value):

@@ -107,3 +107,13 @@ class MemoryStoreError(TradecastError):
 
 class EvalError(TradecastError):
     """The eval could not run or its books do not add up; the message says why."""
+
+
+class ChatSourceError(TradecastError):
+    """A livestream chat source cannot go on: credentials rejected, the chat ended or is
+    disabled, the channel is gone. Reconnecting would not help; the message says what to fix.
+    A network blip is never one of these (the sources reconnect by themselves)."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source

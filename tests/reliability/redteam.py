@@ -142,16 +142,30 @@ UNSUPPORTED_CLAIMS: tuple[PersonaAttack, ...] = (
 )
 """Sentences grounding refuses; they reach no stream either."""
 
-CONFUSABLES = str.maketrans({"\u0455": "s", "\u0441": "c", "\u0430": "a", "\u0435": "e"})
+# Cyrillic, Greek and Armenian letters that pass for Latin ones (the test's own table)
+CONFUSABLES = str.maketrans(
+    dict(
+        zip(
+            "\u0430\u0432\u0435\u0456\u0458\u043a\u043c\u043d\u043e\u0440\u0441\u0442\u0443\u0445"
+            "\u0455\u04bb\u0501\u051b\u051d\u04af\u04cf\u0261\u03b1\u03b5\u03b9\u03ba\u03bd\u03bf"
+            "\u03c1\u03c4\u03c5\u0585\u057d\u0581\u0493\u0433",
+            "abeijkmhopctyxshdqwylgaeikvoptuougfr",
+            strict=True,
+        )
+    )
+)
+LEET = str.maketrans(
+    {"1": "i", "3": "e", "0": "o", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 
 
 def normalised(text: str) -> str:
-    """Lower-case letters and digits only (what the markers are compared with); masks kept."""
-    folded = unicodedata.normalize("NFKD", text).translate(CONFUSABLES)
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).lower()
-    folded = folded.replace("\u200b", "")
-    folded = folded.translate(str.maketrans({"1": "i", "3": "e", "0": "o", "@": "a", "$": "s"}))
-    return re.sub(r"[^a-z0-9*]", "", folded)
+    """Lower-case letters and digits only (what the markers are compared with); masks kept.
+    Look-alike letters, accents, invisible characters and leetspeak are undone."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    folded = unicodedata.normalize("NFKD", visible).lower().translate(CONFUSABLES)
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return re.sub(r"[^a-z0-9*]", "", folded.translate(LEET))
 
 
 def leaked(text: str, marker: str) -> bool:

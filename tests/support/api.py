@@ -50,10 +50,16 @@ def scripted_models(persona: str = "Let's see how this goes!", **scripts: list) 
 
 
 def api_settings(
-    data_dir: Path, *, api: dict | None = None, voice: dict | None = None, **desk: Any
+    data_dir: Path,
+    *,
+    api: dict | None = None,
+    voice: dict | None = None,
+    viewers: dict | None = None,
+    **desk: Any,
 ) -> Settings:
     """Settings for a test app: known keys, paused at start, no pause between ticks, and no
-    voice unless ``voice`` asks for one (the voice's own tests do)."""
+    voice unless ``voice`` asks for one (the voice's own tests do); ``viewers`` sets the
+    audience (flood limits, answers per minute)."""
     desk_config = {
         "autostart": False,
         "seconds_per_tick": 0,
@@ -66,6 +72,7 @@ def api_settings(
         api={"api_keys": KEYS, **(api or {})},
         desk=desk_config,
         voice=voice or {"backend": "off"},
+        viewers=viewers or {},
     )
 
 

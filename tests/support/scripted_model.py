@@ -37,6 +37,8 @@ class ScriptedChatModel(BaseChatModel):
 
     script: list[Any] = Field(default_factory=list)
     delay_s: float = 0.0
+    finish_reason: str = "stop"
+    """What the last streamed chunk says ended the answer ("length": the token limit)."""
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
 
     @property
@@ -87,7 +89,12 @@ class ScriptedChatModel(BaseChatModel):
             piece = word if i == len(words) - 1 else word + " "
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
         usage = {"input_tokens": 10, "output_tokens": len(words), "total_tokens": 10 + len(words)}
-        yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))  # type: ignore[arg-type]
+        last = AIMessageChunk(
+            content="",
+            usage_metadata=usage,  # type: ignore[arg-type]
+            response_metadata={"finish_reason": self.finish_reason},
+        )
+        yield ChatGenerationChunk(message=last)
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any

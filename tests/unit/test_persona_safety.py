@@ -123,6 +123,49 @@ async def test_narration_drops_blocked_and_replaces_ungrounded_sentences():
     assert ("blocked", {"reason": "promises returns"}) in emitted
 
 
+@pytest.mark.parametrize(
+    ("sentence", "grounded"),
+    [
+        ("We have been waiting a long time for this.", True),
+        ("Short and sweet: holding.", True),
+        ("We went long here.", False),
+        ("The bot traded at 1,100.50 BUSD.", False),
+    ],
+)
+def test_long_and_short_are_sides_only_as_positions(sentence: str, grounded: bool):
+    assert (check_sentence(sentence, HOLD) is None) is grounded
+
+
+async def test_commentary_names_only_what_the_facts_and_card_hold():
+    said = "Bought 0.0157 BTC while Elon watched. Bitcoin is in the book, Kira says."
+    model = ScriptedChatModel(script=[said])
+    card = load_card().model_copy(update={"name": "Kira"})
+    lines, _ = await narrate(model, card, FILLED_BUY, lambda e, d: None)
+    assert [line.text for line in lines] == [
+        fallback_sentence(FILLED_BUY),
+        "Bitcoin is in the book, Kira says.",
+    ]
+    model = ScriptedChatModel(script=["Holding now, ETH will go up soon."])
+    lines, _ = await narrate(model, card, HOLD, lambda e, d: None)
+    assert [line.text for line in lines] == [fallback_sentence(HOLD)]
+
+
+async def test_a_sentence_cut_off_at_the_token_limit_is_never_said():
+    model = ScriptedChatModel(script=["Bought 0.0157 BTC! They're going to sell"])
+    model.finish_reason = "length"
+    lines, _ = await narrate(model, load_card(), FILLED_BUY, lambda e, d: None)
+    assert [line.text for line in lines] == ["Bought 0.0157 BTC!"]
+    model = ScriptedChatModel(script=["Bought 0.0157 BTC! Steady as she goes"])
+    lines, _ = await narrate(model, load_card(), FILLED_BUY, lambda e, d: None)
+    assert [line.text for line in lines] == ["Bought 0.0157 BTC!", "Steady as she goes"]
+
+
+async def test_sentences_split_after_a_closing_quote():
+    model = ScriptedChatModel(script=['We say "hold." Candles don\'t lie!'])
+    lines, _ = await narrate(model, load_card(), HOLD, lambda e, d: None)
+    assert [line.text for line in lines] == ['We say "hold."', "Candles don't lie!"]
+
+
 def test_persona_card_can_be_swapped_and_bad_cards_fail_clearly(tmp_path: Path):
     card = tmp_path / "card.toml"
     card.write_text('name = "Bolt"\nstyle = "dry"\nemotions = ["neutral", "smug"]\n')

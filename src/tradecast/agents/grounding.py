@@ -7,6 +7,7 @@ construction.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,11 +21,18 @@ TICKER = re.compile(
     r"MATIC|SHIB|EUR|USD)\b",
     re.IGNORECASE,
 )
+# "long" and "short" name a side only as a position ("went long"), not as lengths of time
 SIDE_WORDS = {
-    Action.BUY: re.compile(r"\b(bought|buy|buying|long)\b", re.IGNORECASE),
-    Action.SELL: re.compile(r"\b(sold|sell|selling|short|dumped)\b", re.IGNORECASE),
+    Action.BUY: re.compile(
+        r"\b(bought|buy|buying|(?:go|goes|going|went|gone) long|long position)\b", re.IGNORECASE
+    ),
+    Action.SELL: re.compile(
+        r"\b(sold|sell|selling|dumped|shorted|shorting|(?:go|goes|going|went|gone) short|"
+        r"short position)\b",
+        re.IGNORECASE,
+    ),
 }
-FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed)\b", re.IGNORECASE)
+FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed|traded)\b", re.IGNORECASE)
 
 # Claims no tick's facts can support: a cause ("because of a big company"), a named party (a
 # quoted or CamelCase name, a company), or a judgement on the desk's conduct. A small model
@@ -45,6 +53,63 @@ CONDUCT = re.compile(
     r"forbidden|prohibited|banned|fraud\w*|insider|manipulat\w+|cheat\w*)\b",
     re.IGNORECASE,
 )
+
+
+MARKET_MOVES = (
+    r"go(?:es|ing)? (?:up|down|higher|lower)|rise|fall|drop|pump|dump|moon|crash|climb|soar|"
+    r"rally|recover|bounce|hit|reach|break|double|triple|tank|surge|spike|skyrocket|explode|"
+    r"close (?:above|below)"
+)
+FORECAST = re.compile(
+    rf"\b(?:will|won't|gonna|going to|about to|set to|likely to|expected to|bound to|could|"
+    rf"might|may)\s+(?:\w+\s+)?(?:{MARKET_MOVES})\b|\bto the moon\b",
+    re.IGNORECASE,
+)
+ADVICE_SAID = re.compile(
+    r"\byou\s+(?:\w+\s+)?(?:should|must|need to|ought to|have to|gotta|could|can|might want to)"
+    r"\s+(?:\w+\s+)?(?:buy|sell|invest|hold|short|long|ape|grab|load|get in|get out|dump|put|"
+    r"dca|consider|trade)\b|\b(?:i|we)\s+(?:\w+\s+)?(?:recommend|suggest|advise)\b|"
+    r"\b(?:buy|sell|short|long)\s+(?:it\s+|some\s+)?(?:now|today|asap)\b|"
+    r"\b(?:good|great|best|perfect|right|ideal)\s+(?:time|moment|entry|chance|price)\s+to\b|"
+    r"\bprice (?:target|prediction|forecast)|\binvest in\b|\bput your money\b|\bbuy the dip\b|"
+    r"\b(?:don't|do not) miss\b|\b(?:don't|do not|never) sell\b|"
+    r"\b(?:won't|will not) (?:lose|go wrong|fail)\b",
+    re.IGNORECASE,
+)
+CAPITALISED = re.compile(r"(?<![\w'&/])[A-Z][A-Za-z'&]*")
+OWN_WORDS = frozenset({"I", "I'm", "I'll", "I've", "I'd", "USD", "P&L"})
+
+
+def beyond_the_facts(text: str, names: frozenset[str]) -> str | None:
+    """What a sentence says that no fact sheet holds: a forecast or advice, or a name (a
+    capitalised word inside the sentence that is not one of ``names``)."""
+    said = FORECAST.search(text) or ADVICE_SAID.search(text)
+    if said:
+        return f"forecasts or advises ({said.group()!r})"
+    for match in CAPITALISED.finditer(text):
+        before = text[: match.start()].rstrip(" \"'\u201c\u2018([*")
+        if before and before[-1] not in ".!?:;\n" and match.group() not in names:
+            return f"names {match.group()!r}, which is not in the facts"
+    return None
+
+
+ASSET_NAMES: dict[str, tuple[str, ...]] = {
+    "BTC": ("Bitcoin",),
+    "ETH": ("Ethereum", "Ether"),
+    "SOL": ("Solana",),
+    "DOGE": ("Dogecoin",),
+    "XRP": ("Ripple",),
+    "ADA": ("Cardano",),
+    "LTC": ("Litecoin",),
+}
+"""What people call a symbol's base asset: as much a fact of the tick as the symbol."""
+
+
+def names_in(*texts: str) -> frozenset[str]:
+    """The capitalised words of ``texts`` (the facts given, the persona's card), and 'I'."""
+    words = {w for text in texts for w in re.findall(r"[A-Za-z][A-Za-z'&]*", text)}
+    words |= {name for word in list(words) for name in ASSET_NAMES.get(word, ())}
+    return frozenset(w for w in words if any(c.isupper() for c in w)) | OWN_WORDS
 
 
 def unsupported_claim(sentence: str) -> str | None:
@@ -73,6 +138,8 @@ class PersonaFacts:
     fill_price: Decimal | None = None
     realized_pnl: Decimal | None = None
     rejection: str | None = None
+    also_true: tuple[Decimal, ...] = ()
+    """Other numbers of the desk a sentence may state (an answer to a viewer: equity, limits)."""
 
     @property
     def base(self) -> str:
@@ -88,6 +155,7 @@ class PersonaFacts:
         """Every value a sentence may state (percentages as their number of percent)."""
         values = [self.quantity, self.price, Decimal(str(round(self.confidence * 100, 1)))]
         values += [v for v in (self.fill_price, self.realized_pnl) if v is not None]
+        values += self.also_true
         if self.realized_pnl is not None:
             values.append(abs(self.realized_pnl))
         if self.rejection:
@@ -110,10 +178,11 @@ def _parse_number(text: str) -> Decimal | None:
 
 def _matches(stated: Decimal, facts: list[Decimal]) -> bool:
     for fact in facts:
-        # Allow the rounding a person would use when saying it (0.5% or the last stated digit).
+        # Allow the rounding a person would use when saying it: 0.5%, or half the last stated
+        # digit ("1" is 0.5 to 1.5, never a 0.0168 quantity).
         exponent = stated.as_tuple().exponent
         step = Decimal(10) ** exponent if isinstance(exponent, int) else Decimal(0)
-        tolerance = max(abs(fact) * Decimal("0.005"), step)
+        tolerance = max(abs(fact) * Decimal("0.005"), step / 2)
         if abs(abs(stated) - abs(fact)) <= tolerance:
             return True
     return False
@@ -139,6 +208,35 @@ def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
     if FILL_WORDS.search(sentence) and not facts.executed:
         return "says an order filled but nothing was executed"
     return unsupported_claim(sentence)
+
+
+ECHO_WORDS = 6
+"""A run of this many words of the system prompt in an answer is a prompt leak."""
+
+
+@functools.cache  # one template, read for every answer
+def instruction_runs(instructions: str) -> frozenset[str]:
+    """Every run of :data:`ECHO_WORDS` words in the template's fixed text (the facts filled
+    into it may be quoted, so the placeholders split it)."""
+    runs: set[str] = set()
+    for fixed in re.split(r"\{\w+\}", instructions):
+        words = words_of(fixed)
+        runs.update(" ".join(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+    return frozenset(runs)
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-case words of ``text``."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def echoes(text: str, runs: frozenset[str]) -> str | None:
+    """Whether ``text`` repeats the prompt's own instructions (what a prompt injection asks
+    for)."""
+    said = " ".join(words_of(text))
+    if any(run in said for run in runs):
+        return "repeats the instructions it was given"
+    return None
 
 
 def format_quantity(value: Decimal) -> str:

@@ -237,18 +237,28 @@ class Moderator:
             return ModerationResult(False, "leaks secrets")
         if _looks_like_credential(sentence):
             return ModerationResult(False, "leaks secrets")
-        raw_words = [w for w in re.split(r"\s+", INVISIBLE.sub("", sentence)) if w]
+        blocked = self.blocked_word(sentence)
+        if blocked is not None:
+            return ModerationResult(False, f"blocked word ({blocked[0]}***)")
+        return ModerationResult(True)
+
+    def blocked_word(self, text: str, *, anywhere: bool = False) -> str | None:
+        """The first blocklisted word ``text`` contains, however obfuscated, or None.
+
+        ``anywhere``: also inside a longer word, whatever the word's length (for names, where
+        'xXslurXx' is one word; a sentence would lose 'Scunthorpe')."""
+        raw_words = [w for w in re.split(r"\s+", INVISIBLE.sub("", text)) if w]
         words = [normalise(w) for w in raw_words]
         words += [w.replace("v", "u") for w in words if "v" in w]
         masked = [p for p in map(_masked, raw_words) if p is not None]
-        runs = _spaced_runs(sentence)
-        whole = normalise(sentence)
+        runs = _spaced_runs(text)
+        whole = normalise(text)
         for word in self._blocked:
             if (
                 any(_matches_word(form, word) for form in words)
                 or any(pattern.fullmatch(word) for pattern in masked)
                 or any(word in run for run in runs)
-                or (len(word) >= 6 and word in whole)
+                or ((anywhere or len(word) >= 6) and word in whole)
             ):
-                return ModerationResult(False, f"blocked word ({word[0]}***)")
-        return ModerationResult(True)
+                return word
+        return None

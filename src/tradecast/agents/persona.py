@@ -22,10 +22,12 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from tradecast.agents.calls import LLMCall, load_prompt, usage_of
 from tradecast.agents.grounding import (
     PersonaFacts,
+    beyond_the_facts,
     check_sentence,
     fallback_sentence,
     format_price,
     format_quantity,
+    names_in,
 )
 from tradecast.agents.moderation import Moderator
 from tradecast.agents.persona_card import PersonaCard
@@ -36,7 +38,8 @@ from tradecast.logs import get_logger
 
 log = get_logger(__name__)
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"\u201d\u2019')]))\s+")
+"""Where a sentence ends: after . ! or ?, or after one of them and a closing quote."""
 EMOTION_TAG = re.compile(r"^\s*[\[(*]\s*([a-zA-Z]+)\s*[\])*]\s*")
 PersonaEmit = Callable[[str, dict[str, Any]], None]
 """Receives ('token' | 'sentence' | 'blocked', data) as the persona speaks."""
@@ -93,7 +96,8 @@ class Speech:
         emotion, text = self._emotion(raw)
         if not text or len(self.lines) >= self.card.max_sentences:
             return
-        mismatch = self.check(text)
+        # the fallback is grounded by construction: the check is for what the model wrote
+        mismatch = None if text == self.fallback else self.check(text)
         if mismatch is not None:
             log.info("persona.ungrounded", reason=mismatch, replaced=not self.replaced)
             if self.replaced:
@@ -150,17 +154,19 @@ async def speak(
     pieces: list[str] = []
     usage: tuple[int, int] = (0, 0)
     error: str | None = None
+    cut_off = False
     try:
         # astream_cached: langchain's cache skips streamed calls; this path uses it too
         async for chunk in astream_cached(model, messages, max_tokens=max_tokens):
             usage = max(usage, usage_of(chunk))
+            cut_off = cut_off or _hit_token_limit(chunk.response_metadata)
             pieces.append(str(chunk.content))
             pieces = _flush_complete(pieces, speech)
     except LLMError as exc:
         error = f"{exc.kind}: {exc}"
         log.warning("persona.llm_failed", error=error[:300])
-    if pieces and error is None:
-        speech.say(pieces)
+    if pieces and error is None and not cut_off:
+        speech.say(pieces)  # a last sentence without its full stop, not one cut mid-word
     speech.finish()
     call = LLMCall(
         agent="persona",
@@ -192,14 +198,21 @@ async def narrate(
         facts=facts_prompt(facts),
     )
     messages = [SystemMessage(system), HumanMessage("Tell the viewers what the desk just did.")]
+    names = names_in(facts_prompt(facts), card.name, *card.catchphrases)
     speech = Speech(
         card,
-        lambda text: check_sentence(text, facts),
+        lambda text: check_sentence(text, facts) or beyond_the_facts(text, names),
         fallback_sentence(facts),
         default_emotion(facts),
         emit,
     )
     return await speak(model, messages, speech, max_tokens)
+
+
+def _hit_token_limit(metadata: dict[str, Any]) -> bool:
+    """Whether the model stopped at its token limit (llama.cpp's ``finish_reason`` or
+    Ollama's ``done_reason``): what it was writing then is a fragment, never said."""
+    return "length" in (metadata.get("finish_reason"), metadata.get("done_reason"))
 
 
 def _flush_complete(pieces: list[str], speech: Speech) -> list[str]:

@@ -18,7 +18,7 @@ from tradecast.api.auth import KeyRing
 from tradecast.api.body_limit import install_body_limit
 from tradecast.api.errors import install_error_handlers
 from tradecast.api.lifespan import DeskOpener, OpenFailed, running_desk
-from tradecast.api.routes import desk, ops, persona, streams, threads
+from tradecast.api.routes import desk, ops, persona, streams, threads, viewers
 from tradecast.api.schemas import ApiIndex
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
@@ -119,7 +119,8 @@ def create_app(
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["*"],
         )
-    for router in (ops.router, desk.router, streams.router, persona.router, threads.router):
+    routers = (ops, desk, streams, persona, threads, viewers)
+    for router in (module.router for module in routers):
         app.include_router(router)
 
     @app.get("/", include_in_schema=False, response_model=ApiIndex)

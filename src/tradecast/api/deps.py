@@ -23,6 +23,7 @@ from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
 from tradecast.bus import EventBus
+from tradecast.desk.audience import Audience
 from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
@@ -52,6 +53,8 @@ class ApiContext:
     """The persona's spoken lines (None: the voice is off)."""
     voice_name: str = ""
     """The voice speaking (``piper:en_US-joe-medium``...), "" when off."""
+    audience: Audience | None = None
+    """Viewers' chat and the persona's answers (None only in tests that build no app)."""
 
 
 def get_context(request: Request) -> ApiContext:

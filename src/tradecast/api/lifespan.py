@@ -19,13 +19,16 @@ from fastapi import FastAPI
 from langchain_core.language_models import BaseChatModel
 
 from tradecast import __version__
+from tradecast.agents.persona import card_blocklist
 from tradecast.agents.persona_card import PersonaCard, load_card
+from tradecast.agents.viewer_gate import GateLimits, ViewerGate
 from tradecast.api.auth import KeyRing
 from tradecast.api.deps import ApiContext
 from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
 from tradecast.bootstrap import (
+    build_chat_sources,
     build_desk_models,
     build_desk_store,
     build_memory,
@@ -33,6 +36,7 @@ from tradecast.bootstrap import (
     open_desk,
     open_shared_services,
 )
+from tradecast.desk.audience import AnswerQueue, Audience
 from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
@@ -161,6 +165,9 @@ async def running_desk(
         runs = RunStore()
         stack.push_async_callback(runs.aclose)
         speaker = await stack.enter_async_context(speaking(settings, card, publisher))
+        audience = await stack.enter_async_context(
+            listening(settings, card, desk_models["persona"], service, publisher)
+        )
         with tuned_gc():
             log.info(
                 "api.started",
@@ -184,6 +191,7 @@ async def running_desk(
                 card=card,
                 speech=speaker.store if speaker else None,
                 voice_name=speaker.tts.name if speaker else "",
+                audience=audience,
             )
 
 
@@ -211,6 +219,41 @@ async def speaking(
     finally:
         stop_watching()
         await speaker.aclose()
+
+
+@asynccontextmanager
+async def listening(
+    settings: Settings,
+    card: PersonaCard,
+    model: BaseChatModel,
+    desk: DeskService,
+    publisher: EventPublisher,
+) -> AsyncIterator[Audience]:
+    """The audience: viewers' chat moderated, queued and answered by the persona."""
+    viewers = settings.viewers
+    audience = Audience(
+        gate=ViewerGate(
+            blocklist=(*card_blocklist(card), *viewers.blocklist),
+            persona_name=card.name,
+            limits=GateLimits(
+                viewers.per_viewer_messages,
+                viewers.per_channel_messages,
+                viewers.flood_window_s,
+            ),
+        ),
+        queue=AnswerQueue(viewers.queue_size, viewers.max_wait_s, viewers.answers_per_minute),
+        model=model,
+        card=card,
+        desk=desk,
+        publish=publisher,
+        sources=build_chat_sources(viewers),
+        answers=viewers.answers,
+    )
+    audience.start()
+    try:
+        yield audience
+    finally:
+        await audience.aclose()
 
 
 GC_YOUNG_THRESHOLD = 10_000

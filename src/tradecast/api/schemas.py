@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, c
 from tradecast.api.runs import RunStatus
 from tradecast.desk.status import DeskStatus
 from tradecast.domain import Decision, Fill, Order, Portfolio, Position, StreamEvent
+from tradecast.domain.viewers import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
 
@@ -52,6 +53,42 @@ class KillSwitchBody(_Body):
     """Turn the kill switch on (no new orders at all) or off."""
 
     on: StrictBool
+
+
+class ViewerChatBody(_Body):
+    """A viewer's chat message handed in by hand (the local chat source)."""
+
+    display_name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    viewer_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    is_mod: StrictBool = False
+    is_subscriber: StrictBool = False
+    is_broadcaster: StrictBool = False
+
+
+class ViewerChatVerdict(BaseModel):
+    """What became of the message: ``queued`` (to be answered), ``command`` (a mod's, done)
+    or ``rejected`` (neither answered nor shown; ``reason`` says why)."""
+
+    id: str
+    verdict: Literal["queued", "command", "rejected"]
+    reason: str | None
+
+
+class AudienceView(BaseModel):
+    """The audience's counters since start, the questions waiting and the mods' settings."""
+
+    received: int
+    rejected: dict[str, int]
+    commands: int
+    queued: int
+    skipped: dict[str, int]
+    answered: int
+    refused: int
+    waiting: int
+    muted: list[str]
+    paused: bool
+    sources: list[str]
 
 
 class ChatBody(_Body):

@@ -41,7 +41,8 @@ from tradecast.market.closed_bars import ClosedBarsView, parse_timeframe
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import AGENT_ROLES, AgentRole, Settings, VoiceConfig
+from tradecast.settings import AGENT_ROLES, AgentRole, Settings, ViewersConfig, VoiceConfig
+from tradecast.viewers.base import ChatSource
 from tradecast.voice.base import SpeechSynthesizer
 
 
@@ -56,6 +57,25 @@ def build_speech(config: VoiceConfig) -> SpeechSynthesizer | None:
     from tradecast.voice.factory import build_speech as build  # onnxruntime only when asked
 
     return build(config)
+
+
+def build_chat_sources(config: ViewersConfig) -> list[ChatSource]:
+    """The livestream chats to read (``TRADECAST_VIEWERS__SOURCES``); "local" is the API's
+    ``POST /v1/viewers/chat``, which needs no source.
+
+    Raises:
+        ChatSourceError: a platform is named but not configured (the message says what to set).
+    """
+    sources: list[ChatSource] = []
+    if "twitch" in config.sources:
+        from tradecast.viewers.twitch import TwitchChatSource
+
+        sources.append(TwitchChatSource.from_config(config.twitch))
+    if "youtube" in config.sources:
+        from tradecast.viewers.youtube import YouTubeChatSource  # googleapiclient when asked
+
+        sources.append(YouTubeChatSource.from_config(config.youtube))
+    return sources
 
 
 def build_embedder(settings: Settings) -> Embedder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from tradecast.cli.chat_sim import chat_sim
 from tradecast.cli.common import cli_context
 from tradecast.cli.desk import run, tick
 from tradecast.cli.doctor import doctor
@@ -22,6 +23,7 @@ app.command()(doctor)
 app.command()(serve)
 app.command()(tick)
 app.command()(run)
+app.command("chat-sim")(chat_sim)
 app.add_typer(market_app, name="market")
 app.add_typer(eval_app, name="eval")
 

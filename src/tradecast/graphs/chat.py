@@ -15,8 +15,6 @@ streams. A question never places an order: answering has no access to anything t
 
 from __future__ import annotations
 
-import functools
-import re
 from decimal import Decimal
 from typing import Any, Literal, TypedDict
 
@@ -30,8 +28,12 @@ from pydantic import BaseModel, ConfigDict
 from tradecast.agents.calls import load_prompt
 from tradecast.agents.grounding import (
     PersonaFacts,
+    beyond_the_facts,
     check_sentence,
+    echoes,
     fallback_sentence,
+    instruction_runs,
+    names_in,
     unsupported_claim,
 )
 from tradecast.agents.persona import PersonaEmit, Speech, default_emotion, facts_prompt, speak
@@ -222,10 +224,11 @@ def _answer_speech(
     card: PersonaCard, facts: PersonaFacts | None, emit: PersonaEmit, instructions: str
 ) -> Speech:
     grounded = (lambda text: check_sentence(text, facts)) if facts else _no_numbers
-    runs = _instruction_runs(instructions)
+    runs = instruction_runs(instructions)
+    names = names_in(facts_prompt(facts) if facts else "", card.name)
 
     def check(text: str) -> str | None:
-        return _echoes(text, runs) or grounded(text)
+        return echoes(text, runs) or grounded(text) or beyond_the_facts(text, names)
 
     if facts is None:
         return Speech(card, check, NUMBERS_FREE, "thinking", emit)
@@ -236,34 +239,6 @@ def _no_numbers(text: str) -> str | None:
     if any(c.isdigit() for c in text):
         return "states a number with no decision behind it"
     return unsupported_claim(text)
-
-
-ECHO_WORDS = 6
-"""A run of this many words of the system prompt in an answer is a prompt leak."""
-
-
-@functools.cache  # one template, read for every answer
-def _instruction_runs(instructions: str) -> frozenset[str]:
-    """Every run of :data:`ECHO_WORDS` words in the template's fixed text (the facts filled
-    into it may be quoted, so the placeholders split it)."""
-    runs: set[str] = set()
-    for fixed in re.split(r"\{\w+\}", instructions):
-        words = _words(fixed)
-        runs.update(" ".join(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
-    return frozenset(runs)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def _echoes(text: str, runs: frozenset[str]) -> str | None:
-    """Whether ``text`` repeats the prompt's own instructions (what a prompt injection asks
-    for)."""
-    said = " ".join(_words(text))
-    if any(run in said for run in runs):
-        return "repeats the instructions it was given"
-    return None
 
 
 def latest_facts(decisions: list[dict[str, Any]]) -> PersonaFacts | None:

@@ -18,6 +18,12 @@
  * READ_MS_PER_CHAR per character. Streams reconnect by themselves and resume from the last
  * event id; when the page becomes visible again it resyncs from a snapshot of the desk.
  *
+ * Viewers' questions: a live `viewer_question` takes its place in the line queue and, when its
+ * turn comes, shows a card (the viewer's name and question, as text) above the captions. The
+ * card stays while the answer's lines (the sentences with its viewer_message_id) wait or run,
+ * and fades ANSWER_HOLD_MS after the last one once `viewer_answer` says the answer is complete.
+ * A replayed or old question is never shown, nor is one id twice.
+ *
  * Query parameters: key (viewer key), api (API base URL, default this origin), mute=1 (no
  * sound; captions and the mouth follow the word timings), volume=0..1 (default 1). */
 "use strict";
@@ -31,6 +37,10 @@ const STALE_MS = 10_000; // older events are never played
 const REPLAY_SLACK_MS = 1500; // clock error allowed when telling replayed events from live ones
 const TICK_MS = 30; // captions and mouth refresh while a line plays
 const KEEP = 300; // ids and line keys remembered
+const NAME_CHARS = 25; // a viewer's name on the question card, at most
+const QUESTION_CHARS = 100; // their question on the card, at most (2 lines)
+const ANSWER_HOLD_MS = 2500; // the card stays this long after its answer was heard
+const QUESTION_MAX_MS = 60_000; // a card whose answer never completes goes after this
 const { AudioOut, MouthMeter, wordMouth, wordAt, rounded, timedTokens } = window.TradecastSpeech;
 
 const params = new URLSearchParams(location.search);
@@ -58,6 +68,7 @@ const state = {
   queued: 0,
   persona: null,
   lines: [], // the last lines run: {id, kind, text, emotion, mode, duration_s, ended, ...}
+  question: null, // the last question card: {id, name, text, shown}
 };
 const internal = {
   queue: [],
@@ -68,6 +79,8 @@ const internal = {
   connections: {},
   handled: new Map(), // line key -> what took care of it
   playedIds: new Set(),
+  questions: new Map(), // viewer_message_id -> {id, name, text, keys (its lines), answered}
+  shownQuestion: null,
   waitTimer: null,
   offsetMs: null, // server clock minus this page's clock
 };
@@ -265,6 +278,7 @@ function pump() {
   }
   internal.queue.shift();
   state.queued = internal.queue.length;
+  if (item.kind === "question") { showQuestion(item.question); pump(); return; }
   internal.current = item;
   if (item.kind === "speech") runSpeech(item);
   else runPaced(item);
@@ -283,6 +297,7 @@ function record(item, extra) {
 
 function done(item) {
   if (internal.current === item) internal.current = null;
+  settleQuestion();
   setTimeout(pump, 0);
 }
 
@@ -416,6 +431,8 @@ function onToken(text) {
 
 function onSentence(data, how) {
   internal.draft = "";
+  const question = internal.questions.get(data.viewer_message_id);
+  if (question && data.text) question.keys.add(lineKey(data));
   if (!data.text || how.stale) return; // an old line is not worth a caption any more
   const k = lineKey(data);
   if (internal.handled.has(k)) return; // its speech (or skip) came first
@@ -482,6 +499,68 @@ function onEmotion(data) {
   if (!internal.current && !internal.queue.length) avatar.setExpression(data.emotion);
 }
 
+// ---- viewers' questions ----------------------------------------------------------------
+
+/** `text` on one line, cut at a word (if one ends late enough) to at most `max` characters. */
+function clip(text, max) {
+  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  if (flat.length <= max) return flat;
+  const cut = flat.slice(0, max - 1);
+  const space = cut.lastIndexOf(" ");
+  return `${space > max * 0.6 ? cut.slice(0, space) : cut}…`;
+}
+
+function onViewerQuestion(data, how) {
+  const id = data.viewer_message_id;
+  if (!id || !how.live || internal.questions.has(id)) return; // never an old one, never twice
+  const question = {
+    id, name: clip(data.display_name, NAME_CHARS), text: clip(data.text, QUESTION_CHARS),
+    keys: new Set(), answered: false,
+  };
+  remember(internal.questions, id, question);
+  enqueue({ kind: "question", key: `question\u241e${id}`, question, priority: "normal" });
+  pump();
+}
+
+function onViewerAnswer(data) {
+  const question = internal.questions.get(data.viewer_message_id);
+  if (!question) return;
+  question.answered = true;
+  settleQuestion();
+}
+
+function showQuestion(question) {
+  const old = internal.shownQuestion;
+  if (old) { clearTimeout(old.timer); clearTimeout(old.guard); }
+  internal.shownQuestion = question;
+  const card = document.getElementById("question");
+  document.getElementById("question-name").textContent = question.name;
+  document.getElementById("question-text").textContent = question.text;
+  card.dataset.id = question.id;
+  card.dataset.state = "shown";
+  state.question = { id: question.id, name: question.name, text: question.text, shown: true };
+  question.guard = setTimeout(() => hideQuestion(question), QUESTION_MAX_MS);
+  settleQuestion();
+}
+
+function hideQuestion(question) {
+  if (internal.shownQuestion !== question) return;
+  clearTimeout(question.timer);
+  clearTimeout(question.guard);
+  internal.shownQuestion = null;
+  document.getElementById("question").dataset.state = "hidden";
+  state.question.shown = false;
+}
+
+/** The card goes once its answer is complete and none of its lines waits or runs. */
+function settleQuestion() {
+  const question = internal.shownQuestion;
+  if (!question || !question.answered || question.timer) return;
+  const lines = [internal.current, ...internal.queue];
+  if (lines.some((item) => item && question.keys.has(item.key))) return;
+  question.timer = setTimeout(() => hideQuestion(question), ANSWER_HOLD_MS);
+}
+
 // ---- the desk ---------------------------------------------------------------------------
 
 function fmt(value, digits = 2) {
@@ -511,12 +590,17 @@ const HANDLERS = {
   speech: onSpeech,
   speech_skipped: onSkipped,
   blocked: () => {},
+  viewer_question: onViewerQuestion,
+  viewer_answer: onViewerAnswer,
   decision: onDecision,
   pnl: onPnl,
   resync: () => resync(),
 };
 const CHANNEL_EVENTS = {
-  persona: ["token", "sentence", "emotion", "speech", "speech_skipped", "blocked", "resync"],
+  persona: [
+    "token", "sentence", "emotion", "speech", "speech_skipped", "blocked",
+    "viewer_question", "viewer_answer", "resync",
+  ],
   desk: ["decision", "pnl", "resync"],
 };
 

@@ -54,6 +54,14 @@ def test_grounded_sentences_pass(sentence):
         ("Bought some ETH!", "ETH"),
         ("We sold everything.", "SELL"),
         ("Bought 0.0157 DOGE/USDT.", "DOGE/USDT"),
+        # what a 135M model said on 2026-12-06 (bench/persona_grounding.py)
+        ("The desk just did a deal with a major financial institution.", "named party"),
+        ("The desk just did a new business deal today.", "an event"),
+        ("They were not very transparent about their methods.", "conduct"),
+        ("This was a decision that was made by the team.", "named party"),
+        ("The last order did not fill.", "nothing filled"),
+        ('It uses a tool called "Binance Bucket Of Very Long Names For Tools".', "named party"),
+        ("The current rate was set by the regulators.", "named party"),
     ],
 )
 def test_ungrounded_sentences_are_caught(sentence, why):

@@ -32,6 +32,11 @@ SIDE_WORDS = {
         re.IGNORECASE,
     ),
 }
+NOT_FILLED = re.compile(
+    r"\b(?:not|never|didn't|did not|wasn't|was not|hasn't|has not)\s+(?:\w+\s+)?"
+    r"(?:fill|filled|executed?|traded?)\b",
+    re.IGNORECASE,
+)
 FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed|traded)\b", re.IGNORECASE)
 
 # Claims no tick's facts can support: a cause ("because of a big company"), a named party (a
@@ -43,14 +48,23 @@ CAUSE = re.compile(
     re.IGNORECASE,
 )
 NAMED_PARTY = re.compile(
-    r"[\"“”«»]\s*[A-Z][\w.&' -]{1,40}[\"“”«»]|\b[A-Z][a-z]+[A-Z]\w*\b|"
-    r"\b(company|corporation|corp|inc|ltd|llc|government|regulators?|exchange called)\b|"
-    # "bank" and "firm" are also trader's verbs and adjectives ("bank gains", "hold firm")
-    r"\b(?:a|the|some|big) (?:bank|firm)\b",
+    r"[\"“”«»]\s*[A-Z][\w.&' -]{1,80}[\"“”«»]|\b[A-Z][a-z]+[A-Z]\w*\b|"
+    r"(?i:\b(company|companies|corporation|corp|inc|ltd|llc|government|regulators?|exchange called|"
+    r"institutions?|investors?|whales?|partners?|partnerships?|platform|team|authorit(?:y|ies))\b)|"
+    # "bank", "firm", "fund" and "exchange" are also trader's verbs and adjectives ("bank
+    # gains", "hold firm", "exchange BTC"): parties only as nouns
+    r"(?i:\b(?:a|an|the|some|big|major|large) (?:\w+ )?(?:bank|firm|fund|exchange)s?\b)",
+)
+EVENT = re.compile(
+    r"\b(deals?|agreed|agreements?|acquir\w+|acquisitions?|merg(?:er|ers|ed|ing)|listings?|"
+    r"delist\w*|hack\w*|lawsuits?|sued|announc\w+|tweet\w*|halving|regulat\w+|launch\w*|"
+    r"technology|business(?:es)?|settlements?)\b",
+    re.IGNORECASE,
 )
 CONDUCT = re.compile(
     r"\b(not allowed|illegal|unlawful|against the (?:law|rules)|broke the (?:law|rules)|"
-    r"forbidden|prohibited|banned|fraud\w*|insider|manipulat\w+|cheat\w*)\b",
+    r"forbidden|prohibited|banned|fraud\w*|insider|manipulat\w+|cheat\w*|transparen\w+|"
+    r"dishonest\w*|reckless\w*|irresponsib\w+)\b",
     re.IGNORECASE,
 )
 
@@ -117,6 +131,7 @@ def unsupported_claim(sentence: str) -> str | None:
     for what, pattern in (
         ("a cause", CAUSE),
         ("a named party", NAMED_PARTY),
+        ("an event", EVENT),
         ("a judgement on the desk's conduct", CONDUCT),
     ):
         match = pattern.search(sentence)
@@ -207,6 +222,8 @@ def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
             return f"talks about a {side.value} but the decision is {facts.action.value}"
     if FILL_WORDS.search(sentence) and not facts.executed:
         return "says an order filled but nothing was executed"
+    if NOT_FILLED.search(sentence) and facts.executed:
+        return "says nothing filled but the order was executed"
     return unsupported_claim(sentence)
 
 

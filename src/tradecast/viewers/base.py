@@ -9,7 +9,9 @@ received, and reconnects by itself with a :class:`Backoff`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -196,3 +198,56 @@ class MessageBuffer:
                 raise self._error
             self._changed.clear()
             await self._changed.wait()
+
+
+class BackgroundSource(abc.ABC):
+    """What a source that receives in a task of its own shares: the bounded queue, the
+    counters, starting, reading and closing. Subclasses write :meth:`_run` (receive and
+    :meth:`MessageBuffer.put`, reconnecting as they need) and may release more on close."""
+
+    name: str
+    task_role = "reader"
+    """How the task is named in asyncio's task list: ``<name> <task_role>``."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.stats = SourceStats()
+        self._buffer = MessageBuffer(queue_size, self.stats)
+        self._recent = RecentIds()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Messages received and not yet taken by the reader."""
+        return len(self._buffer)
+
+    async def messages(self) -> AsyncIterator[ViewerMessage]:
+        """See :meth:`ChatSource.messages`."""
+        self.start()
+        while (message := await self._buffer.get()) is not None:
+            yield message
+
+    def start(self) -> None:
+        """Start receiving now, before anyone reads (:meth:`messages` does it otherwise)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name=f"{self.name} {self.task_role}")
+
+    async def close(self) -> None:
+        """See :meth:`ChatSource.close`."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self._release()
+
+    @abc.abstractmethod
+    async def _run(self) -> None:
+        """Receive until cancelled (or until a permanent failure, given to the buffer)."""
+
+    async def _release(self) -> None:
+        """Release what the source holds once its task is gone (connections...)."""
+        return None

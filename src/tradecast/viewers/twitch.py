@@ -35,7 +35,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +56,7 @@ from tradecast.domain.viewers import (
 from tradecast.errors import ChatSourceError
 from tradecast.logs import get_logger
 from tradecast.settings import TwitchConfig
-from tradecast.viewers.base import Backoff, MessageBuffer, RecentIds, SourceStats
+from tradecast.viewers.base import BackgroundSource, Backoff
 
 log = get_logger(__name__)
 
@@ -295,7 +295,7 @@ class _Connection:
                 await self.writer.wait_closed()
 
 
-class TwitchChatSource:
+class TwitchChatSource(BackgroundSource):
     """A :class:`~tradecast.viewers.base.ChatSource` reading one Twitch channel's chat.
 
     Args:
@@ -340,6 +340,7 @@ class TwitchChatSource:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        super().__init__(queue_size)
         self.channel = channel.strip().lstrip("#").lower()
         self.name = f"twitch:#{self.channel}"
         if not _LOGIN.fullmatch(self.channel):
@@ -377,13 +378,8 @@ class TwitchChatSource:
         self._limiter = AuthRateLimiter(auth_attempts, auth_window_s, clock=clock, sleep=sleep)
         self._clock = clock
         self._sleep = sleep
-        self.stats = SourceStats()
-        self._buffer = MessageBuffer(queue_size, self.stats)
-        self._recent = RecentIds()
         self._connections: set[_Connection] = set()
         self._opened = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     @classmethod
     def from_config(cls, config: TwitchConfig, **options: Any) -> TwitchChatSource:
@@ -405,36 +401,11 @@ class TwitchChatSource:
             **options,
         )
 
-    @property
-    def queued(self) -> int:
-        """Messages received and not yet taken by the reader."""
-        return len(self._buffer)
-
-    async def messages(self) -> AsyncIterator[ViewerMessage]:
-        """See :meth:`tradecast.viewers.base.ChatSource.messages`."""
-        self.start()
-        while (message := await self._buffer.get()) is not None:
-            yield message
-
-    async def close(self) -> None:
-        """See :meth:`tradecast.viewers.base.ChatSource.close`."""
-        if self._closed:
-            return
-        self._closed = True
-        self._buffer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+    async def _release(self) -> None:
         for conn in list(self._connections):
             await self._stop(conn)
 
     # -- the supervisor: connect, watch, reconnect --
-
-    def start(self) -> None:
-        """Start receiving now, before anyone reads (:meth:`messages` does it otherwise)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name=f"{self.name} reader")
 
     async def _run(self) -> None:
         retiring: list[_Connection] = []  # said RECONNECT; read until the next one is in

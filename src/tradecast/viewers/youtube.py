@@ -22,11 +22,10 @@ after a :class:`~tradecast.viewers.base.Backoff` delay (never sooner than the bu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from datetime import time as day_time
 from typing import Any, Literal
@@ -49,7 +48,7 @@ from tradecast.domain.viewers import (
 from tradecast.errors import ChatSourceError
 from tradecast.logs import get_logger
 from tradecast.settings import YouTubeConfig
-from tradecast.viewers.base import Backoff, MessageBuffer, RecentIds, SourceStats
+from tradecast.viewers.base import BackgroundSource, Backoff
 
 log = get_logger(__name__)
 
@@ -268,7 +267,7 @@ class _QuotaExceeded(Exception):
     """The API says the project's quota is spent."""
 
 
-class YouTubeChatSource:
+class YouTubeChatSource(BackgroundSource):
     """A :class:`~tradecast.viewers.base.ChatSource` polling one YouTube live chat.
 
     Args:
@@ -287,7 +286,12 @@ class YouTubeChatSource:
 
     Raises:
         ChatSourceError: the id or key is empty, or the budget cannot pay for one call.
+
+    Closing lets a call in flight finish in its worker thread (within ``timeout_s``); its
+    answer is ignored.
     """
+
+    task_role = "poller"
 
     def __init__(
         self,
@@ -305,6 +309,7 @@ class YouTubeChatSource:
         sleep: Sleep = asyncio.sleep,
         now: Now = utc_now,
     ) -> None:
+        super().__init__(queue_size)
         self.live_chat_id = live_chat_id.strip()
         self.name = f"youtube:{self.live_chat_id}"
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
@@ -327,12 +332,7 @@ class YouTubeChatSource:
         self._clock = clock
         self._sleep = sleep
         self._now = now
-        self.stats = SourceStats()
-        self._buffer = MessageBuffer(queue_size, self.stats)
-        self._recent = RecentIds()
         self._service: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
         self.page_token: str | None = None
         """Where the next call continues (the last response's ``nextPageToken``)."""
 
@@ -350,34 +350,6 @@ class YouTubeChatSource:
             daily_quota_units=config.daily_quota_units,
             **options,
         )
-
-    @property
-    def queued(self) -> int:
-        """Messages received and not yet taken by the reader."""
-        return len(self._buffer)
-
-    async def messages(self) -> AsyncIterator[ViewerMessage]:
-        """See :meth:`tradecast.viewers.base.ChatSource.messages`."""
-        self.start()
-        while (message := await self._buffer.get()) is not None:
-            yield message
-
-    async def close(self) -> None:
-        """See :meth:`tradecast.viewers.base.ChatSource.close`. A call in flight finishes in
-        its worker thread (within ``timeout_s``); its answer is ignored."""
-        if self._closed:
-            return
-        self._closed = True
-        self._buffer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-
-    def start(self) -> None:
-        """Start receiving now, before anyone reads (:meth:`messages` does it otherwise)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name=f"{self.name} poller")
 
     async def _run(self) -> None:
         started_at = self._now()

@@ -62,6 +62,8 @@ def test_grounded_sentences_pass(sentence):
         ("The last order did not fill.", "nothing filled"),
         ('It uses a tool called "Binance Bucket Of Very Long Names For Tools".', "named party"),
         ("The current rate was set by the regulators.", "named party"),
+        ("The reason for the decision was to ensure the desk could operate.", "a cause"),
+        ("The desk is doing great today.", "results"),
     ],
 )
 def test_ungrounded_sentences_are_caught(sentence, why):

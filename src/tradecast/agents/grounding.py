@@ -44,7 +44,13 @@ FILL_WORDS = re.compile(r"\b(bought|sold|filled|executed|traded)\b", re.IGNORECA
 # invents all three; the facts hold none of them, so a sentence making one is not grounded.
 CAUSE = re.compile(
     r"\b(because of|due to|thanks to|driven by|caused by|on the back of|"
-    r"after news|news (?:of|that|about))\b",
+    r"after news|news (?:of|that|about)|the reason (?:for|why|was|is)|in order to|to ensure|"
+    r"so as to)\b",
+    re.IGNORECASE,
+)
+RESULTS = re.compile(
+    r"\b(?:is|are|was|were|has been|have been|it's|doing|did|went|performing|performed)\s+"
+    r"(?:\w+\s+)?(?:great|well|badly|poorly|amazing|fantastic|terrible|awesome|good|bad)\b",
     re.IGNORECASE,
 )
 NAMED_PARTY = re.compile(
@@ -132,6 +138,7 @@ def unsupported_claim(sentence: str) -> str | None:
         ("a cause", CAUSE),
         ("a named party", NAMED_PARTY),
         ("an event", EVENT),
+        ("a judgement on the desk's results", RESULTS),
         ("a judgement on the desk's conduct", CONDUCT),
     ):
         match = pattern.search(sentence)

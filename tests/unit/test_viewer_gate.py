@@ -67,6 +67,10 @@ def test_hostile_content_is_rejected_with_its_reason(gate: ViewerGate, text: str
         assert (verdict.kind, verdict.reason) == ("rejected", reason)
 
 
+def test_a_viewer_called_dan_is_not_an_injection(gate: ViewerGate) -> None:
+    assert gate.admit(msg("hi, I'm Dan! what did the desk do?")).kind == "question"
+
+
 def test_a_slur_in_the_display_name_is_rejected(gate: ViewerGate) -> None:
     assert gate.admit(msg("hello", name="sh1tlord")).reason == "a blocked word"
 

@@ -53,7 +53,8 @@ LINK = re.compile(
 INJECTION = re.compile(
     r"(ignore|disregard|forget|override|bypass)\b.{0,30}\b(rules?|instructions?|prompts?|"
     r"guidelines?|filters?|previous|above|programming)|system prompt|"
-    r"\byou are now\b|\bact as\b|\bpretend\b|\bjailbreak|\bdeveloper mode\b|\bDAN\b|"
+    # (not "DAN" on its own: the check reads folded text, and Dan is a viewer's name)
+    r"\byou are now\b|\bact as\b|\bpretend\b|\bjailbreak|\bdeveloper mode\b|\bdan mode\b|"
     r"repeat after me|\bsay (?:the word|exactly|this)\b|\bnew instructions?\b|<\||\|>|```|"
     r"\[/?(?:system|inst|assistant|user)\]|#{2,}\s*(?:system|instruction)|"
     r"\b(?:reveal|print|show|tell me) (?:your|the) (?:prompt|instructions|rules|api key|keys?)|"

@@ -64,6 +64,8 @@ def test_grounded_sentences_pass(sentence):
         ("The current rate was set by the regulators.", "named party"),
         ("The reason for the decision was to ensure the desk could operate.", "a cause"),
         ("The desk is doing great today.", "results"),
+        ("The current position is 31,776.66 BTC/USDT.", "the size is not that"),
+        ("We hold 72 BTC now.", "the size is not that"),
     ],
 )
 def test_ungrounded_sentences_are_caught(sentence, why):

@@ -210,6 +210,11 @@ def _matches(stated: Decimal, facts: list[Decimal]) -> bool:
     return False
 
 
+def _in_base_units(after: str, facts: PersonaFacts) -> bool:
+    """Whether the text right after a number names the traded asset ('0.5 BTC', '3 ETH/BUSD')."""
+    return re.match(rf"\s*{re.escape(facts.base)}\b", after, re.IGNORECASE) is not None
+
+
 def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
     """None when the sentence is grounded in ``facts``, else what does not match."""
     allowed = facts.numbers()
@@ -217,6 +222,10 @@ def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
         value = _parse_number(match.group())
         if value is None or not _matches(value, allowed):
             return f"states {match.group().strip()!r}, which is not in the decision"
+        if _in_base_units(sentence[match.end() :], facts) and not _matches(value, [facts.quantity]):
+            # a number said in the traded asset is a size: a price or a share called a size
+            # is a true number in a false role
+            return f"states {match.group().strip()!r} {facts.base} but the size is not that"
     symbols = {facts.base, facts.quote}
     for base, quote in PAIR.findall(sentence):
         if {base, quote} - symbols:

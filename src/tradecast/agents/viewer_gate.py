@@ -350,5 +350,6 @@ class ViewerGate:
         elif name == "resume":
             self.paused = False
         else:
-            return GateVerdict("rejected", f"unknown command !{name}")
+            # one reason for every unknown name: the counters by reason stay a fixed set
+            return GateVerdict("rejected", "an unknown command", command=name)
         return GateVerdict("command", command=name, target=target)

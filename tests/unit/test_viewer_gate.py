@@ -121,3 +121,13 @@ def test_sliding_window_counts_and_gives_back() -> None:
     assert window.allow()
     clock.now = 60.0
     assert window.allow()
+
+
+def test_the_viewers_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tradecast.agents.viewer_gate.MAX_TRACKED_VIEWERS", 3)
+    gate = ViewerGate(clock=Clock())
+    for name in ("a1", "b2", "c3", "d4"):
+        assert gate.admit(msg("gm desk", name=name)).kind == "question"
+    assert len(gate._viewers) == 3
+    assert gate.admit(msg("gm desk", name="d4")).reason == "the same message again"
+    assert gate.admit(msg("gm desk", name="a1")).kind == "question"  # forgotten, so new again

@@ -15,7 +15,7 @@ import itertools
 import re
 import time
 import unicodedata
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -106,6 +106,7 @@ ROLE_WORDS = frozenset(
     }
 )
 """Words that claim a role when they are part of a display name ('[MOD] ana', 'AdminDana')."""
+MAX_TRACKED_VIEWERS = 10_000
 COMMAND = re.compile(r"^!(\w{1,20})(?:\s+@?([\w]{1,40}))?\s*$")
 MAX_COMBINING = 8
 """More combining marks than this is 'zalgo' text, made to break overlays."""
@@ -267,12 +268,21 @@ class ViewerGate:
         self._insults = _WordList(VIEWER_INSULTS)
         self._persona = normalise(self.persona_name)
         self._claims_persona = _persona_claim(self.persona_name)
-        self._viewers: dict[str, SlidingWindow] = defaultdict(self._viewer_window)
+        # per viewer: the last message and the flood window, for the most recent viewers only
+        # (a chat of millions must not grow this without end; one not seen among the last
+        # MAX_TRACKED_VIEWERS is not flooding)
+        self._viewers: OrderedDict[str, tuple[str, SlidingWindow]] = OrderedDict()
         self._channels: dict[str, SlidingWindow] = defaultdict(self._channel_window)
-        self._last_text: dict[str, str] = {}
 
-    def _viewer_window(self) -> SlidingWindow:
-        return SlidingWindow(self.limits.per_viewer, self.limits.window_s, self.clock)
+    def _viewer(self, viewer: str) -> tuple[str, SlidingWindow]:
+        seen = self._viewers.pop(viewer, None)
+        if seen is None:
+            window = SlidingWindow(self.limits.per_viewer, self.limits.window_s, self.clock)
+            seen = ("", window)
+            if len(self._viewers) >= MAX_TRACKED_VIEWERS:
+                self._viewers.popitem(last=False)
+        self._viewers[viewer] = seen
+        return seen
 
     def _channel_window(self) -> SlidingWindow:
         return SlidingWindow(self.limits.per_channel, self.limits.window_s, self.clock)
@@ -326,12 +336,13 @@ class ViewerGate:
 
     def _flood_problem(self, message: ViewerMessage, viewer: str) -> str | None:
         said = re.sub(r"\W+", " ", fold(message.text)).strip()
-        if self._last_text.get(viewer) == said:
+        last, window = self._viewer(viewer)
+        if last == said:
             return "the same message again"
-        self._last_text[viewer] = said
+        self._viewers[viewer] = (said, window)
         if message.is_mod or message.is_broadcaster:
             return None
-        if not self._viewers[viewer].allow():
+        if not window.allow():
             return "too many messages from one viewer"
         if not self._channels[f"{message.platform}:{message.channel}"].allow():
             return "the channel is flooding"

@@ -46,7 +46,7 @@ from structlog.testing import capture_logs
 from tradecast.agents import grounding, persona, viewer_answer
 from tradecast.agents.calls import LLMCall
 from tradecast.agents.grounding import PersonaFacts, fallback_sentence
-from tradecast.agents.persona import narrate
+from tradecast.agents.persona import PersonaEmit, narrate
 from tradecast.agents.persona_card import PersonaCard, load_card
 from tradecast.agents.viewer_answer import (
     answer_viewer,
@@ -264,17 +264,23 @@ class Recorder:
         viewer_answer.Speech = RecordingSpeech  # type: ignore[misc]
 
 
+def sentence_collector() -> tuple[list[str], PersonaEmit]:
+    """A list of the sentences said, and the persona emit callback that fills it."""
+    said: list[str] = []
+
+    def emit(event: str, data: dict[str, Any]) -> None:
+        if event == "sentence":
+            said.append(data["text"])
+
+    return said, emit
+
+
 async def commentary(
     model: BaseChatModel, card: PersonaCard, all_cases: list[Case], max_tokens: int
 ) -> Tally:
     tally = Tally()
     for case in all_cases:
-        said: list[str] = []
-
-        def emit(event: str, data: dict[str, Any], said: list[str] = said) -> None:
-            if event == "sentence":
-                said.append(data["text"])
-
+        said, emit = sentence_collector()
         started = time.perf_counter()
         with capture_logs() as events:
             _, call = await narrate(model, card, case.facts, emit, max_tokens=max_tokens)
@@ -303,12 +309,7 @@ async def answers(
             "attribution": list(case.votes),
         }
         snapshot = snapshot_of(status, limits, [decision])
-        said: list[str] = []
-
-        def emit(event: str, data: dict[str, Any], said: list[str] = said) -> None:
-            if event == "sentence":
-                said.append(data["text"])
-
+        said, emit = sentence_collector()
         started = time.perf_counter()
         with capture_logs() as events:
             intent, _, call = await answer_viewer(

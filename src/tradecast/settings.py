@@ -309,15 +309,23 @@ class MarketConfig(_Frozen):
     )
 
 
+AblatableAgent = Literal["analyst", "risk", "trader"]
+"""The LLM agents an ablation can leave out (the rules and the persona always run)."""
+
+
 class DeskConfig(_Frozen):
     """How the desk combines its agents and what a tick does."""
 
     symbol: str = "BTC/USDT"
     every: str = Field(default="1h", pattern=r"^\d+[mhd]$", description="tick cadence, e.g. 1h")
     candles: int = Field(default=200, ge=30, le=5000, description="bars of context per tick")
-    analyst_weight: float = Field(default=1.0, ge=0)
-    trader_weight: float = Field(default=1.0, ge=0)
-    rules_weight: float = Field(default=1.0, ge=0)
+    analyst_weight: float = Field(default=1.0, ge=0, le=100)
+    trader_weight: float = Field(default=1.0, ge=0, le=100)
+    rules_weight: float = Field(default=1.0, ge=0, le=100)
+    ablate: frozenset[AblatableAgent] = Field(
+        default=frozenset(),
+        description="LLM agents left out (ablation studies): never asked, they abstain",
+    )
     min_confidence: float = Field(default=0.35, ge=0, le=1)
     risk_abstain_fraction: float = Field(
         default=0.5, ge=0, le=1, description="size kept when the risk agent abstains"

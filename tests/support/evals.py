@@ -123,3 +123,9 @@ def desk_models(
         "trader": AnsweringModel(answer=trade, seed=seed, tool_turn=trader_tool or NO_TOOL),
         "persona": AnsweringModel(answer=lambda text, rng: "Watching the tape closely!", seed=seed),
     }
+
+
+def desk_models_for(settings: Any) -> dict[str, AnsweringModel]:
+    """``desk_models("hashed", seed=1)`` for a walk-forward worker process (a module-level
+    function, so a process can be handed it)."""
+    return desk_models("hashed", seed=1)

@@ -9,6 +9,7 @@ from tradecast.cli.common import cli_context
 from tradecast.cli.desk import run, tick
 from tradecast.cli.doctor import doctor
 from tradecast.cli.eval import eval_app
+from tradecast.cli.eval_walkforward import walk_forward_command
 from tradecast.cli.market import market_app
 from tradecast.cli.serve import serve
 
@@ -25,6 +26,7 @@ app.command()(tick)
 app.command()(run)
 app.command("chat-sim")(chat_sim)
 app.add_typer(market_app, name="market")
+eval_app.command("walk-forward")(walk_forward_command)
 app.add_typer(eval_app, name="eval")
 
 __all__ = ["app"]

@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from rich.table import Table
 from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
 from tradecast.cli.desk import parse_instant
 from tradecast.errors import TradecastError
+from tradecast.evals.budget import MAX_TOKEN_BUDGET
 from tradecast.logs import configure_logging
 from tradecast.market.closed_bars import parse_timeframe
 from tradecast.settings import AGENT_ROLES, LLMBackend, LLMConfig, RoleLLMConfig, Settings
@@ -41,6 +42,13 @@ _EVAL_FILES = frozenset(
         "equity.png",
         "drawdown.png",
         "data",
+        # a walk-forward's own files; its runs are folders of evals (train/, test/)
+        "report.html",
+        "oos.csv",
+        "windows.csv",
+        "oos_equity.png",
+        "contributions.png",
+        "regimes.png",
     }
 )
 
@@ -61,6 +69,7 @@ class EvalOptions:
     cache_dir: Path | None
     progress: bool
     memory: Literal["exact", "chroma"]
+    token_budget: int | None = None
 
 
 @eval_app.callback()
@@ -112,6 +121,11 @@ def eval_main(
         help="the run's decision memory: 'exact' (in-process, exact "
         "search) or 'chroma' (the desk's Chroma store, in process); saved to OUT/data/memory",
     ),
+    token_budget: int | None = typer.Option(
+        None,
+        "--token-budget",
+        help="stop cleanly after the decision that takes the LLM tokens over this many",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -140,7 +154,11 @@ def eval_main(
         progress,
         memory,
     )
-    settings = _with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
+    if token_budget is not None:
+        if not 1 <= token_budget <= MAX_TOKEN_BUDGET:
+            fail(f"--token-budget must be 1 to {MAX_TOKEN_BUDGET:,} (got {token_budget})", code=2)
+        options = replace(options, token_budget=token_budget)
+    settings = with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
     keep_data_private(settings)
     preflight_or_exit(settings)
     if progress and settings.log_level == "info":
@@ -191,14 +209,14 @@ def _options(
     first, last = parse_instant(start, "--start"), parse_instant(end, "--end")
     if last < first:
         fail(f"--end {last.isoformat()} is before --start {first.isoformat()}", code=2)
-    cadence = _duration(every or settings.desk.every, "--every")
+    cadence = duration_option(every or settings.desk.every, "--every")
     return EvalOptions(
         datasets=datasets,
         symbol=symbol,
         start=first,
         end=last,
         every=cadence,
-        horizon=_duration(horizon, "--horizon") if horizon else cadence,
+        horizon=duration_option(horizon, "--horizon") if horizon else cadence,
         out=out,
         force=force,
         concurrency=concurrency,
@@ -208,14 +226,14 @@ def _options(
     )
 
 
-def _duration(text: str, option: str) -> timedelta:
+def duration_option(text: str, option: str) -> timedelta:
     try:
         return parse_timeframe(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", code=2)
 
 
-def _with_llm_overrides(
+def with_llm_overrides(
     settings: Settings,
     backend: LLMBackend | None,
     model: str | None,
@@ -248,7 +266,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", stem).strip("-") or "dataset"
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+def prepare_out(out: Path, force: bool) -> None:
     """An empty --out, or one holding only an earlier eval that --force may replace."""
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
@@ -269,7 +287,7 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def _looks_like_eval(folder: Path) -> bool:
     """Whether ``folder`` holds only what an eval writes (a finished or an aborted run), or
-    only such folders (several datasets)."""
+    only such folders (several datasets), or a walk-forward's files beside such folders."""
     entries = list(folder.iterdir())
     names = {e.name for e in entries}
     if names and names <= _EVAL_FILES:
@@ -278,7 +296,12 @@ def _looks_like_eval(folder: Path) -> bool:
             {"journal.sqlite", "checkpoints.sqlite"} & {e.name for e in data.iterdir()}
         )
         return bool({"report.json", "manifest.json"} & names) or run_data
-    return bool(entries) and all(e.is_dir() and _looks_like_eval(e) for e in entries)
+    folders = [e for e in entries if e.name not in _EVAL_FILES]
+    return (
+        bool(folders)
+        and all(e.is_dir() and _looks_like_eval(e) for e in folders)
+        and all(e.is_file() or e.name == "data" for e in entries if e.name in _EVAL_FILES)
+    )
 
 
 def _run(settings: Settings, options: EvalOptions) -> list[dict[str, Any]]:
@@ -302,7 +325,7 @@ def _run(settings: Settings, options: EvalOptions) -> list[dict[str, Any]]:
     ]
     for spec in specs:
         spec.times()  # a bad window fails before anything is written
-    _prepare_out(options.out, options.force)
+    prepare_out(options.out, options.force)
     return asyncio.run(_evaluate(settings, specs, options))
 
 
@@ -312,6 +335,7 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
     from tradecast.bootstrap import build_embedder
     from tradecast.evals.manifest import build_manifest
     from tradecast.evals.report import write_run
+    from tradecast.evals.budget import TokenBudget
     from tradecast.evals.runner import run_evals
     from tradecast.evals.scoring import score
     from tradecast.llm.cache import CACHE_FILENAME, SqliteLLMCache
@@ -364,6 +388,7 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
             llm_cache_for=cache_for,
             progress_for=progress_for,
             memory_kind=options.memory,
+            budget=TokenBudget(options.token_budget) if options.token_budget else None,
         )
     finally:
         for bar in bars.values():
@@ -413,22 +438,46 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
 
 @eval_app.command("compare")
 def compare(
-    run_a: Path = typer.Argument(..., help="an eval --out directory"),
-    run_b: Path = typer.Argument(..., help="another eval --out directory"),
+    runs: list[Path] = typer.Argument(..., help="eval or walk-forward --out directories (2 or more)"),
+    out: Path | None = typer.Option(
+        None, "--out", help="write leaderboard.json, .md, .html and .png here"
+    ),
+    draws: int = typer.Option(2000, "--bootstrap-draws", help="bootstrap resamples (100 to 100,000)"),
+    stats_seed: int = typer.Option(7, "--stats-seed", help="seed of the bootstrap"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON"),
 ) -> None:
-    """Compare two eval runs metric by metric (B minus A)."""
-    from tradecast.evals.compare import compare_runs
-    from tradecast.evals.report import fmt
+    """Rank runs by Sharpe with intervals and significance; with two runs, also every metric
+    side by side (B minus A) and whether they made the same trades."""
+    from tradecast.evals.compare import compare_runs, is_single_eval
+    from tradecast.evals.leaderboard import leaderboard, table_rows, write_leaderboard
 
+    if not 100 <= draws <= 100_000:
+        fail(f"--bootstrap-draws must be 100 to 100,000 (got {draws})", code=2)
     try:
-        result = compare_runs(run_a, run_b)
+        board = leaderboard(runs, draws=draws, seed=stats_seed)
+        pair = len(runs) == 2 and all(is_single_eval(run) for run in runs)
+        result = compare_runs(runs[0], runs[1]) if pair else {}
     except ValueError as exc:
         fail(str(exc))
+    if out is not None:
+        write_leaderboard(board, out)
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result | {"leaderboard": board}, indent=2) + "\n")
         return
     console = Console()
+    if result:
+        _print_pair(console, result)
+    table = Table("rank", "run", "model", "bars", "sharpe [95% CI]", "return [95% CI]", "max drawdown", "vs leader (p)")
+    for row in table_rows(board):
+        table.add_row(*row)
+    console.print(table)
+    if out is not None:
+        console.print(f"leaderboard written to {out / 'leaderboard.html'}")
+
+
+def _print_pair(console: Console, result: dict[str, Any]) -> None:
+    from tradecast.evals.report import fmt
+
     table = Table("metric", "A", "B", "B - A")
     for row in result["rows"]:
         name = row["metric"].split(".")[-1]

@@ -38,6 +38,11 @@ def compare_runs(a_dir: Path, b_dir: Path) -> dict[str, Any]:
     }
 
 
+def is_single_eval(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is one eval's (not a walk-forward's); ValueError if no report."""
+    return str(load_report(run_dir).get("format", "")).startswith("tradecast-eval/")
+
+
 def _keys(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([*left, *right]))
 

@@ -48,7 +48,7 @@ PERCENT = (
 
 def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict[str, Any]:
     """The report as a JSON-ready dict."""
-    return _finite(
+    return json_ready(
         {
             "format": REPORT_FORMAT,
             "dataset": run.spec.dataset.describe(),
@@ -69,6 +69,7 @@ def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict
                 "decisions_per_s": round(len(run.rows) / run.elapsed_s, 2)
                 if run.elapsed_s > 0
                 else None,
+                "stopped": run.stopped,
             },
             "files": FILES,
         }
@@ -79,10 +80,8 @@ def write_run(out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, A
     """Write every file of the run to ``out_dir``; returns the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(run, scores, manifest)
-    _write_json(out_dir / FILES["manifest"], manifest)
-    with (out_dir / FILES["decisions"]).open("w", encoding="utf-8") as handle:
-        for row in run.rows:
-            handle.write(json.dumps(_finite(row), sort_keys=True, default=str) + "\n")
+    write_json(out_dir / FILES["manifest"], manifest)
+    write_decisions(out_dir, run.rows)
     with (out_dir / FILES["trades"]).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(TRADE_COLUMNS))
         writer.writeheader()
@@ -91,8 +90,16 @@ def write_run(out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, A
     plot_equity(scores.curves, out_dir / FILES["equity_plot"])
     plot_drawdown(scores.curves, out_dir / FILES["drawdown_plot"])
     (out_dir / FILES["markdown"]).write_text(markdown(report), encoding="utf-8")
-    _write_json(out_dir / FILES["report"], report)
+    write_json(out_dir / FILES["report"], report)
     return report
+
+
+def write_decisions(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """decisions.jsonl: one JSON line per decision."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / FILES["decisions"]).open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(json_ready(row), sort_keys=True, default=str) + "\n")
 
 
 def load_report(run_dir: Path) -> dict[str, Any]:
@@ -109,7 +116,7 @@ def load_report(run_dir: Path) -> dict[str, Any]:
 # --- plots ---------------------------------------------------------------------------------
 
 
-def _figure(title: str) -> tuple[Any, Any]:
+def new_figure(title: str) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -127,7 +134,7 @@ def _strategies(curves: pd.DataFrame) -> list[str]:
 
 def plot_equity(curves: pd.DataFrame, path: Path) -> None:
     """Equity of the desk and the baselines, each relative to its start."""
-    figure, axes = _figure("Equity (1.0 = starting cash)")
+    figure, axes = new_figure("Equity (1.0 = starting cash)")
     for name in _strategies(curves):
         series = curves[name] / curves[name].iloc[0]
         axes.plot(curves.index, series, label=name, linewidth=2.2 if name == "desk" else 1.2)
@@ -138,7 +145,7 @@ def plot_equity(curves: pd.DataFrame, path: Path) -> None:
 
 def plot_drawdown(curves: pd.DataFrame, path: Path) -> None:
     """Drawdown from the running peak of the desk and the baselines."""
-    figure, axes = _figure("Drawdown from the running peak")
+    figure, axes = new_figure("Drawdown from the running peak")
     for name in _strategies(curves):
         falls = -metrics.drawdowns(curves[name].to_numpy()) * 100
         axes.plot(curves.index, falls, label=name, linewidth=2.2 if name == "desk" else 1.2)
@@ -242,12 +249,12 @@ def _cache_line(cache: dict[str, Any]) -> str:
     )
 
 
-def _finite(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """NaN and infinities as None (JSON has neither), numpy scalars as Python numbers."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -255,7 +262,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any) -> None:
     path.write_text(
         json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
     )

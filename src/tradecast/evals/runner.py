@@ -33,12 +33,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
 from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
-from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
+from tradecast.bootstrap.run_memory import MemoryKind, RunMemory, open_run_memory
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import Fill, Order, Portfolio
 from tradecast.errors import EvalError
 from tradecast.evals.checks import grounding_errors, risk_violations
+from tradecast.evals.budget import TokenBudget, TokenBudgetExceeded
 from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.graphs.runner import TickResult
 from tradecast.llm.cache import use_cache
@@ -97,6 +98,8 @@ class EvalRun:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     cache: dict[str, Any] | None = None
     embeddings: dict[str, Any] | None = None
+    stopped: str | None = None
+    """Why the run ended before its last instant (a token budget), None when it did not."""
 
 
 def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
@@ -121,12 +124,17 @@ async def run_eval(
     llm_cache: BaseCache | None = None,
     progress: Progress | None = None,
     memory_kind: MemoryKind = "exact",
+    memory: RunMemory | None = None,
+    budget: TokenBudget | None = None,
 ) -> EvalRun:
     """Replay ``spec`` through the desk built from ``settings`` and collect every decision.
 
     ``models`` default to the configured backends; ``llm_cache`` (if any) is set on each of
     them; ``embedder`` defaults to the configured sentence model. ``memory_kind`` picks the
-    run's memory: "exact" (in-process numpy) or "chroma" (an in-process Chroma collection).
+    run's memory: "exact" (in-process numpy) or "chroma" (an in-process Chroma collection);
+    ``memory``, if given, is used instead and left open (a walk-forward window's test run
+    reads what its training run recorded). A run whose LLM tokens exceed ``budget`` stops
+    after the tick that went over, and says so in ``stopped``.
     """
     times = spec.times()
     run_settings = eval_settings(settings, spec)
@@ -138,19 +146,20 @@ async def run_eval(
         else (PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
     )
     before = _counts(llm_cache), _counts(vectors)
-    memory = open_run_memory(memory_kind, vectors)
+    run_memory = memory or open_run_memory(memory_kind, vectors)
     try:
-        async with open_desk(run_settings, models=chat_models, memory=memory.store) as desk:
+        async with open_desk(run_settings, models=chat_models, memory=run_memory.store) as desk:
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()
-            rows = await _decide(desk, spec.dataset.symbol, times, spec.every, progress)
+            rows, stopped = await _decide(desk, spec.dataset.symbol, times, spec.every, progress, budget)
             elapsed = time.perf_counter() - started
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()
-        await asyncio.to_thread(memory.save, vectors, run_settings.data_dir / "memory")
+        await asyncio.to_thread(run_memory.save, vectors, run_settings.data_dir / "memory")
     finally:
-        memory.close()
+        if memory is None:
+            run_memory.close()
     log.info(
         "eval.finished",
         dataset=spec.dataset.name,
@@ -169,6 +178,7 @@ async def run_eval(
         models=describe_models(chat_models),
         cache=_usage(llm_cache, before[0]),
         embeddings=_usage(vectors, before[1]),
+        stopped=stopped,
     )
 
 
@@ -178,9 +188,11 @@ async def _decide(
     times: Sequence[datetime],
     step: timedelta,
     progress: Progress | None,
-) -> list[dict[str, Any]]:
+    budget: TokenBudget | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Tick at each instant in order (the desk loop over ``times``, which are ``step``
-    apart), and record and check each decision."""
+    apart), and record and check each decision; stop early when ``budget`` runs out.
+    Returns the rows and why the run stopped early (None when it did not)."""
     limits = desk.executor.limits
     rules, costs = desk.broker.market_rules(symbol), desk.broker.cost_model
     rows: list[dict[str, Any]] = []
@@ -194,10 +206,16 @@ async def _decide(
         rows.append(row)
         if progress is not None:
             progress(len(rows), len(times), row)
+        if budget is not None:
+            budget.charge(row["prompt_tokens"] + row["completion_tokens"])
 
     timeline = ReplayTimeline(step, times[0], times[-1])
-    await DeskLoop(desk.runner, symbol, timeline).run(record)
-    return rows
+    try:
+        await DeskLoop(desk.runner, symbol, timeline).run(record)
+    except TokenBudgetExceeded as exc:
+        log.warning("eval.token_budget_exceeded", decisions=len(rows), reason=str(exc))
+        return rows, str(exc)
+    return rows, None
 
 
 async def run_evals(
@@ -210,12 +228,13 @@ async def run_evals(
     llm_cache_for: Callable[[EvalSpec], BaseCache | None] | None = None,
     progress_for: Callable[[EvalSpec], Progress | None] | None = None,
     memory_kind: MemoryKind = "exact",
+    budget: TokenBudget | None = None,
 ) -> list[EvalRun]:
     """Several independent runs (each its own desk, portfolio and memory), at most
     ``concurrency`` at a time in this process. They overlap only where a run waits: an LLM
     server answering several requests at once, SQLite, Chroma; calls into the embedded
     llama.cpp model queue on its lock. ``llm_cache_for`` gives each run its cache (separate
-    instances on one file keep each run's hit counts apart)."""
+    instances on one file keep each run's hit counts apart). All runs draw on one ``budget``."""
     if concurrency < 1:
         raise EvalError(f"--concurrency must be at least 1 (got {concurrency})")
     gate = asyncio.Semaphore(concurrency)
@@ -230,6 +249,7 @@ async def run_evals(
                 llm_cache=llm_cache_for(spec) if llm_cache_for else None,
                 progress=progress_for(spec) if progress_for else None,
                 memory_kind=memory_kind,
+                budget=budget,
             )
 
     return list(await asyncio.gather(*(one(spec) for spec in specs)))
@@ -271,6 +291,7 @@ def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]
         "prompt_tokens": llm["prompt_tokens"],
         "completion_tokens": llm["completion_tokens"],
         "llm_errors": [f"{c['agent']}: {c['error']}" for c in calls if not c["ok"]],
+        "llm_seconds": round(sum(c["latency_ms"] for c in calls) / 1000, 4),
         "latency_ms": result.latency_ms.get("total", 0.0),
         "node_latency_ms": {k: v for k, v in result.latency_ms.items() if k != "total"},
     }

@@ -22,6 +22,8 @@ from tradecast.agents.persona_card import PersonaCard
 from tradecast.graphs.nodes import (
     ContextSources,
     MemorySinks,
+    Node,
+    ablated_node,
     analyst_node,
     approval_node,
     consensus_node,
@@ -39,7 +41,7 @@ from tradecast.graphs.state import DeskState
 from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import AgentRole, DeskConfig
+from tradecast.settings import AblatableAgent, AgentRole, DeskConfig
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,17 @@ def build_desk_graph(
     sinks = MemorySinks(deps.memory, deps.market, config.outcome_horizons, deps.bar)
     max_position: Callable[[], Decimal] = lambda: deps.executor.limits.max_position_pct  # noqa: E731
 
-    graph = StateGraph(DeskState)
-    nodes = {
-        "gather_context": gather_context(sources),
+    agents: dict[AblatableAgent, Node] = {
         "analyst": analyst_node(deps.models["analyst"]),
         "risk": risk_agent_node(deps.models["risk"]),
         "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
+    }
+    for agent in config.ablate:
+        agents[agent] = ablated_node(agent)
+    graph = StateGraph(DeskState)
+    nodes = {
+        "gather_context": gather_context(sources),
+        **agents,
         "consensus": consensus_node(config, max_position),
         "risk_gate": risk_gate_node(deps.executor),
         "request_approval": request_approval_node(),

@@ -25,7 +25,7 @@ from tradecast.agents.persona_card import PersonaCard
 from tradecast.agents.risk import review_risk
 from tradecast.agents.rules import rules_signal
 from tradecast.agents.trader import propose
-from tradecast.domain import Action, OrderIntent, RiskVerdict, Side
+from tradecast.domain import Action, AgentSignal, OrderIntent, RiskVerdict, Side
 from tradecast.errors import MarketDataError, MemoryStoreError
 from tradecast.graphs.state import DeskContext, DeskState, TraderExits
 from tradecast.logs import get_logger
@@ -36,7 +36,7 @@ from tradecast.memory.format import format_hits
 from tradecast.memory.outcomes import realised_outcome
 from tradecast.memory.situation import describe_situation
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import DeskConfig
+from tradecast.settings import AblatableAgent, DeskConfig
 
 log = get_logger(__name__)
 
@@ -165,6 +165,22 @@ def trader_node(model: BaseChatModel, tools: Sequence[BaseTool], tool_steps: int
             take_profit_pct=proposal.take_profit_pct if proposal else 0.0,
         )
         return {"signals": [signal], "exits": exits, "llm_calls": calls}
+
+    return node
+
+
+def ablated_node(agent: AblatableAgent) -> Node:
+    """An agent left out of the desk (an ablation): it is never asked and abstains, so its
+    vote is removed and the consensus treats it as any abstention."""
+    signal = AgentSignal.abstain(agent, "ablated: left out of this run")
+
+    async def node(state: DeskState) -> dict[str, Any]:
+        if agent == "risk":
+            return {"risk_review": signal}
+        update: dict[str, Any] = {"signals": [signal]}
+        if agent == "trader":
+            update["exits"] = TraderExits(stop_loss_pct=0.0, take_profit_pct=0.0)
+        return update
 
     return node
 

@@ -1,0 +1,129 @@
+"""Out-of-sample statistics of a walk-forward: the test windows chained into one series per
+configuration, with intervals, tests against the baselines and between configurations, the
+deflated Sharpe ratio, the probability of backtest overfitting and the regime split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradecast.evals import metrics, stats
+from tradecast.evals.regimes import label_regimes, split_by_regime
+
+BENCHMARK = "buy_and_hold"
+
+
+def chained_returns(windows: Sequence[Any]) -> pd.DataFrame:
+    """Per-bar returns of the desk and every baseline over the test windows, in time order.
+
+    Each window starts from fresh cash, so returns are taken within a window only; the bars
+    between two windows (if any) are not part of the out-of-sample series.
+    """
+    parts = []
+    for window in sorted(windows, key=lambda w: w.window):
+        equity = pd.DataFrame(window.equity, index=pd.DatetimeIndex(window.times))
+        parts.append(equity.pct_change().iloc[1:])
+    if not parts:
+        raise ValueError("no test window finished")
+    frame = pd.concat(parts)
+    return frame[~frame.index.duplicated(keep="first")]
+
+
+def equity_from(returns: pd.Series | np.ndarray) -> np.ndarray:
+    """A curve starting at 1 from per-bar returns."""
+    return np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns, dtype="float64"))])
+
+
+def summarize(
+    frame: pd.DataFrame, periods: float, *, draws: int, seed: int, trials: int
+) -> dict[str, Any]:
+    """One configuration: return, Sharpe and drawdown with block-bootstrap intervals, a
+    paired test against every baseline, and its deflated Sharpe ratio given ``trials``."""
+    desk = frame["desk"].to_numpy()
+    intervals = stats.performance_intervals(desk, periods, draws=draws, seed=seed)
+    versus = {
+        name: _paired(desk, frame[name].to_numpy(), periods, draws, seed)
+        for name in frame.columns
+        if name != "desk"
+    }
+    return {
+        **{name: interval.as_dict() for name, interval in intervals.items()},
+        "bars": len(desk),
+        "versus": versus,
+        "deflated_sharpe": _dsr(desk, trials),
+    }
+
+
+def _paired(a: np.ndarray, b: np.ndarray, periods: float, draws: int, seed: int) -> dict[str, Any]:
+    test = stats.paired_bootstrap_test(a, b, draws=draws, seed=seed)
+    row = test.as_dict()
+    row["annualised_mean_difference"] = test.mean_difference * periods
+    row["cumulative_return_difference"] = float(equity_from(a)[-1] - equity_from(b)[-1])
+    return row
+
+
+def _dsr(returns: np.ndarray, trials: int) -> float | None:
+    if len(returns) < 3 or float(np.std(returns)) == 0:
+        return None
+    return stats.deflated_sharpe_ratio(returns, trials=trials)
+
+
+def contributions(
+    frames: Mapping[str, pd.DataFrame], periods: float, *, draws: int, seed: int
+) -> list[dict[str, Any]]:
+    """What each left-out component earns: the full desk minus the ablation, per bar, on
+    their common bars; positive means the component helps."""
+    if "full" not in frames:
+        return []
+    full = frames["full"]["desk"]
+    rows = []
+    for name, frame in frames.items():
+        if name == "full":
+            continue
+        common = full.index.intersection(frame.index)
+        a, b = full.loc[common].to_numpy(), frame["desk"].loc[common].to_numpy()
+        if len(common) < 3:
+            continue
+        row = {"component": _component(name), "ablation": name, "bars": len(common)}
+        row |= _paired(a, b, periods, draws, seed)
+        row["sharpe_full"] = metrics.sharpe_ratio(a, periods)
+        row["sharpe_without"] = metrics.sharpe_ratio(b, periods)
+        rows.append(row)
+    return rows
+
+
+def _component(ablation: str) -> str:
+    if ablation == "rules_only":
+        return "LLM agents and memory"
+    if ablation == "no_memory":
+        return "memory"
+    return f"{ablation.removeprefix('no_')} agent"
+
+
+def overfitting(frames: Mapping[str, pd.DataFrame], splits: int = 16) -> dict[str, Any] | None:
+    """PBO by combinatorially symmetric cross-validation over the configurations' bars (None
+    with fewer than two configurations or too few bars)."""
+    if len(frames) < 2:
+        return None
+    matrix = pd.concat({name: f["desk"] for name, f in frames.items()}, axis=1).dropna()
+    splits = min(splits, (len(matrix) // 4) // 2 * 2)
+    if splits < 2:
+        return None
+    result = stats.probability_of_backtest_overfitting(matrix.to_numpy(), splits=splits)
+    return {"pbo": result.pbo, "splits": splits, "combinations": result.combinations}
+
+
+def regime_split(
+    closes: pd.Series, frame: pd.DataFrame, periods: float, bars_per_day: float
+) -> dict[str, Any]:
+    """The desk against buy-and-hold in each market regime, labelled from the bars known at
+    each bar's start (``closes`` indexed by close time)."""
+    labels = pd.Series(label_regimes(closes.to_numpy(), bars_per_day=bars_per_day), index=closes.index)
+    # a return over the bar closing at t is decided by what was known at the previous close
+    known = labels.shift(1).reindex(frame.index).fillna("unknown").to_numpy()
+    return split_by_regime(
+        frame["desk"].to_numpy(), frame[BENCHMARK].to_numpy(), known, bars_per_year=periods
+    )

@@ -1,0 +1,312 @@
+"""Writes a walk-forward: report.json, report.md, a self-contained report.html, the chained
+out-of-sample returns (oos.csv), one row per window (windows.csv) and the plots.
+
+Each (ablation, window) test run keeps its own eval report under ``ABLATION/window-NNN/test``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tradecast.evals import metrics, oos
+from tradecast.evals.costs import Prices, cost_summary
+from tradecast.evals.document import Document
+from tradecast.evals.report import fmt, json_ready, new_figure, write_json
+from tradecast.evals.walkforward import WalkForwardSpec, WindowResult
+
+REPORT_FORMAT = "tradecast-walk-forward/1"
+
+
+def write_walk_forward(
+    spec: WalkForwardSpec,
+    results: Sequence[WindowResult],
+    skipped: Sequence[str],
+    *,
+    prices: Prices,
+    trials: int | None,
+    draws: int,
+    seed: int,
+    token_budget: int | None,
+) -> dict[str, Any]:
+    """Score the finished windows, write every file into ``spec.out_dir``; returns the report."""
+    periods = metrics.periods_per_year(spec.dataset.interval)
+    frames = {
+        a: oos.chained_returns([r for r in results if r.ablation == a])
+        for a in spec.ablations
+        if any(r.ablation == a for r in results)
+    }
+    trials = trials or len(spec.ablations)
+    configurations = {}
+    for name, frame in frames.items():
+        mine = [r for r in results if r.ablation == name]
+        summary = oos.summarize(frame, periods, draws=draws, seed=seed, trials=trials)
+        excess = summary["versus"].get(oos.BENCHMARK, {}).get("cumulative_return_difference")
+        summary["cost"] = cost_summary([r.cost for r in mine], prices, excess)
+        summary["windows"] = [_window_row(r) for r in mine]
+        configurations[name] = summary
+    closes = pd.Series(
+        spec.dataset.frame["close"].to_numpy(),
+        index=spec.dataset.frame.index + spec.dataset.interval,
+    )
+    reference = "full" if "full" in frames else next(iter(frames))
+    report = json_ready(
+        {
+            "format": REPORT_FORMAT,
+            "dataset": spec.dataset.describe(),
+            "out_dir": str(spec.out_dir),
+            "plan": spec.describe(),
+            "windows": [w.describe() for w in spec.windows],
+            "ablations": list(spec.ablations),
+            "configurations": configurations,
+            "contributions": oos.contributions(frames, periods, draws=draws, seed=seed),
+            "overfitting": oos.overfitting(frames),
+            "regimes": {
+                "configuration": reference,
+                "split": oos.regime_split(
+                    closes, frames[reference], periods, timedelta(days=1) / spec.dataset.interval
+                ),
+            },
+            "statistics": {"bootstrap_draws": draws, "seed": seed, "trials": trials},
+            "must_be_zero": {
+                "risk_violations": sum(r.metrics["risk_violations"] for r in results),
+                "persona_grounding_errors": sum(r.metrics["persona_grounding_errors"] for r in results),
+            },
+            "skipped": list(skipped),
+            "stopped": _stopped(results, skipped, token_budget),
+        }
+    )
+    _write_files(spec.out_dir, report, frames, results)
+    return report
+
+
+def _window_row(result: WindowResult) -> dict[str, Any]:
+    m, hold = result.metrics, result.baselines.get(oos.BENCHMARK, {})
+    return {
+        "window": result.window,
+        "start": result.times[0],
+        "end": result.times[-1],
+        "decisions": m["decisions"],
+        "cumulative_return": m["cumulative_return"],
+        "sharpe": m["sharpe"],
+        "max_drawdown": m["max_drawdown"],
+        "buy_and_hold_return": hold.get("cumulative_return"),
+        "directional_accuracy": m["directional_accuracy"],
+        "tokens_per_decision": m["tokens_per_decision"],
+        "stopped": result.stopped,
+        "report": result.test_dir,
+    }
+
+
+def _stopped(results: Sequence[WindowResult], skipped: Sequence[str], budget: int | None) -> str | None:
+    reasons = [r.stopped for r in results if r.stopped]
+    if reasons or skipped:
+        return (reasons or [f"token budget of {budget:,} spent" if budget else "not run"])[0] + (
+            f"; {len(skipped)} window(s) not run" if skipped else ""
+        )
+    return None
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _write_files(
+    out: Path, report: dict[str, Any], frames: dict[str, pd.DataFrame], results: Sequence[WindowResult]
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", report)
+    pd.concat({name: f for name, f in frames.items()}, axis=1).to_csv(out / "oos.csv", index_label="time")
+    rows = [
+        {"ablation": name, **row}
+        for name, summary in report["configurations"].items()
+        for row in summary["windows"]
+    ]
+    pd.DataFrame(rows).to_csv(out / "windows.csv", index=False)
+    _plot_equity(frames, out / "oos_equity.png")
+    if report["contributions"]:
+        _plot_contributions(report["contributions"], out / "contributions.png")
+    _plot_regimes(report["regimes"]["split"], out / "regimes.png")
+    _document(report, out).write()
+
+
+def _plot_equity(frames: dict[str, pd.DataFrame], path: Path) -> None:
+    figure, axes = new_figure("Out-of-sample equity, test windows chained (1.0 = start)")
+    for name, frame in frames.items():
+        axes.plot(frame.index, oos.equity_from(frame["desk"])[1:], label=name, linewidth=1.6)
+    first = next(iter(frames.values()))
+    axes.plot(first.index, oos.equity_from(first[oos.BENCHMARK])[1:], label="buy and hold", color="black", linewidth=1.0, linestyle="--")
+    axes.legend(loc="best")
+    figure.autofmt_xdate()
+    figure.savefig(path, bbox_inches="tight")
+
+
+def _plot_contributions(rows: list[dict[str, Any]], path: Path) -> None:
+    figure, axes = new_figure("What each component earns: full desk minus the ablation (annualised mean return, 95% CI)")
+    names = [r["component"] for r in rows]
+    middle = [r["annualised_mean_difference"] for r in rows]
+    scale = [r["annualised_mean_difference"] / r["mean_difference"] if r["mean_difference"] else 0.0 for r in rows]
+    low = [m - r["low"] * s for m, r, s in zip(middle, rows, scale, strict=True)]
+    high = [r["high"] * s - m for m, r, s in zip(middle, rows, scale, strict=True)]
+    axes.barh(names, middle, xerr=[low, high], color="#4a7bd0", capsize=4)
+    axes.axvline(0, color="black", linewidth=0.8)
+    figure.savefig(path, bbox_inches="tight")
+
+
+def _plot_regimes(split: dict[str, dict[str, Any]], path: Path) -> None:
+    figure, axes = new_figure("Cumulative return by market regime: desk against buy and hold")
+    names = list(split)
+    xs = range(len(names))
+    axes.bar([x - 0.2 for x in xs], [split[n]["desk_return"] * 100 for n in names], width=0.4, label="desk")
+    axes.bar([x + 0.2 for x in xs], [split[n]["benchmark_return"] * 100 for n in names], width=0.4, label="buy and hold")
+    axes.set_xticks(list(xs), names)
+    axes.set_ylabel("%")
+    axes.legend(loc="best")
+    figure.savefig(path, bbox_inches="tight")
+
+
+def _interval(value: dict[str, Any], name: str) -> str:
+    return f"{fmt(name, value['estimate'])} [{fmt(name, value['low'])}, {fmt(name, value['high'])}]"
+
+
+def _document(report: dict[str, Any], out: Path) -> Document:
+    data, plan = report["dataset"], report["plan"]
+    doc = Document(f"Walk-forward: {data['name']} ({data['symbol']})", out)
+    doc.paragraph(
+        f"{plan['windows']} windows; each trains the memory on {plan['train']} of decisions "
+        f"every {plan['every']}{' since the start' if plan['anchored'] else ''}, then scores the "
+        f"next {plan['test']} with fresh cash (step {plan['step']}). Intervals are 95% "
+        f"stationary block bootstrap over {report['statistics']['bootstrap_draws']} draws "
+        f"(seed {report['statistics']['seed']}); p-values are one-sided paired block-bootstrap "
+        "tests of the mean per-bar return difference."
+    )
+    if report["stopped"]:
+        doc.paragraph(f"Stopped early: {report['stopped']}.")
+    _configuration_tables(doc, report)
+    _contribution_table(doc, report)
+    _regime_table(doc, report)
+    _cost_table(doc, report)
+    _window_table(doc, report)
+    return doc
+
+
+def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
+    doc.heading("Out of sample, per configuration")
+    rows = []
+    for name, c in report["configurations"].items():
+        rows.append(
+            [
+                name,
+                str(c["bars"]),
+                _interval(c["cumulative_return"], "cumulative_return"),
+                _interval(c["sharpe"], "sharpe"),
+                _interval(c["max_drawdown"], "max_drawdown"),
+                fmt("dsr", c["deflated_sharpe"]),
+            ]
+        )
+    doc.table(["configuration", "bars", "return [95% CI]", "Sharpe [95% CI]", "max drawdown [95% CI]", "deflated Sharpe (P[true SR > 0])"], rows)
+    baselines = list(next(iter(report["configurations"].values()))["versus"])
+    doc.heading("Against the baselines (same bars and costs)")
+    doc.table(
+        ["configuration", *[f"vs {b}: excess return (p)" for b in baselines]],
+        [
+            [name, *[f"{fmt('cumulative_return', c['versus'][b]['cumulative_return_difference'])} (p={fmt('p', c['versus'][b]['p_value'])})" for b in baselines]]
+            for name, c in report["configurations"].items()
+        ],
+    )
+    pbo = report["overfitting"]
+    if pbo is not None:
+        doc.paragraph(
+            f"Probability of backtest overfitting across the {len(report['configurations'])} "
+            f"configurations (CSCV, {pbo['splits']} blocks, {pbo['combinations']} combinations): "
+            f"{fmt('pbo', pbo['pbo'])}. Near 0.5 or above, picking the best configuration in sample "
+            "says nothing about out of sample."
+        )
+    doc.image("oos_equity.png", "out-of-sample equity per configuration")
+
+
+def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
+    rows = report["contributions"]
+    if not rows:
+        return
+    doc.heading("Ablations: what each component earns (full desk minus the desk without it)")
+    doc.table(
+        ["component", "ablation", "annualised mean return difference", "95% CI (per bar)", "p (helps)", "Sharpe full / without"],
+        [
+            [
+                r["component"],
+                r["ablation"],
+                fmt("x", r["annualised_mean_difference"]),
+                f"[{r['low']:.2e}, {r['high']:.2e}]",
+                fmt("p", r["p_value"]),
+                f"{fmt('sharpe', r['sharpe_full'])} / {fmt('sharpe', r['sharpe_without'])}",
+            ]
+            for r in rows
+        ],
+    )
+    doc.image("contributions.png", "contribution of each component with intervals")
+
+
+def _regime_table(doc: Document, report: dict[str, Any]) -> None:
+    regimes = report["regimes"]
+    doc.heading(f"By market regime ({regimes['configuration']})")
+    doc.paragraph("Regimes are labelled from trailing returns and volatility known before each bar.")
+    doc.table(
+        ["regime", "bars", "desk return", "buy and hold", "desk Sharpe", "desk helps?"],
+        [
+            [
+                name,
+                str(row["bars"]),
+                fmt("cumulative_return", row["desk_return"]),
+                fmt("cumulative_return", row["benchmark_return"]),
+                fmt("sharpe", row["desk_sharpe"]),
+                fmt("x", row["helps"]),
+            ]
+            for name, row in regimes["split"].items()
+        ],
+    )
+    doc.image("regimes.png", "cumulative return by regime")
+
+
+def _cost_table(doc: Document, report: dict[str, Any]) -> None:
+    doc.heading("Cost (training runs included)")
+    doc.table(
+        ["configuration", "decisions", "tokens/decision", "LLM s/decision", "money/decision", "money/window", "money per point of excess return"],
+        [
+            [
+                name,
+                str(c["cost"]["decisions"]),
+                fmt("x", c["cost"]["tokens_per_decision"]),
+                fmt("x", c["cost"]["llm_seconds_per_decision"]),
+                fmt("x", c["cost"]["money_per_decision"]),
+                fmt("x", c["cost"]["money_per_window"]),
+                fmt("x", c["cost"]["money_per_point_of_excess_return"]),
+            ]
+            for name, c in report["configurations"].items()
+        ],
+    )
+
+
+def _window_table(doc: Document, report: dict[str, Any]) -> None:
+    doc.heading("Per window")
+    doc.table(
+        ["configuration", "window", "test from", "to", "decisions", "return", "buy and hold", "Sharpe", "max drawdown"],
+        [
+            [
+                name,
+                str(w["window"]),
+                w["start"][:16],
+                w["end"][:16],
+                str(w["decisions"]),
+                fmt("cumulative_return", w["cumulative_return"]),
+                fmt("cumulative_return", w["buy_and_hold_return"]),
+                fmt("sharpe", w["sharpe"]),
+                fmt("max_drawdown", w["max_drawdown"]),
+            ]
+            for name, c in report["configurations"].items()
+            for w in c["windows"]
+        ],
+    )

@@ -44,6 +44,9 @@ _EVAL_FILES = frozenset(
     }
 )
 
+_FILLS = {"close": "close", "next-open": "next_open"}
+"""``--fill`` values and the ``evals.fill`` setting (``EvalFill``) each one is."""
+
 
 @dataclass(frozen=True)
 class EvalOptions:
@@ -112,6 +115,13 @@ def eval_main(
         help="the run's decision memory: 'exact' (in-process, exact "
         "search) or 'chroma' (the desk's Chroma store, in process); saved to OUT/data/memory",
     ),
+    fill: str | None = typer.Option(
+        None,
+        "--fill",
+        help="the price replayed orders fill at, before slippage and fees: 'close' (the last "
+        "close known at the decision) or 'next-open' (the next bar's open, the first price "
+        "after it) (default: TRADECAST_EVALS__FILL, else close)",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -125,6 +135,8 @@ def eval_main(
         fail("--dataset is required (e.g. --dataset btc-usdt-1h)", code=2)
     if memory not in ("exact", "chroma"):
         fail(f"--memory must be 'exact' or 'chroma' (got {memory!r})", code=2)
+    if fill is not None and fill not in _FILLS:
+        fail(f"--fill must be 'close' or 'next-open' (got {fill!r})", code=2)
     options = _options(
         settings,
         dataset,
@@ -141,6 +153,9 @@ def eval_main(
         memory,
     )
     settings = _with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
+    if fill is not None:
+        evals = settings.evals.model_copy(update={"fill": _FILLS[fill]})
+        settings = settings.model_copy(update={"evals": evals})
     keep_data_private(settings)
     preflight_or_exit(settings)
     if progress and settings.log_level == "info":
@@ -438,6 +453,7 @@ def compare(
     for key, label in (
         ("same_dataset", "same dataset"),
         ("same_window", "same window"),
+        ("same_fill", "same fill price"),
         ("same_decisions", "same decisions"),
         ("same_trades", "same trade log"),
     ):

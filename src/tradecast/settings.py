@@ -309,6 +309,21 @@ class MarketConfig(_Frozen):
     )
 
 
+EvalFill = Literal["close", "next_open"]
+"""The price a replayed order fills at (``tradecast eval --fill``): "close", the last close
+known at the decision (the desk's mark), or "next_open", the open of the bar that opens at or
+after the decision (the first price after it). Fees and slippage apply on top of either."""
+
+
+class EvalConfig(_Frozen):
+    """How ``tradecast eval`` replays a dataset (the live desk never reads it)."""
+
+    fill: EvalFill = Field(
+        default="close",
+        description="replayed orders fill at the decision's close, or at the next bar's open",
+    )
+
+
 AblatableAgent = Literal["analyst", "risk", "trader"]
 """The LLM agents an ablation can leave out (the rules and the persona always run)."""
 
@@ -428,6 +443,7 @@ class Settings(BaseSettings):
     cluster: ClusterConfig = ClusterConfig()
     voice: VoiceConfig = VoiceConfig()
     viewers: ViewersConfig = ViewersConfig()
+    evals: EvalConfig = EvalConfig()
     redis_url: str | None = Field(default=None, description="Redis: streams and the loop lease")
     postgres_url: str | None = Field(
         default=None, description="PostgreSQL: checkpoints, broker journal, desk store, archive"

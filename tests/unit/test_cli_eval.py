@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from tradecast.cli import app
+from tradecast.settings import EvalConfig
 
 WINDOW = ["--start", "2021-01-01", "--end", "2021-01-08", "--every", "24h"]
 
@@ -45,6 +47,20 @@ def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path: Path, args, mes
     assert result.exit_code != 0
     assert message in _message(result)
     assert not (tmp_path / "out").exists(), "nothing is written on bad input"
+
+
+@pytest.mark.parametrize("value", ["next_open", "open", "NEXT-OPEN", ""])
+def test_fill_is_close_or_next_open_only(tmp_path: Path, value: str):
+    result = _eval("--dataset", "btc-usdt-1h", *WINDOW, "--fill", value, "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"--fill must be 'close' or 'next-open' (got {value!r})" in _message(result)
+
+
+def test_the_fill_setting_is_strict():
+    assert EvalConfig().fill == "close"
+    assert EvalConfig(fill="next_open").fill == "next_open"
+    with pytest.raises(ValidationError):
+        EvalConfig(fill="next-open")  # type: ignore[arg-type]
 
 
 def test_a_csv_with_missing_columns_is_refused(tmp_path: Path):

@@ -216,9 +216,11 @@ async def open_desk(
     sink: EventSink | None = None,
     models: Mapping[AgentRole, BaseChatModel] | None = None,
     memory: DecisionMemory | None = None,
+    wrap_broker: Callable[[Broker], Broker] | None = None,
 ) -> AsyncIterator[DeskRuntime]:
     """Build the desk from ``settings`` (``models``/``memory`` may be given, e.g. by tests) and
-    close what it opened on exit."""
+    close what it opened on exit. ``wrap_broker`` replaces the paper broker with what it makes
+    of it, everywhere the desk uses one (the eval's fills at the next open, for instance)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bar = parse_timeframe(settings.market.timeframe)
     source, timelines = build_market(settings)
@@ -227,6 +229,8 @@ async def open_desk(
     journal = build_journal(settings)
     try:
         broker = build_broker(settings, journal, clock=clock)
+        if wrap_broker is not None:
+            broker = wrap_broker(broker)
         executor = build_executor(settings, broker, market, clock)
         deps = DeskDependencies(
             market=market,

@@ -52,6 +52,9 @@ _EVAL_FILES = frozenset(
     }
 )
 
+_FILLS = {"close": "close", "next-open": "next_open"}
+"""``--fill`` values and the ``evals.fill`` setting (``EvalFill``) each one is."""
+
 
 @dataclass(frozen=True)
 class EvalOptions:
@@ -126,6 +129,13 @@ def eval_main(
         "--token-budget",
         help="stop cleanly after the decision that takes the LLM tokens over this many",
     ),
+    fill: str | None = typer.Option(
+        None,
+        "--fill",
+        help="the price replayed orders fill at, before slippage and fees: 'close' (the last "
+        "close known at the decision) or 'next-open' (the next bar's open, the first price "
+        "after it) (default: TRADECAST_EVALS__FILL, else close)",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -158,7 +168,9 @@ def eval_main(
         if not 1 <= token_budget <= MAX_TOKEN_BUDGET:
             fail(f"--token-budget must be 1 to {MAX_TOKEN_BUDGET:,} (got {token_budget})", code=2)
         options = replace(options, token_budget=token_budget)
-    settings = with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
+    settings = with_fill(
+        with_llm_overrides(settings, backend, model, temperature, seed, max_tokens), fill
+    )
     keep_data_private(settings)
     preflight_or_exit(settings)
     if progress and settings.log_level == "info":
@@ -231,6 +243,16 @@ def duration_option(text: str, option: str) -> timedelta:
         return parse_timeframe(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", code=2)
+
+
+def with_fill(settings: Settings, fill: str | None) -> Settings:
+    """``settings`` with ``--fill`` applied (exit 2 on an unknown value)."""
+    if fill is None:
+        return settings
+    if fill not in _FILLS:
+        fail(f"--fill must be 'close' or 'next-open' (got {fill!r})", code=2)
+    evals = settings.evals.model_copy(update={"fill": _FILLS[fill]})
+    return settings.model_copy(update={"evals": evals})
 
 
 def with_llm_overrides(
@@ -487,6 +509,7 @@ def _print_pair(console: Console, result: dict[str, Any]) -> None:
     for key, label in (
         ("same_dataset", "same dataset"),
         ("same_window", "same window"),
+        ("same_fill", "same fill price"),
         ("same_decisions", "same decisions"),
         ("same_trades", "same trade log"),
     ):

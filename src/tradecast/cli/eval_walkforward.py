@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
 from tradecast.cli.desk import parse_instant
-from tradecast.cli.eval import duration_option, prepare_out, with_llm_overrides
+from tradecast.cli.eval import duration_option, prepare_out, with_fill, with_llm_overrides
 from tradecast.errors import TradecastError
 from tradecast.evals.budget import MAX_TOKEN_BUDGET
 from tradecast.logs import configure_logging
@@ -56,6 +56,9 @@ def walk_forward_command(
     ),
     draws: int = typer.Option(2000, "--bootstrap-draws", help="bootstrap resamples per interval"),
     stats_seed: int = typer.Option(7, "--stats-seed", help="seed of the bootstrap"),
+    fill: str | None = typer.Option(
+        None, "--fill", help="'close' or 'next-open': the price replayed orders fill at"
+    ),
     out: Path = typer.Option(..., "--out", help="directory for the report and the runs"),
     force: bool = typer.Option(False, "--force", help="replace an earlier eval in --out"),
     backend: LLMBackend | None = typer.Option(None, "--backend", help="LLM backend of all roles"),
@@ -105,7 +108,9 @@ def walk_forward_command(
         anchored=anchored,
         **lengths,
     )
-    settings = with_llm_overrides(settings, backend, model, temperature, seed, max_tokens)
+    settings = with_fill(
+        with_llm_overrides(settings, backend, model, temperature, seed, max_tokens), fill
+    )
     keep_data_private(settings)
     preflight_or_exit(settings)
     if progress and settings.log_level == "info":

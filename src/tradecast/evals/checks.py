@@ -6,8 +6,12 @@ nodes that did it:
 - :func:`risk_violations`: every executed desk order is judged again by the pure gate
   (:func:`tradecast.risk.gate.check_order`) on the portfolio the desk saw, and must be
   approved at its full size; independently of the gate's code, a buy must keep the position
-  within ``max_position_pct`` of equity, no fill may exceed ``max_order_notional``, a sell
-  may not sell more than was held, and nothing trades with the kill switch on.
+  within ``max_position_pct`` of equity, no fill may exceed ``max_order_notional`` at the
+  price the order was judged at (the desk's price plus the broker's slippage: the fill's own
+  price in a run that fills at the close), a sell may not sell more than was held, and
+  nothing trades with the kill switch on. Everything is judged at the price the desk saw, so
+  a run that fills at the next bar's open is held to the same limits as the gate: the open
+  is a market move after the decision, not a limit the desk broke.
 - :func:`grounding_errors`: every sentence the persona said must pass
   :func:`tradecast.agents.grounding.check_sentence` against the tick's facts.
 """
@@ -56,7 +60,9 @@ def risk_violations(
     intent = execution.order.intent
     at: datetime = state["at"]
     fills: Sequence[Fill] = execution.fills
-    problems = _independent(fills, context.portfolio, context.price, limits, intent.symbol)
+    problems = _independent(
+        fills, context.portfolio, context.price, limits, intent.symbol, rules, costs
+    )
     market = MarketContext(symbol=intent.symbol, price=context.price, rules=rules, costs=costs)
     verdict = check_order(intent, context.portfolio, limits, market, at)
     if not verdict.approved:
@@ -70,7 +76,13 @@ def risk_violations(
 
 
 def _independent(
-    fills: Sequence[Fill], before: Portfolio, mark: Decimal, limits: RiskLimits, symbol: str
+    fills: Sequence[Fill],
+    before: Portfolio,
+    mark: Decimal,
+    limits: RiskLimits,
+    symbol: str,
+    rules: MarketRules,
+    costs: CostModel,
 ) -> list[str]:
     problems = []
     if limits.kill_switch:
@@ -87,10 +99,12 @@ def _independent(
     bought = sum((f.quantity for f in fills if f.side is Side.BUY), ZERO)
     sold = sum((f.quantity for f in fills if f.side is Side.SELL), ZERO)
     for fill in fills:
-        notional = money(fill.quantity * fill.price)
+        judged = costs.taker_price(fill.side, fill.quantity, mark, rules)
+        notional = money(fill.quantity * judged)
         if notional > limits.max_order_notional:
             problems.append(
-                f"fill of {notional} exceeds max_order_notional {limits.max_order_notional}"
+                f"fill of {notional} (at {judged}, the desk's price plus slippage) exceeds "
+                f"max_order_notional {limits.max_order_notional}"
             )
     if bought:
         value = (held + bought) * mark

@@ -1,5 +1,5 @@
 """Two eval runs side by side: every metric with its change, and whether they are the same
-experiment (dataset, window) and made the same trades."""
+experiment (dataset, window, fill price) and made the same trades."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def compare_runs(a_dir: Path, b_dir: Path) -> dict[str, Any]:
         "b": str(b_dir),
         "same_dataset": a["dataset"]["sha256"] == b["dataset"]["sha256"],
         "same_window": a["window"] == b["window"],
+        "same_fill": a.get("fill", "close") == b.get("fill", "close"),
         "same_trades": _same_file(a_dir / FILES["trades"], b_dir / FILES["trades"]),
         "same_decisions": _same_decisions(a_dir / FILES["decisions"], b_dir / FILES["decisions"]),
         "rows": rows,

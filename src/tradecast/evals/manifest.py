@@ -1,7 +1,8 @@
 """The run manifest: everything needed to reproduce a run or to tell two runs apart.
 
 Code (git commit, dirty flag, package versions), data (dataset hash), configuration (the
-settings with secrets redacted), the models with their temperature and seed, and the caches.
+settings with secrets redacted, and the price orders filled at), the models with their
+temperature and seed, and the caches.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def build_manifest(
         "packages": package_versions(),
         "dataset": run.spec.dataset.describe(),
         "window": run.spec.describe(),
+        "fill": run.settings.evals.fill,
         "llm": {
             "temperature": llm.temperature,
             "seed": llm.seed,

@@ -1,7 +1,7 @@
 """Writes a scored run to its directory: report.json, report.md, plots and the logs.
 
 Files (all in the run's out dir):
-  report.json    metrics, baselines, decision counts, reproducibility facts
+  report.json    the fill price rule, metrics, baselines, decision counts, reproducibility facts
   report.md      the same for people, with the plots
   manifest.json  code, data, settings, models, caches (see :mod:`tradecast.evals.manifest`)
   decisions.jsonl one line per decision; trades.csv the trade log; curves.csv the equity curves
@@ -44,6 +44,13 @@ PERCENT = (
     "schema_valid_rate",
 )
 """Metrics shown as percentages in the Markdown report."""
+FILL_LINES = {
+    "close": "Orders filled at the last close known at each decision (`--fill close`), "
+    "plus slippage and fees.",
+    "next_open": "Orders filled at the open of the next bar, the first price after each "
+    "decision (`--fill next-open`), plus slippage and fees.",
+}
+"""How the Markdown report says what orders filled at (``report.json`` → ``fill``)."""
 
 
 def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +60,7 @@ def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict
             "format": REPORT_FORMAT,
             "dataset": run.spec.dataset.describe(),
             "window": run.spec.describe(),
+            "fill": run.settings.evals.fill,
             "metrics": scores.metrics,
             "baselines": scores.baselines,
             "decisions": scores.counts,
@@ -210,7 +218,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{window['decisions']} decisions from {window['start']} to {window['end']}, every "
         f"{window['every']}; directional accuracy at a {window['horizon']} horizon. "
-        f"Counts: {report['decisions']}.",
+        f"Counts: {report['decisions']}. {FILL_LINES[report.get('fill', 'close')]}",
         "",
         "## Returns and risk (desk against the baselines, same window, cadence and costs)",
         "",

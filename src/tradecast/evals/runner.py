@@ -16,6 +16,10 @@ scoped and reproducible:
   start.
 
 Decisions run strictly in time order: the portfolio is path dependent.
+
+Orders fill at the price the run's ``evals.fill`` picks, the decision's close or the next
+bar's open: :func:`~tradecast.evals.fills.fill_broker` wraps the broker ``open_desk`` builds.
+The decision itself is the same either way.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from tradecast.errors import EvalError
 from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.budget import TokenBudget, TokenBudgetExceeded
 from tradecast.evals.datasets import Dataset, decision_times
+from tradecast.evals.fills import fill_broker
 from tradecast.graphs.runner import TickResult
 from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
@@ -148,7 +153,10 @@ async def run_eval(
     before = _counts(llm_cache), _counts(vectors)
     run_memory = memory or open_run_memory(memory_kind, vectors)
     try:
-        async with open_desk(run_settings, models=chat_models, memory=run_memory.store) as desk:
+        fills_at = fill_broker(run_settings.evals.fill, spec.dataset)
+        async with open_desk(
+            run_settings, models=chat_models, memory=run_memory.store, wrap_broker=fills_at
+        ) as desk:
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from support.evals import desk_models, desk_models_for
 from tradecast.cli import app
 from tradecast.evals.ablations import Ablation
-from tradecast.evals.datasets import resolve_dataset
 from tradecast.evals.costs import Prices
+from tradecast.evals.datasets import resolve_dataset
 from tradecast.evals.walkforward import WalkForwardSpec, plan_windows, walk_forward
 from tradecast.evals.walkforward_report import write_walk_forward
 from tradecast.market.replay import bundled_csv_files
@@ -29,7 +29,9 @@ EVERY = timedelta(hours=6)
 DAY = timedelta(days=1)
 
 
-def _spec(out: Path, ablations: tuple[Ablation, ...], dataset: str = "btc-usdt-1h", days: int = 4) -> WalkForwardSpec:
+def _spec(
+    out: Path, ablations: tuple[Ablation, ...], dataset: str = "btc-usdt-1h", days: int = 4
+) -> WalkForwardSpec:
     data = resolve_dataset(dataset)
     lengths = {"train": DAY, "test": DAY, "step": DAY}
     windows = plan_windows(data, START, START + days * DAY - EVERY, EVERY, **lengths)
@@ -41,7 +43,13 @@ def _walk(spec: WalkForwardSpec, embedder: Any, **kwargs: Any) -> dict[str, Any]
         spec, load_settings(), models=desk_models("hashed", seed=1), embedder=embedder, **kwargs
     )
     return write_walk_forward(
-        spec, results, skipped, prices=Prices.of(1.0, 4.0, 1e6), trials=None, draws=300, seed=3,
+        spec,
+        results,
+        skipped,
+        prices=Prices.of(1.0, 4.0, 1e6),
+        trials=None,
+        draws=300,
+        seed=3,
         token_budget=kwargs.get("token_budget"),
     )
 
@@ -51,7 +59,24 @@ def _decisions(folder: Path) -> list[dict[str, Any]]:
     for path in sorted(folder.rglob("decisions.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            rows.append({"file": str(path.relative_to(folder)), **{k: row[k] for k in ("at", "action", "quantity", "price", "confidence", "attribution", "memory_hits", "persona")}})
+            rows.append(
+                {
+                    "file": str(path.relative_to(folder)),
+                    **{
+                        k: row[k]
+                        for k in (
+                            "at",
+                            "action",
+                            "quantity",
+                            "price",
+                            "confidence",
+                            "attribution",
+                            "memory_hits",
+                            "persona",
+                        )
+                    },
+                }
+            )
     return rows
 
 
@@ -67,12 +92,19 @@ def test_every_ablation_is_scored_on_the_same_windows(tmp_path: Path, embedder):
         for key in ("cumulative_return", "sharpe", "max_drawdown"):
             interval = config[key]
             assert interval["low"] <= interval["estimate"] <= interval["high"], (name, key)
-        assert set(config["versus"]) == {"buy_and_hold", "sma_crossover_20_50", "rsi_mean_reversion_14"}
+        assert set(config["versus"]) == {
+            "buy_and_hold",
+            "sma_crossover_20_50",
+            "rsi_mean_reversion_14",
+        }
         assert 0 <= config["versus"]["buy_and_hold"]["p_value"] <= 1
         assert len(config["windows"]) == 3
     assert report["must_be_zero"] == {"risk_violations": 0, "persona_grounding_errors": 0}
 
-    full, rules = report["configurations"]["full"]["cost"], report["configurations"]["rules_only"]["cost"]
+    full, rules = (
+        report["configurations"]["full"]["cost"],
+        report["configurations"]["rules_only"]["cost"],
+    )
     assert full["decisions"] == 2 * 3 * 4, "training decisions are counted"
     assert rules["decisions"] == 3 * 4, "a configuration that reads no memory does not train"
     assert rules["tokens_per_decision"] < full["tokens_per_decision"]
@@ -86,10 +118,23 @@ def test_every_ablation_is_scored_on_the_same_windows(tmp_path: Path, embedder):
     assert any(r["memory_hits"] > 0 for r in test_rows), "test runs read what training recorded"
     assert all(r["memory_hits"] == 0 for r in _decisions(spec.out_dir / "no_memory"))
 
-    assert {c["ablation"] for c in report["contributions"]} == {"rules_only", "no_memory", "no_analyst"}
+    assert {c["ablation"] for c in report["contributions"]} == {
+        "rules_only",
+        "no_memory",
+        "no_analyst",
+    }
     assert report["overfitting"] is not None and 0 <= report["overfitting"]["pbo"] <= 1
     assert sum(r["bars"] for r in report["regimes"]["split"].values()) == 3 * 24
-    for name in ("report.json", "report.md", "report.html", "oos.csv", "windows.csv", "oos_equity.png", "contributions.png", "regimes.png"):
+    for name in (
+        "report.json",
+        "report.md",
+        "report.html",
+        "oos.csv",
+        "windows.csv",
+        "oos_equity.png",
+        "contributions.png",
+        "regimes.png",
+    ):
         assert (spec.out_dir / name).stat().st_size > 0, name
     page = (spec.out_dir / "report.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
@@ -118,8 +163,13 @@ def test_no_look_ahead_across_windows(tmp_path: Path, embedder):
         spec = _spec(tmp_path / f"wf-{name}", ("full",), dataset=str(path))
         _walk(spec, embedder)
         runs[name] = _decisions(spec.out_dir)
-    before = {n: [r for r in rows if datetime.fromisoformat(r["at"]) <= cut] for n, rows in runs.items()}
-    assert len(before["clean"]) >= 8 and {r["file"].split("/")[1] for r in before["clean"]} >= {"window-000", "window-001"}
+    before = {
+        n: [r for r in rows if datetime.fromisoformat(r["at"]) <= cut] for n, rows in runs.items()
+    }
+    assert len(before["clean"]) >= 8 and {r["file"].split("/")[1] for r in before["clean"]} >= {
+        "window-000",
+        "window-001",
+    }
     assert before["clean"] == before["dirty"]
     assert runs["clean"] != runs["dirty"], "the corruption took effect after the cut"
 
@@ -139,9 +189,13 @@ def test_windows_in_worker_processes_decide_as_in_one(tmp_path: Path, embedder):
     one = _spec(tmp_path / "one", ("full", "no_memory"))
     _walk(one, embedder)
     many = _spec(tmp_path / "many", ("full", "no_memory"))
-    results, skipped = walk_forward(many, load_settings(), workers=2, models_factory=desk_models_for)
+    results, skipped = walk_forward(
+        many, load_settings(), workers=2, models_factory=desk_models_for
+    )
     assert not skipped and len(results) == 6
-    assert [r["action"] for r in _decisions(one.out_dir)] == [r["action"] for r in _decisions(many.out_dir)]
+    assert [r["action"] for r in _decisions(one.out_dir)] == [
+        r["action"] for r in _decisions(many.out_dir)
+    ]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "persona"} for r in rows]  # noqa: E731
     assert strip(_decisions(one.out_dir)) == strip(_decisions(many.out_dir))
 
@@ -151,7 +205,19 @@ def test_compare_ranks_several_runs_with_intervals(tmp_path: Path, embedder):
         _walk(_spec(tmp_path / name, (ablation,)), embedder)
     out = tmp_path / "board"
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "compare", *(str(tmp_path / n) for n in "abc"), "--out", str(out), "--json", "--bootstrap-draws", "300"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "compare",
+            *(str(tmp_path / n) for n in "abc"),
+            "--out",
+            str(out),
+            "--json",
+            "--bootstrap-draws",
+            "300",
+        ],
+    )
     assert result.exit_code == 0, result.output
     board = json.loads(result.stdout)["leaderboard"]
     sharpes = [r["sharpe"]["estimate"] for r in board["runs"]]

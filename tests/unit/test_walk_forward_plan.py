@@ -61,7 +61,14 @@ def test_bad_window_lengths_are_refused_with_a_reason(dataset, lengths, message)
 
 def test_windows_outside_the_data_are_refused(dataset):
     with pytest.raises(DatasetError, match="after the data"):
-        plan_windows(dataset, datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 3, 1, tzinfo=UTC), DAY, train=DAY, test=DAY)
+        plan_windows(
+            dataset,
+            datetime(2030, 1, 1, tzinfo=UTC),
+            datetime(2030, 3, 1, tzinfo=UTC),
+            DAY,
+            train=DAY,
+            test=DAY,
+        )
 
 
 def test_ablations_change_only_what_they_name():
@@ -93,8 +100,22 @@ def test_the_token_budget_raises_once_it_is_exceeded():
 
 def test_cost_counts_training_and_prices_the_excess_return():
     windows = [
-        {"train_decisions": 2, "test_decisions": 2, "train_prompt_tokens": 1000, "test_prompt_tokens": 1000, "test_completion_tokens": 200, "test_llm_seconds": 4.0},
-        {"train_decisions": 2, "test_decisions": 2, "train_prompt_tokens": 1000, "test_prompt_tokens": 1000, "test_completion_tokens": 200, "test_llm_seconds": 4.0},
+        {
+            "train_decisions": 2,
+            "test_decisions": 2,
+            "train_prompt_tokens": 1000,
+            "test_prompt_tokens": 1000,
+            "test_completion_tokens": 200,
+            "test_llm_seconds": 4.0,
+        },
+        {
+            "train_decisions": 2,
+            "test_decisions": 2,
+            "train_prompt_tokens": 1000,
+            "test_prompt_tokens": 1000,
+            "test_completion_tokens": 200,
+            "test_llm_seconds": 4.0,
+        },
     ]
     prices = Prices.of(2.0, 10.0, 1e6)
     cost = cost_summary(windows, prices, excess_return=0.02)
@@ -104,7 +125,10 @@ def test_cost_counts_training_and_prices_the_excess_return():
     assert cost["money_per_window"] == pytest.approx(cost["money"] / 2)
     assert cost["money_per_point_of_excess_return"] == pytest.approx(cost["money"] / 2)
     assert cost["llm_seconds_per_decision"] == 1.0
-    assert cost_summary(windows, prices, excess_return=-0.01)["money_per_point_of_excess_return"] is None
+    assert (
+        cost_summary(windows, prices, excess_return=-0.01)["money_per_point_of_excess_return"]
+        is None
+    )
     assert cost_summary(windows, Prices(), 0.02)["money"] is None
     with pytest.raises(EvalError):
         Prices.of(-1.0, None, 1e6)

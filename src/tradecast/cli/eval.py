@@ -355,9 +355,9 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
     from tqdm import tqdm
 
     from tradecast.bootstrap import build_embedder
+    from tradecast.evals.budget import TokenBudget
     from tradecast.evals.manifest import build_manifest
     from tradecast.evals.report import write_run
-    from tradecast.evals.budget import TokenBudget
     from tradecast.evals.runner import run_evals
     from tradecast.evals.scoring import score
     from tradecast.llm.cache import CACHE_FILENAME, SqliteLLMCache
@@ -460,11 +460,15 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
 
 @eval_app.command("compare")
 def compare(
-    runs: list[Path] = typer.Argument(..., help="eval or walk-forward --out directories (2 or more)"),
+    runs: list[Path] = typer.Argument(
+        ..., help="eval or walk-forward --out directories (2 or more)"
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="write leaderboard.json, .md, .html and .png here"
     ),
-    draws: int = typer.Option(2000, "--bootstrap-draws", help="bootstrap resamples (100 to 100,000)"),
+    draws: int = typer.Option(
+        2000, "--bootstrap-draws", help="bootstrap resamples (100 to 100,000)"
+    ),
     stats_seed: int = typer.Option(7, "--stats-seed", help="seed of the bootstrap"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON"),
 ) -> None:
@@ -489,7 +493,16 @@ def compare(
     console = Console()
     if result:
         _print_pair(console, result)
-    table = Table("rank", "run", "model", "bars", "sharpe [95% CI]", "return [95% CI]", "max drawdown", "vs leader (p)")
+    table = Table(
+        "rank",
+        "run",
+        "model",
+        "bars",
+        "sharpe [95% CI]",
+        "return [95% CI]",
+        "max drawdown",
+        "vs leader (p)",
+    )
     for row in table_rows(board):
         table.add_row(*row)
     console.print(table)

@@ -29,11 +29,17 @@ def walk_forward_command(
     symbol: str | None = typer.Option(None, "--symbol", help="symbol of a CSV dataset"),
     start: str = typer.Option(..., "--start", help="first training decision, ISO-8601 (UTC)"),
     end: str = typer.Option(..., "--end", help="last test decision at or before, ISO-8601"),
-    every: str | None = typer.Option(None, "--every", help="decision cadence (default: desk.every)"),
-    horizon: str | None = typer.Option(None, "--horizon", help="accuracy horizon (default: --every)"),
+    every: str | None = typer.Option(
+        None, "--every", help="decision cadence (default: desk.every)"
+    ),
+    horizon: str | None = typer.Option(
+        None, "--horizon", help="accuracy horizon (default: --every)"
+    ),
     train: str = typer.Option(..., "--train", help="training length per window, e.g. 14d"),
     test: str = typer.Option(..., "--test", help="scored length per window, e.g. 7d"),
-    step: str | None = typer.Option(None, "--step", help="from one test window to the next (default: --test)"),
+    step: str | None = typer.Option(
+        None, "--step", help="from one test window to the next (default: --test)"
+    ),
     anchored: bool = typer.Option(False, "--anchored", help="train on everything since --start"),
     ablations: str = typer.Option(
         "full",
@@ -41,7 +47,9 @@ def walk_forward_command(
         help="configurations on the same windows: 'all' or a list of full, rules_only, "
         "no_memory, no_analyst, no_risk, no_trader",
     ),
-    workers: int = typer.Option(1, "--workers", help="windows run at once, each in its own process"),
+    workers: int = typer.Option(
+        1, "--workers", help="windows run at once, each in its own process"
+    ),
     token_budget: int | None = typer.Option(
         None, "--token-budget", help="stop cleanly once this many LLM tokens are spent"
     ),
@@ -49,10 +57,15 @@ def walk_forward_command(
         None, "--price-per-mtok", help="price of a million prompt tokens (money per decision)"
     ),
     completion_price: float | None = typer.Option(
-        None, "--completion-price-per-mtok", help="price of a million completion tokens (default: --price-per-mtok)"
+        None,
+        "--completion-price-per-mtok",
+        help="price of a million completion tokens (default: --price-per-mtok)",
     ),
     trials: int | None = typer.Option(
-        None, "--trials", help="configurations tried in all, for the deflated Sharpe ratio (default: the ablations run)"
+        None,
+        "--trials",
+        help="configurations tried in all, for the deflated Sharpe ratio "
+        "(default: the ablations run)",
     ),
     draws: int = typer.Option(2000, "--bootstrap-draws", help="bootstrap resamples per interval"),
     stats_seed: int = typer.Option(7, "--stats-seed", help="seed of the bootstrap"),
@@ -67,7 +80,9 @@ def walk_forward_command(
     seed: int | None = typer.Option(None, "--seed", help="sampling seed"),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="answer token limit"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ask the models again"),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="cached answers (default DATA_DIR/cache)"),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="cached answers (default DATA_DIR/cache)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
@@ -134,7 +149,10 @@ def walk_forward_command(
         print_json(report)
     else:
         _print_summary(Console(), report)
-    if report["must_be_zero"]["risk_violations"] or report["must_be_zero"]["persona_grounding_errors"]:
+    if (
+        report["must_be_zero"]["risk_violations"]
+        or report["must_be_zero"]["persona_grounding_errors"]
+    ):
         fail("risk violations or ungrounded persona sentences found (they must be 0)", code=3)
 
 
@@ -192,7 +210,9 @@ def _print_summary(console: Console, report: dict[str, Any]) -> None:
         f"[bold]{report['dataset']['name']}[/] walk-forward: {len(report['windows'])} windows, "
         f"report in {Path(report['out_dir']) / 'report.md'}"
     )
-    table = Table("configuration", "return [95% CI]", "sharpe [95% CI]", "max drawdown", "p vs buy & hold")
+    table = Table(
+        "configuration", "return [95% CI]", "sharpe [95% CI]", "max drawdown", "p vs buy & hold"
+    )
     for name, row in report["configurations"].items():
         ret, sharpe = row["cumulative_return"], row["sharpe"]
         table.add_row(

@@ -40,7 +40,7 @@ def parse_ablations(text: str) -> tuple[Ablation, ...]:
             + ", ".join(ABLATIONS)
         )
     chosen = [n for n in ABLATIONS if n in names]  # a fixed order: full first
-    return tuple(chosen)  # type: ignore[arg-type]
+    return tuple(chosen)
 
 
 def ablated_settings(settings: Settings, ablation: Ablation) -> Settings:

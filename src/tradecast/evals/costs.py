@@ -25,7 +25,10 @@ class Prices:
         Raises:
             EvalError: a negative, non-finite or too large price, or a completion price alone.
         """
-        for name, value in (("--price-per-mtok", prompt), ("--completion-price-per-mtok", completion)):
+        for name, value in (
+            ("--price-per-mtok", prompt),
+            ("--completion-price-per-mtok", completion),
+        ):
             if value is not None and not (math.isfinite(value) and 0 <= value <= ceiling):
                 raise EvalError(f"{name} must be 0 to {ceiling:,.0f} (got {value})")
         if prompt is None and completion is not None:

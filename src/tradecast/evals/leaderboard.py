@@ -17,6 +17,7 @@ import pandas as pd
 
 from tradecast.evals import metrics, stats
 from tradecast.evals.document import Document
+from tradecast.evals.oos import deflated_sharpe, paired_test, performance_intervals
 from tradecast.evals.report import fmt, json_ready, load_report, new_figure, write_json
 from tradecast.market.closed_bars import parse_timeframe
 
@@ -30,7 +31,9 @@ def run_returns(run_dir: Path) -> tuple[dict[str, Any], pd.Series]:
     report = load_report(run_dir)
     if str(report.get("format", "")).startswith("tradecast-walk-forward"):
         frame = pd.read_csv(run_dir / "oos.csv", header=[0, 1], index_col=0, parse_dates=True)
-        name = "full" if "full" in report["configurations"] else next(iter(report["configurations"]))
+        name = (
+            "full" if "full" in report["configurations"] else next(iter(report["configurations"]))
+        )
         return report, frame[(name, "desk")].dropna()
     curves = pd.read_csv(run_dir / "curves.csv", index_col=0, parse_dates=True)
     return report, curves["desk"].pct_change().iloc[1:]
@@ -59,22 +62,25 @@ def leaderboard(run_dirs: Sequence[Path], *, draws: int = 2000, seed: int = 7) -
     loaded = {str(d): run_returns(d) for d in run_dirs}
     timeframes = {r["dataset"]["timeframe"] for r, _ in loaded.values()}
     if len(timeframes) > 1:
-        raise ValueError(f"runs on different bar lengths cannot be ranked together: {sorted(timeframes)}")
+        raise ValueError(
+            f"runs on different bar lengths cannot be ranked together: {sorted(timeframes)}"
+        )
     periods = metrics.periods_per_year(parse_timeframe(timeframes.pop()))
     rows = []
     for name, (report, returns) in loaded.items():
         values = returns.to_numpy()
-        intervals = stats.performance_intervals(values, periods, draws=draws, seed=seed)
         rows.append(
             {
                 "run": name,
                 "dataset": report["dataset"]["name"],
                 "model": _model(Path(name), report),
                 "bars": len(values),
-                **{k: v.as_dict() for k, v in intervals.items()},
+                **performance_intervals(values, periods, draws=draws, seed=seed),
             }
         )
-    rows.sort(key=lambda r: -np.inf if r["sharpe"]["estimate"] is None else -r["sharpe"]["estimate"])
+    rows.sort(
+        key=lambda r: -np.inf if r["sharpe"]["estimate"] is None else -r["sharpe"]["estimate"]
+    )
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     series = {name: returns for name, (_, returns) in loaded.items()}
@@ -86,7 +92,7 @@ def leaderboard(run_dirs: Sequence[Path], *, draws: int = 2000, seed: int = 7) -
             "runs": rows,
             "leader": leader,
             "overfitting": _overfitting(series),
-            "deflated_sharpe_of_leader": _dsr(series[leader], len(rows)),
+            "deflated_sharpe_of_leader": deflated_sharpe(series[leader].to_numpy(), len(rows)),
             "statistics": {"bootstrap_draws": draws, "seed": seed, "periods_per_year": periods},
         }
     )
@@ -96,13 +102,14 @@ def _versus(a: pd.Series, b: pd.Series, periods: float, draws: int, seed: int) -
     common = a.index.intersection(b.index)
     if len(common) < MIN_COMMON_BARS:
         return {"comparable": False, "common_bars": len(common)}
-    test = stats.paired_bootstrap_test(a.loc[common].to_numpy(), b.loc[common].to_numpy(), draws=draws, seed=seed)
+    test = paired_test(
+        a.loc[common].to_numpy(), b.loc[common].to_numpy(), periods, draws=draws, seed=seed
+    )
     return {
         "comparable": True,
         "common_bars": len(common),
-        **test.as_dict(),
-        "annualised_mean_difference": test.mean_difference * periods,
-        "significant_at_5pct": test.p_value < 0.05,
+        **test,
+        "significant_at_5pct": test["p_value"] < 0.05,
     }
 
 
@@ -112,14 +119,12 @@ def _overfitting(series: dict[str, pd.Series]) -> dict[str, Any] | None:
     if splits < 2 or len(matrix) < MIN_COMMON_BARS:
         return None
     result = stats.probability_of_backtest_overfitting(matrix.to_numpy(), splits=splits)
-    return {"pbo": result.pbo, "splits": splits, "combinations": result.combinations, "bars": len(matrix)}
-
-
-def _dsr(returns: pd.Series, trials: int) -> float | None:
-    values = returns.to_numpy()
-    if len(values) < 3 or float(np.std(values)) == 0:
-        return None
-    return stats.deflated_sharpe_ratio(values, trials=trials)
+    return {
+        "pbo": result.pbo,
+        "splits": splits,
+        "combinations": result.combinations,
+        "bars": len(matrix),
+    }
 
 
 def write_leaderboard(board: dict[str, Any], out: Path) -> None:
@@ -133,11 +138,29 @@ def write_leaderboard(board: dict[str, Any], out: Path) -> None:
         "each run is tested against the leader on their common bars (one-sided paired "
         "block bootstrap of the per-bar return difference)."
     )
-    doc.table(["rank", "run", "model", "bars", "Sharpe [95% CI]", "return [95% CI]", "max drawdown", "vs leader (p)"], table_rows(board))
+    doc.table(
+        [
+            "rank",
+            "run",
+            "model",
+            "bars",
+            "Sharpe [95% CI]",
+            "return [95% CI]",
+            "max drawdown",
+            "vs leader (p)",
+        ],
+        table_rows(board),
+    )
     pbo, dsr = board["overfitting"], board["deflated_sharpe_of_leader"]
     if pbo is not None:
-        doc.paragraph(f"Probability of backtest overfitting over the runs (CSCV, {pbo['splits']} blocks): {fmt('pbo', pbo['pbo'])}.")
-    doc.paragraph(f"Deflated Sharpe ratio of the leader given {len(board['runs'])} runs tried: {fmt('dsr', dsr)}.")
+        doc.paragraph(
+            f"Probability of backtest overfitting over the runs (CSCV, {pbo['splits']} "
+            f"blocks): {fmt('pbo', pbo['pbo'])}."
+        )
+    doc.paragraph(
+        f"Deflated Sharpe ratio of the leader given {len(board['runs'])} runs tried: "
+        f"{fmt('dsr', dsr)}."
+    )
     doc.image("leaderboard.png", "Sharpe of each run with its interval")
     doc.write("leaderboard")
 
@@ -152,7 +175,8 @@ def table_rows(board: dict[str, Any]) -> list[list[str]]:
         elif not versus["comparable"]:
             against = f"not comparable ({versus['common_bars']} common bars)"
         else:
-            against = f"{fmt('x', versus['annualised_mean_difference'])} (p={fmt('p', versus['p_value'])})"
+            difference = fmt("x", versus["annualised_mean_difference"])
+            against = f"{difference} (p={fmt('p', versus['p_value'])})"
         rows.append(
             [
                 str(row["rank"]),
@@ -177,8 +201,14 @@ def _plot(board: dict[str, Any], path: Path) -> None:
     runs = list(reversed(board["runs"]))
     names = [Path(r["run"]).name for r in runs]
     middle = [r["sharpe"]["estimate"] or 0.0 for r in runs]
-    low = [m - (r["sharpe"]["low"] if r["sharpe"]["low"] is not None else m) for m, r in zip(middle, runs, strict=True)]
-    high = [(r["sharpe"]["high"] if r["sharpe"]["high"] is not None else m) - m for m, r in zip(middle, runs, strict=True)]
+    low = [
+        m - (r["sharpe"]["low"] if r["sharpe"]["low"] is not None else m)
+        for m, r in zip(middle, runs, strict=True)
+    ]
+    high = [
+        (r["sharpe"]["high"] if r["sharpe"]["high"] is not None else m) - m
+        for m, r in zip(middle, runs, strict=True)
+    ]
     axes.errorbar(middle, names, xerr=[low, high], fmt="o", capsize=4)
     axes.axvline(0, color="black", linewidth=0.8)
     figure.savefig(path, bbox_inches="tight")

@@ -5,7 +5,7 @@ deflated Sharpe ratio, the probability of backtest overfitting and the regime sp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,38 +37,77 @@ def equity_from(returns: pd.Series | np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns, dtype="float64"))])
 
 
+STATISTICS: tuple[Literal["cumulative_return", "sharpe", "max_drawdown"], ...] = (
+    "cumulative_return",
+    "sharpe",
+    "max_drawdown",
+)
+
+
+def performance_intervals(
+    returns: np.ndarray, periods: float, *, draws: int, seed: int
+) -> dict[str, dict[str, float | None]]:
+    """Return, Sharpe and drawdown of ``returns`` with 95% block-bootstrap intervals; all
+    None for a statistic that is undefined (the Sharpe ratio of a desk that never traded)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name in STATISTICS:
+        try:
+            interval = stats.bootstrap_ci(
+                returns,
+                name,
+                bars_per_year=periods,
+                draws=draws,
+                seed=seed,
+            )
+        except ValueError:
+            out[name] = {"estimate": None, "low": None, "high": None}
+            continue
+        out[name] = {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
+    return out
+
+
+def paired_test(
+    a: np.ndarray, b: np.ndarray, periods: float, *, draws: int, seed: int
+) -> dict[str, Any]:
+    """A one-sided paired block-bootstrap test that ``a`` earns more per bar than ``b``,
+    with the difference's interval, annualised, and the cumulative returns' difference."""
+    test = stats.paired_bootstrap_test(a, b, draws=draws, seed=seed)
+    return {
+        "mean_difference": test.difference,
+        "low": test.interval.low,
+        "high": test.interval.high,
+        "p_value": test.p_value,
+        "p_value_two_sided": test.p_value_two_sided,
+        "annualised_mean_difference": test.difference * periods,
+        "cumulative_return_difference": float(equity_from(a)[-1] - equity_from(b)[-1]),
+    }
+
+
+def deflated_sharpe(returns: np.ndarray, trials: int) -> float | None:
+    """The deflated Sharpe ratio of ``returns`` given ``trials`` configurations tried (None
+    when the returns do not vary)."""
+    if len(returns) < 3 or float(np.std(returns)) == 0:
+        return None
+    return stats.deflated_sharpe_ratio(returns, trials=trials).dsr
+
+
 def summarize(
     frame: pd.DataFrame, periods: float, *, draws: int, seed: int, trials: int
 ) -> dict[str, Any]:
     """One configuration: return, Sharpe and drawdown with block-bootstrap intervals, a
     paired test against every baseline, and its deflated Sharpe ratio given ``trials``."""
     desk = frame["desk"].to_numpy()
-    intervals = stats.performance_intervals(desk, periods, draws=draws, seed=seed)
     versus = {
-        name: _paired(desk, frame[name].to_numpy(), periods, draws, seed)
+        name: paired_test(desk, frame[name].to_numpy(), periods, draws=draws, seed=seed)
         for name in frame.columns
         if name != "desk"
     }
     return {
-        **{name: interval.as_dict() for name, interval in intervals.items()},
+        **performance_intervals(desk, periods, draws=draws, seed=seed),
         "bars": len(desk),
         "versus": versus,
-        "deflated_sharpe": _dsr(desk, trials),
+        "deflated_sharpe": deflated_sharpe(desk, trials),
     }
-
-
-def _paired(a: np.ndarray, b: np.ndarray, periods: float, draws: int, seed: int) -> dict[str, Any]:
-    test = stats.paired_bootstrap_test(a, b, draws=draws, seed=seed)
-    row = test.as_dict()
-    row["annualised_mean_difference"] = test.mean_difference * periods
-    row["cumulative_return_difference"] = float(equity_from(a)[-1] - equity_from(b)[-1])
-    return row
-
-
-def _dsr(returns: np.ndarray, trials: int) -> float | None:
-    if len(returns) < 3 or float(np.std(returns)) == 0:
-        return None
-    return stats.deflated_sharpe_ratio(returns, trials=trials)
 
 
 def contributions(
@@ -88,7 +127,7 @@ def contributions(
         if len(common) < 3:
             continue
         row = {"component": _component(name), "ablation": name, "bars": len(common)}
-        row |= _paired(a, b, periods, draws, seed)
+        row |= paired_test(a, b, periods, draws=draws, seed=seed)
         row["sharpe_full"] = metrics.sharpe_ratio(a, periods)
         row["sharpe_without"] = metrics.sharpe_ratio(b, periods)
         rows.append(row)
@@ -121,7 +160,9 @@ def regime_split(
 ) -> dict[str, Any]:
     """The desk against buy-and-hold in each market regime, labelled from the bars known at
     each bar's start (``closes`` indexed by close time)."""
-    labels = pd.Series(label_regimes(closes.to_numpy(), bars_per_day=bars_per_day), index=closes.index)
+    labels = pd.Series(
+        label_regimes(closes.to_numpy(), bars_per_day=bars_per_day), index=closes.index
+    )
     # a return over the bar closing at t is decided by what was known at the previous close
     known = labels.shift(1).reindex(frame.index).fillna("unknown").to_numpy()
     return split_by_regime(

@@ -42,8 +42,8 @@ from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import Fill, Order, Portfolio
 from tradecast.errors import EvalError
-from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.budget import TokenBudget, TokenBudgetExceeded
+from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.evals.fills import fill_broker
 from tradecast.graphs.runner import TickResult
@@ -72,6 +72,13 @@ class EvalSpec:
     every: timedelta
     horizon: timedelta
     out_dir: Path
+    marked_until: datetime | None = None
+    """The last instant the equity curves are marked at (default ``end``): a walk-forward
+    test window is marked until the next window starts, so the windows tile the bars."""
+
+    def curve_end(self) -> datetime:
+        """The last instant of the equity curves (never past the data)."""
+        return min(self.marked_until or self.end, self.dataset.last_close)
 
     def times(self) -> list[datetime]:
         """The decision instants (validated against the data)."""
@@ -85,6 +92,7 @@ class EvalSpec:
             "every": _duration(self.every),
             "horizon": _duration(self.horizon),
             "decisions": len(self.times()),
+            "marked_until": self.curve_end().isoformat(),
         }
 
 
@@ -160,7 +168,9 @@ async def run_eval(
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()
-            rows, stopped = await _decide(desk, spec.dataset.symbol, times, spec.every, progress, budget)
+            rows, stopped = await _decide(
+                desk, spec.dataset.symbol, times, spec.every, progress, budget
+            )
             elapsed = time.perf_counter() - started
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()

@@ -51,7 +51,7 @@ def score(run: EvalRun) -> Scores:
     broker = run.settings.broker
     trades = trade_log(run.fills, run.orders, broker.starting_cash)
     _check_books(trades, run)
-    prices = price_grid(dataset.frame, dataset.interval, spec.start, spec.end)
+    prices = price_grid(dataset.frame, dataset.interval, spec.start, spec.curve_end())
     curve = equity_curve(trades, prices, broker.starting_cash)
     desk = metrics.performance(
         curve["equity"], curve["position"], closed_trade_pnls(trades), dataset.interval

@@ -83,7 +83,9 @@ def plan_windows(
         if length <= timedelta(0) or length % every:
             raise EvalError(f"{name} must be a positive multiple of --every ({every})")
     if step < test:
-        raise EvalError("--step must be at least --test: overlapping test windows would count bars twice")
+        raise EvalError(
+            "--step must be at least --test: overlapping test windows would count bars twice"
+        )
     windows: list[Window] = []
     test_start = start + train
     while test_start + test - every <= end:
@@ -91,7 +93,9 @@ def plan_windows(
             raise EvalError(f"more than {MAX_WINDOWS} windows: use a longer --step or --test")
         first = start if anchored else test_start - train
         windows.append(
-            Window(len(windows), (first, test_start - every), (test_start, test_start + test - every))
+            Window(
+                len(windows), (first, test_start - every), (test_start, test_start + test - every)
+            )
         )
         test_start += step
     if not windows:
@@ -221,17 +225,24 @@ async def run_window(
     try:
         trained = None
         if window.train is not None and reads_memory(settings):
-            trained = await run_eval(_spec(spec, window.train, folder / "train"), settings, **common)
+            trained = await run_eval(
+                _spec(spec, window.train, folder / "train"), settings, **common
+            )
             write_decisions(folder / "train", trained.rows)
         tested = None
         if trained is None or trained.stopped is None:
-            tested = await run_eval(_spec(spec, window.test, folder / "test"), settings, **common)
+            test = _spec(
+                spec, window.test, folder / "test", marked_until=window.test[1] + spec.every
+            )
+            tested = await run_eval(test, settings, **common)
     finally:
         memory.close()
     if tested is None or not tested.rows:
         return None
     scores = score(tested)
-    manifest = build_manifest(tested, argv=resources.argv, cache_enabled=resources.cache_dir is not None)
+    manifest = build_manifest(
+        tested, argv=resources.argv, cache_enabled=resources.cache_dir is not None
+    )
     manifest["walk_forward"] = {"ablation": ablation, "window": window.describe()}
     report = write_run(folder / "test", tested, scores, manifest)
     curves = scores.curves.drop(columns=["position", "price"])
@@ -254,8 +265,13 @@ def _text(delta: timedelta) -> str:
     return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
 
 
-def _spec(spec: WalkForwardSpec, span: tuple[datetime, datetime], out: Path) -> EvalSpec:
-    return EvalSpec(spec.dataset, span[0], span[1], spec.every, spec.horizon, out)
+def _spec(
+    spec: WalkForwardSpec,
+    span: tuple[datetime, datetime],
+    out: Path,
+    marked_until: datetime | None = None,
+) -> EvalSpec:
+    return EvalSpec(spec.dataset, span[0], span[1], spec.every, spec.horizon, out, marked_until)
 
 
 def _cost(trained: EvalRun | None, tested: EvalRun) -> dict[str, float]:
@@ -311,7 +327,9 @@ def walk_forward(
         if embedder is not None:
             resources.embedder = PersistentEmbeddingCache(embedder)
         return asyncio.run(_in_process(spec, resources, progress))
-    return _in_pool(spec, settings, workers, cache_dir, token_budget, models_factory, progress, argv or [])
+    return _in_pool(
+        spec, settings, workers, cache_dir, token_budget, models_factory, progress, argv or []
+    )
 
 
 async def _in_process(
@@ -376,7 +394,9 @@ def _init_worker(
     _WORKER["resources"] = _Resources(settings, cache_dir, budget, factory, argv=argv)
 
 
-def _run_in_worker(spec: WalkForwardSpec, ablation: Ablation, window: Window) -> WindowResult | None:
+def _run_in_worker(
+    spec: WalkForwardSpec, ablation: Ablation, window: Window
+) -> WindowResult | None:
     return asyncio.run(_one(spec, ablation, window, _WORKER["resources"]))
 
 

@@ -35,7 +35,7 @@ def write_walk_forward(
 ) -> dict[str, Any]:
     """Score the finished windows, write every file into ``spec.out_dir``; returns the report."""
     periods = metrics.periods_per_year(spec.dataset.interval)
-    frames = {
+    frames: dict[str, pd.DataFrame] = {
         a: oos.chained_returns([r for r in results if r.ablation == a])
         for a in spec.ablations
         if any(r.ablation == a for r in results)
@@ -74,7 +74,9 @@ def write_walk_forward(
             "statistics": {"bootstrap_draws": draws, "seed": seed, "trials": trials},
             "must_be_zero": {
                 "risk_violations": sum(r.metrics["risk_violations"] for r in results),
-                "persona_grounding_errors": sum(r.metrics["persona_grounding_errors"] for r in results),
+                "persona_grounding_errors": sum(
+                    r.metrics["persona_grounding_errors"] for r in results
+                ),
             },
             "skipped": list(skipped),
             "stopped": _stopped(results, skipped, token_budget),
@@ -102,7 +104,9 @@ def _window_row(result: WindowResult) -> dict[str, Any]:
     }
 
 
-def _stopped(results: Sequence[WindowResult], skipped: Sequence[str], budget: int | None) -> str | None:
+def _stopped(
+    results: Sequence[WindowResult], skipped: Sequence[str], budget: int | None
+) -> str | None:
     reasons = [r.stopped for r in results if r.stopped]
     if reasons or skipped:
         return (reasons or [f"token budget of {budget:,} spent" if budget else "not run"])[0] + (
@@ -115,11 +119,16 @@ def _stopped(results: Sequence[WindowResult], skipped: Sequence[str], budget: in
 
 
 def _write_files(
-    out: Path, report: dict[str, Any], frames: dict[str, pd.DataFrame], results: Sequence[WindowResult]
+    out: Path,
+    report: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    results: Sequence[WindowResult],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", report)
-    pd.concat({name: f for name, f in frames.items()}, axis=1).to_csv(out / "oos.csv", index_label="time")
+    pd.concat({name: f for name, f in frames.items()}, axis=1).to_csv(
+        out / "oos.csv", index_label="time"
+    )
     rows = [
         {"ablation": name, **row}
         for name, summary in report["configurations"].items()
@@ -138,17 +147,29 @@ def _plot_equity(frames: dict[str, pd.DataFrame], path: Path) -> None:
     for name, frame in frames.items():
         axes.plot(frame.index, oos.equity_from(frame["desk"])[1:], label=name, linewidth=1.6)
     first = next(iter(frames.values()))
-    axes.plot(first.index, oos.equity_from(first[oos.BENCHMARK])[1:], label="buy and hold", color="black", linewidth=1.0, linestyle="--")
+    axes.plot(
+        first.index,
+        oos.equity_from(first[oos.BENCHMARK])[1:],
+        label="buy and hold",
+        color="black",
+        linewidth=1.0,
+        linestyle="--",
+    )
     axes.legend(loc="best")
     figure.autofmt_xdate()
     figure.savefig(path, bbox_inches="tight")
 
 
 def _plot_contributions(rows: list[dict[str, Any]], path: Path) -> None:
-    figure, axes = new_figure("What each component earns: full desk minus the ablation (annualised mean return, 95% CI)")
+    figure, axes = new_figure(
+        "What each component earns: full desk minus the ablation (annualised mean return, 95% CI)"
+    )
     names = [r["component"] for r in rows]
     middle = [r["annualised_mean_difference"] for r in rows]
-    scale = [r["annualised_mean_difference"] / r["mean_difference"] if r["mean_difference"] else 0.0 for r in rows]
+    scale = [
+        r["annualised_mean_difference"] / r["mean_difference"] if r["mean_difference"] else 0.0
+        for r in rows
+    ]
     low = [m - r["low"] * s for m, r, s in zip(middle, rows, scale, strict=True)]
     high = [r["high"] * s - m for m, r, s in zip(middle, rows, scale, strict=True)]
     axes.barh(names, middle, xerr=[low, high], color="#4a7bd0", capsize=4)
@@ -160,8 +181,18 @@ def _plot_regimes(split: dict[str, dict[str, Any]], path: Path) -> None:
     figure, axes = new_figure("Cumulative return by market regime: desk against buy and hold")
     names = list(split)
     xs = range(len(names))
-    axes.bar([x - 0.2 for x in xs], [split[n]["desk_return"] * 100 for n in names], width=0.4, label="desk")
-    axes.bar([x + 0.2 for x in xs], [split[n]["benchmark_return"] * 100 for n in names], width=0.4, label="buy and hold")
+    axes.bar(
+        [x - 0.2 for x in xs],
+        [split[n]["desk_return"] * 100 for n in names],
+        width=0.4,
+        label="desk",
+    )
+    axes.bar(
+        [x + 0.2 for x in xs],
+        [split[n]["benchmark_return"] * 100 for n in names],
+        width=0.4,
+        label="buy and hold",
+    )
     axes.set_xticks(list(xs), names)
     axes.set_ylabel("%")
     axes.legend(loc="best")
@@ -207,13 +238,26 @@ def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
                 fmt("dsr", c["deflated_sharpe"]),
             ]
         )
-    doc.table(["configuration", "bars", "return [95% CI]", "Sharpe [95% CI]", "max drawdown [95% CI]", "deflated Sharpe (P[true SR > 0])"], rows)
+    doc.table(
+        [
+            "configuration",
+            "bars",
+            "return [95% CI]",
+            "Sharpe [95% CI]",
+            "max drawdown [95% CI]",
+            "deflated Sharpe (P[true SR > 0])",
+        ],
+        rows,
+    )
     baselines = list(next(iter(report["configurations"].values()))["versus"])
     doc.heading("Against the baselines (same bars and costs)")
     doc.table(
         ["configuration", *[f"vs {b}: excess return (p)" for b in baselines]],
         [
-            [name, *[f"{fmt('cumulative_return', c['versus'][b]['cumulative_return_difference'])} (p={fmt('p', c['versus'][b]['p_value'])})" for b in baselines]]
+            [
+                name,
+                *[_versus_cell(c["versus"][b]) for b in baselines],
+            ]
             for name, c in report["configurations"].items()
         ],
     )
@@ -222,10 +266,15 @@ def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
         doc.paragraph(
             f"Probability of backtest overfitting across the {len(report['configurations'])} "
             f"configurations (CSCV, {pbo['splits']} blocks, {pbo['combinations']} combinations): "
-            f"{fmt('pbo', pbo['pbo'])}. Near 0.5 or above, picking the best configuration in sample "
-            "says nothing about out of sample."
+            f"{fmt('pbo', pbo['pbo'])}. Near 0.5 or above, picking the best configuration in "
+            "sample says nothing about out of sample."
         )
     doc.image("oos_equity.png", "out-of-sample equity per configuration")
+
+
+def _versus_cell(test: dict[str, Any]) -> str:
+    difference = fmt("cumulative_return", test["cumulative_return_difference"])
+    return f"{difference} (p={fmt('p', test['p_value'])})"
 
 
 def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
@@ -234,7 +283,14 @@ def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
         return
     doc.heading("Ablations: what each component earns (full desk minus the desk without it)")
     doc.table(
-        ["component", "ablation", "annualised mean return difference", "95% CI (per bar)", "p (helps)", "Sharpe full / without"],
+        [
+            "component",
+            "ablation",
+            "annualised mean return difference",
+            "95% CI (per bar)",
+            "p (helps)",
+            "Sharpe full / without",
+        ],
         [
             [
                 r["component"],
@@ -253,9 +309,11 @@ def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
 def _regime_table(doc: Document, report: dict[str, Any]) -> None:
     regimes = report["regimes"]
     doc.heading(f"By market regime ({regimes['configuration']})")
-    doc.paragraph("Regimes are labelled from trailing returns and volatility known before each bar.")
+    doc.paragraph(
+        "Regimes are labelled from trailing returns and volatility known before each bar."
+    )
     doc.table(
-        ["regime", "bars", "desk return", "buy and hold", "desk Sharpe", "desk helps?"],
+        ["regime", "bars", "desk return", "buy and hold", "desk Sharpe", "desk helped or hurt"],
         [
             [
                 name,
@@ -263,7 +321,7 @@ def _regime_table(doc: Document, report: dict[str, Any]) -> None:
                 fmt("cumulative_return", row["desk_return"]),
                 fmt("cumulative_return", row["benchmark_return"]),
                 fmt("sharpe", row["desk_sharpe"]),
-                fmt("x", row["helps"]),
+                str(row["outcome"]),
             ]
             for name, row in regimes["split"].items()
         ],
@@ -274,7 +332,15 @@ def _regime_table(doc: Document, report: dict[str, Any]) -> None:
 def _cost_table(doc: Document, report: dict[str, Any]) -> None:
     doc.heading("Cost (training runs included)")
     doc.table(
-        ["configuration", "decisions", "tokens/decision", "LLM s/decision", "money/decision", "money/window", "money per point of excess return"],
+        [
+            "configuration",
+            "decisions",
+            "tokens/decision",
+            "LLM s/decision",
+            "money/decision",
+            "money/window",
+            "money per point of excess return",
+        ],
         [
             [
                 name,
@@ -293,7 +359,17 @@ def _cost_table(doc: Document, report: dict[str, Any]) -> None:
 def _window_table(doc: Document, report: dict[str, Any]) -> None:
     doc.heading("Per window")
     doc.table(
-        ["configuration", "window", "test from", "to", "decisions", "return", "buy and hold", "Sharpe", "max drawdown"],
+        [
+            "configuration",
+            "window",
+            "test from",
+            "to",
+            "decisions",
+            "return",
+            "buy and hold",
+            "Sharpe",
+            "max drawdown",
+        ],
         [
             [
                 name,

@@ -41,7 +41,7 @@ from tradecast.graphs.state import DeskState
 from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import AblatableAgent, AgentRole, DeskConfig
+from tradecast.settings import AgentRole, DeskConfig
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def build_desk_graph(
     sinks = MemorySinks(deps.memory, deps.market, config.outcome_horizons, deps.bar)
     max_position: Callable[[], Decimal] = lambda: deps.executor.limits.max_position_pct  # noqa: E731
 
-    agents: dict[AblatableAgent, Node] = {
+    agents: dict[str, Node] = {
         "analyst": analyst_node(deps.models["analyst"]),
         "risk": risk_agent_node(deps.models["risk"]),
         "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
@@ -85,7 +85,7 @@ def build_desk_graph(
     for agent in config.ablate:
         agents[agent] = ablated_node(agent)
     graph = StateGraph(DeskState)
-    nodes = {
+    nodes: dict[str, Node] = {
         "gather_context": gather_context(sources),
         **agents,
         "consensus": consensus_node(config, max_position),

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.cli import run_tradecast
 from tradecast.bootstrap import build_broker, build_journal
 from tradecast.settings import load_settings
 
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
-
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env["TRADECAST_DATA_DIR"] = str(tmp_path / "data")
-    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env, timeout=600)
+    return run_tradecast(tmp_path, *args, timeout=600)
 
 
 @pytest.mark.slow

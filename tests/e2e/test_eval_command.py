@@ -4,14 +4,12 @@ again from the cache, then `tradecast eval compare` on the two runs."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TRADECAST = str(Path(sys.executable).with_name("tradecast"))
+from support.cli import run_tradecast
+
 COMMAND = [
     "eval",
     "--dataset",
@@ -25,13 +23,7 @@ COMMAND = [
 ]
 
 
-def _run(
-    tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
-    env["TRADECAST_DATA_DIR"] = str(tmp_path / "data")
-    env.update(extra_env or {})
-    return subprocess.run([TRADECAST, *args], capture_output=True, text=True, env=env, timeout=1800)
+_run = run_tradecast
 
 
 @pytest.mark.slow

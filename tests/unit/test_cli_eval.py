@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from tradecast.cli import app
+from tradecast.cli.eval import prepare_out
 from tradecast.settings import EvalConfig
 
 WINDOW = ["--start", "2021-01-01", "--end", "2021-01-08", "--every", "24h"]
@@ -38,6 +39,7 @@ def _message(result) -> str:
         (["--dataset", "btc-usdt-1h", *WINDOW[:4], "--every", "daily"], "--every"),
         (["--dataset", "btc-usdt-1h", "--start", "2019-01-01", "--end", "2019-02-01"], "too early"),
         (["--dataset", "btc-usdt-1h", *WINDOW, "--concurrency", "0"], "at least 1"),
+        (["--dataset", "btc-usdt-1h", *WINDOW, "--token-budget", "0"], "--token-budget must be"),
         ([*WINDOW], "--dataset is required"),
     ],
 )
@@ -97,8 +99,6 @@ def test_eval_without_arguments_shows_help():
 def test_force_replaces_an_earlier_or_aborted_eval_only(tmp_path: Path):
     import typer
 
-    from tradecast.cli.eval import _prepare_out
-
     finished = tmp_path / "finished"
     (finished / "data").mkdir(parents=True)
     (finished / "report.json").write_text("{}")
@@ -110,12 +110,77 @@ def test_force_replaces_an_earlier_or_aborted_eval_only(tmp_path: Path):
         (several / name).mkdir(parents=True)
         (several / name / "manifest.json").write_text("{}")
     for folder in (finished, aborted, several):
-        _prepare_out(folder, force=True)
+        prepare_out(folder, force=True)
         assert not folder.exists()
     lookalike = tmp_path / "mine"
     (lookalike / "data").mkdir(parents=True)
     (lookalike / "data" / "photos.db").write_text("")
     with pytest.raises(typer.Exit):
-        _prepare_out(lookalike, force=True)
+        prepare_out(lookalike, force=True)
     assert (lookalike / "data" / "photos.db").exists()
-    _prepare_out(tmp_path / "new", force=False)  # a fresh directory is fine
+    prepare_out(tmp_path / "new", force=False)  # a fresh directory is fine
+
+
+WALK = ["walk-forward", "--dataset", "btc-usdt-1h", "--start", "2021-01-04", "--end", "2021-01-20"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--every", "24h", "--train", "5d", "--test", "36h"],
+            "--test must be a positive multiple",
+        ),
+        (["--every", "24h", "--train", "5d", "--test", "4d", "--step", "2d"], "overlapping"),
+        (["--every", "24h", "--train", "30d", "--test", "5d"], "no window fits"),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--ablations", "no_rules"],
+            "unknown ablation",
+        ),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--workers", "0"],
+            "--workers must be",
+        ),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--token-budget", "-1"],
+            "--token-budget",
+        ),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--price-per-mtok", "-2"],
+            "--price-per-mtok",
+        ),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--price-per-mtok", "nan"],
+            "--price-per-mtok",
+        ),
+        (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--bootstrap-draws", "10"],
+            "--bootstrap-draws",
+        ),
+        (["--every", "24h", "--train", "5d", "--test", "5d", "--trials", "0"], "--trials"),
+        (["--every", "24h", "--train", "5d", "--test", "5d", "--fill", "open"], "--fill must be"),
+    ],
+)
+def test_walk_forward_refuses_bad_input_before_writing(tmp_path: Path, args, message):
+    result = _eval(*WALK, *args, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, _message(result)
+    assert message in _message(result)
+    assert not (tmp_path / "out").exists(), "nothing is written on bad input"
+
+
+def test_force_replaces_an_earlier_walk_forward(tmp_path: Path):
+    out = tmp_path / "wf"
+    for phase in ("train", "test"):
+        (out / "full" / "window-000" / phase / "data").mkdir(parents=True)
+    (out / "full" / "window-000" / "test" / "report.json").write_text("{}")
+    (out / "full" / "window-000" / "train" / "decisions.jsonl").write_text("")
+    (out / "full" / "window-000" / "train" / "data" / "journal.sqlite").write_text("")
+    for name in ("report.json", "report.html", "oos.csv", "oos_equity.png"):
+        (out / name).write_text("")
+    prepare_out(out, force=True)
+    assert not out.exists()
+
+
+def test_compare_refuses_fewer_than_two_runs(tmp_path: Path):
+    result = _eval("compare", str(tmp_path))
+    assert result.exit_code != 0 and "2 to 100 runs" in _message(result)

@@ -91,12 +91,13 @@ def walk_forward_command(
     from tradecast.evals.ablations import parse_ablations
     from tradecast.evals.costs import Prices
     from tradecast.evals.datasets import resolve_dataset
-    from tradecast.evals.walkforward import WalkForwardSpec, plan_windows
+    from tradecast.evals.walkforward import MAX_WORKERS, WalkForwardSpec, plan_windows
 
     settings: Settings = ctx.obj
     cadence = duration_option(every or settings.desk.every, "--every")
     first, last = parse_instant(start, "--start"), parse_instant(end, "--end")
     _bounded("--bootstrap-draws", draws, 100, MAX_DRAWS)
+    _bounded("--workers", workers, 1, MAX_WORKERS)
     if trials is not None:
         _bounded("--trials", trials, 1, MAX_TRIALS)
     if token_budget is not None:

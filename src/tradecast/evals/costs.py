@@ -56,6 +56,7 @@ def cost_summary(
     prompt = total.get("train_prompt_tokens", 0) + total.get("test_prompt_tokens", 0)
     completion = total.get("train_completion_tokens", 0) + total.get("test_completion_tokens", 0)
     seconds = total.get("train_llm_seconds", 0) + total.get("test_llm_seconds", 0)
+    wall = total.get("train_seconds", 0) + total.get("test_seconds", 0)
     money = prices.money(prompt, completion)
     per_point = None
     if money is not None and excess_return is not None and excess_return > 0:
@@ -67,6 +68,7 @@ def cost_summary(
         "tokens_per_decision": (prompt + completion) / decisions if decisions else None,
         "llm_seconds": round(seconds, 3),
         "llm_seconds_per_decision": seconds / decisions if decisions else None,
+        "decision_seconds": wall / decisions if decisions else None,
         "money": money,
         "money_per_decision": money / decisions if money is not None and decisions else None,
         "money_per_window": money / len(windows) if money is not None and windows else None,

@@ -284,6 +284,7 @@ def _cost(trained: EvalRun | None, tested: EvalRun) -> dict[str, float]:
         cost[f"{phase}_completion_tokens"] = sum(r["completion_tokens"] for r in rows)
         cost[f"{phase}_llm_calls"] = sum(r["llm_calls"] for r in rows)
         cost[f"{phase}_llm_seconds"] = round(sum(r["llm_seconds"] for r in rows), 3)
+        cost[f"{phase}_seconds"] = round(sum(r["latency_ms"] for r in rows) / 1000, 3)
     return cost
 
 

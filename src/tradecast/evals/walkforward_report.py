@@ -329,6 +329,10 @@ def _regime_table(doc: Document, report: dict[str, Any]) -> None:
     doc.image("regimes.png", "cumulative return by regime")
 
 
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def _cost_table(doc: Document, report: dict[str, Any]) -> None:
     doc.heading("Cost (training runs included)")
     doc.table(
@@ -336,7 +340,8 @@ def _cost_table(doc: Document, report: dict[str, Any]) -> None:
             "configuration",
             "decisions",
             "tokens/decision",
-            "LLM s/decision",
+            "LLM call s/decision",
+            "wall s/decision",
             "money/decision",
             "money/window",
             "money per point of excess return",
@@ -347,9 +352,10 @@ def _cost_table(doc: Document, report: dict[str, Any]) -> None:
                 str(c["cost"]["decisions"]),
                 fmt("x", c["cost"]["tokens_per_decision"]),
                 fmt("x", c["cost"]["llm_seconds_per_decision"]),
-                fmt("x", c["cost"]["money_per_decision"]),
-                fmt("x", c["cost"]["money_per_window"]),
-                fmt("x", c["cost"]["money_per_point_of_excess_return"]),
+                fmt("x", c["cost"]["decision_seconds"]),
+                _money(c["cost"]["money_per_decision"]),
+                _money(c["cost"]["money_per_window"]),
+                _money(c["cost"]["money_per_point_of_excess_return"]),
             ]
             for name, c in report["configurations"].items()
         ],

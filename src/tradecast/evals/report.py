@@ -84,8 +84,11 @@ def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict
     )
 
 
-def write_run(out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict:
-    """Write every file of the run to ``out_dir``; returns the report."""
+def write_run(
+    out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, Any], *, plots: bool = True
+) -> dict:
+    """Write every file of the run to ``out_dir``; returns the report. ``plots`` False skips
+    the PNG files (a walk-forward draws its own, once, instead of two per window)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(run, scores, manifest)
     write_json(out_dir / FILES["manifest"], manifest)
@@ -95,9 +98,10 @@ def write_run(out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, A
         writer.writeheader()
         writer.writerows(trade.as_dict() for trade in scores.trades)
     scores.curves.to_csv(out_dir / FILES["curves"], index_label="time")
-    plot_equity(scores.curves, out_dir / FILES["equity_plot"])
-    plot_drawdown(scores.curves, out_dir / FILES["drawdown_plot"])
-    (out_dir / FILES["markdown"]).write_text(markdown(report), encoding="utf-8")
+    if plots:
+        plot_equity(scores.curves, out_dir / FILES["equity_plot"])
+        plot_drawdown(scores.curves, out_dir / FILES["drawdown_plot"])
+    (out_dir / FILES["markdown"]).write_text(markdown(report, plots=plots), encoding="utf-8")
     write_json(out_dir / FILES["report"], report)
     return report
 
@@ -181,8 +185,8 @@ def fmt(name: str, value: Any) -> str:
     return str(value)
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown."""
+def markdown(report: dict[str, Any], *, plots: bool = True) -> str:
+    """The report as Markdown (linking the plots when they were drawn)."""
     data, window, m = report["dataset"], report["window"], report["metrics"]
     names = ["desk", *report["baselines"]]
     rows = [
@@ -230,10 +234,7 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|",
         *[f"| {q} | {fmt(q, m.get(q))} |" for q in quality],
         "",
-        "![equity](equity.png)",
-        "",
-        "![drawdown](drawdown.png)",
-        "",
+        *(["![equity](equity.png)", "", "![drawdown](drawdown.png)", ""] if plots else []),
         "## Reproducibility",
         "",
         f"- temperature {repro['temperature']}, seed {repro['seed']}",

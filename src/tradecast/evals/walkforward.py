@@ -244,7 +244,7 @@ async def run_window(
         tested, argv=resources.argv, cache_enabled=resources.cache_dir is not None
     )
     manifest["walk_forward"] = {"ablation": ablation, "window": window.describe()}
-    report = write_run(folder / "test", tested, scores, manifest)
+    report = write_run(folder / "test", tested, scores, manifest, plots=False)
     curves = scores.curves.drop(columns=["position", "price"])
     return WindowResult(
         ablation=ablation,

@@ -201,6 +201,7 @@ def _run(spec: Any, settings: Settings, options: dict[str, Any]) -> dict[str, An
         draws=options["draws"],
         seed=options["stats_seed"],
         token_budget=options["token_budget"],
+        fill=settings.evals.fill,
     )
 
 

@@ -159,7 +159,6 @@ class WindowResult:
     cost: dict[str, float]
     """Train and test decisions, tokens and LLM seconds."""
     stopped: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,7 +243,7 @@ async def run_window(
         tested, argv=resources.argv, cache_enabled=resources.cache_dir is not None
     )
     manifest["walk_forward"] = {"ablation": ablation, "window": window.describe()}
-    report = write_run(folder / "test", tested, scores, manifest, plots=False)
+    write_run(folder / "test", tested, scores, manifest, plots=False)
     curves = scores.curves.drop(columns=["position", "price"])
     return WindowResult(
         ablation=ablation,
@@ -256,7 +255,6 @@ async def run_window(
         equity={name: curves[name].astype(float).tolist() for name in curves.columns},
         cost=_cost(trained, tested),
         stopped=tested.stopped,
-        report={"decisions": report["decisions"]},
     )
 
 

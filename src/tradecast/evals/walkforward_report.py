@@ -20,6 +20,7 @@ from tradecast.evals.report import fmt, json_ready, new_figure, write_json
 from tradecast.evals.walkforward import WalkForwardSpec, WindowResult
 
 REPORT_FORMAT = "tradecast-walk-forward/1"
+FILL_PRICES = {"close": "decision's close", "next_open": "next bar's open"}
 
 
 def write_walk_forward(
@@ -32,6 +33,7 @@ def write_walk_forward(
     draws: int,
     seed: int,
     token_budget: int | None,
+    fill: str = "close",
 ) -> dict[str, Any]:
     """Score the finished windows, write every file into ``spec.out_dir``; returns the report."""
     periods = metrics.periods_per_year(spec.dataset.interval)
@@ -59,7 +61,7 @@ def write_walk_forward(
             "format": REPORT_FORMAT,
             "dataset": spec.dataset.describe(),
             "out_dir": str(spec.out_dir),
-            "plan": spec.describe(),
+            "plan": spec.describe() | {"fill": fill},
             "windows": [w.describe() for w in spec.windows],
             "ablations": list(spec.ablations),
             "configurations": configurations,
@@ -107,12 +109,12 @@ def _window_row(result: WindowResult) -> dict[str, Any]:
 def _stopped(
     results: Sequence[WindowResult], skipped: Sequence[str], budget: int | None
 ) -> str | None:
+    """Why the walk did not run every pair in full (None when it did)."""
     reasons = [r.stopped for r in results if r.stopped]
-    if reasons or skipped:
-        return (reasons or [f"token budget of {budget:,} spent" if budget else "not run"])[0] + (
-            f"; {len(skipped)} window(s) not run" if skipped else ""
-        )
-    return None
+    if skipped:
+        spent = f"token budget of {budget:,} spent" if budget else "not run"
+        reasons.append(f"{len(skipped)} pair(s) not started ({spent})")
+    return "; ".join(reasons) or None
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -207,9 +209,11 @@ def _document(report: dict[str, Any], out: Path) -> Document:
     data, plan = report["dataset"], report["plan"]
     doc = Document(f"Walk-forward: {data['name']} ({data['symbol']})", out)
     doc.paragraph(
-        f"{plan['windows']} windows; each trains the memory on {plan['train']} of decisions "
-        f"every {plan['every']}{' since the start' if plan['anchored'] else ''}, then scores the "
-        f"next {plan['test']} with fresh cash (step {plan['step']}). Intervals are 95% "
+        f"{plan['windows']} windows; each trains the memory on "
+        f"{'every decision since the start' if plan['anchored'] else plan['train']} (a "
+        f"decision every {plan['every']}), then scores the "
+        f"next {plan['test']} with fresh cash (step {plan['step']}); orders fill at the "
+        f"{FILL_PRICES.get(plan['fill'], plan['fill'])}. Intervals are 95% "
         f"stationary block bootstrap over {report['statistics']['bootstrap_draws']} draws "
         f"(seed {report['statistics']['seed']}); p-values are one-sided paired block-bootstrap "
         "tests of the mean per-bar return difference."

@@ -175,7 +175,7 @@ def table_rows(board: dict[str, Any]) -> list[list[str]]:
         elif not versus["comparable"]:
             against = f"not comparable ({versus['common_bars']} common bars)"
         else:
-            difference = fmt("x", versus["annualised_mean_difference"])
+            difference = f"{versus['annualised_mean_difference'] * 100:+.2f}% a year"
             against = f"{difference} (p={fmt('p', versus['p_value'])})"
         rows.append(
             [

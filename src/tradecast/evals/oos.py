@@ -79,6 +79,8 @@ def paired_test(
         "p_value": test.p_value,
         "p_value_two_sided": test.p_value_two_sided,
         "annualised_mean_difference": test.difference * periods,
+        "annualised_low": test.interval.low * periods,
+        "annualised_high": test.interval.high * periods,
         "cumulative_return_difference": float(equity_from(a)[-1] - equity_from(b)[-1]),
     }
 

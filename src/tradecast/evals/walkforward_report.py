@@ -168,12 +168,8 @@ def _plot_contributions(rows: list[dict[str, Any]], path: Path) -> None:
     )
     names = [r["component"] for r in rows]
     middle = [r["annualised_mean_difference"] for r in rows]
-    scale = [
-        r["annualised_mean_difference"] / r["mean_difference"] if r["mean_difference"] else 0.0
-        for r in rows
-    ]
-    low = [m - r["low"] * s for m, r, s in zip(middle, rows, scale, strict=True)]
-    high = [r["high"] * s - m for m, r, s in zip(middle, rows, scale, strict=True)]
+    low = [m - r["annualised_low"] for m, r in zip(middle, rows, strict=True)]
+    high = [r["annualised_high"] - m for m, r in zip(middle, rows, strict=True)]
     axes.barh(names, middle, xerr=[low, high], color="#4a7bd0", capsize=4)
     axes.axvline(0, color="black", linewidth=0.8)
     figure.savefig(path, bbox_inches="tight")
@@ -249,7 +245,7 @@ def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
             "return [95% CI]",
             "Sharpe [95% CI]",
             "max drawdown [95% CI]",
-            "deflated Sharpe (P[true SR > 0])",
+            "deflated Sharpe ratio",
         ],
         rows,
     )
@@ -290,8 +286,7 @@ def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
         [
             "component",
             "ablation",
-            "annualised mean return difference",
-            "95% CI (per bar)",
+            "annualised mean return difference [95% CI]",
             "p (helps)",
             "Sharpe full / without",
         ],
@@ -299,8 +294,8 @@ def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
             [
                 r["component"],
                 r["ablation"],
-                fmt("x", r["annualised_mean_difference"]),
-                f"[{r['low']:.2e}, {r['high']:.2e}]",
+                f"{_pct(r['annualised_mean_difference'])} "
+                f"[{_pct(r['annualised_low'])}, {_pct(r['annualised_high'])}]",
                 fmt("p", r["p_value"]),
                 f"{fmt('sharpe', r['sharpe_full'])} / {fmt('sharpe', r['sharpe_without'])}",
             ]
@@ -331,6 +326,10 @@ def _regime_table(doc: Document, report: dict[str, Any]) -> None:
         ],
     )
     doc.image("regimes.png", "cumulative return by regime")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:+.2f}%"
 
 
 def _money(value: float | None) -> str:

@@ -230,3 +230,13 @@ def test_compare_ranks_several_runs_with_intervals(tmp_path: Path, embedder):
         assert (out / name).stat().st_size > 0
     refused = runner.invoke(app, ["eval", "compare", str(tmp_path / "a")])
     assert refused.exit_code != 0 and "2 to 100 runs" in refused.output
+
+
+def test_a_budget_spent_in_the_first_training_still_writes_a_report(tmp_path: Path, embedder):
+    spec = _spec(tmp_path / "wf", ("full",))
+    report = _walk(spec, embedder, token_budget=1)
+    assert report["configurations"] == {} and report["regimes"] is None
+    assert "not scored" in report["stopped"] and report["skipped"]
+    assert (spec.out_dir / "report.md").read_text().count("No test window was scored") == 1
+    # the training tokens spent are not lost from the record
+    assert report["must_be_zero"] == {"risk_violations": 0, "persona_grounding_errors": 0}

@@ -319,10 +319,13 @@ def _looks_like_eval(folder: Path) -> bool:
         )
         return bool({"report.json", "manifest.json"} & names) or run_data
     folders = [e for e in entries if e.name not in _EVAL_FILES]
+    files = [e for e in entries if e.name in _EVAL_FILES]
+    # files beside run folders: a walk-forward's, which always writes report.json
     return (
         bool(folders)
         and all(e.is_dir() and _looks_like_eval(e) for e in folders)
-        and all(e.is_file() or e.name == "data" for e in entries if e.name in _EVAL_FILES)
+        and (not files or "report.json" in names)
+        and all(e.is_file() or e.name == "data" for e in files)
     )
 
 
@@ -479,13 +482,22 @@ def compare(
 
     if not 100 <= draws <= 100_000:
         fail(f"--bootstrap-draws must be 100 to 100,000 (got {draws})", code=2)
+    if not 0 <= stats_seed < 2**32:
+        fail(f"--stats-seed must be 0 to {2**32 - 1} (got {stats_seed})", code=2)
+    if out is not None:
+        _check_board_out(out)
+    board: dict[str, Any] | None = None
+    result: dict[str, Any] = {}
+    unranked = ""
     try:
-        board = leaderboard(runs, draws=draws, seed=stats_seed)
         pair = len(runs) == 2 and all(is_single_eval(run) for run in runs)
         result = compare_runs(runs[0], runs[1]) if pair else {}
+        board = leaderboard(runs, draws=draws, seed=stats_seed)
     except ValueError as exc:
-        fail(str(exc))
-    if out is not None:
+        if not result:
+            fail(str(exc))
+        unranked = str(exc)  # two evals stay comparable metric by metric
+    if board is not None and out is not None:
         write_leaderboard(board, out)
     if as_json:
         sys.stdout.write(json.dumps(result | {"leaderboard": board}, indent=2) + "\n")
@@ -493,6 +505,9 @@ def compare(
     console = Console()
     if result:
         _print_pair(console, result)
+    if board is None:
+        console.print(f"no ranking: {unranked}")
+        return
     table = Table(
         "rank",
         "run",
@@ -501,13 +516,21 @@ def compare(
         "sharpe [95% CI]",
         "return [95% CI]",
         "max drawdown",
-        "vs leader (p)",
+        "vs leader (p leader better)",
     )
     for row in table_rows(board):
         table.add_row(*row)
     console.print(table)
     if out is not None:
         console.print(f"leaderboard written to {out / 'leaderboard.html'}")
+
+
+def _check_board_out(out: Path) -> None:
+    """``--out`` of compare: new, empty, or an earlier leaderboard (nothing else is mixed)."""
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(not e.name.startswith("leaderboard.") for e in out.iterdir()):
+        fail(f"--out {out} holds files that are not a leaderboard's; pick another directory")
 
 
 def _print_pair(console: Console, result: dict[str, Any]) -> None:

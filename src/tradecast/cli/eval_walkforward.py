@@ -98,6 +98,7 @@ def walk_forward_command(
     first, last = parse_instant(start, "--start"), parse_instant(end, "--end")
     _bounded("--bootstrap-draws", draws, 100, MAX_DRAWS)
     _bounded("--workers", workers, 1, MAX_WORKERS)
+    _bounded("--stats-seed", stats_seed, 0, 2**32 - 1)
     if trials is not None:
         _bounded("--trials", trials, 1, MAX_TRIALS)
     if token_budget is not None:
@@ -105,6 +106,8 @@ def walk_forward_command(
     try:
         prices = Prices.of(price, completion_price, MAX_PRICE_PER_MTOK)
         chosen = parse_ablations(ablations)
+        if trials is not None and trials < len(chosen):
+            fail(f"--trials {trials} is fewer than the {len(chosen)} configurations run", code=2)
         data = resolve_dataset(dataset, symbol)
         lengths = {
             "train": duration_option(train, "--train"),

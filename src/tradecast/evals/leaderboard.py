@@ -8,6 +8,7 @@ out-of-sample series of the full desk, or of the first configuration it ran).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,13 @@ def run_returns(run_dir: Path) -> tuple[dict[str, Any], pd.Series]:
     return report, curves["desk"].pct_change().iloc[1:]
 
 
-def _model(run_dir: Path, report: dict[str, Any]) -> str:
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
+def _model(run_dir: Path) -> str:
+    """The models a run used, from its manifest (a walk-forward's first test run's)."""
+    manifests = [run_dir / "manifest.json", *sorted(run_dir.glob("*/window-*/test/manifest.json"))]
+    found = next((m for m in manifests if m.is_file()), None)
+    if found is None:
         return "?"
-    import json
-
-    roles = json.loads(manifest_path.read_text(encoding="utf-8")).get("llm", {}).get("roles", {})
+    roles = json.loads(found.read_text(encoding="utf-8")).get("llm", {}).get("roles", {})
     names = sorted({str(r.get("model") or r.get("backend")) for r in roles.values()})
     return ", ".join(Path(n).name for n in names) or "?"
 
@@ -73,48 +74,63 @@ def leaderboard(run_dirs: Sequence[Path], *, draws: int = 2000, seed: int = 7) -
             {
                 "run": name,
                 "dataset": report["dataset"]["name"],
-                "model": _model(Path(name), report),
+                "model": _model(Path(name)),
                 "bars": len(values),
                 **performance_intervals(values, periods, draws=draws, seed=seed),
             }
         )
-    rows.sort(
-        key=lambda r: -np.inf if r["sharpe"]["estimate"] is None else -r["sharpe"]["estimate"]
-    )
+    # an undefined Sharpe (a desk that never traded) ranks last, never first
+    rows.sort(key=lambda r: np.inf if r["sharpe"]["estimate"] is None else -r["sharpe"]["estimate"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     series = {name: returns for name, (_, returns) in loaded.items()}
+    data = {name: report["dataset"]["sha256"] for name, (report, _) in loaded.items()}
     leader = rows[0]["run"]
     for row in rows[1:]:
-        row["versus_leader"] = _versus(series[leader], series[row["run"]], periods, draws, seed)
+        if data[row["run"]] != data[leader]:
+            row["versus_leader"] = {"comparable": False, "reason": "another dataset"}
+            continue
+        row["versus_leader"] = _versus(series[row["run"]], series[leader], periods, draws, seed)
     return json_ready(
         {
             "runs": rows,
             "leader": leader,
-            "overfitting": _overfitting(series),
+            "overfitting": _overfitting(series) if len(set(data.values())) == 1 else None,
             "deflated_sharpe_of_leader": deflated_sharpe(series[leader].to_numpy(), len(rows)),
             "statistics": {"bootstrap_draws": draws, "seed": seed, "periods_per_year": periods},
         }
     )
 
 
-def _versus(a: pd.Series, b: pd.Series, periods: float, draws: int, seed: int) -> dict[str, Any]:
-    common = a.index.intersection(b.index)
+def _versus(
+    run: pd.Series, leader: pd.Series, periods: float, draws: int, seed: int
+) -> dict[str, Any]:
+    """``run`` against the leader on their common bars: the difference is run minus leader
+    (as a configuration minus a baseline), ``p_value`` the one-sided p that the run earns
+    more, ``p_leader_better`` that the leader does."""
+    common = run.index.intersection(leader.index)
     if len(common) < MIN_COMMON_BARS:
-        return {"comparable": False, "common_bars": len(common)}
+        return {"comparable": False, "reason": f"{len(common)} common bars"}
     test = paired_test(
-        a.loc[common].to_numpy(), b.loc[common].to_numpy(), periods, draws=draws, seed=seed
+        run.loc[common].to_numpy(), leader.loc[common].to_numpy(), periods, draws=draws, seed=seed
     )
+    better = paired_test(
+        leader.loc[common].to_numpy(), run.loc[common].to_numpy(), periods, draws=draws, seed=seed
+    )["p_value"]
     return {
         "comparable": True,
         "common_bars": len(common),
         **test,
-        "significant_at_5pct": test["p_value"] < 0.05,
+        "p_leader_better": better,
+        "leader_significantly_better": better is not None and better < 0.05,
     }
 
 
 def _overfitting(series: dict[str, pd.Series]) -> dict[str, Any] | None:
     matrix = pd.concat(series, axis=1).dropna()
+    matrix = matrix.T.drop_duplicates().T  # the same run twice is one configuration
+    if matrix.shape[1] < 2:
+        return None
     splits = min(16, (len(matrix) // 4) // 2 * 2)
     if splits < 2 or len(matrix) < MIN_COMMON_BARS:
         return None
@@ -135,8 +151,9 @@ def write_leaderboard(board: dict[str, Any], out: Path) -> None:
     doc = Document("Leaderboard", out)
     doc.paragraph(
         "Runs ranked by out-of-sample Sharpe with 95% stationary block-bootstrap intervals; "
-        "each run is tested against the leader on their common bars (one-sided paired "
-        "block bootstrap of the per-bar return difference)."
+        "each run is tested against the leader on their common bars of the same dataset: its "
+        "mean return minus the leader's (annualised), and the one-sided paired block-bootstrap "
+        "p-value that the leader earns more per bar."
     )
     doc.table(
         [
@@ -147,7 +164,7 @@ def write_leaderboard(board: dict[str, Any], out: Path) -> None:
             "Sharpe [95% CI]",
             "return [95% CI]",
             "max drawdown",
-            "vs leader (p)",
+            "vs leader (p leader better)",
         ],
         table_rows(board),
     )
@@ -173,10 +190,10 @@ def table_rows(board: dict[str, Any]) -> list[list[str]]:
         if versus is None:
             against = "leader"
         elif not versus["comparable"]:
-            against = f"not comparable ({versus['common_bars']} common bars)"
+            against = f"not comparable ({versus['reason']})"
         else:
             difference = f"{versus['annualised_mean_difference'] * 100:+.2f}% a year"
-            against = f"{difference} (p={fmt('p', versus['p_value'])})"
+            against = f"{difference} (p leader better={fmt('p', versus['p_leader_better'])})"
         rows.append(
             [
                 str(row["rank"]),

@@ -51,6 +51,9 @@ def performance_intervals(
     None for a statistic that is undefined (the Sharpe ratio of a desk that never traded)."""
     out: dict[str, dict[str, float | None]] = {}
     for name in STATISTICS:
+        if len(returns) < 2:
+            out[name] = {"estimate": None, "low": None, "high": None}
+            continue
         try:
             interval = stats.bootstrap_ci(
                 returns,
@@ -59,7 +62,9 @@ def performance_intervals(
                 draws=draws,
                 seed=seed,
             )
-        except ValueError:
+        except ValueError as exc:
+            if "undefined" not in str(exc):
+                raise
             out[name] = {"estimate": None, "low": None, "high": None}
             continue
         out[name] = {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
@@ -70,7 +75,19 @@ def paired_test(
     a: np.ndarray, b: np.ndarray, periods: float, *, draws: int, seed: int
 ) -> dict[str, Any]:
     """A one-sided paired block-bootstrap test that ``a`` earns more per bar than ``b``,
-    with the difference's interval, annualised, and the cumulative returns' difference."""
+    with the difference's interval, annualised, and the cumulative returns' difference
+    (every figure None with fewer than 2 bars)."""
+    if len(a) < 2:
+        keys = ("mean_difference", "low", "high", "p_value", "p_value_two_sided")
+        return dict.fromkeys(
+            (
+                *keys,
+                "annualised_mean_difference",
+                "annualised_low",
+                "annualised_high",
+                "cumulative_return_difference",
+            )
+        )
     test = stats.paired_bootstrap_test(a, b, draws=draws, seed=seed)
     return {
         "mean_difference": test.difference,
@@ -150,6 +167,10 @@ def overfitting(frames: Mapping[str, pd.DataFrame], splits: int = 16) -> dict[st
     if len(frames) < 2:
         return None
     matrix = pd.concat({name: f["desk"] for name, f in frames.items()}, axis=1).dropna()
+    # identical columns (desks that never traded) tie every rank and read as overfitting
+    matrix = matrix.T.drop_duplicates().T
+    if matrix.shape[1] < 2:
+        return None
     splits = min(splits, (len(matrix) // 4) // 2 * 2)
     if splits < 2:
         return None

@@ -51,7 +51,7 @@ def score(run: EvalRun) -> Scores:
     broker = run.settings.broker
     trades = trade_log(run.fills, run.orders, broker.starting_cash)
     _check_books(trades, run)
-    prices = price_grid(dataset.frame, dataset.interval, spec.start, spec.curve_end())
+    prices = price_grid(dataset.frame, dataset.interval, spec.start, _curve_end(run))
     curve = equity_curve(trades, prices, broker.starting_cash)
     desk = metrics.performance(
         curve["equity"], curve["position"], closed_trade_pnls(trades), dataset.interval
@@ -89,6 +89,15 @@ def score(run: EvalRun) -> Scores:
         for action in ("BUY", "SELL", "HOLD")
     }
     return Scores(metrics=scored, baselines=baselines, trades=trades, curves=curves, counts=counts)
+
+
+def _curve_end(run: EvalRun) -> datetime:
+    """Where the curves end: the spec's end, or one cadence after the last decision of a run
+    a budget stopped (its later bars were never traded, so they are not scored)."""
+    end = run.spec.curve_end()
+    if run.stopped is None or not run.rows:
+        return end
+    return min(end, datetime.fromisoformat(run.rows[-1]["at"]) + run.spec.every)
 
 
 def forward_returns(

@@ -82,6 +82,8 @@ def plan_windows(
     for name, length in (("--train", train), ("--test", test), ("--step", step)):
         if length <= timedelta(0) or length % every:
             raise EvalError(f"{name} must be a positive multiple of --every ({every})")
+    if test < 2 * dataset.interval:
+        raise EvalError(f"--test must span at least 2 bars of {dataset.name} to be scored")
     if step < test:
         raise EvalError(
             "--step must be at least --test: overlapping test windows would count bars twice"
@@ -135,8 +137,9 @@ class WalkForwardSpec:
         }
 
     def jobs(self) -> list[tuple[Ablation, Window]]:
-        """Every (ablation, window) pair, each an independent run."""
-        return [(a, w) for a in self.ablations for w in self.windows]
+        """Every (ablation, window) pair, each an independent run, window by window (so a
+        spent budget leaves every configuration on the same windows)."""
+        return [(a, w) for w in self.windows for a in self.ablations]
 
     def run_dir(self, ablation: Ablation, window: Window) -> Path:
         """Where a pair's runs write (``train/`` and ``test/`` inside)."""
@@ -159,6 +162,13 @@ class WindowResult:
     cost: dict[str, float]
     """Train and test decisions, tokens and LLM seconds."""
     stopped: str | None = None
+    must_be_zero: dict[str, int] = field(default_factory=dict)
+    """Risk violations and ungrounded persona sentences of the training and test runs."""
+
+    @property
+    def scored(self) -> bool:
+        """Whether the test run made decisions (a budget can stop a pair in training)."""
+        return bool(self.times)
 
 
 @dataclass
@@ -203,9 +213,9 @@ class _Resources:
 
 async def run_window(
     spec: WalkForwardSpec, ablation: Ablation, window: Window, resources: _Resources
-) -> WindowResult | None:
-    """Train (when the ablation reads memory) and test one window; score the test run.
-    None when the token budget ran out before the test run made a decision."""
+) -> WindowResult:
+    """Train (when the ablation reads memory) and test one window; score the test run. When
+    the token budget runs out in training, the result holds the training only (unscored)."""
     from tradecast.evals.manifest import build_manifest
     from tradecast.evals.report import write_decisions, write_run
     from tradecast.evals.scoring import score
@@ -237,7 +247,7 @@ async def run_window(
     finally:
         memory.close()
     if tested is None or not tested.rows:
-        return None
+        return _unscored(ablation, window, folder, trained, tested)
     scores = score(tested)
     manifest = build_manifest(
         tested, argv=resources.argv, cache_enabled=resources.cache_dir is not None
@@ -255,7 +265,39 @@ async def run_window(
         equity={name: curves[name].astype(float).tolist() for name in curves.columns},
         cost=_cost(trained, tested),
         stopped=tested.stopped,
+        must_be_zero=_must_be_zero(trained, tested),
     )
+
+
+def _unscored(
+    ablation: Ablation,
+    window: Window,
+    folder: Path,
+    trained: EvalRun | None,
+    tested: EvalRun | None,
+) -> WindowResult:
+    last = tested or trained
+    stopped = last.stopped if last is not None else None
+    return WindowResult(
+        ablation=ablation,
+        window=window.index,
+        test_dir=str(folder / "test"),
+        metrics={},
+        baselines={},
+        times=[],
+        equity={},
+        cost=_cost(trained, tested),
+        stopped=f"window {window.index} not scored: {stopped or 'no test decision'}",
+        must_be_zero=_must_be_zero(trained, tested),
+    )
+
+
+def _must_be_zero(*runs: EvalRun | None) -> dict[str, int]:
+    rows = [row for run in runs if run is not None for row in run.rows]
+    return {
+        "risk_violations": sum(len(r["risk_violations"]) for r in rows),
+        "persona_grounding_errors": sum(len(r["grounding_errors"]) for r in rows),
+    }
 
 
 def _text(delta: timedelta) -> str:
@@ -272,7 +314,7 @@ def _spec(
     return EvalSpec(spec.dataset, span[0], span[1], spec.every, spec.horizon, out, marked_until)
 
 
-def _cost(trained: EvalRun | None, tested: EvalRun) -> dict[str, float]:
+def _cost(trained: EvalRun | None, tested: EvalRun | None) -> dict[str, float]:
     """Decisions, tokens and LLM seconds of the window's runs (training is a real cost)."""
     cost: dict[str, float] = {}
     for phase, run in (("train", trained), ("test", tested)):

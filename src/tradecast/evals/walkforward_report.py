@@ -37,25 +37,21 @@ def write_walk_forward(
 ) -> dict[str, Any]:
     """Score the finished windows, write every file into ``spec.out_dir``; returns the report."""
     periods = metrics.periods_per_year(spec.dataset.interval)
+    scored = [r for r in results if r.scored]
     frames: dict[str, pd.DataFrame] = {
-        a: oos.chained_returns([r for r in results if r.ablation == a])
+        a: oos.chained_returns([r for r in scored if r.ablation == a])
         for a in spec.ablations
-        if any(r.ablation == a for r in results)
+        if any(r.ablation == a for r in scored)
     }
     trials = trials or len(spec.ablations)
     configurations = {}
     for name, frame in frames.items():
-        mine = [r for r in results if r.ablation == name]
         summary = oos.summarize(frame, periods, draws=draws, seed=seed, trials=trials)
         excess = summary["versus"].get(oos.BENCHMARK, {}).get("cumulative_return_difference")
-        summary["cost"] = cost_summary([r.cost for r in mine], prices, excess)
-        summary["windows"] = [_window_row(r) for r in mine]
+        spent = [r.cost for r in results if r.ablation == name]
+        summary["cost"] = cost_summary(spent, prices, excess)
+        summary["windows"] = [_window_row(r) for r in scored if r.ablation == name]
         configurations[name] = summary
-    closes = pd.Series(
-        spec.dataset.frame["close"].to_numpy(),
-        index=spec.dataset.frame.index + spec.dataset.interval,
-    )
-    reference = "full" if "full" in frames else next(iter(frames))
     report = json_ready(
         {
             "format": REPORT_FORMAT,
@@ -67,25 +63,38 @@ def write_walk_forward(
             "configurations": configurations,
             "contributions": oos.contributions(frames, periods, draws=draws, seed=seed),
             "overfitting": oos.overfitting(frames),
-            "regimes": {
-                "configuration": reference,
-                "split": oos.regime_split(
-                    closes, frames[reference], periods, timedelta(days=1) / spec.dataset.interval
-                ),
-            },
+            "regimes": _regimes(spec, frames, periods),
             "statistics": {"bootstrap_draws": draws, "seed": seed, "trials": trials},
             "must_be_zero": {
-                "risk_violations": sum(r.metrics["risk_violations"] for r in results),
-                "persona_grounding_errors": sum(
-                    r.metrics["persona_grounding_errors"] for r in results
-                ),
+                key: sum(r.must_be_zero.get(key, 0) for r in results)
+                for key in ("risk_violations", "persona_grounding_errors")
             },
             "skipped": list(skipped),
             "stopped": _stopped(results, skipped, token_budget),
         }
     )
-    _write_files(spec.out_dir, report, frames, results)
+    _write_files(spec.out_dir, report, frames)
     return report
+
+
+def _regimes(
+    spec: WalkForwardSpec, frames: dict[str, pd.DataFrame], periods: float
+) -> dict[str, Any] | None:
+    """The reference configuration (the full desk if it ran) by market regime; None when
+    nothing was scored or the bars are too long to label."""
+    if not frames:
+        return None
+    reference = "full" if "full" in frames else next(iter(frames))
+    closes = pd.Series(
+        spec.dataset.frame["close"].to_numpy(),
+        index=spec.dataset.frame.index + spec.dataset.interval,
+    )
+    bars_per_day = timedelta(days=1) / spec.dataset.interval
+    try:
+        split = oos.regime_split(closes, frames[reference], periods, bars_per_day)
+    except ValueError:
+        return None
+    return {"configuration": reference, "split": split}
 
 
 def _window_row(result: WindowResult) -> dict[str, Any]:
@@ -124,23 +133,22 @@ def _write_files(
     out: Path,
     report: dict[str, Any],
     frames: dict[str, pd.DataFrame],
-    results: Sequence[WindowResult],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", report)
-    pd.concat({name: f for name, f in frames.items()}, axis=1).to_csv(
-        out / "oos.csv", index_label="time"
-    )
+    if frames:
+        pd.concat(frames, axis=1).to_csv(out / "oos.csv", index_label="time")
+        _plot_equity(frames, out / "oos_equity.png")
     rows = [
         {"ablation": name, **row}
         for name, summary in report["configurations"].items()
         for row in summary["windows"]
     ]
     pd.DataFrame(rows).to_csv(out / "windows.csv", index=False)
-    _plot_equity(frames, out / "oos_equity.png")
     if report["contributions"]:
         _plot_contributions(report["contributions"], out / "contributions.png")
-    _plot_regimes(report["regimes"]["split"], out / "regimes.png")
+    if report["regimes"] is not None:
+        _plot_regimes(report["regimes"]["split"], out / "regimes.png")
     _document(report, out).write()
 
 
@@ -226,6 +234,9 @@ def _document(report: dict[str, Any], out: Path) -> Document:
 
 def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
     doc.heading("Out of sample, per configuration")
+    if not report["configurations"]:
+        doc.paragraph("No test window was scored.")
+        return
     rows = []
     for name, c in report["configurations"].items():
         rows.append(
@@ -307,6 +318,8 @@ def _contribution_table(doc: Document, report: dict[str, Any]) -> None:
 
 def _regime_table(doc: Document, report: dict[str, Any]) -> None:
     regimes = report["regimes"]
+    if regimes is None:
+        return
     doc.heading(f"By market regime ({regimes['configuration']})")
     doc.paragraph(
         "Regimes are labelled from trailing returns and volatility known before each bar."

@@ -30,9 +30,14 @@ from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 
-from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
+from tradecast.bootstrap import (
+    DeskRuntime,
+    build_desk_models,
+    build_embedder,
+    open_desk,
+    open_run_checkpointer,
+)
 from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
@@ -140,7 +145,13 @@ async def run_eval(
     before = _counts(llm_cache), _counts(vectors)
     memory = open_run_memory(memory_kind, vectors)
     try:
-        async with open_desk(run_settings, models=chat_models, memory=memory.store) as desk:
+        async with open_desk(
+            run_settings,
+            models=chat_models,
+            memory=memory.store,
+            checkpointer=open_run_checkpointer,
+            memory_calls=memory.calls,
+        ) as desk:
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()
@@ -186,8 +197,7 @@ async def _decide(
     rows: list[dict[str, Any]] = []
 
     async def record(_: datetime, result: TickResult) -> None:
-        config: RunnableConfig = {"configurable": {"thread_id": result.thread_id}}
-        state = (await desk.runner.graph.aget_state(config)).values
+        state = await desk.runner.state(result.thread_id)
         row = decision_row(result, state)
         row["risk_violations"] = risk_violations(state, limits, rules, costs)
         row["grounding_errors"] = grounding_errors(state)

@@ -74,9 +74,10 @@ class DeskRunner:
         return await self._run(thread, config, payload, resumed=payload is None)
 
     async def state(self, thread: str) -> dict[str, Any]:
-        """The graph state of ``thread``'s latest checkpoint. Right after :meth:`tick` returned
-        that thread's result, this is the state the result was made from, without reading the
-        checkpoint again; otherwise it is read from the checkpointer."""
+        """The graph state of ``thread``: when this runner's last tick was that thread, the
+        state it read at the tick's end (what the tick's result was made from; no second
+        checkpoint read, and nothing another process wrote since); otherwise it is read from
+        the checkpointer."""
         if self._last_state is not None and self._last_state[0] == thread:
             return self._last_state[1]
         config: RunnableConfig = {"configurable": {"thread_id": thread}}

@@ -6,8 +6,10 @@ below it depends on the small Protocols in each package, never on a mode flag.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from datetime import datetime
 from functools import partial
 
@@ -32,8 +34,9 @@ from tradecast.desk.runtime import DeskRuntime, TickClock
 from tradecast.desk.store import STORE_FILENAME, DeskStore
 from tradecast.desk.timeline import TimelineFactory, live_timeline, replay_timeline
 from tradecast.domain import Channel, StreamEvent, utc_now
-from tradecast.graphs.checkpoints import desk_serializer
+from tradecast.graphs.checkpoints import InlineSqliteSaver, desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
+from tradecast.graphs.nodes import MemoryCalls
 from tradecast.graphs.runner import DeskRunner, EventSink
 from tradecast.llm.factory import create_chat_model
 from tradecast.market.base import MarketData
@@ -44,6 +47,10 @@ from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AGENT_ROLES, AgentRole, Settings, ViewersConfig, VoiceConfig
 from tradecast.viewers.base import ChatSource
 from tradecast.voice.base import SpeechSynthesizer
+
+CHECKPOINTS_FILENAME = "checkpoints.sqlite"
+CheckpointerFactory = Callable[[Settings], AbstractAsyncContextManager[BaseCheckpointSaver]]
+"""Opens the checkpointer of a desk from its settings (and closes it on exit)."""
 
 
 def build_chat_model(settings: Settings, role: AgentRole) -> BaseChatModel:
@@ -151,8 +158,27 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    async with aiosqlite.connect(str(settings.data_dir / "checkpoints.sqlite")) as connection:
+    async with aiosqlite.connect(str(settings.data_dir / CHECKPOINTS_FILENAME)) as connection:
         yield AsyncSqliteSaver(connection, serde=desk_serializer())
+
+
+@asynccontextmanager
+async def open_run_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    """An eval run's checkpointer: :func:`open_checkpointer`, except that the SQLite file
+    (the run's own, in its data dir) is written on the event loop, without aiosqlite's
+    worker thread (:class:`~tradecast.graphs.checkpoints.InlineSqliteSaver`), and with
+    ``synchronous=NORMAL`` instead of an fsync per commit: a run that dies is run again from
+    scratch, so its checkpoints need to survive nothing but the run itself."""
+    if settings.postgres_url:
+        async with open_checkpointer(settings) as saver:
+            yield saver
+        return
+    path = settings.data_dir / CHECKPOINTS_FILENAME
+    with closing(sqlite3.connect(str(path), check_same_thread=False)) as connection:
+        saver = InlineSqliteSaver(connection, serde=desk_serializer())
+        saver.setup()
+        connection.execute("PRAGMA synchronous=NORMAL")
+        yield saver
 
 
 @asynccontextmanager
@@ -217,10 +243,15 @@ async def open_desk(
     models: Mapping[AgentRole, BaseChatModel] | None = None,
     memory: DecisionMemory | None = None,
     wrap_broker: Callable[[Broker], Broker] | None = None,
+    checkpointer: CheckpointerFactory = open_checkpointer,
+    memory_calls: MemoryCalls = asyncio.to_thread,
 ) -> AsyncIterator[DeskRuntime]:
-    """Build the desk from ``settings`` (``models``/``memory`` may be given, e.g. by tests) and
-    close what it opened on exit. ``wrap_broker`` replaces the paper broker with what it makes
-    of it, everywhere the desk uses one (the eval's fills at the next open, for instance)."""
+    """Build the desk from ``settings`` (``models``/``memory`` may be given, e.g. by tests)
+    and close what it opened on exit. ``wrap_broker`` replaces the paper broker with what it
+    makes of it, everywhere the desk uses one (the eval's fills at the next open, for
+    instance); ``checkpointer`` opens the checkpoints (:func:`open_run_checkpointer` for an
+    eval run); ``memory_calls`` is how the graph calls the memory (a worker thread by
+    default)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bar = parse_timeframe(settings.market.timeframe)
     source, timelines = build_market(settings)
@@ -241,8 +272,9 @@ async def open_desk(
             card=load_card(settings.desk.persona_card),
             config=settings.desk,
             bar=bar,
+            memory_calls=memory_calls,
         )
-        async with open_checkpointer(settings) as saver:
+        async with checkpointer(settings) as saver:
             graph = build_desk_graph(deps, saver)
             runner = DeskRunner(graph, sink or _no_sink, set_clock=clock.set)
             yield DeskRuntime(

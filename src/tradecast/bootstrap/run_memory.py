@@ -3,6 +3,7 @@ saved into the run dir when the replay ends. Picked here, like every other imple
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Literal
 import chromadb
 
 from tradecast.errors import EvalError
+from tradecast.graphs.nodes import MemoryCalls, call_inline
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.chroma import (
     DEFAULT_COLLECTION,
@@ -31,12 +33,15 @@ class RunMemory:
     store: DecisionMemory
     client: Any = None
     collection: str | None = None
+    calls: MemoryCalls = asyncio.to_thread
+    """How the desk graph calls ``store``: inline for the exact memory (numpy, microseconds a
+    call, where a worker-thread hop costs ~60 us), on a worker thread for Chroma."""
 
     @classmethod
     def open(cls, kind: MemoryKind, embedder: Embedder) -> RunMemory:
         """An empty memory of ``kind``: exact in-process search, or a Chroma collection."""
         if kind == "exact":
-            return cls(InProcessDecisionMemory(embedder))
+            return cls(InProcessDecisionMemory(embedder), calls=call_inline)
         if kind != "chroma":
             raise EvalError(f"unknown memory {kind!r}: use 'exact' or 'chroma'")
         client = chromadb.EphemeralClient(settings=chroma_settings())

@@ -34,9 +34,14 @@ from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 
-from tradecast.bootstrap import DeskRuntime, build_desk_models, build_embedder, open_desk
+from tradecast.bootstrap import (
+    DeskRuntime,
+    build_desk_models,
+    build_embedder,
+    open_desk,
+    open_run_checkpointer,
+)
 from tradecast.bootstrap.run_memory import MemoryKind, RunMemory, open_run_memory
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
@@ -163,7 +168,12 @@ async def run_eval(
     try:
         fills_at = fill_broker(run_settings.evals.fill, spec.dataset)
         async with open_desk(
-            run_settings, models=chat_models, memory=run_memory.store, wrap_broker=fills_at
+            run_settings,
+            models=chat_models,
+            memory=run_memory.store,
+            wrap_broker=fills_at,
+            checkpointer=open_run_checkpointer,
+            memory_calls=run_memory.calls,
         ) as desk:
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             desk.runner.durability = "exit"
@@ -216,8 +226,7 @@ async def _decide(
     rows: list[dict[str, Any]] = []
 
     async def record(_: datetime, result: TickResult) -> None:
-        config: RunnableConfig = {"configurable": {"thread_id": result.thread_id}}
-        state = (await desk.runner.graph.aget_state(config)).values
+        state = await desk.runner.state(result.thread_id)
         row = decision_row(result, state)
         row["risk_violations"] = risk_violations(state, limits, rules, costs)
         row["grounding_errors"] = grounding_errors(state)

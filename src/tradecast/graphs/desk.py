@@ -6,6 +6,7 @@ START -> gather_context -> [analyst, risk] -> trader -> consensus -> risk_gate
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.graphs.nodes import (
     ContextSources,
+    MemoryCalls,
     MemorySinks,
     Node,
     ablated_node,
@@ -56,6 +58,8 @@ class DeskDependencies:
     card: PersonaCard
     config: DeskConfig
     bar: timedelta
+    memory_calls: MemoryCalls = asyncio.to_thread
+    """How the nodes call ``memory`` (on a worker thread unless its calls take microseconds)."""
 
 
 def route_after_gate(
@@ -73,8 +77,12 @@ def build_desk_graph(
 ) -> CompiledStateGraph:
     """The compiled desk graph over ``deps`` (checkpointed when a saver is given)."""
     config = deps.config
-    sources = ContextSources(deps.market, deps.executor, deps.memory, config, deps.bar)
-    sinks = MemorySinks(deps.memory, deps.market, config.outcome_horizons, deps.bar)
+    sources = ContextSources(
+        deps.market, deps.executor, deps.memory, config, deps.bar, deps.memory_calls
+    )
+    sinks = MemorySinks(
+        deps.memory, deps.market, config.outcome_horizons, deps.bar, deps.memory_calls
+    )
     max_position: Callable[[], Decimal] = lambda: deps.executor.limits.max_position_pct  # noqa: E731
 
     agents: dict[str, Node] = {

@@ -41,6 +41,17 @@ from tradecast.settings import AblatableAgent, DeskConfig
 log = get_logger(__name__)
 
 
+MemoryCalls = Callable[..., Awaitable[Any]]
+"""How the nodes call the decision memory, ``(function, *args, **kwargs)``: on a worker thread
+(``asyncio.to_thread``, the default: a Chroma call blocks for milliseconds), or
+:func:`call_inline` for a memory whose calls take microseconds (a thread hop costs more)."""
+
+
+async def call_inline(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``func`` on the event loop (a :data:`MemoryCalls` for an in-process memory)."""
+    return func(*args, **kwargs)
+
+
 class Node(Protocol):
     """A desk node: the state in, the keys it changes out. Its parameter is named ``state``
     (langgraph's node protocols allow calling it by that name, which a Callable does not)."""
@@ -84,6 +95,7 @@ class ContextSources:
     memory: DecisionMemory
     config: DeskConfig
     bar: timedelta
+    memory_calls: MemoryCalls = asyncio.to_thread
 
 
 def gather_context(sources: ContextSources) -> Node:
@@ -99,7 +111,7 @@ def gather_context(sources: ContextSources) -> Node:
             emit("desk", "fill", {**_jsonable(fill), "trigger": trigger})
         situation = describe_situation(candles)
         hits = (
-            await asyncio.to_thread(
+            await sources.memory_calls(
                 sources.memory.similar,
                 situation,
                 k=sources.config.memory_k,
@@ -388,6 +400,7 @@ class MemorySinks:
     market: MarketData
     horizons: tuple[str, ...]
     bar: timedelta
+    memory_calls: MemoryCalls = asyncio.to_thread
 
 
 def remember_node(sinks: MemorySinks) -> Node:
@@ -396,7 +409,7 @@ def remember_node(sinks: MemorySinks) -> Node:
     async def node(state: DeskState) -> dict[str, Any]:
         decision, context = state["decision"], state["context"]
         record = DecisionRecord.of(decision, context.situation)
-        await asyncio.to_thread(sinks.memory.record, record)
+        await sinks.memory_calls(sinks.memory.record, record)
         for horizon in sinks.horizons:
             await _attach_matured(sinks, decision.symbol, state["at"], horizon)
         return {"remembered": True}
@@ -408,7 +421,7 @@ async def _attach_matured(sinks: MemorySinks, symbol: str, at: Any, horizon: str
     decided_at = at - horizon_delta(horizon)
     past_id = decision_id(symbol, decided_at)
     try:
-        past = await asyncio.to_thread(sinks.memory.get, past_id)
+        past = await sinks.memory_calls(sinks.memory.get, past_id)
     except MemoryStoreError:
         return  # no decision at that instant (cadence does not divide the horizon)
     if horizon in past.outcome_returns:
@@ -425,4 +438,4 @@ async def _attach_matured(sinks: MemorySinks, symbol: str, at: Any, horizon: str
     except ValueError as exc:
         log.info("memory.outcome_not_ready", decision_id=past_id, reason=str(exc))
         return
-    await asyncio.to_thread(sinks.memory.attach_outcome, past_id, outcome)
+    await sinks.memory_calls(sinks.memory.attach_outcome, past_id, outcome)

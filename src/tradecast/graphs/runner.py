@@ -48,6 +48,8 @@ class DeskRunner:
         # None: LangGraph's default (a checkpoint per step). The eval harness uses "exit": one
         # checkpoint per finished tick, since a replay that dies is run again from the start.
         self.durability: Durability | None = durability
+        # the thread and graph state this runner last read at the end of a tick
+        self._last_state: tuple[str, dict[str, Any]] | None = None
 
     @staticmethod
     def thread_id(symbol: str, at: datetime) -> str:
@@ -64,11 +66,22 @@ class DeskRunner:
         snapshot = await self.graph.aget_state(config)
         waiting = _interrupted(snapshot)
         if snapshot.values and (waiting or _finished(snapshot)):
+            self._last_state = (thread, snapshot.values)
             return self._result(thread, snapshot.values, 0.0, resumed=True, waiting=waiting)
         payload: Any = None if snapshot.values else {"symbol": symbol, "at": at}
         if payload is None:
             log.info("desk.tick_resumed", next=list(snapshot.next))
         return await self._run(thread, config, payload, resumed=payload is None)
+
+    async def state(self, thread: str) -> dict[str, Any]:
+        """The graph state of ``thread``: when this runner's last tick was that thread, the
+        state it read at the tick's end (what the tick's result was made from; no second
+        checkpoint read, and nothing another process wrote since); otherwise it is read from
+        the checkpointer."""
+        if self._last_state is not None and self._last_state[0] == thread:
+            return self._last_state[1]
+        config: RunnableConfig = {"configurable": {"thread_id": thread}}
+        return (await self.graph.aget_state(config)).values
 
     async def cut_short(self, symbol: str, at: datetime) -> list[str] | None:
         """The steps still to run of the tick on ``symbol`` at ``at`` when it was started and
@@ -109,6 +122,7 @@ class DeskRunner:
                 )
         total_ms = (time.perf_counter() - started) * 1000
         snapshot = await self.graph.aget_state(config)
+        self._last_state = (thread, snapshot.values)
         result = self._result(
             thread, snapshot.values, total_ms, resumed=resumed, waiting=_interrupted(snapshot)
         )

@@ -93,6 +93,10 @@ def decode_generations(text: str) -> list[Generation]:
 class SqliteLLMCache(BaseCache):
     """Chat-model answers in one SQLite file (WAL, safe for several processes).
 
+    Each write is its own transaction and a writer waits up to 30 s for the lock (the
+    connection's busy timeout), so parallel eval processes can share one cache file
+    (``tests/integration/test_cache_processes.py``).
+
     ``hits`` and ``misses`` count lookups since the cache was opened.
     """
 

@@ -38,7 +38,9 @@ def _digest(text: str) -> str:
 class PersistentEmbeddingCache:
     """An :class:`~tradecast.memory.embeddings.Embedder` that remembers every vector it made.
 
-    ``path`` None keeps the vectors for this process only. ``hits``/``misses`` count texts.
+    ``path`` None keeps the vectors for this process only. The file is in WAL mode and waits
+    up to 30 s for a lock, so several processes (parallel eval runs) can read and write it at
+    once (``tests/integration/test_cache_processes.py``). ``hits``/``misses`` count texts.
     """
 
     def __init__(self, inner: Embedder, path: Path | None = None) -> None:

@@ -82,6 +82,22 @@ def test_fallback_sentences_are_grounded_by_construction():
     assert check_sentence(fallback_sentence(HOLD), HOLD) is None
 
 
+def test_a_rejection_quoting_the_gates_reason_is_grounded():
+    # seen in a walk-forward on eth-busd-1h: the fallback quotes the gate, whose reason names
+    # "the exchange" minimum; the reason is a fact of the tick, not an invented party
+    rejected = PersonaFacts(
+        symbol="ETH/BUSD",
+        action=Action.BUY,
+        quantity=Decimal("0.004425"),
+        price=Decimal("1741.5"),
+        confidence=0.5,
+        executed=False,
+        rejection="order value 7.70611600 is below the exchange minimum 10",
+    )
+    assert check_sentence(fallback_sentence(rejected), rejected) is None
+    assert "named party" in check_sentence("Wanted to buy, but a major exchange said no.", rejected)
+
+
 @pytest.mark.parametrize(
     "sentence",
     [

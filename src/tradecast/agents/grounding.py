@@ -240,7 +240,11 @@ def check_sentence(sentence: str, facts: PersonaFacts) -> str | None:
         return "says an order filled but nothing was executed"
     if NOT_FILLED.search(sentence) and facts.executed:
         return "says nothing filled but the order was executed"
-    return unsupported_claim(sentence)
+    # the gate's reason is a fact of the tick, quoted word for word by the fallback line
+    # ("below the exchange minimum"): only what the sentence says beyond it is judged
+    return unsupported_claim(
+        sentence.replace(facts.rejection, " ") if facts.rejection else sentence
+    )
 
 
 ECHO_WORDS = 6

@@ -168,14 +168,8 @@ def eval_main(
         if not 1 <= token_budget <= MAX_TOKEN_BUDGET:
             fail(f"--token-budget must be 1 to {MAX_TOKEN_BUDGET:,} (got {token_budget})", code=2)
         options = replace(options, token_budget=token_budget)
-    settings = with_fill(
-        with_llm_overrides(settings, backend, model, temperature, seed, max_tokens), fill
-    )
-    keep_data_private(settings)
-    preflight_or_exit(settings)
-    if progress and settings.log_level == "info":
-        # a log line per tick would tear the progress bar apart; warnings still show
-        configure_logging("warning", settings.log_format)
+    overrides = ModelOverrides(backend, model, temperature, seed, max_tokens)
+    settings = ready_settings(settings, overrides, fill, progress)
     try:
         reports = _run(settings, options)
     except TradecastError as exc:
@@ -243,6 +237,33 @@ def duration_option(text: str, option: str) -> timedelta:
         return parse_timeframe(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", code=2)
+
+
+@dataclass(frozen=True)
+class ModelOverrides:
+    """``--backend``, ``--model``, ``--temperature``, ``--seed``, ``--max-tokens``."""
+
+    backend: LLMBackend | None
+    model: str | None
+    temperature: float | None
+    seed: int | None
+    max_tokens: int | None
+
+
+def ready_settings(
+    settings: Settings, overrides: ModelOverrides, fill: str | None, progress: bool
+) -> Settings:
+    """The run's settings with the command line applied, the data dir private, the embedded
+    model probed (exit 1 if it crashes here) and per-tick logs quiet under a progress bar."""
+    o = overrides
+    changed = with_llm_overrides(settings, o.backend, o.model, o.temperature, o.seed, o.max_tokens)
+    settings = with_fill(changed, fill)
+    keep_data_private(settings)
+    preflight_or_exit(settings)
+    if progress and settings.log_level == "info":
+        # a log line per tick would tear the progress bar apart; warnings still show
+        configure_logging("warning", settings.log_format)
+    return settings
 
 
 def with_fill(settings: Settings, fill: str | None) -> Settings:

@@ -10,12 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
+from tradecast.cli.common import fail, print_json
 from tradecast.cli.desk import parse_instant
-from tradecast.cli.eval import duration_option, prepare_out, with_fill, with_llm_overrides
+from tradecast.cli.eval import ModelOverrides, duration_option, prepare_out, ready_settings
 from tradecast.errors import TradecastError
 from tradecast.evals.budget import MAX_TOKEN_BUDGET
-from tradecast.logs import configure_logging
 from tradecast.settings import LLMBackend, Settings
 
 MAX_PRICE_PER_MTOK = 1_000_000.0
@@ -127,13 +126,8 @@ def walk_forward_command(
         anchored=anchored,
         **lengths,
     )
-    settings = with_fill(
-        with_llm_overrides(settings, backend, model, temperature, seed, max_tokens), fill
-    )
-    keep_data_private(settings)
-    preflight_or_exit(settings)
-    if progress and settings.log_level == "info":
-        configure_logging("warning", settings.log_format)
+    overrides = ModelOverrides(backend, model, temperature, seed, max_tokens)
+    settings = ready_settings(settings, overrides, fill, progress)
     prepare_out(out, force)
     options = {
         "workers": workers,

@@ -214,3 +214,39 @@ async def test_the_chroma_memory_gives_a_complete_run_too(tmp_path: Path, embedd
     )
     assert report["metrics"]["decisions"] == 7 and report["metrics"]["risk_violations"] == 0
     shutil.rmtree(tmp_path / "chroma")
+
+
+async def test_a_token_budget_stops_the_run_cleanly_and_later_datasets_do_not_start(
+    tmp_path: Path, embedder
+):
+    from tradecast.evals.budget import TokenBudget
+    from tradecast.evals.runner import run_evals
+
+    specs = [
+        EvalSpec(
+            dataset=resolve_dataset(name),
+            start=START,
+            end=START + timedelta(days=2),
+            every=FOUR_HOURS,
+            horizon=timedelta(hours=24),
+            out_dir=tmp_path / name,
+        )
+        for name in ("btc-usdt-1h", "eth-busd-1h")
+    ]
+    budget = TokenBudget(100)
+    runs = await run_evals(
+        specs,
+        load_settings(),
+        models_for=lambda _: desk_models("hashed", seed=1),
+        embedder=embedder,
+        budget=budget,
+    )  # type: ignore[arg-type]
+    assert len(runs) == 1, "the second dataset is not started once the budget is spent"
+    run = runs[0]
+    assert run.stopped and "token budget exceeded" in run.stopped
+    assert 1 <= len(run.rows) < 13 and budget.used > 100
+    report = write_run(tmp_path / "out", run, score(run), build_manifest(run, argv=["test"]))
+    assert report["run"]["stopped"] == run.stopped
+    curves = pd.read_csv(tmp_path / "out" / "curves.csv", index_col="time", parse_dates=True)
+    last = datetime.fromisoformat(run.rows[-1]["at"])
+    assert curves.index[-1] <= last + FOUR_HOURS, "scored only as far as it traded"

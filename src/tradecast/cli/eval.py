@@ -443,6 +443,12 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
             cache.close()
         if vectors is not None:
             vectors.close()
+    if len(runs) < len(specs):
+        typer.secho(
+            f"{len(specs) - len(runs)} dataset(s) not run: the token budget was spent",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     reports = []
     for run in runs:
         manifest = build_manifest(run, cache_enabled=options.cache_dir is not None)
@@ -462,6 +468,8 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
             f"[bold]{report['dataset']['name']}[/]: {m['decisions']} decisions, "
             f"report in {Path(report['out_dir']) / 'report.md'}"
         )
+        if report["run"].get("stopped"):
+            console.print(f"[yellow]stopped early:[/] {report['run']['stopped']}")
         table = Table("strategy", "return", "sharpe", "max drawdown", "win rate", "exposure")
         for name, scores in [("desk", m), *report["baselines"].items()]:
             table.add_row(

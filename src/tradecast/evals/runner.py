@@ -261,13 +261,17 @@ async def run_evals(
     ``concurrency`` at a time in this process. They overlap only where a run waits: an LLM
     server answering several requests at once, SQLite, Chroma; calls into the embedded
     llama.cpp model queue on its lock. ``llm_cache_for`` gives each run its cache (separate
-    instances on one file keep each run's hit counts apart). All runs draw on one ``budget``."""
+    instances on one file keep each run's hit counts apart). All runs draw on one ``budget``:
+    a run not started before it was spent is left out of the result."""
     if concurrency < 1:
         raise EvalError(f"--concurrency must be at least 1 (got {concurrency})")
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(spec: EvalSpec) -> EvalRun:
+    async def one(spec: EvalSpec) -> EvalRun | None:
         async with gate:
+            if budget is not None and budget.used > budget.limit:
+                log.warning("eval.not_started", dataset=spec.dataset.name, reason="token budget")
+                return None
             return await run_eval(
                 spec,
                 settings,
@@ -279,7 +283,8 @@ async def run_evals(
                 budget=budget,
             )
 
-    return list(await asyncio.gather(*(one(spec) for spec in specs)))
+    runs = await asyncio.gather(*(one(spec) for spec in specs))
+    return [run for run in runs if run is not None]
 
 
 def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]:

@@ -202,7 +202,7 @@ def test_windows_in_worker_processes_decide_as_in_one(tmp_path: Path, embedder):
 
 def test_compare_ranks_several_runs_with_intervals(tmp_path: Path, embedder):
     for name, ablation in (("a", "full"), ("b", "rules_only"), ("c", "no_memory")):
-        _walk(_spec(tmp_path / name, (ablation,)), embedder)
+        _walk(_spec(tmp_path / name, (ablation,), days=3), embedder)
     out = tmp_path / "board"
     runner = CliRunner()
     result = runner.invoke(

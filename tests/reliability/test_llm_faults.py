@@ -175,6 +175,9 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         models = ollama_models(fake_ollama.url, breaker_threshold=3, breaker_cooldown_s=cooldown)
         breaker = models["analyst"].breaker
         assert breaker is models["persona"].breaker
+        # the breaker's clock is the test's: a slow machine must not end the cool-down early
+        now = [0.0]
+        breaker._clock = lambda: now[0]
         at = T0
         attempted = 0
         for _ in range(6):  # a failing server, ticks back to back
@@ -190,7 +193,7 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         assert all("circuit open" in c.error for c in last)
         assert all(c.latency_ms < 50 for c in last)
         # after the cool-down: exactly one trial call; it fails, so the breaker opens again
-        time.sleep(cooldown + 0.05)
+        now[0] += cooldown + 0.05
         at += timedelta(hours=1)
         await desk.runner.tick("BTC/USDT", at)
         assert len(fake_ollama.seen) == reached + 1
@@ -203,7 +206,7 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         # the server comes back: one trial succeeds and closes the breaker
         state["mode"] = "ok"
         fake_ollama.start()
-        time.sleep(cooldown + 0.05)
+        now[0] += cooldown + 0.05
         at += timedelta(hours=1)
         result = await desk.runner.tick("BTC/USDT", at)
         assert breaker.state == "closed"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, Generation
 
 from tradecast.logs import get_logger
+from tradecast.sqlite_shared import connect_shared
 
 log = get_logger(__name__)
 
@@ -104,11 +104,7 @@ class SqliteLLMCache(BaseCache):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        self._db = connect_shared(self.path, _SCHEMA)
         self.hits = 0
         self.misses = 0
 

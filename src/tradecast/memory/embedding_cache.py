@@ -18,6 +18,7 @@ import numpy as np
 
 from tradecast.errors import MemoryStoreError
 from tradecast.memory.embeddings import Embedder, Vectors
+from tradecast.sqlite_shared import connect_shared
 
 EMBEDDING_CACHE_FILENAME = "embeddings.sqlite"
 
@@ -52,11 +53,7 @@ class PersistentEmbeddingCache:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute(_SCHEMA)
-                self._db.commit()
+                self._db = connect_shared(self.path, _SCHEMA)
             except sqlite3.Error as exc:
                 raise MemoryStoreError(f"cannot open the embedding cache {path}: {exc}") from exc
         self.hits = 0

@@ -203,7 +203,7 @@ def _run(spec: Any, settings: Settings, options: dict[str, Any]) -> dict[str, An
 
 
 def _print_summary(console: Console, report: dict[str, Any]) -> None:
-    from tradecast.evals.report import fmt
+    from tradecast.evals.report import fmt, fmt_interval
 
     console.print(
         f"[bold]{report['dataset']['name']}[/] walk-forward: {len(report['windows'])} windows, "
@@ -213,13 +213,10 @@ def _print_summary(console: Console, report: dict[str, Any]) -> None:
         "configuration", "return [95% CI]", "sharpe [95% CI]", "max drawdown", "p vs buy & hold"
     )
     for name, row in report["configurations"].items():
-        ret, sharpe = row["cumulative_return"], row["sharpe"]
         table.add_row(
             name,
-            f"{fmt('cumulative_return', ret['estimate'])} [{fmt('cumulative_return', ret['low'])}, "
-            f"{fmt('cumulative_return', ret['high'])}]",
-            f"{fmt('sharpe', sharpe['estimate'])} [{fmt('sharpe', sharpe['low'])}, "
-            f"{fmt('sharpe', sharpe['high'])}]",
+            fmt_interval("cumulative_return", row["cumulative_return"]),
+            fmt_interval("sharpe", row["sharpe"]),
             fmt("max_drawdown", row["max_drawdown"]["estimate"]),
             fmt("p", row["versus"].get("buy_and_hold", {}).get("p_value")),
         )

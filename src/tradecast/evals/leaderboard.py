@@ -19,7 +19,14 @@ import pandas as pd
 from tradecast.evals import metrics, stats
 from tradecast.evals.document import Document
 from tradecast.evals.oos import deflated_sharpe, paired_test, performance_intervals
-from tradecast.evals.report import fmt, json_ready, load_report, new_figure, write_json
+from tradecast.evals.report import (
+    fmt,
+    fmt_interval,
+    json_ready,
+    load_report,
+    new_figure,
+    write_json,
+)
 from tradecast.market.closed_bars import parse_timeframe
 
 MAX_RUNS = 100
@@ -200,17 +207,13 @@ def table_rows(board: dict[str, Any]) -> list[list[str]]:
                 row["run"],
                 row["model"],
                 str(row["bars"]),
-                _interval(row["sharpe"], "sharpe"),
-                _interval(row["cumulative_return"], "cumulative_return"),
+                fmt_interval("sharpe", row["sharpe"]),
+                fmt_interval("cumulative_return", row["cumulative_return"]),
                 fmt("max_drawdown", row["max_drawdown"]["estimate"]),
                 against,
             ]
         )
     return rows
-
-
-def _interval(value: dict[str, Any], name: str) -> str:
-    return f"{fmt(name, value['estimate'])} [{fmt(name, value['low'])}, {fmt(name, value['high'])}]"
 
 
 def _plot(board: dict[str, Any], path: Path) -> None:

@@ -185,6 +185,11 @@ def fmt(name: str, value: Any) -> str:
     return str(value)
 
 
+def fmt_interval(name: str, value: dict[str, Any]) -> str:
+    """An estimate with its interval, ``{"estimate", "low", "high"}``, as "x [low, high]"."""
+    return f"{fmt(name, value['estimate'])} [{fmt(name, value['low'])}, {fmt(name, value['high'])}]"
+
+
 def markdown(report: dict[str, Any], *, plots: bool = True) -> str:
     """The report as Markdown (linking the plots when they were drawn)."""
     data, window, m = report["dataset"], report["window"], report["metrics"]

@@ -16,7 +16,7 @@ import pandas as pd
 from tradecast.evals import metrics, oos
 from tradecast.evals.costs import Prices, cost_summary
 from tradecast.evals.document import Document
-from tradecast.evals.report import fmt, json_ready, new_figure, write_json
+from tradecast.evals.report import fmt, fmt_interval, json_ready, new_figure, write_json
 from tradecast.evals.walkforward import WalkForwardSpec, WindowResult
 
 REPORT_FORMAT = "tradecast-walk-forward/1"
@@ -205,10 +205,6 @@ def _plot_regimes(split: dict[str, dict[str, Any]], path: Path) -> None:
     figure.savefig(path, bbox_inches="tight")
 
 
-def _interval(value: dict[str, Any], name: str) -> str:
-    return f"{fmt(name, value['estimate'])} [{fmt(name, value['low'])}, {fmt(name, value['high'])}]"
-
-
 def _document(report: dict[str, Any], out: Path) -> Document:
     data, plan = report["dataset"], report["plan"]
     doc = Document(f"Walk-forward: {data['name']} ({data['symbol']})", out)
@@ -243,9 +239,9 @@ def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
             [
                 name,
                 str(c["bars"]),
-                _interval(c["cumulative_return"], "cumulative_return"),
-                _interval(c["sharpe"], "sharpe"),
-                _interval(c["max_drawdown"], "max_drawdown"),
+                fmt_interval("cumulative_return", c["cumulative_return"]),
+                fmt_interval("sharpe", c["sharpe"]),
+                fmt_interval("max_drawdown", c["max_drawdown"]),
                 fmt("dsr", c["deflated_sharpe"]),
             ]
         )

@@ -177,7 +177,7 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         assert breaker is models["persona"].breaker
         # the breaker's clock is the test's: a slow machine must not end the cool-down early
         now = [0.0]
-        breaker._clock = lambda: now[0]
+        breaker.store._clock = lambda: now[0]  # type: ignore[attr-defined]
         at = T0
         attempted = 0
         for _ in range(6):  # a failing server, ticks back to back

@@ -292,3 +292,29 @@ def test_redis_or_postgres_down_fails_readiness_stops_trading_and_recovers(
 def _decisions_direct(postgres_url: str) -> list[str]:
     with psycopg.connect(postgres_url) as conn:
         return [row[0] for row in conn.execute("SELECT decision_id FROM decisions").fetchall()]
+
+
+def test_two_replicas_share_one_keys_rate_limit(tmp_path, cluster_env, replicas):
+    """The control routes' bucket is in Redis: across both replicas, exactly ``burst``
+    requests of one key are allowed (the rate refills nothing during the test)."""
+    burst = 5
+    env = {
+        **cluster_env,
+        "TRADECAST_DESK__AUTOSTART": "false",
+        "TRADECAST_API__CONTROL_BURST": str(burst),
+        "TRADECAST_API__CONTROL_RATE_PER_MINUTE": "0.001",
+    }
+    a, b = Replica("a", tmp_path, env), Replica("b", tmp_path, env)
+    replicas += [a, b]
+    a.wait_ready()
+    b.wait_ready()
+    statuses = []
+    for replica in itertools.islice(itertools.cycle([a, b]), 4 * burst):
+        answer = httpx.post(f"{replica.base}/v1/desk/stop", headers=_auth(OPERATOR), timeout=30)
+        statuses.append((replica.name, answer.status_code))
+        if answer.status_code == 429:
+            assert int(answer.headers["Retry-After"]) > 60, answer.headers
+    allowed = [name for name, status in statuses if status == 200]
+    assert len(allowed) == burst, statuses
+    assert {"a", "b"} <= set(allowed), "both replicas served part of the one bucket"
+    assert all(status in (200, 429) for _, status in statuses), statuses

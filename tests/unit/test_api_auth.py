@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tradecast.api.auth import KeyRing
-from tradecast.api.ratelimit import RateLimiter
 from tradecast.settings import load_settings
 
 
@@ -50,19 +49,3 @@ def test_tradecast_api_keys_is_the_same_as_the_nested_setting(monkeypatch):
     assert load_settings().api.api_keys == "viewer:aaaaaaaa1"
     monkeypatch.setenv("TRADECAST_API__API_KEYS", "admin:bbbbbbbb2")
     assert load_settings().api.api_keys == "admin:bbbbbbbb2", "the nested one wins"
-
-
-def test_rate_limiter_allows_a_burst_then_refills():
-    now = [0.0]
-    limiter = RateLimiter(per_minute=60, burst=3, clock=lambda: now[0])
-    assert [limiter.take("k") for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = limiter.take("k")
-    assert wait == pytest.approx(1.0)
-    assert RateLimiter.retry_after(wait) == "1"
-    assert limiter.take("other") == 0.0, "buckets are per key"
-    now[0] = 1.0
-    assert limiter.take("k") == 0.0
-    assert limiter.take("k") > 0
-    now[0] = 100.0
-    assert [limiter.take("k") for _ in range(3)] == [0.0, 0.0, 0.0], "never above the burst"
-    assert limiter.take("k") > 0

@@ -19,7 +19,6 @@ from tradecast.agents.persona_card import PersonaCard
 from tradecast.api.audit import DeniedLog
 from tradecast.api.auth import KeyRing, Principal
 from tradecast.api.errors import ApiError
-from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
 from tradecast.bus import EventBus
@@ -28,6 +27,7 @@ from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
 from tradecast.graphs.controls import Role, role_allows
+from tradecast.ratelimit import RateLimiter, retry_after
 from tradecast.settings import Settings
 from tradecast.voice.store import SpeechStore
 
@@ -94,10 +94,10 @@ def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Pri
             ctx.denied.denied(request, exc.status, exc.message, key or query)
             raise
         if limited:
-            wait = ctx.limiter.take(principal.name)
+            wait = await ctx.limiter.take(principal.name)
             if wait > 0:
                 ctx.metrics.rate_limited.inc()
-                retry = RateLimiter.retry_after(wait)
+                retry = retry_after(wait)
                 raise ApiError(
                     429,
                     "rate_limited",

@@ -24,7 +24,6 @@ from tradecast.agents.persona_card import PersonaCard, load_card
 from tradecast.agents.viewer_gate import GateLimits, ViewerGate
 from tradecast.api.auth import KeyRing
 from tradecast.api.deps import ApiContext
-from tradecast.api.ratelimit import RateLimiter
 from tradecast.api.runs import RunStore
 from tradecast.api.sse import FrameCache
 from tradecast.bootstrap import (
@@ -134,7 +133,6 @@ async def running_desk(
     The models and the memory load in worker threads, so the event loop goes on answering
     liveness while they do.
     """
-    api = settings.api
     metrics = Metrics()
     desk_models = dict(models) if models else await asyncio.to_thread(build_desk_models, settings)
     desk_memory = memory or await asyncio.to_thread(build_memory, settings)
@@ -180,7 +178,7 @@ async def running_desk(
             yield ApiContext(
                 settings=settings,
                 keys=keys,
-                limiter=RateLimiter(api.control_rate_per_minute, api.control_burst),
+                limiter=shared.limiter,
                 metrics=metrics,
                 bus=shared.bus,
                 publisher=publisher,

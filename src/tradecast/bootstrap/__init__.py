@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -38,11 +38,14 @@ from tradecast.graphs.checkpoints import InlineSqliteSaver, desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
 from tradecast.graphs.nodes import MemoryCalls
 from tradecast.graphs.runner import DeskRunner, EventSink
+from tradecast.llm.breaker import LOCAL_BOARD, BreakerBoard
+from tradecast.llm.breaker_redis import RedisBreakerBoard
 from tradecast.llm.factory import create_chat_model
 from tradecast.market.base import MarketData
 from tradecast.market.closed_bars import ClosedBarsView, parse_timeframe
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
+from tradecast.ratelimit import LocalRateLimiter
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AGENT_ROLES, AgentRole, Settings, ViewersConfig, VoiceConfig
 from tradecast.viewers.base import ChatSource
@@ -54,8 +57,19 @@ CheckpointerFactory = Callable[[Settings], AbstractAsyncContextManager[BaseCheck
 
 
 def build_chat_model(settings: Settings, role: AgentRole) -> BaseChatModel:
-    """The chat model one agent role talks to (llama.cpp in-process or Ollama)."""
-    return create_chat_model(settings.llm, role)
+    """The chat model one agent role talks to (llama.cpp in-process or Ollama), an Ollama
+    server's circuit breaker shared by the replicas through Redis when ``redis_url`` is set."""
+    board = breaker_board(settings.redis_url, settings.cluster.namespace)
+    return create_chat_model(settings.llm, role, board=board)
+
+
+@cache
+def breaker_board(redis_url: str | None, namespace: str) -> BreakerBoard:
+    """Where model servers' breakers keep their state: Redis when configured, else this
+    process (one board per deployment, so its breakers are shared by every role)."""
+    if not redis_url:
+        return LOCAL_BOARD
+    return RedisBreakerBoard.from_url(redis_url, namespace)
 
 
 def build_speech(config: VoiceConfig) -> SpeechSynthesizer | None:
@@ -194,7 +208,8 @@ async def open_shared_services(
         probes = postgres_probes(settings)
         health = HealthMonitor(probes, settings.cluster.health_interval_s) if probes else None
         try:
-            yield SharedServices(bus, LocalLease(), health)
+            limiter = LocalRateLimiter(api.control_rate_per_minute, api.control_burst)
+            yield SharedServices(bus, LocalLease(), health, limiter)
         finally:
             await bus.aclose()
         return

@@ -18,6 +18,8 @@ from tradecast.desk.lease import LoopLease, RedisLease
 from tradecast.domain import Channel
 from tradecast.graphs.checkpoints import desk_serializer
 from tradecast.logs import get_logger
+from tradecast.ratelimit import RateLimiter
+from tradecast.ratelimit.shared import RedisRateLimiter
 from tradecast.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,12 +31,14 @@ CONNECT_TIMEOUT_S = 3
 
 @dataclass
 class SharedServices:
-    """What replicas share: the event bus, the loop lease, and the health of the services
-    behind them (None when nothing is shared)."""
+    """What replicas share: the event bus, the loop lease, the health of the services
+    behind them (None when nothing is shared) and the control routes' rate limit."""
 
     bus: EventBus
     lease: LoopLease
     health: HealthMonitor | None
+    limiter: RateLimiter
+    """The control routes' per-key rate limit."""
 
 
 def postgres_probes(settings: Settings) -> dict[str, Probe]:
@@ -60,7 +64,7 @@ async def open_redis_services(
     settings: Settings, *, account: str, on_drop: Callable[[Channel], None] | None
 ) -> AsyncIterator[SharedServices]:
     """Redis Streams bus (archived in PostgreSQL when configured), the loop lease of
-    ``account`` and the health monitor of both."""
+    ``account``, the health monitor of both and the rate limit in Redis."""
     from redis.asyncio import Redis
 
     from tradecast.bus.archive import PostgresEventArchive
@@ -90,6 +94,10 @@ async def open_redis_services(
         redis, f"{cluster.namespace}:lease:desk:{account}", ttl_s=cluster.lease_ttl_s
     )
 
+    limiter = RedisRateLimiter(
+        redis, cluster.namespace, api.control_rate_per_minute, api.control_burst
+    )
+
     async def redis_probe() -> None:
         await redis.ping()
 
@@ -97,7 +105,7 @@ async def open_redis_services(
         {"redis": redis_probe, **postgres_probes(settings)}, cluster.health_interval_s
     )
     try:
-        yield SharedServices(bus, lease, health)
+        yield SharedServices(bus, lease, health, limiter)
     finally:
         await bus.aclose()
         if archive is not None:

@@ -1,14 +1,17 @@
 """Who runs a desk's loop: a lease that exactly one replica holds at a time.
 
-Embedded, the one process always holds it (:class:`LocalLease`). Scaled out, a Redis key is
-the lease (:class:`RedisLease`): taken with ``SET key owner NX PX ttl``, renewed well before
-it expires, and given back on a clean stop. If the holder dies its key expires and another
-replica takes it within one ``ttl``. Renewing and releasing check the owner in a script, so a
-replica that lost its lease (paused past the ttl) cannot extend or delete another's.
+Embedded, the one process always holds it (:class:`LocalLease`). Scaled out, the lease is a
+redis-py :class:`~redis.asyncio.lock.Lock` (:class:`RedisLease`): taken with
+``SET key owner NX PX ttl``, renewed well before it expires (``reacquire``), and given back on
+a clean stop; renewing and releasing check the owner's token in redis-py's scripts, so a
+replica that lost its lease (paused past the ttl) cannot extend or delete another's. If the
+holder dies its key expires and another replica takes it within one ``ttl``. The owner string
+is the lock's token, so :meth:`RedisLease.holder` can say who holds it.
 
 The lease decides who runs the loop; a tick can still be forced through any replica. So every
-tick, the loop's and a forced one, also holds the desk's tick lock (:meth:`exclusive_tick`):
-replicas take turns, and the next one resumes from the cursor the previous one stored.
+tick, the loop's and a forced one, also holds the desk's tick lock (:meth:`exclusive_tick`),
+another redis-py lock: replicas take turns, and the next one resumes from the cursor the
+previous one stored.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from tradecast.errors import TickBusy, TickLockError
 from tradecast.logs import get_logger
@@ -31,18 +34,6 @@ from tradecast.logs import get_logger
 log = get_logger(__name__)
 
 TICK_LOCK_POLL_S = 0.1
-RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 def replica_id() -> str:
@@ -100,7 +91,7 @@ class LocalLease:
 
 
 class RedisLease:
-    """A lease on a Redis key with an expiry (see the module docstring)."""
+    """A lease on a redis-py lock with an expiry (see the module docstring)."""
 
     def __init__(
         self, redis: Redis, key: str, *, ttl_s: float = 10.0, owner: str | None = None
@@ -111,27 +102,25 @@ class RedisLease:
         self.key = key
         self.ttl_s = ttl_s
         self.owner = owner or replica_id()
-        self._renew = redis.register_script(RENEW_SCRIPT)
-        self._release = redis.register_script(RELEASE_SCRIPT)
-
-    @property
-    def _ttl_ms(self) -> int:
-        return max(1, int(self.ttl_s * 1000))
+        # Not thread-local: the token must survive the event loop's worker threads.
+        self._lock = Lock(redis, key, timeout=ttl_s, blocking=False, thread_local=False)
 
     async def acquire(self) -> bool:
         """Renew the lease if we hold it, else take it if it is free. RedisError propagates
         (the caller must treat it as not holding the lease)."""
-        renewed = await self._renew(keys=[self.key], args=[self.owner, self._ttl_ms])
-        if renewed:
-            return True
-        taken = await self.redis.set(self.key, self.owner, nx=True, px=self._ttl_ms)
-        return bool(taken)
+        if self._lock.local.token is not None:
+            try:
+                await self._lock.reacquire()
+                return True
+            except LockNotOwnedError:
+                self._lock.local.token = None  # it expired and may be another's now
+        return bool(await self._lock.acquire(token=self.owner))
 
     async def release(self) -> None:
         """Delete the key if it is still ours (a failure is logged: the key expires anyway)."""
         try:
-            await self._release(keys=[self.key], args=[self.owner])
-        except RedisError as exc:
+            await self._lock.release()
+        except (LockError, RedisError) as exc:
             log.warning("lease.release_failed", key=self.key, reason=str(exc))
 
     async def holder(self) -> str | None:
@@ -144,14 +133,25 @@ class RedisLease:
 
     @contextlib.asynccontextmanager
     async def exclusive_tick(self, wait_s: float) -> AsyncIterator[None]:
-        """The tick lock: a second key taken like the lease, renewed while the tick runs (a
+        """The tick lock: a second lock with the lease's ttl, renewed while the tick runs (a
         tick may outlast the ttl) and expiring within one ttl if its holder dies."""
         key, token = f"{self.key}:tick", f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        lock = Lock(
+            self.redis,
+            key,
+            timeout=self.ttl_s,
+            sleep=TICK_LOCK_POLL_S,
+            blocking_timeout=wait_s,
+            thread_local=False,
+        )
         try:
-            await self._take_tick_lock(key, token, wait_s)
+            taken = await lock.acquire(token=token)
+            holder = None if taken else await self._owner_of(key)
         except RedisError as exc:
             raise TickLockError(f"the tick lock is out of reach (Redis: {exc})") from exc
-        keeper = asyncio.create_task(self._keep_tick_lock(key, token), name="tick-lock")
+        if not taken:
+            raise TickBusy(holder, wait_s)
+        keeper = asyncio.create_task(self._keep_tick_lock(lock), name="tick-lock")
         try:
             yield
         finally:
@@ -159,21 +159,14 @@ class RedisLease:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
             try:
-                await self._release(keys=[key], args=[token])
-            except RedisError as exc:
+                await lock.release()
+            except (LockError, RedisError) as exc:
                 log.warning("lease.tick_unlock_failed", key=key, reason=str(exc))
 
-    async def _take_tick_lock(self, key: str, token: str, wait_s: float) -> None:
-        deadline = time.monotonic() + wait_s
-        while not await self.redis.set(key, token, nx=True, px=self._ttl_ms):
-            if time.monotonic() >= deadline:
-                raise TickBusy(await self._owner_of(key), wait_s)
-            await asyncio.sleep(TICK_LOCK_POLL_S)
-
-    async def _keep_tick_lock(self, key: str, token: str) -> None:
+    async def _keep_tick_lock(self, lock: Lock) -> None:
         while True:
             await asyncio.sleep(self.ttl_s / 3)
             try:
-                await self._renew(keys=[key], args=[token, self._ttl_ms])
-            except RedisError as exc:  # the health monitor reports the outage
-                log.warning("lease.tick_lock_renew_failed", key=key, reason=str(exc))
+                await lock.reacquire()
+            except (LockError, RedisError) as exc:  # the health monitor reports an outage
+                log.warning("lease.tick_lock_renew_failed", key=lock.name, reason=str(exc))

@@ -6,18 +6,21 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from tradecast.llm.breaker import breaker_for
+from tradecast.llm.breaker import LOCAL_BOARD, BreakerBoard, breaker_for
 from tradecast.llm.llamacpp import LlamaCppChatModel, default_gguf_path
 from tradecast.llm.ollama import OllamaChatModel
 from tradecast.settings import AgentRole, LLMBackend, LLMConfig
 
 
-def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
+def create_chat_model(
+    config: LLMConfig, role: AgentRole, *, board: BreakerBoard = LOCAL_BOARD
+) -> BaseChatModel:
     """A langchain-core chat model for ``role`` on its configured backend and model.
 
     Ollama models sit behind the circuit breaker of their server (shared by every role that
     talks to it): after ``breaker_threshold`` consecutive failures, calls fail at once for
-    ``breaker_cooldown_s``, then one trial call decides whether the server is back.
+    ``breaker_cooldown_s``, then one trial call decides whether the server is back. ``board``
+    keeps the breaker's state: in this process, or in Redis for every replica.
     """
     backend, model = config.for_role(role)
     if backend is LLMBackend.OLLAMA:
@@ -26,6 +29,7 @@ def create_chat_model(config: LLMConfig, role: AgentRole) -> BaseChatModel:
                 f"ollama at {config.ollama_base_url}",
                 config.breaker_threshold,
                 config.breaker_cooldown_s,
+                board,
             ),
             model=model or config.ollama_model,
             base_url=config.ollama_base_url,

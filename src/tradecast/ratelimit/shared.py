@@ -1,0 +1,89 @@
+"""The control routes' token buckets in Redis, shared by every replica.
+
+Why a script rather than the ``limits`` library: its windows are whole seconds and count a
+fixed number of hits per window, so ``control_rate_per_minute`` with ``control_burst`` (a
+burst now, then a steady refill) would have to be rounded into another limit. One Lua script
+keeps the very bucket of :class:`~tradecast.ratelimit.buckets.LocalRateLimiter`: one hash per key
+(tokens, last refill), one round trip, atomic across replicas, on the Redis server's clock.
+
+If Redis cannot be reached, each replica limits on its own bucket until it is back (logged
+once per outage): the control routes include the kill switch, which must not be refused
+because the limiter's store is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tradecast.logs import get_logger
+from tradecast.ratelimit.buckets import LocalRateLimiter, check_rate
+
+log = get_logger(__name__)
+
+MAX_KEY_TTL_MS = 86_400_000
+"""A bucket untouched for a day is forgotten even at the slowest rate (it would be full)."""
+
+TAKE_SCRIPT = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(h[1]) or burst
+local updated = tonumber(h[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(math.max(updated, now)))
+local full_in_ms = math.ceil((burst - tokens) / rate * 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], math.min(full_in_ms, tonumber(ARGV[4])))
+return tostring(wait)
+"""
+
+
+class RedisRateLimiter:
+    """Buckets under ``<namespace>:ratelimit:<key>`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        per_minute: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        check_rate(per_minute, burst)
+        self.per_minute = per_minute
+        self.burst = burst
+        self.prefix = f"{namespace}:ratelimit:"
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._take = redis.register_script(TAKE_SCRIPT)
+        self._fallback = LocalRateLimiter(per_minute, burst)
+        self._outage = False
+
+    async def take(self, key: str) -> float:
+        """Spend one token of ``key`` in Redis (or in this process while Redis is down)."""
+        now = "" if self._clock is None else repr(self._clock())
+        args: list[str | int] = [now, repr(self._rate), self.burst, MAX_KEY_TTL_MS]
+        try:
+            wait = await self._take(keys=[self.prefix + key], args=args)
+        except RedisError as exc:
+            if not self._outage:
+                self._outage = True
+                log.warning("api.ratelimit_shared_unreachable", reason=str(exc)[:200])
+            return self._fallback.take_now(key)
+        if self._outage:
+            self._outage = False
+            log.info("api.ratelimit_shared_again")
+        return float(wait.decode() if isinstance(wait, bytes) else wait)

@@ -85,6 +85,8 @@ def test_a_success_resets_the_count_and_live_answers_do_not_count(make_store):
     fail(b)
     b.before_call()
     b.record_failure(LLMError("unparseable", "garbage"))
+    b.before_call()
+    b.record_failure(LLMError("model_missing", "pull it"))
     fail(b)
     assert b.state is BreakerState.CLOSED
 

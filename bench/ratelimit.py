@@ -1,8 +1,8 @@
 """The shared limits' cost: a control request's token and a model call's breaker check, in
 this process or in Redis.
 
-One run measures, for the same sequence of ``take`` calls (keys in turn, half of them over
-their burst so both the allowed and the refused path are timed):
+One run measures, for the same sequence of ``take`` calls (keys in turn, three quarters
+of them over their burst so both the allowed and the refused path are timed):
 
 - ``in-process``: :class:`~tradecast.ratelimit.LocalRateLimiter` (the embedded default);
 - ``redis``: :class:`~tradecast.ratelimit.shared.RedisRateLimiter`, one Lua script on this

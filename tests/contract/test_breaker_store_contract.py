@@ -7,6 +7,7 @@ Redis on a fresh key prefix; two breakers on one Redis key are two replicas.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -89,6 +90,7 @@ def test_a_success_resets_the_count_and_live_answers_do_not_count(make_store):
     b.record_failure(LLMError("model_missing", "pull it"))
     fail(b)
     assert b.state is BreakerState.CLOSED
+    assert b.before_call() is False, "a call while closed is no trial"
 
 
 def test_half_open_admits_one_trial_then_closes_on_success(make_store, clock):
@@ -125,13 +127,15 @@ def test_an_abandoned_or_hung_trial_frees_the_slot(make_store, clock):
     b = breaker(make_store, threshold=1, cooldown=1)
     fail(b)
     clock.now += 1
-    b.before_call()
+    assert b.before_call() is True, "the trial"
     b.record_abandoned()
-    b.before_call()  # another caller may be the trial now
-    with pytest.raises(CircuitOpenError):
+    assert b.before_call() is True, "another caller may be the trial now"
+    clock.now += 0.25
+    with pytest.raises(CircuitOpenError) as info:
         b.before_call()
-    clock.now += 1  # the trial said nothing for a whole cool-down
-    b.before_call()
+    assert info.value.retry_in_s == pytest.approx(0.75), "until the trial's time is up"
+    clock.now += 0.75  # the trial said nothing for a whole cool-down
+    assert b.before_call() is True
 
 
 def test_breakers_on_one_store_are_one_breaker(make_store, clock):
@@ -150,3 +154,22 @@ def test_breakers_on_one_store_are_one_breaker(make_store, clock):
     first.record_success()
     second.before_call()
     assert second.state is BreakerState.CLOSED
+
+
+def test_on_the_redis_servers_clock_the_cooldown_ends(namespace):
+    """Without a test clock, the scripts read Redis's own TIME (what replicas use)."""
+    from redis import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    store = RedisBreakerStore(client, f"{namespace}:breaker:server clock", 0.3)
+    b = CircuitBreaker("server clock", threshold=1, cooldown_s=0.3, store=store)
+    fail(b)
+    with pytest.raises(CircuitOpenError) as info:
+        b.before_call()
+    assert 0 < info.value.retry_in_s <= 0.3
+    deadline = time.monotonic() + 10
+    while b.state is not BreakerState.HALF_OPEN:  # waits at least the cool-down, however slow
+        assert time.monotonic() < deadline, "the cool-down never ended"
+        time.sleep(0.05)
+    assert b.before_call() is True
+    client.close()

@@ -103,3 +103,15 @@ async def test_limiters_on_one_store_share_the_bucket(make_limiter):
 def test_impossible_rates_are_refused(per_minute, burst):
     with pytest.raises(ValueError, match="per_minute must be positive"):
         LocalRateLimiter(per_minute, burst)
+
+
+async def test_on_the_redis_servers_clock_the_wait_is_until_the_next_token(namespace):
+    """Without a test clock, the script reads Redis's own TIME (what replicas use)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    limiter = RedisRateLimiter(client, namespace, per_minute=60, burst=1)
+    assert await limiter.take("k") == 0.0
+    wait = await limiter.take("k")
+    assert 0.5 < wait <= 1.0, "a second per token, less the moment between the two calls"
+    await client.aclose()

@@ -46,6 +46,24 @@ async def test_exactly_one_replica_holds_the_lease_and_another_takes_over(redis_
         await client.aclose()
 
 
+async def test_a_lease_whose_reply_was_lost_is_still_renewed_by_its_owner(redis_url, namespace):
+    """Our SET landed but its reply was lost (a timeout): the key holds our name, so the next
+    round renews it instead of leaving the loop unowned until it expires."""
+    client = Redis.from_url(redis_url)
+    key = f"{namespace}:lease:desk:paper"
+    try:
+        await client.set(key, "replica-a", px=60_000)
+        lease = RedisLease(client, key, ttl_s=5.0, owner="replica-a")
+        assert await lease.acquire() is True
+        assert 0 < await client.pttl(key) <= 5_000, "renewed to the lease's own ttl"
+        other = RedisLease(client, key, ttl_s=5.0, owner="replica-b")
+        assert await other.acquire() is False
+        await other.release()
+        assert await lease.holder() == "replica-a", "releasing is owner-checked"
+    finally:
+        await client.aclose()
+
+
 async def test_many_contenders_never_hold_the_lease_together(redis_url, namespace):
     client = Redis.from_url(redis_url)
     leases = [RedisLease(client, f"{namespace}:lease", ttl_s=0.5, owner=f"r{i}") for i in range(8)]

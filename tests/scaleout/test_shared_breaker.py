@@ -43,11 +43,16 @@ def failing_ollama() -> Iterator[FakeOllama]:
     fake.stop()
 
 
+def own_environment() -> dict[str, str]:
+    """This environment without the developer's own tradecast settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRADECAST_")}
+
+
 def replica_calls(calls: int, env: dict[str, str]) -> list[str]:
     """What one replica process saw of ``calls`` model calls."""
     done = subprocess.run(
         [sys.executable, "-c", REPLICA, str(calls)],
-        env={**os.environ, **env},
+        env={**own_environment(), **env},
         capture_output=True,
         text=True,
         timeout=120,

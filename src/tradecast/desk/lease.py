@@ -102,24 +102,30 @@ class RedisLease:
         self.key = key
         self.ttl_s = ttl_s
         self.owner = owner or replica_id()
-        # Not thread-local: the token must survive the event loop's worker threads.
+        # One lock object per lease, used from any task: its token is not thread-local.
         self._lock = Lock(redis, key, timeout=ttl_s, blocking=False, thread_local=False)
+        self._token = self.owner.encode()
 
     async def acquire(self) -> bool:
         """Renew the lease if we hold it, else take it if it is free. RedisError propagates
         (the caller must treat it as not holding the lease)."""
-        if self._lock.local.token is not None:
-            try:
-                await self._lock.reacquire()
-                return True
-            except LockNotOwnedError:
-                self._lock.local.token = None  # it expired and may be another's now
-        return bool(await self._lock.acquire(token=self.owner))
+        # The token is always our name, so a key we set whose reply was lost is still ours to
+        # renew (the lock only learns its token from a reply it saw).
+        self._lock.local.token = self._token
+        try:
+            await self._lock.reacquire()
+            return True
+        except LockNotOwnedError:
+            pass  # free, expired or another's
+        return bool(await self._lock.acquire(token=self._token))
 
     async def release(self) -> None:
         """Delete the key if it is still ours (a failure is logged: the key expires anyway)."""
+        self._lock.local.token = self._token
         try:
             await self._lock.release()
+        except LockNotOwnedError:
+            pass  # not ours (any more): nothing to give back
         except (LockError, RedisError) as exc:
             log.warning("lease.release_failed", key=self.key, reason=str(exc))
 

@@ -78,9 +78,11 @@ class Admission:
     failures: int = 0
     """Consecutive failures so far (what a refusal reports)."""
     retry_in_s: float = 0.0
-    """Until the cool-down ends (when refused)."""
+    """Until the cool-down (or the running trial's time) ends, when refused."""
+    trial: bool = False
+    """The call is the half-open trial."""
     half_opened: bool = False
-    """This admission ended the cool-down: the call is the half-open trial."""
+    """This admission ended the cool-down (and so is the trial)."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,9 @@ class LocalBreakerStore:
             trial_free = self._trial_at is None or self._cooled_down(self._trial_at)
             if self._state is BreakerState.HALF_OPEN and (half_opened or trial_free):
                 self._trial_at = self._clock()
-                return Admission(True, self._failures, half_opened=half_opened)
-            retry_in = max(0.0, self._opened_at + self.cooldown_s - self._clock())
+                return Admission(True, self._failures, trial=True, half_opened=half_opened)
+            since = self._opened_at if self._trial_at is None else self._trial_at
+            retry_in = max(0.0, since + self.cooldown_s - self._clock())
             return Admission(False, self._failures, retry_in)
 
     def fail(self, threshold: int) -> FailureOutcome:
@@ -264,15 +267,17 @@ class CircuitBreaker:
         """The state now (an open breaker past its cool-down reads as half-open)."""
         return self.store.state()
 
-    def before_call(self) -> None:
-        """Admit a call, or raise :class:`CircuitOpenError` without calling."""
+    def before_call(self) -> bool:
+        """Admit a call, or raise :class:`CircuitOpenError` without calling; whether the call
+        is the half-open trial (a trial cancelled before it says anything must be given back
+        with :meth:`record_abandoned`)."""
         admission = self.store.admit()
         if admission.half_opened:
             log.info(f"{self.scope}.breaker_half_open", breaker=self.name)
         with self._stats_lock:
             if admission.allowed:
                 self.stats.calls += 1
-                return
+                return admission.trial
             self.stats.rejected += 1
         raise CircuitOpenError(
             self.name,
@@ -311,7 +316,8 @@ class CircuitBreaker:
             )
 
     def record_abandoned(self) -> None:
-        """The call was cancelled before it said anything: let another call be the trial."""
+        """The trial call was cancelled before it said anything: let another call be the
+        trial (call it only for the call :meth:`before_call` named the trial)."""
         self.store.abandon()
 
 

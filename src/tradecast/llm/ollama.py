@@ -72,8 +72,7 @@ class OllamaChatModel(ChatOllama):
     def _typed_errors(self) -> Iterator[None]:
         """Every failure of a call as one ``LLMError``, counted by the breaker."""
         breaker = self.breaker
-        if breaker is not None:
-            breaker.before_call()
+        trial = breaker.before_call() if breaker is not None else False
         try:
             yield
         except Exception as exc:
@@ -86,7 +85,7 @@ class OllamaChatModel(ChatOllama):
                 raise
             raise error from exc
         except BaseException:
-            if breaker is not None:
+            if breaker is not None and trial:
                 breaker.record_abandoned()
             raise
         if breaker is not None:

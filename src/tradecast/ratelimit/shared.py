@@ -6,13 +6,16 @@ burst now, then a steady refill) would have to be rounded into another limit. On
 keeps the very bucket of :class:`~tradecast.ratelimit.buckets.LocalRateLimiter`: one hash per key
 (tokens, last refill), one round trip, atomic across replicas, on the Redis server's clock.
 
-If Redis cannot be reached, each replica limits on its own bucket until it is back (logged
-once per outage): the control routes include the kill switch, which must not be refused
-because the limiter's store is down.
+If Redis fails or takes longer than :data:`SHARED_TIMEOUT_S`, each replica limits on its own
+bucket (logged once per outage) and leaves Redis alone for :data:`OUTAGE_BACKOFF_S`: the
+control routes include the kill switch, which must be neither refused nor held up because the
+limiter's store is down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
@@ -23,8 +26,13 @@ from tradecast.ratelimit.buckets import LocalRateLimiter, check_rate
 
 log = get_logger(__name__)
 
-MAX_KEY_TTL_MS = 86_400_000
-"""A bucket untouched for a day is forgotten even at the slowest rate (it would be full)."""
+SHARED_TIMEOUT_S = 0.25
+"""A token from Redis takes about 0.2 ms; past this the replica's own bucket answers."""
+OUTAGE_BACKOFF_S = 5.0
+"""After a failure, the replica's own bucket answers alone for this long."""
+MAX_KEY_TTL_MS = 10**12
+"""A bucket is kept until it would be full again, at most this long (31 years: only a rate
+slower than one request in decades reaches it; it keeps the number an integer for Redis)."""
 
 TAKE_SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -71,17 +79,26 @@ class RedisRateLimiter:
         self._take = redis.register_script(TAKE_SCRIPT)
         self._fallback = LocalRateLimiter(per_minute, burst)
         self._outage = False
+        self._down_until = 0.0
 
     async def take(self, key: str) -> float:
         """Spend one token of ``key`` in Redis (or in this process while Redis is down)."""
+        if time.monotonic() < self._down_until:
+            return self._fallback.take_now(key)
         now = "" if self._clock is None else repr(self._clock())
         args: list[str | int] = [now, repr(self._rate), self.burst, MAX_KEY_TTL_MS]
         try:
-            wait = await self._take(keys=[self.prefix + key], args=args)
-        except RedisError as exc:
+            async with asyncio.timeout(SHARED_TIMEOUT_S):
+                wait = await self._take(keys=[self.prefix + key], args=args)
+        except (RedisError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
             if not self._outage:
                 self._outage = True
-                log.warning("api.ratelimit_shared_unreachable", reason=str(exc)[:200])
+                log.warning(
+                    "api.ratelimit_shared_failed",
+                    error=type(exc).__name__,
+                    reason=str(exc)[:200],
+                )
             return self._fallback.take_now(key)
         if self._outage:
             self._outage = False

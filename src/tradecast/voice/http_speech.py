@@ -143,7 +143,7 @@ class HttpSpeech:
             "speed": style.speed,
         }
         try:
-            self.breaker.before_call()
+            trial = self.breaker.before_call()
         except CircuitOpenError as exc:
             raise SpeechCircuitOpen(exc) from None
         started = time.perf_counter()
@@ -153,7 +153,8 @@ class HttpSpeech:
             self.breaker.record_failure(exc)
             raise
         except BaseException:
-            self.breaker.record_abandoned()  # cancelled: let another call be the trial
+            if trial:  # cancelled: let another call be the trial
+                self.breaker.record_abandoned()
             raise
         if response.status_code >= 500 or response.status_code == 429:
             error = self._status_error(response, text)

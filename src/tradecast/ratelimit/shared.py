@@ -26,8 +26,9 @@ from tradecast.ratelimit.buckets import LocalRateLimiter, check_rate
 
 log = get_logger(__name__)
 
-SHARED_TIMEOUT_S = 0.25
-"""A token from Redis takes about 0.2 ms; past this the replica's own bucket answers."""
+SHARED_TIMEOUT_S = 0.5
+"""A token from Redis takes about 0.2 ms; past this (room for a busy event loop) the
+replica's own bucket answers."""
 OUTAGE_BACKOFF_S = 5.0
 """After a failure, the replica's own bucket answers alone for this long."""
 MAX_KEY_TTL_MS = 10**12

@@ -18,8 +18,6 @@ so each check is a blocking round trip: about 0.3 ms on a healthy Redis, bounded
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +32,7 @@ from tradecast.llm.breaker import (
     LocalBreakerStore,
 )
 from tradecast.logs import get_logger
+from tradecast.outages import OutageBackoff
 
 log = get_logger(__name__)
 
@@ -135,8 +134,7 @@ class RedisBreakerStore:
         self._state = redis.register_script(STATE_SCRIPT)
         self._abandon = redis.register_script(ABANDON_SCRIPT)
         self._fallback = LocalBreakerStore(cooldown_s)
-        self._outage = threading.Event()
-        self._down_until = 0.0
+        self._outage = OutageBackoff(log, "llm.breaker_shared", OUTAGE_BACKOFF_S, key=key)
 
     def state(self) -> BreakerState:
         """The state now."""
@@ -180,25 +178,15 @@ class RedisBreakerStore:
 
     def _run(self, script: Any, *args: float, with_now: bool = True) -> Any:
         """Run ``script`` on the key (None while Redis is failing: the fallback answers)."""
-        if time.monotonic() < self._down_until:
+        if self._outage.skipping():
             return None
         now = [self._now_ms()] if with_now else []
         try:
             answer = script(keys=[self.key], args=[*now, *args])
         except RedisError as exc:
-            self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
-            if not self._outage.is_set():
-                self._outage.set()
-                log.warning(
-                    "llm.breaker_shared_failed",
-                    key=self.key,
-                    error=type(exc).__name__,
-                    reason=str(exc)[:200],
-                )
+            self._outage.failed(exc)
             return None
-        if self._outage.is_set():
-            self._outage.clear()
-            log.info("llm.breaker_shared_again", key=self.key)
+        self._outage.answered()
         return answer
 
     def _now_ms(self) -> float | str:

@@ -15,13 +15,13 @@ limiter's store is down.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradecast.logs import get_logger
+from tradecast.outages import OutageBackoff
 from tradecast.ratelimit.buckets import LocalRateLimiter, check_rate
 
 log = get_logger(__name__)
@@ -79,12 +79,11 @@ class RedisRateLimiter:
         self._clock = clock
         self._take = redis.register_script(TAKE_SCRIPT)
         self._fallback = LocalRateLimiter(per_minute, burst)
-        self._outage = False
-        self._down_until = 0.0
+        self._outage = OutageBackoff(log, "api.ratelimit_shared", OUTAGE_BACKOFF_S)
 
     async def take(self, key: str) -> float:
         """Spend one token of ``key`` in Redis (or in this process while Redis is down)."""
-        if time.monotonic() < self._down_until:
+        if self._outage.skipping():
             return self._fallback.take_now(key)
         now = "" if self._clock is None else repr(self._clock())
         args: list[str | int] = [now, repr(self._rate), self.burst, MAX_KEY_TTL_MS]
@@ -92,16 +91,7 @@ class RedisRateLimiter:
             async with asyncio.timeout(SHARED_TIMEOUT_S):
                 wait = await self._take(keys=[self.prefix + key], args=args)
         except (RedisError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
-            if not self._outage:
-                self._outage = True
-                log.warning(
-                    "api.ratelimit_shared_failed",
-                    error=type(exc).__name__,
-                    reason=str(exc)[:200],
-                )
+            self._outage.failed(exc)
             return self._fallback.take_now(key)
-        if self._outage:
-            self._outage = False
-            log.info("api.ratelimit_shared_again")
+        self._outage.answered()
         return float(wait.decode() if isinstance(wait, bytes) else wait)

@@ -117,3 +117,8 @@ class ChatSourceError(TradecastError):
     def __init__(self, source: str, message: str) -> None:
         super().__init__(f"{source}: {message}")
         self.source = source
+
+
+class NewsError(TradecastError):
+    """A news source cannot be used as configured (a missing or malformed file, a bad
+    setting); the message says what to fix. A feed that is down is never one of these."""

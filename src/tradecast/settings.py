@@ -324,6 +324,73 @@ class EvalConfig(_Frozen):
     )
 
 
+class NewsConfig(_Frozen):
+    """News the analyst reads: a replay file, RSS/Atom feeds and/or CryptoPanic; off when none
+    is set. Only items published (plus ``ingestion_delay_s``) before a decision are read."""
+
+    file: Path | None = Field(
+        default=None, description="timestamped items to replay (JSONL or CSV, docs/NEWS.md)"
+    )
+    feeds: tuple[str, ...] = Field(
+        default=(), max_length=50, description="RSS/Atom feed URLs polled in live runs"
+    )
+    cryptopanic_token: SecretStr = Field(
+        default=SecretStr(""), description="a CryptoPanic API key; set to poll its posts"
+    )
+    cryptopanic_url: str = Field(
+        default="https://cryptopanic.com/api/developer/v2",
+        max_length=500,
+        description="base URL of the CryptoPanic API (its /posts/ route)",
+    )
+    poll_interval_s: float = Field(
+        default=300.0, ge=1, le=86_400, description="the least time between two polls of a feed"
+    )
+    max_backoff_s: float = Field(
+        default=3600.0, ge=1, le=86_400, description="the longest wait after a feed fails"
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="one feed request, at most")
+    ingestion_delay_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="an item is read only this long after it was published (feeds lag)",
+    )
+    lookback_h: float = Field(
+        default=48.0, gt=0, le=24 * 30, description="older items are not read"
+    )
+    half_life_h: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="an item's weight halves with this age"
+    )
+    k: int = Field(default=3, ge=1, le=10, description="items in the analyst's context")
+    min_relevance: float = Field(
+        default=0.15, ge=-1, le=1, description="weighted relevance an item needs to be read"
+    )
+    summary_chars: int = Field(
+        default=160, ge=0, le=1000, description="characters of each item's summary shown"
+    )
+
+    @field_validator("feeds")
+    @classmethod
+    def _feeds_are_http(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("http://", "https://")) or len(url) > 2000:
+                raise ValueError(f"feed {url[:80]!r} must be an http(s) URL of at most 2000 chars")
+        return value
+
+    @field_validator("cryptopanic_url")
+    @classmethod
+    def _api_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def enabled(self) -> bool:
+        """Whether any source is configured."""
+        return bool(
+            self.file or self.feeds or self.cryptopanic_token.get_secret_value()
+        )
+
+
 AblatableAgent = Literal["analyst", "risk", "trader"]
 """The LLM agents an ablation can leave out (the rules and the persona always run)."""
 
@@ -444,6 +511,7 @@ class Settings(BaseSettings):
     voice: VoiceConfig = VoiceConfig()
     viewers: ViewersConfig = ViewersConfig()
     evals: EvalConfig = EvalConfig()
+    news: NewsConfig = NewsConfig()
     redis_url: str | None = Field(default=None, description="Redis: streams and the loop lease")
     postgres_url: str | None = Field(
         default=None, description="PostgreSQL: checkpoints, broker journal, desk store, archive"

@@ -35,6 +35,7 @@ from tradecast.domain.orders import (
     Position,
     Side,
 )
+from tradecast.domain.news import NewsHeadline, NewsItem, SentimentLabel
 from tradecast.domain.viewers import ViewerMessage
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "Emotion",
     "Fill",
     "MemoryHit",
+    "NewsHeadline",
+    "NewsItem",
     "Money",
     "Order",
     "OrderBook",
@@ -65,6 +68,7 @@ __all__ = [
     "Price",
     "Quantity",
     "RiskVerdict",
+    "SentimentLabel",
     "Side",
     "StreamEvent",
     "Symbol",

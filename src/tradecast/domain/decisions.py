@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tradecast.domain.base import DomainModel, Money, Price, Quantity, Symbol, UtcDatetime
+from tradecast.domain.news import NewsHeadline
 from tradecast.domain.orders import OrderIntent
 
 
@@ -90,6 +91,8 @@ class Decision(DomainModel):
     decided_at: UtcDatetime
     attribution: tuple[Attribution, ...] = ()
     memory_hits: tuple[MemoryHit, ...] = ()
+    news: tuple[NewsHeadline, ...] = ()
+    """The news items the analyst read for this decision (all published before it)."""
     rationale: str = ""
 
     @model_validator(mode="after")

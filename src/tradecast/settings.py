@@ -386,9 +386,7 @@ class NewsConfig(_Frozen):
 
     def enabled(self) -> bool:
         """Whether any source is configured."""
-        return bool(
-            self.file or self.feeds or self.cryptopanic_token.get_secret_value()
-        )
+        return bool(self.file or self.feeds or self.cryptopanic_token.get_secret_value())
 
 
 AblatableAgent = Literal["analyst", "risk", "trader"]

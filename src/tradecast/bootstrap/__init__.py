@@ -45,6 +45,8 @@ from tradecast.market.base import MarketData
 from tradecast.market.closed_bars import ClosedBarsView, parse_timeframe
 from tradecast.memory.base import DecisionMemory
 from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
+from tradecast.news.base import NewsSource
+from tradecast.news.view import NewsView
 from tradecast.ratelimit import LocalRateLimiter
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AGENT_ROLES, AgentRole, Settings, ViewersConfig, VoiceConfig
@@ -117,6 +119,34 @@ def build_memory(settings: Settings, embedder: Embedder | None = None) -> Decisi
         else persistent_client(settings.data_dir / "memory")
     )
     return ChromaDecisionMemory(client, embedder or build_embedder(settings))
+
+
+def build_news(settings: Settings, embedder: Embedder) -> NewsView | None:
+    """The news the analyst reads: a replay file (``news.file``), RSS/Atom feeds
+    (``news.feeds``) and CryptoPanic (``news.cryptopanic_token``), as one time-safe view
+    ranked with ``embedder``; None when no source is set. Close it with ``aclose()``.
+
+    Raises:
+        NewsError: the replay file is missing or malformed.
+    """
+    config = settings.news
+    if not config.enabled():
+        return None
+    from tradecast.news.replay import ReplayNewsSource
+    from tradecast.news.sentiment import VaderSentiment
+
+    sources: list[NewsSource] = []
+    if config.file is not None:
+        sources.append(ReplayNewsSource.from_file(config.file))
+    if config.feeds:
+        from tradecast.news.rss import RssNewsSource  # feedparser only when feeds are set
+
+        sources.append(RssNewsSource.from_config(config))
+    if config.cryptopanic_token.get_secret_value():
+        from tradecast.news.cryptopanic import CryptoPanicSource
+
+        sources.append(CryptoPanicSource.from_config(config))
+    return NewsView(sources, embedder, VaderSentiment(), config)
 
 
 def build_market(settings: Settings) -> tuple[MarketData, TimelineFactory]:
@@ -260,20 +290,24 @@ async def open_desk(
     wrap_broker: Callable[[Broker], Broker] | None = None,
     checkpointer: CheckpointerFactory = open_checkpointer,
     memory_calls: MemoryCalls = asyncio.to_thread,
+    embedder: Embedder | None = None,
 ) -> AsyncIterator[DeskRuntime]:
     """Build the desk from ``settings`` (``models``/``memory`` may be given, e.g. by tests)
     and close what it opened on exit. ``wrap_broker`` replaces the paper broker with what it
     makes of it, everywhere the desk uses one (the eval's fills at the next open, for
     instance); ``checkpointer`` opens the checkpoints (:func:`open_run_checkpointer` for an
     eval run); ``memory_calls`` is how the graph calls the memory (a worker thread by
-    default)."""
+    default); ``embedder`` ranks the news (default: the configured sentence model)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bar = parse_timeframe(settings.market.timeframe)
     source, timelines = build_market(settings)
     market = ClosedBarsView(source, bar)
     clock = TickClock()
     journal = build_journal(settings)
+    news: NewsView | None = None
     try:
+        if settings.news.enabled():
+            news = build_news(settings, embedder or build_embedder(settings))
         broker = build_broker(settings, journal, clock=clock)
         if wrap_broker is not None:
             broker = wrap_broker(broker)
@@ -288,14 +322,17 @@ async def open_desk(
             config=settings.desk,
             bar=bar,
             memory_calls=memory_calls,
+            news=news,
         )
         async with checkpointer(settings) as saver:
             graph = build_desk_graph(deps, saver)
             runner = DeskRunner(graph, sink or _no_sink, set_clock=clock.set)
             yield DeskRuntime(
-                settings, market, broker, executor, deps.memory, runner, clock, timelines
+                settings, market, broker, executor, deps.memory, runner, clock, timelines, news
             )
     finally:
+        if news is not None:
+            await news.aclose()
         journal.close()
         await source.aclose()
 

@@ -73,6 +73,8 @@ class EvalOptions:
     progress: bool
     memory: Literal["exact", "chroma"]
     token_budget: int | None = None
+    news: bool = False
+    """Each window is also run without news, and the report compares the two."""
 
 
 @eval_app.callback()
@@ -136,6 +138,12 @@ def eval_main(
         "close known at the decision) or 'next-open' (the next bar's open, the first price "
         "after it) (default: TRADECAST_EVALS__FILL, else close)",
     ),
+    news: Path | None = typer.Option(
+        None,
+        "--news",
+        help="timestamped news items (JSONL or CSV, docs/NEWS.md) the analyst reads as they "
+        "are published; each window also runs without them and the report compares the two",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -168,6 +176,9 @@ def eval_main(
         if not 1 <= token_budget <= MAX_TOKEN_BUDGET:
             fail(f"--token-budget must be 1 to {MAX_TOKEN_BUDGET:,} (got {token_budget})", code=2)
         options = replace(options, token_budget=token_budget)
+    if news is not None:
+        settings = with_news_file(settings, news)
+        options = replace(options, news=True)
     overrides = ModelOverrides(backend, model, temperature, seed, max_tokens)
     settings = ready_settings(settings, overrides, fill, progress)
     try:
@@ -276,6 +287,19 @@ def with_fill(settings: Settings, fill: str | None) -> Settings:
     return settings.model_copy(update={"evals": evals})
 
 
+def with_news_file(settings: Settings, path: Path) -> Settings:
+    """``settings`` reading news from ``path`` (exit 2 if it is not a usable news file)."""
+    from tradecast.news.replay import ReplayNewsSource
+
+    try:
+        items = len(ReplayNewsSource.from_file(path))
+    except TradecastError as exc:
+        fail(f"--news: {exc}", code=2)
+    if items == 0:
+        fail(f"--news: {path} holds no item with a trustworthy published_at", code=2)
+    return settings.model_copy(update={"news": settings.news.model_copy(update={"file": path})})
+
+
 def with_llm_overrides(
     settings: Settings,
     backend: LLMBackend | None,
@@ -379,11 +403,9 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
     from tqdm import tqdm
 
     from tradecast.bootstrap import build_embedder
+    from tradecast.evals.ablations import without_news
     from tradecast.evals.budget import TokenBudget
-    from tradecast.evals.manifest import build_manifest
-    from tradecast.evals.report import write_run
     from tradecast.evals.runner import run_evals
-    from tradecast.evals.scoring import score
     from tradecast.llm.cache import CACHE_FILENAME, SqliteLLMCache
     from tradecast.memory.embedding_cache import (
         EMBEDDING_CACHE_FILENAME,
@@ -403,17 +425,19 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
         caches.append(SqliteLLMCache(options.cache_dir / CACHE_FILENAME))
         return caches[-1]
 
+    # with --news, every window runs again without it, in OUT[/dataset]/without-news
+    plain = [replace(s, out_dir=s.out_dir / WITHOUT_NEWS) for s in specs] if options.news else []
     bars = {
         id(spec): tqdm(
             total=len(spec.times()),
-            desc=spec.dataset.name,
+            desc=spec.dataset.name + (" (without news)" if spec in plain else ""),
             unit="decision",
             file=sys.stderr,
             disable=not options.progress,
             position=i,
             leave=True,
         )
-        for i, spec in enumerate(specs)
+        for i, spec in enumerate([*specs, *plain])
     }
 
     def progress_for(spec: Any) -> Any:
@@ -425,17 +449,24 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
 
         return advance
 
+    budget = TokenBudget(options.token_budget) if options.token_budget else None
     try:
-        runs = await run_evals(
-            specs,
-            settings,
-            concurrency=options.concurrency,
-            embedder=vectors,
-            llm_cache_for=cache_for,
-            progress_for=progress_for,
-            memory_kind=options.memory,
-            budget=TokenBudget(options.token_budget) if options.token_budget else None,
-        )
+        run_sets = []
+        for chosen, run_settings in ((specs, settings), (plain, without_news(settings))):
+            run_sets.append(
+                await run_evals(
+                    chosen,
+                    run_settings,
+                    concurrency=options.concurrency,
+                    embedder=vectors,
+                    llm_cache_for=cache_for,
+                    progress_for=progress_for,
+                    memory_kind=options.memory,
+                    budget=budget,
+                )
+                if chosen
+                else []
+            )
     finally:
         for bar in bars.values():
             bar.close()
@@ -443,19 +474,42 @@ async def _evaluate(settings: Settings, specs: list[Any], options: EvalOptions) 
             cache.close()
         if vectors is not None:
             vectors.close()
-    if len(runs) < len(specs):
+    runs, plain_runs = run_sets
+    if len(runs) + len(plain_runs) < len(specs) + len(plain):
         typer.secho(
-            f"{len(specs) - len(runs)} dataset(s) not run: the token budget was spent",
+            f"{len(specs) + len(plain) - len(runs) - len(plain_runs)} run(s) not made: the "
+            "token budget was spent",
             fg=typer.colors.YELLOW,
             err=True,
         )
+    return _write_reports(runs, plain_runs, options)
+
+
+WITHOUT_NEWS = "without-news"
+"""The folder of a run's twin without news (``tradecast eval --news``)."""
+
+
+def _write_reports(runs: list[Any], plain_runs: list[Any], options: EvalOptions) -> list[dict]:
+    """Write each run's report; a run with news gets the comparison with its twin without."""
+    from tradecast.evals.manifest import build_manifest
+    from tradecast.evals.news_ablation import news_ablation
+    from tradecast.evals.report import write_run
+    from tradecast.evals.scoring import score
+
+    def written(run: Any, ablation: dict[str, Any] | None = None) -> dict[str, Any]:
+        manifest = build_manifest(run, cache_enabled=options.cache_dir is not None)
+        report = write_run(run.spec.out_dir, run, scored[id(run)], manifest, news_ablation=ablation)
+        return report | {"out_dir": str(run.spec.out_dir)}
+
+    scored = {id(run): score(run) for run in [*runs, *plain_runs]}
+    twins = {run.spec.out_dir.parent: run for run in plain_runs}
+    for twin in plain_runs:
+        written(twin)
     reports = []
     for run in runs:
-        manifest = build_manifest(run, cache_enabled=options.cache_dir is not None)
-        reports.append(
-            write_run(run.spec.out_dir, run, score(run), manifest)
-            | {"out_dir": str(run.spec.out_dir)}
-        )
+        twin = twins.get(run.spec.out_dir)
+        ablation = news_ablation(run, scored[id(run)], twin, scored[id(twin)]) if twin else None
+        reports.append(written(run, ablation))
     return reports
 
 

@@ -12,6 +12,7 @@ from tradecast.domain import utc_now
 from tradecast.graphs.runner import DeskRunner
 from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
+from tradecast.news.view import NewsView
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import Settings
 
@@ -43,3 +44,5 @@ class DeskRuntime:
     clock: TickClock
     timelines: TimelineFactory
     """The timeline of a desk configuration on this market (replay or live)."""
+    news: NewsView | None = None
+    """The news the analyst reads (None: no news source)."""

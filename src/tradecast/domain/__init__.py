@@ -25,6 +25,7 @@ from tradecast.domain.decisions import (
 )
 from tradecast.domain.events import CHANNELS, Channel, StreamEvent
 from tradecast.domain.market import Candle, OrderBook, OrderBookLevel, Ticker
+from tradecast.domain.news import NewsHeadline, NewsItem, SentimentLabel
 from tradecast.domain.orders import (
     Fill,
     Order,
@@ -35,7 +36,6 @@ from tradecast.domain.orders import (
     Position,
     Side,
 )
-from tradecast.domain.news import NewsHeadline, NewsItem, SentimentLabel
 from tradecast.domain.viewers import ViewerMessage
 
 __all__ = [
@@ -51,9 +51,9 @@ __all__ = [
     "Emotion",
     "Fill",
     "MemoryHit",
+    "Money",
     "NewsHeadline",
     "NewsItem",
-    "Money",
     "Order",
     "OrderBook",
     "OrderBookLevel",

@@ -77,6 +77,7 @@ class MemoryHit(DomainModel):
     similarity: float
     outcome_returns: dict[str, float] = Field(default_factory=dict)
     stop_hit: bool | None = None
+    news: tuple[str, ...] = Field(default=(), description="titles of the news it read")
 
 
 class Decision(DomainModel):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from tradecast.evals import metrics
 from tradecast.evals.ledger import TRADE_COLUMNS
+from tradecast.evals.news_ablation import markdown_section
 from tradecast.evals.runner import EvalRun
 from tradecast.evals.scoring import Scores
 
@@ -53,8 +54,16 @@ FILL_LINES = {
 """How the Markdown report says what orders filled at (``report.json`` → ``fill``)."""
 
 
-def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The report as a JSON-ready dict."""
+def build_report(
+    run: EvalRun,
+    scores: Scores,
+    manifest: dict[str, Any],
+    news_ablation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict (with the news sources' summary when the run read
+    news, and the with/without comparison when it was made)."""
+    news = {"news": run.news} if run.news is not None else {}
+    compared = {"news_ablation": news_ablation} if news_ablation is not None else {}
     return json_ready(
         {
             "format": REPORT_FORMAT,
@@ -79,18 +88,27 @@ def build_report(run: EvalRun, scores: Scores, manifest: dict[str, Any]) -> dict
                 else None,
                 "stopped": run.stopped,
             },
+            **news,
+            **compared,
             "files": FILES,
         }
     )
 
 
 def write_run(
-    out_dir: Path, run: EvalRun, scores: Scores, manifest: dict[str, Any], *, plots: bool = True
+    out_dir: Path,
+    run: EvalRun,
+    scores: Scores,
+    manifest: dict[str, Any],
+    *,
+    plots: bool = True,
+    news_ablation: dict[str, Any] | None = None,
 ) -> dict:
     """Write every file of the run to ``out_dir``; returns the report. ``plots`` False skips
-    the PNG files (a walk-forward draws its own, once, instead of two per window)."""
+    the PNG files (a walk-forward draws its own, once, instead of two per window);
+    ``news_ablation`` is the comparison with the same run without news, if made."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(run, scores, manifest)
+    report = build_report(run, scores, manifest, news_ablation)
     write_json(out_dir / FILES["manifest"], manifest)
     write_decisions(out_dir, run.rows)
     with (out_dir / FILES["trades"]).open("w", encoding="utf-8", newline="") as handle:
@@ -240,6 +258,7 @@ def markdown(report: dict[str, Any], *, plots: bool = True) -> str:
         *[f"| {q} | {fmt(q, m.get(q))} |" for q in quality],
         "",
         *(["![equity](equity.png)", "", "![drawdown](drawdown.png)", ""] if plots else []),
+        *_news_lines(report),
         "## Reproducibility",
         "",
         f"- temperature {repro['temperature']}, seed {repro['seed']}",
@@ -252,6 +271,23 @@ def markdown(report: dict[str, Any], *, plots: bool = True) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _news_lines(report: dict[str, Any]) -> list[str]:
+    news = report.get("news")
+    if not news:
+        return []
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(news["dropped"].items())) or "none"
+    lines = [
+        "## News",
+        "",
+        f"Read from {', '.join(news['sources'])}: {news['items_read']} distinct items in "
+        f"{news['decisions_with_news']} decisions. Records left out: {dropped}.",
+        "",
+    ]
+    if report.get("news_ablation"):
+        lines += markdown_section(report["news_ablation"], fmt)
+    return lines
 
 
 def _cache_line(cache: dict[str, Any]) -> str:

@@ -59,6 +59,7 @@ from tradecast.memory.base import clean_situation
 from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.memory.embeddings import Embedder
 from tradecast.memory.situation import describe_situation
+from tradecast.news.view import NewsView
 from tradecast.settings import AgentRole, Settings
 
 log = get_logger(__name__)
@@ -118,6 +119,8 @@ class EvalRun:
     embeddings: dict[str, Any] | None = None
     stopped: str | None = None
     """Why the run ended before its last instant (a token budget), None when it did not."""
+    news: dict[str, Any] | None = None
+    """The news sources read, what they left out and why (None: no news)."""
 
 
 def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
@@ -174,8 +177,11 @@ async def run_eval(
             wrap_broker=fills_at,
             checkpointer=open_run_checkpointer,
             memory_calls=run_memory.calls,
+            embedder=vectors,
         ) as desk:
             await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
+            if desk.news is not None:
+                await _warm_news(desk.news, times, run_settings, vectors)
             desk.runner.durability = "exit"
             started = time.perf_counter()
             rows, stopped = await _decide(
@@ -184,6 +190,7 @@ async def run_eval(
             elapsed = time.perf_counter() - started
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()
+            news = _news_summary(desk.news, rows) if desk.news is not None else None
         await asyncio.to_thread(run_memory.save, vectors, run_settings.data_dir / "memory")
     finally:
         if memory is None:
@@ -207,6 +214,7 @@ async def run_eval(
         cache=_usage(llm_cache, before[0]),
         embeddings=_usage(vectors, before[1]),
         stopped=stopped,
+        news=news,
     )
 
 
@@ -316,6 +324,11 @@ def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]
         "equity_before": str(context.portfolio.equity) if context is not None else None,
         "persona": persona["text"],
         "emotion": persona["emotion"],
+        "news": [
+            {k: item[k] for k in ("id", "title", "published_at", "sentiment")}
+            for item in decision.get("news", [])
+        ],
+        "analyst_prompt_tokens": sum(c["prompt_tokens"] for c in calls if c["agent"] == "analyst"),
         "llm_calls": llm["calls"],
         "llm_failed": llm["failed"],
         "schema_calls": len(structured),
@@ -367,6 +380,27 @@ async def _warm_embeddings(
             texts.append(clean_situation(describe_situation(candles)))
     computed = await asyncio.to_thread(vectors.warm, texts)
     log.info("eval.embeddings_warmed", texts=len(texts), computed=computed)
+
+
+async def _warm_news(
+    news: NewsView, times: Sequence[datetime], settings: Settings, vectors: PersistentEmbeddingCache
+) -> None:
+    """Embed every item the run could read in batches before it starts (looked up by exact
+    text, like the situations: no decision sees anything of a later one through this)."""
+    since = times[0] - timedelta(hours=settings.news.lookback_h)
+    items = await news.published_between(since, times[-1])
+    computed = await asyncio.to_thread(vectors.warm, news.item_texts(items))
+    log.info("eval.news_warmed", items=len(items), computed=computed)
+
+
+def _news_summary(news: NewsView, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    read = {item["id"] for row in rows for item in row["news"]}
+    return {
+        "sources": news.sources,
+        "dropped": news.dropped(),
+        "items_read": len(read),
+        "decisions_with_news": sum(1 for row in rows if row["news"]),
+    }
 
 
 def _counts(cache: Any) -> tuple[int, int]:

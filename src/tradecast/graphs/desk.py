@@ -42,6 +42,7 @@ from tradecast.graphs.nodes import (
 from tradecast.graphs.state import DeskState
 from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
+from tradecast.news.view import NewsView
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AgentRole, DeskConfig
 
@@ -60,6 +61,8 @@ class DeskDependencies:
     bar: timedelta
     memory_calls: MemoryCalls = asyncio.to_thread
     """How the nodes call ``memory`` (on a worker thread unless its calls take microseconds)."""
+    news: NewsView | None = None
+    """What the analyst may read of the news (None: no news source configured)."""
 
 
 def route_after_gate(
@@ -78,7 +81,7 @@ def build_desk_graph(
     """The compiled desk graph over ``deps`` (checkpointed when a saver is given)."""
     config = deps.config
     sources = ContextSources(
-        deps.market, deps.executor, deps.memory, config, deps.bar, deps.memory_calls
+        deps.market, deps.executor, deps.memory, config, deps.bar, deps.memory_calls, deps.news
     )
     sinks = MemorySinks(
         deps.memory, deps.market, config.outcome_horizons, deps.bar, deps.memory_calls

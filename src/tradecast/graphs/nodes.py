@@ -35,6 +35,7 @@ from tradecast.memory.base import DecisionMemory, DecisionRecord, horizon_delta
 from tradecast.memory.format import format_hits
 from tradecast.memory.outcomes import realised_outcome
 from tradecast.memory.situation import describe_situation
+from tradecast.news.view import NewsView
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import AblatableAgent, DeskConfig
 
@@ -96,10 +97,12 @@ class ContextSources:
     config: DeskConfig
     bar: timedelta
     memory_calls: MemoryCalls = asyncio.to_thread
+    news: NewsView | None = None
 
 
 def gather_context(sources: ContextSources) -> Node:
-    """Candles up to now, indicators, marked portfolio and similar past situations."""
+    """Candles up to now, indicators, marked portfolio, similar past situations and the news
+    readable by now."""
 
     async def node(state: DeskState) -> dict[str, Any]:
         symbol, at = state["symbol"], state["at"]
@@ -121,6 +124,7 @@ def gather_context(sources: ContextSources) -> Node:
             if sources.config.memory_k
             else []
         )
+        reading = await sources.news.read(symbol, at, situation) if sources.news else None
         context = DeskContext(
             symbol=symbol,
             at=at,
@@ -132,6 +136,8 @@ def gather_context(sources: ContextSources) -> Node:
             # outcomes without the past situations' text: the hits were chosen for being
             # similar, and their text would double the prompt a small model evaluates
             memory_text=format_hits(hits, max_situation_chars=0),
+            news=reading.headlines if reading else (),
+            news_text=reading.text if reading else "",
         )
         emit("market", "tick", {"symbol": symbol, "price": str(price), "at": at.isoformat()})
         return {"context": context, "signals": [rules_signal(context.summary)]}
@@ -140,11 +146,14 @@ def gather_context(sources: ContextSources) -> Node:
 
 
 def analyst_node(model: BaseChatModel) -> Node:
-    """The analyst's vote."""
+    """The analyst's vote, the only agent that reads the news."""
 
     async def node(state: DeskState) -> dict[str, Any]:
         context = state["context"]
-        signal, call = await analyse(model, context.symbol, context.as_prompt())
+        prompt = context.as_prompt()
+        if context.news_text:
+            prompt += "\n" + context.news_text
+        signal, call = await analyse(model, context.symbol, prompt)
         return {"signals": [signal], "llm_calls": [call]}
 
     return node
@@ -218,6 +227,8 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
             config=config,
             memory_hits=context.memory_hits,
         )
+        if context.news:
+            decision = decision.model_copy(update={"news": context.news})
         emit("desk", "decision", _jsonable(decision))
         return {"decision": decision, "intent": _intent(decision, state.get("exits"))}
 

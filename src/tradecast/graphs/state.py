@@ -14,6 +14,7 @@ from tradecast.domain import (
     Decision,
     DomainModel,
     MemoryHit,
+    NewsHeadline,
     OrderIntent,
     PersonaLine,
     Portfolio,
@@ -38,6 +39,10 @@ class DeskContext(DomainModel):
     portfolio: Portfolio
     memory_hits: tuple[MemoryHit, ...] = ()
     memory_text: str = ""
+    news: tuple[NewsHeadline, ...] = ()
+    news_text: str = ""
+    """News lines for the analyst only (empty: no news source); :meth:`as_prompt` leaves
+    them out, so the other agents' prompts do not grow."""
     gaps: int = 0
 
     def as_prompt(self) -> str:

@@ -20,6 +20,8 @@ from tradecast.errors import MemoryStoreError
 
 MAX_K = 100
 """The most hits one recall may ask for."""
+MAX_NEWS = 20
+"""The most news titles kept with one decision."""
 MAX_SITUATION_CHARS = 8000
 """Longer situation texts are refused (MiniLM reads only the first ~256 word pieces anyway)."""
 
@@ -59,6 +61,9 @@ class DecisionRecord(DomainModel):
     action: Action
     decided_at: UtcDatetime
     situation: str
+    news: tuple[str, ...] = Field(
+        default=(), max_length=MAX_NEWS, description="titles of the news the decision read"
+    )
 
     @field_validator("decision_id")
     @classmethod
@@ -81,6 +86,7 @@ class DecisionRecord(DomainModel):
             action=decision.action,
             decided_at=decision.decided_at,
             situation=situation,
+            news=tuple(headline.title for headline in decision.news[:MAX_NEWS]),
         )
 
 

@@ -12,6 +12,7 @@ Times are integer microseconds since the epoch: exact, and comparable with ``$lt
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ SYMBOL = "symbol"
 ACTION = "action"
 DECIDED_AT = "decided_at"
 FIRST_KNOWN_AT = "first_known_at"
+NEWS = "news"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -63,11 +65,26 @@ def stop_key(horizon: str) -> str:
 
 def record_metadata(record: DecisionRecord) -> dict[str, str | int]:
     """The metadata stored with a new decision (no outcome yet)."""
-    return {
+    metadata: dict[str, str | int] = {
         SYMBOL: record.symbol,
         ACTION: record.action.value,
         DECIDED_AT: to_epoch_us(record.decided_at),
     }
+    if record.news:  # a JSON list: vector stores keep scalar metadata only
+        metadata[NEWS] = json.dumps(list(record.news), ensure_ascii=False)
+    return metadata
+
+
+def stored_news(metadata: Metadata) -> tuple[str, ...]:
+    """The news titles stored with a decision."""
+    text = metadata.get(NEWS)
+    if not isinstance(text, str):
+        return ()
+    try:
+        titles = json.loads(text)
+    except json.JSONDecodeError:
+        return ()
+    return tuple(str(t) for t in titles) if isinstance(titles, list) else ()
 
 
 def same_record(record: DecisionRecord, document: str | None, metadata: Metadata) -> bool:
@@ -77,6 +94,7 @@ def same_record(record: DecisionRecord, document: str | None, metadata: Metadata
         and metadata.get(SYMBOL) == record.symbol
         and metadata.get(ACTION) == record.action.value
         and metadata.get(DECIDED_AT) == to_epoch_us(record.decided_at)
+        and stored_news(metadata) == record.news
     )
 
 
@@ -138,6 +156,7 @@ def to_hit(
         similarity=max(-1.0, min(1.0, float(similarity))),
         outcome_returns=returns,
         stop_hit=stop_hit,
+        news=stored_news(metadata),
     )
 
 

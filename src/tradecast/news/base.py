@@ -138,9 +138,7 @@ def canonical_url(url: str) -> str:
         return ""
     parts = urlsplit(url.strip())
     host = parts.netloc.lower().removeprefix("www.")
-    query = urlencode(
-        sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k))
-    )
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
     return urlunsplit(("", host, parts.path.rstrip("/"), query, ""))
 
 

@@ -124,8 +124,7 @@ def _csv_rows(text: str, path: Path) -> Iterator[dict[str, Any] | str]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "published_at" not in reader.fieldnames:
         raise NewsError(
-            f"news file {path} needs a header with published_at and title "
-            f"(got {reader.fieldnames})"
+            f"news file {path} needs a header with published_at and title (got {reader.fieldnames})"
         )
     for row in reader:
         yield {k: v for k, v in row.items() if k is not None}

@@ -267,6 +267,26 @@ def test_memory_rejects_an_outcome_known_before_its_decision(memory: DecisionMem
     assert memory.get("d").outcome_returns == {}
 
 
+def test_memory_keeps_the_news_a_decision_read(memory: DecisionMemory) -> None:
+    titles = ("Bitcoin breaks $40,000 as rally accelerates", "Ether slides 8% — «profit» taking")
+    record = DecisionRecord(
+        decision_id="d-news",
+        symbol="BTC/USDT",
+        action=Action.BUY,
+        decided_at=T0,
+        situation="Uptrend, RSI 60.",
+        news=titles,
+    )
+    memory.record(record)
+    memory.record(record)  # the same record again is still a no-op
+    assert memory.get("d-news").news == titles
+    assert memory.similar("Uptrend, RSI 60.", k=1)[0].news == titles
+    with pytest.raises(MemoryStoreError, match="already recorded"):
+        memory.record(record.model_copy(update={"news": titles[:1]}))
+    memory.record(_record("d-plain", "Downtrend, RSI 30.", T0))
+    assert memory.get("d-plain").news == ()
+
+
 def test_memory_rerecording_is_idempotent_and_conflicts_change_nothing(
     memory: DecisionMemory,
 ) -> None:

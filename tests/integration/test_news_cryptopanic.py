@@ -74,7 +74,11 @@ async def test_currencies_filter_and_name(server: FakeNewsServer) -> None:
 async def test_token_never_in_name_logs_or_errors(
     server: FakeNewsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # httpx and httpcore log every request at INFO/DEBUG
+    # httpx and httpcore log every request at INFO/DEBUG; configure_logging (run by other
+    # tests in this process) quiets them to WARNING, so their own levels are set here
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")
+    caplog.set_level(logging.DEBUG, logger="httpcore")
     clocks = FakeClocks()
     wrong = "cp-wrong-key-0c4d8e2a"
     sources = [

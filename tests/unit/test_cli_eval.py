@@ -41,6 +41,8 @@ def _message(result) -> str:
         (["--dataset", "btc-usdt-1h", *WINDOW, "--concurrency", "0"], "at least 1"),
         (["--dataset", "btc-usdt-1h", *WINDOW, "--token-budget", "0"], "--token-budget must be"),
         ([*WINDOW], "--dataset is required"),
+        (["--dataset", "btc-usdt-1h", *WINDOW, "--news", "no-such.jsonl"], "does not exist"),
+        (["--dataset", "btc-usdt-1h", *WINDOW, "--news", "news.txt"], "must be .jsonl"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path: Path, args, message):
@@ -184,3 +186,14 @@ def test_force_replaces_an_earlier_walk_forward(tmp_path: Path):
 def test_compare_refuses_fewer_than_two_runs(tmp_path: Path):
     result = _eval("compare", str(tmp_path))
     assert result.exit_code != 0 and "2 to 100 runs" in _message(result)
+
+
+def test_a_news_file_with_no_trustworthy_item_is_refused(tmp_path: Path):
+    news = tmp_path / "news.jsonl"
+    news.write_text('{"published_at": "2021-01-02T00:00:00", "title": "no zone"}\n')
+    result = _eval(
+        "--dataset", "btc-usdt-1h", *WINDOW, "--news", str(news), "--out", str(tmp_path / "out")
+    )
+    assert result.exit_code == 2
+    assert "holds no item with a trustworthy published_at" in _message(result)
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -67,3 +68,26 @@ def test_data_dir_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp
 def test_env_var_name_skips_list_indexes():
     assert env_var_name(("llm", "analyst", "model")) == "TRADECAST_LLM__ANALYST__MODEL"
     assert env_var_name(("market", "csv_paths", 0)) == "TRADECAST_MARKET__CSV_PATHS"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("TRADECAST_NEWS__K", "11", "TRADECAST_NEWS__K"),
+        ("TRADECAST_NEWS__POLL_INTERVAL_S", "0.5", "TRADECAST_NEWS__POLL_INTERVAL_S"),
+        ("TRADECAST_NEWS__INGESTION_DELAY_S", "-1", "TRADECAST_NEWS__INGESTION_DELAY_S"),
+        ("TRADECAST_NEWS__LOOKBACK_H", "100000", "TRADECAST_NEWS__LOOKBACK_H"),
+        ("TRADECAST_NEWS__FEEDS", '["ftp://feeds.example/rss"]', "must be an http(s) URL"),
+        ("TRADECAST_NEWS__CRYPTOPANIC_URL", "cryptopanic.com", "TRADECAST_NEWS__CRYPTOPANIC_URL"),
+    ],
+)
+def test_news_settings_are_bounded(monkeypatch, env: str, value: str, message: str):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings()
+
+
+def test_news_is_off_until_a_source_is_set(monkeypatch):
+    assert not load_settings().news.enabled()
+    monkeypatch.setenv("TRADECAST_NEWS__FEEDS", '["https://feeds.example/rss.xml"]')
+    assert load_settings().news.enabled()

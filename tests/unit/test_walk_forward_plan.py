@@ -87,6 +87,19 @@ def test_ablations_change_only_what_they_name():
         DeskConfig(ablate=frozenset({"persona"}))  # type: ignore[arg-type]
 
 
+def test_no_news_is_asked_for_by_name_and_needs_a_news_source(tmp_path):
+    assert "no_news" not in parse_ablations("all")
+    assert parse_ablations("no_news,full") == ("full", "no_news")
+    with pytest.raises(EvalError, match="needs a news source"):
+        ablated_settings(load_settings(), "no_news")
+    news = tmp_path / "news.jsonl"
+    with_news = load_settings(news={"file": news})
+    assert not ablated_settings(with_news, "no_news").news.enabled()
+    assert ablated_settings(with_news, "no_news").desk == with_news.desk
+    assert not ablated_settings(with_news, "rules_only").news.enabled()
+    assert ablated_settings(with_news, "no_memory").news.file == news
+
+
 def test_the_token_budget_raises_once_it_is_exceeded():
     budget = TokenBudget(100)
     budget.charge(60)

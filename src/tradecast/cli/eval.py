@@ -542,6 +542,23 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
             f"{m['calls_per_decision']:.1f} LLM calls and {m['tokens_per_decision']:.0f} tokens "
             f"per decision, latency p50 {fmt('latency', m['latency_p50_ms'])} ms"
         )
+        if report.get("news_ablation"):
+            _print_news(console, report["news_ablation"])
+
+
+def _print_news(console: Console, ablation: dict[str, Any]) -> None:
+    rows = {row["metric"]: row for row in ablation["rows"]}
+    sharpe, tokens = rows["sharpe"], rows["analyst_prompt_tokens_per_decision"]
+    console.print(
+        f"news: {ablation['decisions_with_news']} of {ablation['decisions_compared']} decisions "
+        f"read news; {ablation['decisions_changed']} changed action; Sharpe "
+        f"{_number(sharpe['with'])} with news, {_number(sharpe['without'])} without; analyst "
+        f"prompt {tokens['with']:.0f} tokens with news, {tokens['without']:.0f} without"
+    )
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 @eval_app.command("compare")

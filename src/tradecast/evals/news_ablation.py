@@ -7,6 +7,7 @@ news source (the ``no_news`` ablation), and this is the row the report compares 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from statistics import mean
 from typing import Any
 
@@ -49,7 +50,7 @@ def news_ablation(
         "decisions_changed": sum(1 for row in shared if row["action"] != before[row["at"]]),
         "decisions_with_news": sum(1 for row in with_news.rows if row["news"]),
         "news_items_per_decision": _mean([{"n": len(r["news"])} for r in with_news.rows], "n"),
-        "without_news_dir": str(without.spec.out_dir),
+        "without_news_dir": _relative(without.spec.out_dir, with_news.spec.out_dir),
     }
 
 
@@ -61,7 +62,7 @@ def markdown_section(ablation: dict[str, Any], fmt: Any) -> list[str]:
         f"{ablation['decisions_with_news']} of {ablation['decisions_compared']} decisions read "
         f"news ({ablation['news_items_per_decision']:.2f} items each on average); "
         f"{ablation['decisions_changed']} took a different action than without it. The run "
-        f"without news is in `{ablation['without_news_dir']}`.",
+        f"without news is in `{ablation['without_news_dir']}/`.",
         "",
         "| metric | with news | without news | with - without |",
         "|---|---|---|---|",
@@ -73,6 +74,13 @@ def markdown_section(ablation: dict[str, Any], fmt: Any) -> list[str]:
             f"| {name} | {fmt(name, row['with'])} | {fmt(name, row['without'])} | {delta} |"
         )
     return [*lines, ""]
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
 
 
 def _row(name: str, with_value: Any, without_value: Any) -> dict[str, Any]:

@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
+
+from support.net import LoopbackServer, QuietHandler
 
 Behaviour = Literal["ok", "garbage", "empty", "hang", "die", "error500", "reset"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("ok", "garbage", "empty", "hang", "die", "error500", "reset")
@@ -86,7 +88,7 @@ class FakeOllama:
     connections: int = 0
     url: str = ""
     port: int = 0
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -119,13 +121,8 @@ class FakeOllama:
             return behaviour
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(LoopbackServer):
     fake: FakeOllama
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # a reset connection is the point of some tests, not an error
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
@@ -151,9 +148,7 @@ def _line(content: str, done: bool, **extra: Any) -> bytes:
 
 
 def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -226,12 +221,5 @@ def _handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 )
                 self.connection.close()
             self.close_connection = True
-
-        def finish(self) -> None:
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def log_message(self, *args: Any) -> None:
-            return
 
     return Handler

@@ -32,9 +32,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from support.net import LoopbackServer, QuietHandler
 
 TOKEN = "cp-test-key-5f3a9c1e7b"
 RSS_MODIFIED = datetime(2025, 2, 26, 11, 30, tzinfo=UTC)
@@ -175,13 +177,13 @@ class FakeNewsServer:
     port: int = 0
     _rss_items: list[str] = field(default_factory=lambda: list(RSS_ITEMS))
     _rss_modified: datetime = RSS_MODIFIED
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _released: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> FakeNewsServer:
         """Listen on a free loopback port."""
-        server = _Server(("127.0.0.1", 0), _handler(self))
+        server = LoopbackServer(("127.0.0.1", 0), _handler(self))
         self._server = server
         self.port = server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -216,18 +218,8 @@ class FakeNewsServer:
             self.requests.append(request)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # a client hanging up on a huge body is the point of a test
-
-
 def _handler(fake: FakeNewsServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             request = Request(self.path, {k.lower(): v for k, v in self.headers.items()})
             fake._record(request)
@@ -329,13 +321,6 @@ def _handler(fake: FakeNewsServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-
-        def finish(self) -> None:
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def log_message(self, *args: Any) -> None:
-            return
 
     return Handler
 

@@ -1,8 +1,11 @@
-"""Local networking helpers of the tests."""
+"""Local networking helpers of the tests, and the base of their fake HTTP servers."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 def free_port() -> int:
@@ -10,3 +13,29 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """A fake server's HTTP server: a thread per request that never blocks exit, a port that
+    can be reused at once, and no traceback when a client hangs up (tests do that on
+    purpose)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A fake server's request handler: HTTP/1.1, silent, and indifferent to a client that
+    left before the answer was flushed."""
+
+    protocol_version = "HTTP/1.1"
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, *args: Any) -> None:
+        return

@@ -17,9 +17,10 @@ import math
 import struct
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
+from support.net import LoopbackServer, QuietHandler
 from tradecast.voice.wav import wav_bytes
 
 Behaviour = Literal["ok", "stream", "slow", "error500", "error400", "garbage", "empty"]
@@ -81,13 +82,13 @@ class FakeSpeechServer:
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     port: int = 0
-    _server: ThreadingHTTPServer | None = None
+    _server: LoopbackServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _released: threading.Event = field(default_factory=threading.Event)
 
     def start(self, port: int = 0) -> FakeSpeechServer:
         """Listen on ``port`` (0: any free port; the same port again after ``stop``)."""
-        server = _Server(("127.0.0.1", port or self.port), _handler(self))
+        server = LoopbackServer(("127.0.0.1", port or self.port), _handler(self))
         self._server = server
         self._released.clear()
         self.port = server.server_address[1]
@@ -114,18 +115,8 @@ class FakeSpeechServer:
             self.requests.append(request)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # a client giving up on a slow answer is the point of some tests
-
-
 def _handler(fake: FakeSpeechServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
@@ -188,13 +179,6 @@ def _handler(fake: FakeSpeechServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
-
-        def finish(self) -> None:
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def log_message(self, *args: Any) -> None:
-            return
 
     return Handler
 

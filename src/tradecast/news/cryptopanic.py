@@ -31,6 +31,7 @@ from tradecast.news.polling import (
     Record,
     endpoint_label,
     live_item,
+    polling_options,
 )
 from tradecast.settings import NewsConfig
 
@@ -97,9 +98,7 @@ class CryptoPanicSource(PolledNewsSource):
         return cls(
             config.cryptopanic_token,
             base_url=config.cryptopanic_url,
-            poll_interval_s=config.poll_interval_s,
-            max_backoff_s=config.max_backoff_s,
-            timeout_s=config.timeout_s,
+            **polling_options(config),
             **options,
         )
 

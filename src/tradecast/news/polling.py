@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,6 +47,7 @@ from tradecast.domain.base import utc_now
 from tradecast.domain.news import NewsItem
 from tradecast.logs import get_logger
 from tradecast.news.base import DropCount, news_item
+from tradecast.settings import NewsConfig
 
 log = get_logger(__name__)
 
@@ -57,6 +58,24 @@ MAX_ITEMS = 10_000
 """Items kept per source; past it the oldest published are forgotten."""
 MAX_ERROR_CHARS = 200
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+class PollingOptions(TypedDict):
+    """The :class:`PolledNewsSource` arguments the settings set."""
+
+    poll_interval_s: float
+    max_backoff_s: float
+    timeout_s: float
+
+
+def polling_options(config: NewsConfig) -> PollingOptions:
+    """The :class:`PolledNewsSource` arguments ``TRADECAST_NEWS__*`` sets."""
+    return PollingOptions(
+        poll_interval_s=config.poll_interval_s,
+        max_backoff_s=config.max_backoff_s,
+        timeout_s=config.timeout_s,
+    )
+
 
 UNDATED_REASONS = frozenset({"no_timestamp", "bad_timestamp", "no_timezone"})
 """Why a live entry's own date is unusable and its fetch time is used instead (an implausible

@@ -25,6 +25,7 @@ from tradecast.news.polling import (
     Record,
     endpoint_label,
     live_item,
+    polling_options,
 )
 from tradecast.settings import NewsConfig
 
@@ -75,13 +76,7 @@ class RssNewsSource(PolledNewsSource):
         Raises:
             NewsError: no feed is set, or one is not an http(s) URL.
         """
-        return cls(
-            config.feeds,
-            poll_interval_s=config.poll_interval_s,
-            max_backoff_s=config.max_backoff_s,
-            timeout_s=config.timeout_s,
-            **options,
-        )
+        return cls(config.feeds, **polling_options(config), **options)
 
     def _parse(
         self, endpoint: Endpoint, body: bytes, headers: httpx.Headers, fetched_at: datetime

@@ -98,16 +98,14 @@ class FakeOllama:
         server = _Server(("127.0.0.1", port or self.port), _handler(self))
         server.fake = self
         self._server = server
-        self.port = server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.port = server.port
+        self.url = server.serve_in_background()
         return self
 
     def stop(self) -> None:
         """Stop listening: connections to the port are refused (a dead server)."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def requests_of(self, role: Role) -> int:

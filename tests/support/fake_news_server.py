@@ -185,17 +185,15 @@ class FakeNewsServer:
         """Listen on a free loopback port."""
         server = LoopbackServer(("127.0.0.1", 0), _handler(self))
         self._server = server
-        self.port = server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        self.port = server.port
+        self.url = server.serve_in_background()
         return self
 
     def stop(self) -> None:
         """Stop listening (and end slow answers)."""
         self._released.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def add_rss_item(self, item: str, modified: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +26,21 @@ class LoopbackServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.server_address[1])
+
+    def serve_in_background(self) -> str:
+        """Answer requests on a daemon thread; returns the server's base URL."""
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop answering and free the port."""
+        self.shutdown()
+        self.server_close()
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -27,6 +27,7 @@ from tradecast.evals.runner import EvalRun, EvalSpec, run_eval
 from tradecast.evals.scoring import score
 from tradecast.memory.chroma import DEFAULT_COLLECTION, chroma_settings
 from tradecast.memory.metadata import stored_news
+from tradecast.news.base import parse_published
 from tradecast.settings import Settings, load_settings
 
 NEWS = Path(__file__).parents[1] / "fixtures" / "news" / "sample-2021-01.jsonl"
@@ -57,35 +58,49 @@ def _rows(run: EvalRun, until: datetime) -> list[dict[str, Any]]:
     return [{k: r[k] for k in keys} for r in run.rows if datetime.fromisoformat(r["at"]) <= until]
 
 
-def _rewrite_after(source: Path, target: Path, cut: datetime) -> int:
-    """``source`` with every item published after ``cut`` turned into its opposite, plus new
-    items after it; returns how many records changed."""
-    changed, lines = 0, []
-    for line in source.read_text().splitlines():
-        row = json.loads(line)
-        published = row.get("published_at")
-        if (
-            isinstance(published, str)
-            and published.endswith("Z")
-            and (datetime.fromisoformat(published) > cut)
-        ):
+def _boundary_items(cut: datetime) -> list[dict[str, Any]]:
+    """Items at the edges of readability at ``cut`` (with the default 60 s delay)."""
+    iso = lambda moment: moment.isoformat()  # noqa: E731
+    return [
+        # published before the cut but first fetched after it: not readable at the cut
+        {"id": "late-seen", "published_at": iso(cut - timedelta(hours=2)),
+         "first_seen_at": iso(cut + timedelta(minutes=10)), "title": "Bitcoin miners sell",
+         "source": "Edge Wire", "symbols": ["BTC"]},
+        # published 30 s before the cut: inside the ingestion delay
+        {"id": "in-delay", "published_at": iso(cut - timedelta(seconds=30)),
+         "title": "Bitcoin whales accumulate", "source": "Edge Wire", "symbols": ["BTC"]},
+        # published and seen well before the cut: readable, and never rewritten
+        {"id": "readable", "published_at": iso(cut - timedelta(hours=5)),
+         "first_seen_at": iso(cut - timedelta(hours=4)), "title": "Bitcoin funding cools",
+         "source": "Edge Wire", "symbols": ["BTC"]},
+    ]  # fmt: skip
+
+
+def _rewrite_after(source: Path, clean: Path, dirty: Path, cut: datetime) -> int:
+    """``clean``: ``source`` with the boundary items; ``dirty``: the same with every item not
+    readable at ``cut`` turned into its opposite (published after it, first seen after it, or
+    inside the ingestion delay), plus new items after it. Returns how many records changed."""
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    rows += _boundary_items(cut)
+    clean.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    changed = 0
+    for row in rows:
+        moments = [parse_published(row.get(k)) for k in ("published_at", "first_seen_at")]
+        if any(isinstance(m, datetime) and m > cut - timedelta(seconds=60) for m in moments):
             row["title"] = f"Bitcoin exchange hacked, funds lost: {row['title']}"
             row["summary"] = "Regulators ban trading; a crash and mass liquidations follow."
             changed += 1
-        lines.append(json.dumps(row))
     for hours in (1, 5, 30):
-        lines.append(
-            json.dumps(
-                {
-                    "published_at": (cut + timedelta(hours=hours)).isoformat(),
-                    "title": f"Bitcoin plunges {hours}0% in a flash crash",
-                    "source": "Future Wire",
-                    "symbols": ["BTC"],
-                }
-            )
+        rows.append(
+            {
+                "published_at": (cut + timedelta(hours=hours)).isoformat(),
+                "title": f"Bitcoin plunges {hours}0% in a flash crash",
+                "source": "Future Wire",
+                "symbols": ["BTC"],
+            }
         )
         changed += 1
-    target.write_text("\n".join(lines) + "\n")
+    dirty.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     return changed
 
 
@@ -93,14 +108,16 @@ async def test_rewriting_news_after_t_changes_no_decision_or_prompt_at_or_before
     tmp_path: Path, embedder
 ):
     cut = START + timedelta(days=2)
-    dirty = tmp_path / "dirty.jsonl"
-    assert _rewrite_after(NEWS, dirty, cut) > 10
+    clean_file, dirty = tmp_path / "clean.jsonl", tmp_path / "dirty.jsonl"
+    assert _rewrite_after(NEWS, clean_file, dirty, cut) > 10
     clean_models, dirty_models = desk_models("hashed", seed=1), desk_models("hashed", seed=1)
-    clean = await _evaluate(tmp_path / "a", embedder, clean_models, _settings(NEWS))
+    clean = await _evaluate(tmp_path / "a", embedder, clean_models, _settings(clean_file))
     rewritten = await _evaluate(tmp_path / "b", embedder, dirty_models, _settings(dirty))
 
     before = _rows(clean, cut)
     assert len(before) == 13 and any(row["news"] for row in before), "news was read before t"
+    read_before = {item["id"] for row in before for item in row["news"]}
+    assert "readable" in read_before and not {"late-seen", "in-delay"} & read_before
     assert before == _rows(rewritten, cut)
     for role in ("analyst", "risk", "trader", "persona"):
         clean_prompts = [prompt_text(p) for p in clean_models[role].prompts]

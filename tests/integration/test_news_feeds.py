@@ -208,6 +208,16 @@ async def test_retry_after_is_capped_and_at_least_the_interval(
     assert floor.endpoints()[0].next_poll_in_s == INTERVAL
 
 
+@pytest.mark.parametrize("header", ["\xb2", "99999999999999999999999", "Sun, 99 Foo 2025 99:99"])
+async def test_a_garbled_retry_after_backs_off_as_usual_and_never_raises(
+    server: FakeNewsServer, make: Any, header: str
+) -> None:
+    server.retry_after = header
+    source = make(f"{server.url}/limited")
+    assert await read(source) == []
+    assert INTERVAL <= source.endpoints()[0].next_poll_in_s <= MAX_BACKOFF
+
+
 async def test_dead_and_failing_feeds_back_off_and_never_raise(
     server: FakeNewsServer, clocks: FakeClocks, make: Any
 ) -> None:

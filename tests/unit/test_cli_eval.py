@@ -140,6 +140,10 @@ WALK = ["walk-forward", "--dataset", "btc-usdt-1h", "--start", "2021-01-04", "--
             "unknown ablation",
         ),
         (
+            ["--every", "24h", "--train", "5d", "--test", "5d", "--ablations", "full,no_news"],
+            "needs a news source",
+        ),
+        (
             ["--every", "24h", "--train", "5d", "--test", "5d", "--workers", "0"],
             "--workers must be",
         ),

@@ -138,3 +138,42 @@ def test_canonical_urls_ignore_tracking_scheme_and_www():
         "http://a.example/x?id=3&mtm_campaign=API"
     )
     assert canonical_url("https://a.example/x?id=3") != canonical_url("https://a.example/x?id=4")
+
+
+def test_hostile_records_are_left_out_and_counted_never_a_crash(tmp_path: Path):
+    good = {"published_at": "2021-01-02T00:00:00Z", "title": "Fine", "source": "S"}
+    lines = [
+        json.dumps({**good, "id": "bad-url", "url": "http://[::1"}),
+        json.dumps({**good, "title": "Bad URL, no id", "url": "http://[::1/x"}),
+        json.dumps({**good, "id": "edge", "published_at": "0001-01-01T00:00:00+14:00"}),
+        '{"published_at": 1' + "0" * 5000 + "}",
+        "[" * 40_000 + "]" * 40_000,  # nested past the parser's recursion limit
+        "x" * 100_001,
+        json.dumps({**good, "id": "surrogate", "title": "A\ud800B\x1b[31mC"}),
+        json.dumps({**good, "id": "x" * 500, "title": "Long id"}),
+        json.dumps({**good, "id": "seen", "first_seen_at": "2021-01-02T00:00:00"}),
+    ]
+    path = tmp_path / "n.jsonl"
+    path.write_text(json.dumps(good) + "\n" + "\n".join(lines) + "\n")
+    source = ReplayNewsSource.from_file(path)
+    items = {
+        i.id: i
+        for i in source.between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC))
+    }
+    assert items["bad-url"].url == "http://[::1"
+    assert any(i.title == "Bad URL, no id" for i in items.values())
+    assert items["surrogate"].title == "A?B [31mC"
+    assert len(next(i for i in items.values() if i.title == "Long id").id) == 200
+    assert source.dropped() == {
+        "implausible_timestamp": 1,
+        "bad_json": 2,
+        "line_too_long": 1,
+        "first_seen_no_timezone": 1,
+    }
+
+
+def test_a_csv_field_past_the_csv_limit_is_a_clear_error(tmp_path: Path):
+    path = tmp_path / "n.csv"
+    path.write_text("published_at,title\n2021-01-02T00:00:00Z," + "x" * 200_000 + "\n")
+    with pytest.raises(NewsError, match="CSV line"):
+        ReplayNewsSource.from_file(path)

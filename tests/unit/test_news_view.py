@@ -145,3 +145,11 @@ async def test_dropped_records_are_summed_over_sources(embedder):
     news = NewsView([ListSource([]), ListSource([])], embedder, VaderSentiment(), NewsConfig())
     assert news.dropped() == {"no_timezone": 4}
     assert news.sources == ["list", "list"]
+
+
+async def test_a_decision_considers_at_most_the_500_newest_readable_items(embedder):
+    items = [item(n, n / 100, f"Story number {n} about markets") for n in range(1, 701)]
+    reading = await view(items, embedder).read("BTC/USDT", AT, SITUATION)
+    assert reading.readable == 500
+    oldest_considered = AT - timedelta(hours=501 / 100)  # n=1 is inside the 1-minute delay
+    assert all(h.published_at >= oldest_considered for h in reading.headlines)

@@ -87,6 +87,13 @@ def _print_tick(console: Console, result: TickResult) -> None:
             f"  {row.agent:<8} {row.action:<4} conf {row.confidence:.2f} "
             f"weight {row.weight:.1f} {row.note[:70]}"
         )
+    for item in decision.news if decision else ():
+        console.print(
+            f"  news     tone {item.sentiment:+.2f} {item.published_at:%Y-%m-%d %H:%M} "
+            f"{item.source[:20]}: {item.title[:80]}",
+            markup=False,
+            highlight=False,
+        )
     if result.order:
         console.print(f"  order {result.order.id} {result.order.status}")
     console.print(f"  persona ({result.persona.emotion}): {result.persona.text}")

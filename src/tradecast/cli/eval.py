@@ -49,6 +49,8 @@ _EVAL_FILES = frozenset(
         "oos_equity.png",
         "contributions.png",
         "regimes.png",
+        # the twin run without news (eval --news), an eval folder of its own
+        "without-news",
     }
 )
 
@@ -547,6 +549,10 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
 
 
 def _print_news(console: Console, ablation: dict[str, Any]) -> None:
+    if not ablation["comparable"]:
+        console.print(
+            f"[yellow]news ablation not comparable:[/] {ablation['not_comparable_because']}"
+        )
     rows = {row["metric"]: row for row in ablation["rows"]}
     sharpe, tokens = rows["sharpe"], rows["analyst_prompt_tokens_per_decision"]
     console.print(

@@ -87,7 +87,7 @@ def walk_forward_command(
 ) -> None:
     """Walk DATASET forward: each window trains the memory, then its test part is scored;
     every ablation runs on the same windows. Writes OUT/report.json, report.md, report.html."""
-    from tradecast.evals.ablations import parse_ablations
+    from tradecast.evals.ablations import ablated_settings, parse_ablations
     from tradecast.evals.costs import Prices
     from tradecast.evals.datasets import resolve_dataset
     from tradecast.evals.walkforward import MAX_WORKERS, WalkForwardSpec, plan_windows
@@ -105,6 +105,8 @@ def walk_forward_command(
     try:
         prices = Prices.of(price, completion_price, MAX_PRICE_PER_MTOK)
         chosen = parse_ablations(ablations)
+        for ablation in chosen:  # e.g. no_news without a news file: refused before any run
+            ablated_settings(settings, ablation)
         if trials is not None and trials < len(chosen):
             fail(f"--trials {trials} is fewer than the {len(chosen)} configurations run", code=2)
         data = resolve_dataset(dataset, symbol)

@@ -7,9 +7,9 @@ buggy feed can never make an item fail validation or grow a prompt without end.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from tradecast.domain.base import DomainModel, UtcDatetime
 
@@ -22,6 +22,8 @@ MAX_SYMBOLS = 20
 MAX_ASSET_CHARS = 20
 
 SentimentLabel = Literal["positive", "negative", "neutral"]
+Asset = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ASSET_CHARS)]
+"""A base asset's ticker, e.g. BTC."""
 
 
 class NewsItem(DomainModel):
@@ -38,7 +40,7 @@ class NewsItem(DomainModel):
     summary: str = Field(default="", max_length=MAX_SUMMARY_CHARS)
     source: str = Field(min_length=1, max_length=MAX_SOURCE_CHARS)
     url: str = Field(default="", max_length=MAX_URL_CHARS)
-    symbols: tuple[str, ...] = Field(
+    symbols: tuple[Asset, ...] = Field(
         default=(), max_length=MAX_SYMBOLS, description="base assets it is about, e.g. BTC"
     )
     first_seen_at: UtcDatetime | None = None

@@ -76,6 +76,9 @@ def redacted_settings(settings: Settings) -> dict[str, Any]:
             data[name] = "<redacted>"
     if data.get("api", {}).get("api_keys"):
         data["api"]["api_keys"] = "<redacted>"
+    news = data.get("news", {})
+    if news.get("feeds"):  # a feed URL may carry a key in its query
+        news["feeds"] = ["<redacted>"] * len(news["feeds"])
     return data
 
 

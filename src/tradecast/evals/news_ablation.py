@@ -44,7 +44,13 @@ def news_ablation(
     )
     before = {row["at"]: row["action"] for row in without.rows}
     shared = [row for row in with_news.rows if row["at"] in before]
+    same_instants = set(before) == {row["at"] for row in with_news.rows}
+    stopped = with_news.stopped or without.stopped
     return {
+        "comparable": same_instants and not stopped,
+        "not_comparable_because": None
+        if same_instants and not stopped
+        else (stopped or "the two runs decided at different instants"),
         "rows": rows,
         "decisions_compared": len(shared),
         "decisions_changed": sum(1 for row in shared if row["action"] != before[row["at"]]),
@@ -64,6 +70,15 @@ def markdown_section(ablation: dict[str, Any], fmt: Any) -> list[str]:
         f"{ablation['decisions_changed']} took a different action than without it. The run "
         f"without news is in `{ablation['without_news_dir']}/`.",
         "",
+        *(
+            []
+            if ablation.get("comparable", True)
+            else [
+                "**Not comparable**: "
+                f"{ablation['not_comparable_because']} (the rows below cover different windows).",
+                "",
+            ]
+        ),
         "| metric | with news | without news | with - without |",
         "|---|---|---|---|",
     ]

@@ -34,6 +34,7 @@ from typing import Any
 
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
 
 from tradecast.bootstrap import (
     DeskRuntime,
@@ -125,13 +126,16 @@ class EvalRun:
 
 def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
     """``settings`` for one run: its own data dir, the dataset as the market, no approvals
-    (nobody is there to approve a replayed order)."""
+    (nobody is there to approve a replayed order), and no live news source (a replay reads
+    the news file only: polling today's feeds would make a run depend on the day)."""
     desk = settings.desk.model_copy(update={"require_approval": False})
+    news = settings.news.model_copy(update={"feeds": (), "cryptopanic_token": SecretStr("")})
     return settings.model_copy(
         update={
             "data_dir": spec.out_dir / "data",
             "market": spec.dataset.market_config(settings.market),
             "desk": desk,
+            "news": news,
         }
     )
 
@@ -385,12 +389,24 @@ async def _warm_embeddings(
 async def _warm_news(
     news: NewsView, times: Sequence[datetime], settings: Settings, vectors: PersistentEmbeddingCache
 ) -> None:
-    """Embed every item the run could read in batches before it starts (looked up by exact
-    text, like the situations: no decision sees anything of a later one through this)."""
+    """Embed every item the run could read before it starts, one batch per decision instant:
+    the items that become readable by it and not by the one before. A vector's last bits
+    depend on the texts it was batched with, so no item shares a batch with one that is not
+    yet readable when it is first read."""
     since = times[0] - timedelta(hours=settings.news.lookback_h)
-    items = await news.published_between(since, times[-1])
-    computed = await asyncio.to_thread(vectors.warm, news.item_texts(items))
-    log.info("eval.news_warmed", items=len(items), computed=computed)
+    delay = timedelta(seconds=settings.news.ingestion_delay_s)
+    pending = sorted(
+        await news.published_between(since, times[-1]), key=lambda i: i.visible_from(delay)
+    )
+    computed = taken = 0
+    for at in times:
+        batch = []
+        while taken < len(pending) and pending[taken].visible_from(delay) <= at:
+            batch.append(pending[taken])
+            taken += 1
+        if batch:
+            computed += await asyncio.to_thread(vectors.warm, news.item_texts(batch))
+    log.info("eval.news_warmed", items=taken, computed=computed)
 
 
 def _news_summary(news: NewsView, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

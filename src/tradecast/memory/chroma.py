@@ -202,7 +202,7 @@ class ChromaDecisionMemory:
                 if not meta.same_record(item, document, stored):
                     raise MemoryStoreError(
                         f"decision {item.decision_id!r} is already recorded with a different "
-                        "symbol, action, time or situation; decision ids must be unique"
+                        "symbol, action, time, situation or news; decision ids must be unique"
                     )
         return [r for r in items if r.decision_id not in existing]
 

@@ -165,7 +165,7 @@ class InProcessDecisionMemory:
         if not meta.same_record(record, self._documents[row], self._metadatas[row]):
             raise MemoryStoreError(
                 f"decision {record.decision_id!r} is already recorded with a different "
-                "symbol, action, time or situation; decision ids must be unique"
+                "symbol, action, time, situation or news; decision ids must be unique"
             )
         return True
 

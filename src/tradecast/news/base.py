@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from pydantic import ValidationError
+
 from tradecast.domain.news import (
     MAX_ASSET_CHARS,
     MAX_ID_CHARS,
@@ -108,7 +110,10 @@ def parse_published(value: Any) -> datetime | str:
             return "bad_timestamp"
         if moment.tzinfo is None:
             return "no_timezone"
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except (OverflowError, ValueError):  # an offset past the calendar's ends
+            return "implausible_timestamp"
     else:
         return "bad_timestamp"
     if not EARLIEST <= moment < LATEST:
@@ -117,14 +122,18 @@ def parse_published(value: Any) -> datetime | str:
 
 
 _TAG = re.compile(r"<[^>]{0,2000}>")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
 
 
 def plain_text(text: Any, limit: int) -> str:
-    """``text`` without HTML tags or entities, spaces collapsed, cut to ``limit`` characters."""
+    """``text`` without HTML tags or entities, control characters or lone surrogates, spaces
+    collapsed, cut to ``limit`` characters."""
     if not isinstance(text, str):
         return ""
-    cleaned = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    unescaped = html.unescape(_TAG.sub(" ", text))
+    cleaned = _SPACE.sub(" ", _CONTROL.sub(" ", unescaped)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
 
 
@@ -136,7 +145,10 @@ def canonical_url(url: str) -> str:
     feeds linking one article with different campaign tags give the same text."""
     if not url:
         return ""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # not a URL after all (an unclosed "[", a bad port): compare the text
+        return url.strip().lower()
     host = parts.netloc.lower().removeprefix("www.")
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query) if not _TRACKING.match(k)))
     return urlunsplit(("", host, parts.path.rstrip("/"), query, ""))
@@ -192,15 +204,19 @@ def news_item(
     if not clean_title:
         return "no_title"
     clean_source = plain_text(source, MAX_SOURCE_CHARS) or "unknown"
-    link = url.strip() if isinstance(url, str) and len(url.strip()) <= MAX_URL_CHARS else ""
-    given = str(identifier).strip() if identifier not in (None, "") else ""
-    return NewsItem(
-        id=given[:MAX_ID_CHARS] if given else item_id(clean_source, link, clean_title),
-        published_at=moment,
-        title=clean_title,
-        summary=plain_text(summary, MAX_SUMMARY_CHARS),
-        source=clean_source,
-        url=link,
-        symbols=parse_assets(symbols),
-        first_seen_at=seen,
-    )
+    link = plain_text(url, MAX_URL_CHARS + 1)
+    link = link if len(link) <= MAX_URL_CHARS and " " not in link else ""
+    given = plain_text(str(identifier), MAX_ID_CHARS) if identifier not in (None, "") else ""
+    try:
+        return NewsItem(
+            id=given or item_id(clean_source, link, clean_title),
+            published_at=moment,
+            title=clean_title,
+            summary=plain_text(summary, MAX_SUMMARY_CHARS),
+            source=clean_source,
+            url=link,
+            symbols=parse_assets(symbols),
+            first_seen_at=seen,
+        )
+    except ValidationError:  # whatever else a hostile record holds is that record's problem
+        return "invalid_record"

@@ -8,6 +8,7 @@ and no decision depends on an item it could not yet read.
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,27 +46,51 @@ class StoryKey:
         words = frozenset(w.strip(".") for w in _WORD.findall(title)) - _STOPWORDS - {""}
         return cls(canonical_url(item.url), words, " ".join(sorted(words)))
 
-    def same_story(self, other: StoryKey) -> bool:
-        """Whether both keys tell one story."""
-        if self.url and self.url == other.url:
+
+class StoryIndex:
+    """The stories kept so far, looked up by URL, by title, and by shared title words (so a
+    new item is compared only with stories it shares a word with)."""
+
+    def __init__(self) -> None:
+        self._keys: list[StoryKey] = []
+        self._urls: set[str] = set()
+        self._titles: set[str] = set()
+        self._by_word: defaultdict[str, list[int]] = defaultdict(list)
+
+    def seen(self, key: StoryKey) -> bool:
+        """Whether ``key`` tells a story already kept."""
+        if (key.url and key.url in self._urls) or (key.title and key.title in self._titles):
             return True
-        if self.title == other.title:
-            return bool(self.title)
-        if min(len(self.words), len(other.words)) < MIN_WORDS:
+        if len(key.words) < MIN_WORDS:
             return False
-        overlap = len(self.words & other.words) / len(self.words | other.words)
-        return overlap >= SIMILAR_TITLES
+        shared = Counter(index for word in key.words for index in self._by_word[word])
+        for index, count in shared.items():
+            other = self._keys[index].words
+            if len(other) >= MIN_WORDS and count / len(key.words | other) >= SIMILAR_TITLES:
+                return True
+        return False
+
+    def add(self, key: StoryKey) -> None:
+        """Keep the story ``key`` tells."""
+        index = len(self._keys)
+        self._keys.append(key)
+        if key.url:
+            self._urls.add(key.url)
+        if key.title:
+            self._titles.add(key.title)
+        for word in key.words:
+            self._by_word[word].append(index)
 
 
 def distinct_stories(items: Sequence[NewsItem]) -> tuple[list[NewsItem], int]:
     """The first item of each story, in the order given (the order they became readable),
     and how many later copies were left out."""
-    kept: list[tuple[NewsItem, StoryKey]] = []
-    duplicates = 0
+    index = StoryIndex()
+    kept: list[NewsItem] = []
     for item in items:
         key = StoryKey.of(item)
-        if any(key.same_story(seen) for _, seen in kept):
-            duplicates += 1
+        if index.seen(key):
             continue
-        kept.append((item, key))
-    return [item for item, _ in kept], duplicates
+        index.add(key)
+        kept.append(item)
+    return kept, len(items) - len(kept)

@@ -339,7 +339,10 @@ class PolledNewsSource(abc.ABC):
             self._answered(endpoint, started)
         elif status == 200:
             try:
-                records = list(self._parse(endpoint, body, response.headers, fetched_at))
+                # feedparser takes a second or more on a large feed: off the event loop
+                records = await asyncio.to_thread(
+                    lambda: list(self._parse(endpoint, body, response.headers, fetched_at))
+                )
             except Exception as exc:  # whatever a parser trips on is that feed's failure
                 self._failed(endpoint, started, f"unreadable body: {self._scrub(str(exc))}")
                 return
@@ -452,12 +455,12 @@ class PolledNewsSource(abc.ABC):
         if not value:
             return None
         value = value.strip()
-        if value.isdigit():
-            seconds = float(value)
+        if value.isascii() and value.isdigit():  # "²".isdigit() is true too
+            seconds = float(value[:12])
         else:
             try:
                 when = parsedate_to_datetime(value)
-            except (TypeError, ValueError, IndexError):
+            except (TypeError, ValueError, IndexError, OverflowError):
                 return None
             if when.tzinfo is None:
                 return None

@@ -112,7 +112,7 @@ def _jsonl_rows(text: str, path: Path) -> Iterator[dict[str, Any] | str]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge ints, deep nesting
             if number == 1:
                 raise NewsError(f"news file {path} is not JSON lines: line 1: {exc}") from None
             yield "bad_json"
@@ -126,8 +126,11 @@ def _csv_rows(text: str, path: Path) -> Iterator[dict[str, Any] | str]:
         raise NewsError(
             f"news file {path} needs a header with published_at and title (got {reader.fieldnames})"
         )
-    for row in reader:
-        yield {k: v for k, v in row.items() if k is not None}
+    try:
+        for row in reader:
+            yield {k: v for k, v in row.items() if k is not None}
+    except csv.Error as exc:  # a field past csv's size limit, a NUL byte: the rest is unsure
+        raise NewsError(f"news file {path}: CSV line {reader.line_num}: {exc}") from None
 
 
 def _item(row: dict[str, Any] | str, default_source: str) -> NewsItem | str:

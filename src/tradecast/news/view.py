@@ -44,7 +44,10 @@ MENTION_BONUS = 0.15
 OTHER_ASSET_FACTOR = 0.5
 """An item tagged with other assets only, and not naming this one, counts half."""
 TITLE_CHARS = 140
-VECTOR_CACHE = 4096
+MAX_CANDIDATES = 500
+"""The most recently readable items a decision considers: bounds its work whatever the
+feeds send (choosing them by readability keeps the choice time-safe)."""
+VECTOR_CACHE = 4 * MAX_CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class NewsReading:
     text: str
     """The lines added to the analyst's context."""
     readable: int
-    """Items readable in the look-back window, before dedup."""
+    """Items readable in the look-back window considered (at most 500), before dedup."""
     duplicates: int
 
 
@@ -115,7 +118,7 @@ class NewsView:
         Returns:
             The headlines read and the context lines made of them.
         """
-        readable = await self.readable(at)
+        readable = (await self.readable(at))[-MAX_CANDIDATES:]
         stories, duplicates = distinct_stories(readable)
         base = parse_symbol(symbol)[0]
         ranked = await self._rank(stories, base, at, situation)

@@ -549,6 +549,8 @@ def _print_summary(console: Console, reports: list[dict[str, Any]], options: Eva
 
 
 def _print_news(console: Console, ablation: dict[str, Any]) -> None:
+    from tradecast.evals.report import fmt
+
     if not ablation["comparable"]:
         console.print(
             f"[yellow]news ablation not comparable:[/] {ablation['not_comparable_because']}"
@@ -558,13 +560,10 @@ def _print_news(console: Console, ablation: dict[str, Any]) -> None:
     console.print(
         f"news: {ablation['decisions_with_news']} of {ablation['decisions_compared']} decisions "
         f"read news; {ablation['decisions_changed']} changed action; Sharpe "
-        f"{_number(sharpe['with'])} with news, {_number(sharpe['without'])} without; analyst "
+        f"{fmt('sharpe', sharpe['with'])} with news, {fmt('sharpe', sharpe['without'])} without; "
+        "analyst "
         f"prompt {tokens['with']:.0f} tokens with news, {tokens['without']:.0f} without"
     )
-
-
-def _number(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 @eval_app.command("compare")

@@ -7,11 +7,12 @@ desk may read at an instant; :class:`~tradecast.news.view.NewsView` does, from e
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -64,6 +65,22 @@ class NewsSource(Protocol):
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+class PublishedIndex:
+    """Items by publication time (then id), for the window queries every source answers."""
+
+    def __init__(self, items: Iterable[NewsItem]) -> None:
+        self._items = sorted(items, key=lambda i: (i.published_at, i.id))
+        self._times = [i.published_at for i in self._items]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def between(self, since: datetime, until: datetime) -> list[NewsItem]:
+        """The items published from ``since`` to ``until`` (both included), oldest first."""
+        first = bisect.bisect_left(self._times, since)
+        return self._items[first : bisect.bisect_right(self._times, until)]
 
 
 class DropCount:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import bisect
 import heapq
 import math
 import time
@@ -46,7 +45,7 @@ from tradecast import __version__
 from tradecast.domain.base import utc_now
 from tradecast.domain.news import NewsItem
 from tradecast.logs import get_logger
-from tradecast.news.base import DropCount, news_item
+from tradecast.news.base import DropCount, PublishedIndex, news_item
 from tradecast.settings import NewsConfig
 
 log = get_logger(__name__)
@@ -172,8 +171,7 @@ class _Store:
         # Items never leave but by eviction, so a heap finds the oldest in log time.
         self._by_age: list[tuple[datetime, str]] = []
         self._forgotten: OrderedDict[str, None] = OrderedDict()
-        self._sorted: list[NewsItem] | None = None
-        self._times: list[datetime] = []
+        self._index: PublishedIndex | None = None
 
     def add(self, item: NewsItem) -> bool:
         """Keep ``item`` unless its id is known (kept or forgotten); whether it was new."""
@@ -181,7 +179,7 @@ class _Store:
             return False
         self.items[item.id] = item
         heapq.heappush(self._by_age, (item.published_at, item.id))
-        self._sorted = None
+        self._index = None
         if len(self.items) > self.limit:
             _, oldest = heapq.heappop(self._by_age)
             del self.items[oldest]
@@ -193,11 +191,9 @@ class _Store:
         return True
 
     def between(self, since: datetime, until: datetime) -> list[NewsItem]:
-        if self._sorted is None:
-            self._sorted = sorted(self.items.values(), key=lambda i: (i.published_at, i.id))
-            self._times = [i.published_at for i in self._sorted]
-        first = bisect.bisect_left(self._times, since)
-        return self._sorted[first : bisect.bisect_right(self._times, until)]
+        if self._index is None:  # rebuilt only after new items arrived
+            self._index = PublishedIndex(self.items.values())
+        return self._index.between(since, until)
 
 
 class PolledNewsSource(abc.ABC):

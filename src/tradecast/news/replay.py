@@ -8,7 +8,6 @@ left out and counted, never guessed: a replay must not read an article before it
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import json
@@ -20,7 +19,7 @@ from typing import Any
 from tradecast.domain.news import NewsItem
 from tradecast.errors import NewsError
 from tradecast.logs import get_logger
-from tradecast.news.base import DropCount, news_item
+from tradecast.news.base import DropCount, PublishedIndex, news_item
 
 log = get_logger(__name__)
 
@@ -33,8 +32,7 @@ class ReplayNewsSource:
     """Items read once from a file, served by publication time."""
 
     def __init__(self, items: list[NewsItem], name: str, dropped: DropCount) -> None:
-        self._items = sorted(items, key=lambda i: (i.published_at, i.id))
-        self._times = [i.published_at for i in self._items]
+        self._index = PublishedIndex(items)
         self._name = name
         self._dropped = dropped
 
@@ -67,7 +65,7 @@ class ReplayNewsSource:
         return self._name
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._index)
 
     async def items(self, since: datetime, until: datetime) -> list[NewsItem]:
         """The file's items published from ``since`` to ``until``, oldest first."""
@@ -75,9 +73,7 @@ class ReplayNewsSource:
 
     def between(self, since: datetime, until: datetime) -> list[NewsItem]:
         """:meth:`items` without awaiting (the file is in memory)."""
-        first = bisect.bisect_left(self._times, since)
-        last = bisect.bisect_right(self._times, until)
-        return self._items[first:last]
+        return self._index.between(since, until)
 
     def dropped(self) -> Mapping[str, int]:
         return self._dropped.counts()

@@ -435,6 +435,13 @@ class APIConfig(_Frozen):
         default="", description="'viewer:KEY,operator:KEY,admin:KEY'; empty: dev keys logged"
     )
     cors_origins: tuple[str, ...] = Field(default=(), description="origins allowed by CORS")
+    langgraph_prefix: str = Field(
+        default="",
+        max_length=50,
+        pattern=r"^(/[a-z0-9_-]+)*$",
+        description="where the LangGraph Server protocol is served besides /v1: '' (the root, "
+        "where LangGraph clients look by default) or a path such as /langgraph",
+    )
     stream_buffer: int = Field(
         default=10_000, ge=100, le=1_000_000, description="events kept per channel for resume"
     )

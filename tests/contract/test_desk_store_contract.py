@@ -72,6 +72,21 @@ def test_desk_store_state_and_threads(store: DeskStore) -> None:
     assert store.thread("t-2") is None
 
 
+def test_desk_store_lists_updates_and_deletes_threads(store: DeskStore) -> None:
+    for name in ("t-1", "t-2", "t-3"):
+        store.create_thread(name, {"n": name})
+        time.sleep(0.002)  # distinct creation instants, so the order is defined
+    assert [t["thread_id"] for t in store.threads()] == ["t-3", "t-2", "t-1"]
+    assert [t["thread_id"] for t in store.threads(limit=1)] == ["t-3"]
+    updated = store.update_thread("t-2", {"graph_id": "chat"})
+    assert updated is not None and updated["metadata"] == {"n": "t-2", "graph_id": "chat"}
+    assert store.thread("t-2")["metadata"] == {"n": "t-2", "graph_id": "chat"}
+    assert store.update_thread("nope", {"x": 1}) is None
+    assert store.delete_thread("t-2") is True
+    assert store.delete_thread("t-2") is False
+    assert [t["thread_id"] for t in store.threads()] == ["t-3", "t-1"]
+
+
 @pytest.mark.scaleout
 def test_desk_store_explains_an_unreachable_postgres() -> None:
     with pytest.raises(StoreUnavailable, match="cannot open the desk store"):

@@ -51,20 +51,50 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/viewers/chat", "operator", {"display_name": "Ana", "text": "hi"}),
     ("GET", "/v1/viewers", "operator", None),
     ("POST", "/v1/chat", "operator", CHAT),
-    ("POST", "/v1/threads", "operator", {}),
-    ("GET", "/v1/threads/{thread_id}", "operator", None),
-    ("GET", "/v1/threads/{thread_id}/runs", "operator", None),
-    ("POST", "/v1/threads/{thread_id}/runs/stream", "operator", DESK_RUN),
-    ("POST", "/v1/runs/stream", "operator", DESK_RUN),
-    ("GET", "/v1/threads/{thread_id}/runs/{run_id}", "operator", None),
-    ("GET", "/v1/threads/{thread_id}/runs/{run_id}/stream", "operator", None),
 ]
-OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz")}
+# the LangGraph protocol, served under /v1 and at the root
+PROTOCOL: list[tuple[str, str, str, Any]] = [
+    ("POST", "/assistants/search", "viewer", {}),
+    ("GET", "/assistants/{assistant}", "viewer", None),
+    ("GET", "/assistants/{assistant}/graph", "viewer", None),
+    ("GET", "/assistants/{assistant}/schemas", "viewer", None),
+    ("GET", "/assistants/{assistant}/subgraphs", "viewer", None),
+    ("POST", "/threads", "operator", {}),
+    ("POST", "/threads/search", "operator", {}),
+    ("GET", "/threads/{thread_id}", "operator", None),
+    ("PATCH", "/threads/{thread_id}", "operator", {"metadata": {}}),
+    ("DELETE", "/threads/{thread_id}", "operator", None),
+    ("GET", "/threads/{thread_id}/state", "operator", None),
+    ("GET", "/threads/{thread_id}/state/{checkpoint_id}", "operator", None),
+    ("POST", "/threads/{thread_id}/state/checkpoint", "operator", {}),
+    ("POST", "/threads/{thread_id}/history", "operator", {}),
+    ("GET", "/threads/{thread_id}/history", "operator", None),
+    ("GET", "/threads/{thread_id}/runs", "operator", None),
+    ("POST", "/threads/{thread_id}/runs", "operator", DESK_RUN),
+    ("POST", "/threads/{thread_id}/runs/stream", "operator", DESK_RUN),
+    ("POST", "/threads/{thread_id}/runs/wait", "operator", DESK_RUN),
+    ("POST", "/runs", "operator", DESK_RUN),
+    ("POST", "/runs/stream", "operator", DESK_RUN),
+    ("POST", "/runs/wait", "operator", DESK_RUN),
+    ("GET", "/threads/{thread_id}/runs/{run_id}", "operator", None),
+    ("DELETE", "/threads/{thread_id}/runs/{run_id}", "operator", None),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/join", "operator", None),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/stream", "operator", None),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/cancel", "operator", None),
+]
+ROUTES += [
+    (m, prefix + path, role, body) for prefix in ("/v1", "") for m, path, role, body in PROTOCOL
+]
+OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz")} | {
+    ("GET", prefix + path) for prefix in ("/v1", "") for path in ("/info", "/ok")
+}
 PATH_VALUES = {
     "decision_id": "BTCUSDT-20210105T1200",
     "channel": "desk",
     "thread_id": "desk",
     "run_id": "no-such-run",
+    "assistant": "desk",
+    "checkpoint_id": "no-such-checkpoint",
     "file": "idle.png",
     "speech_id": "sp-0000000000000-0000",
 }
@@ -190,7 +220,23 @@ async def test_control_routes_are_rate_limited_per_key(tmp_path: Path, embedder)
         ("GET", "/v1/decisions", None, {"action": "YOLO"}, "query.action"),
         ("GET", "/v1/orders", None, {"status": "bogus"}, "query.status"),
         ("GET", "/v1/streams/gossip", None, None, "path.channel"),
-        ("POST", "/v1/runs/stream", {"assistant_id": "oracle"}, None, "body.assistant_id"),
+        ("POST", "/v1/runs/stream", {"assistant_id": ""}, None, "body.assistant_id"),
+        (
+            "POST",
+            "/runs/stream",
+            {"assistant_id": "desk", "stream_mode": "x"},
+            None,
+            "body.stream_mode",
+        ),
+        (
+            "POST",
+            "/runs/wait",
+            {"assistant_id": "desk", "stream_subgraphs": "yes"},
+            None,
+            "body.stream_subgraphs",
+        ),
+        ("POST", "/threads/search", {"limit": 1001}, None, "body.limit"),
+        ("POST", "/runs", {"assistant_id": "desk", "webhook": "http://x"}, None, "body.webhook"),
     ],
 )
 async def test_invalid_input_is_a_422_naming_the_field(api, method, path, body, params, field):
@@ -212,11 +258,15 @@ async def test_other_422s_say_what_is_wrong(api):
     )
     assert "milliseconds" in assert_error(response, 422)["message"]
     response = await client.post(
-        "/v1/runs/stream",
-        headers=auth(OPERATOR),
-        json={"assistant_id": "desk", "stream_mode": "updates"},
+        "/v1/runs/stream", headers=auth(OPERATOR), json={"assistant_id": "oracle"}
     )
-    assert "available: values, custom" in assert_error(response, 422)["message"]
+    assert "the assistants are desk, chat" in assert_error(response, 404)["message"]
+    response = await client.post(
+        "/runs/wait",
+        headers=auth(OPERATOR),
+        json={"assistant_id": "chat", "input": {"messages": [{"type": "ai", "content": "x"}]}},
+    )
+    assert "must be the operator's" in assert_error(response, 422)["message"]
     response = await client.post(
         "/v1/desk/stop",
         content=b"{not json",

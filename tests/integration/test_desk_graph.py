@@ -11,6 +11,7 @@ import pytest
 
 from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
 from tradecast.errors import LLMError
+from tradecast.graphs.review import ReviewAnswer
 
 AT = datetime(2021, 1, 5, 12, tzinfo=UTC)
 
@@ -133,8 +134,8 @@ async def test_approval_interrupt_and_double_resume_fill_once(open_test_desk):
         assert desk.broker.fills() == []
         again = await desk.runner.tick("BTC/USDT", AT)
         assert again.status == "awaiting_approval"
-        approved = await desk.runner.resume(waiting.thread_id, approved=True)
-        twice = await desk.runner.resume(waiting.thread_id, approved=True)
+        approved = await desk.runner.resume(waiting.thread_id, ReviewAnswer(True))
+        twice = await desk.runner.resume(waiting.thread_id, ReviewAnswer(True))
         fills = desk.broker.fills()
     assert approved.status == "completed" and approved.order.status == "filled"
     assert twice.order == approved.order
@@ -145,7 +146,7 @@ async def test_rejected_approval_executes_nothing(open_test_desk):
     scripted = models()
     async with open_test_desk(scripted, require_approval=True) as desk:
         waiting = await desk.runner.tick("BTC/USDT", AT)
-        rejected = await desk.runner.resume(waiting.thread_id, approved=False)
+        rejected = await desk.runner.resume(waiting.thread_id, ReviewAnswer(False))
         assert desk.broker.fills() == []
     assert rejected.risk.approval == "rejected"
     assert rejected.order is None

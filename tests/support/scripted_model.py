@@ -40,6 +40,8 @@ class ScriptedChatModel(BaseChatModel):
     finish_reason: str = "stop"
     """What the last streamed chunk says ended the answer ("length": the token limit)."""
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
+    gate: asyncio.Event | None = None
+    """When set, async calls wait for it before answering (a model still thinking)."""
 
     @property
     def _llm_type(self) -> str:
@@ -100,6 +102,8 @@ class ScriptedChatModel(BaseChatModel):
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
         return self._generate(messages, stop, None, **kwargs)
 
     def bind_tools(

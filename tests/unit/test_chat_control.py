@@ -72,12 +72,23 @@ class RecordingControls:
         self.calls.append(("set_limits", changes))
         return self._limits
 
-    async def decide_approval(self, actor: str, decision_id: str, approved: bool) -> TickResult:
+    async def decide_approval(
+        self,
+        actor: str,
+        decision_id: str,
+        approved: bool,
+        *,
+        quantity: Decimal | None = None,
+        note: str | None = None,
+    ) -> TickResult:
         if decision_id not in self.pending:
             raise NotFound(f"no pending approval {decision_id!r}")
         self.pending.remove(decision_id)
         self.calls.append(("approval", (decision_id, approved)))
         return _tick()
+
+    async def pending_reviews(self) -> list[dict[str, Any]]:
+        return []
 
     async def force_tick(self, actor: str) -> TickResult:
         self.calls.append(("tick", actor))

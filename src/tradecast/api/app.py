@@ -18,7 +18,8 @@ from tradecast.api.auth import KeyRing
 from tradecast.api.body_limit import install_body_limit
 from tradecast.api.errors import install_error_handlers
 from tradecast.api.lifespan import DeskOpener, OpenFailed, running_desk
-from tradecast.api.routes import desk, ops, persona, streams, threads, viewers
+from tradecast.api.protocol import protocol_router
+from tradecast.api.routes import chat, desk, ops, persona, streams, viewers
 from tradecast.api.schemas import ApiIndex
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
@@ -49,9 +50,13 @@ TAGS = [
     {"name": "portfolio", "description": "The paper broker's account."},
     {"name": "decisions", "description": "Each tick's report."},
     {"name": "streams", "description": "Live events (SSE) and snapshots."},
-    {"name": "chat", "description": "Operator chat: commands and questions."},
     {"name": "persona", "description": "The persona's card, avatar sprites and spoken lines."},
-    {"name": "threads", "description": "LangGraph-style threads and runs."},
+    {"name": "chat", "description": "Operator chat as server-sent events."},
+    {
+        "name": "langgraph",
+        "description": "The LangGraph Server protocol (assistants, threads, runs), under /v1 "
+        "and TRADECAST_API__LANGGRAPH_PREFIX (the root by default).",
+    },
     {"name": "ops", "description": "Health, readiness, metrics."},
 ]
 
@@ -116,12 +121,15 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.api.cors_origins),
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["*"],
+            expose_headers=["Content-Location", "Location", "X-Confirm-Token"],
         )
-    routers = (ops, desk, streams, persona, threads, viewers)
+    routers = (ops, desk, streams, persona, chat, viewers)
     for router in (module.router for module in routers):
         app.include_router(router)
+    for prefix in dict.fromkeys(("/v1", settings.api.langgraph_prefix)):
+        app.include_router(protocol_router(prefix))
 
     @app.get("/", include_in_schema=False, response_model=ApiIndex)
     async def root() -> dict[str, Any]:

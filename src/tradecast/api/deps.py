@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
-from langchain_core.language_models import BaseChatModel
 
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.api.audit import DeniedLog
@@ -26,6 +26,7 @@ from tradecast.desk.audience import Audience
 from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
+from tradecast.graphs.chat import ChatController
 from tradecast.graphs.controls import Role, role_allows
 from tradecast.ratelimit import RateLimiter, retry_after
 from tradecast.settings import Settings
@@ -45,8 +46,10 @@ class ApiContext:
     frames: FrameCache
     desk: DeskService
     runs: RunStore
-    chat_model: BaseChatModel
     card: PersonaCard
+    chat: ChatController
+    """The operator chat graph (its conversations checkpointed with the desk's)."""
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     denied: DeniedLog = field(default_factory=DeniedLog)
     """Refused attempts (logged, rate limited)."""
     speech: SpeechStore | None = None

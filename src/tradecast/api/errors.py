@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tradecast.errors import ConfirmationRequired, NotFound
+from tradecast.errors import ConfirmationRequired, DeskConflict, NotFound
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
@@ -118,6 +118,11 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return error_response(404, "not_found", str(exc))
 
 
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DeskConflict)
+    return error_response(409, "conflict", str(exc))
+
+
 async def _confirmation_required(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConfirmationRequired)
     response = error_response(409, "confirmation_required", str(exc))
@@ -179,6 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as ``{"error": {...}}``."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(DeskConflict, _conflict)
     app.add_exception_handler(ConfirmationRequired, _confirmation_required)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

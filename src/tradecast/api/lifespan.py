@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from fastapi import FastAPI
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from tradecast import __version__
 from tradecast.agents.persona import card_blocklist
@@ -39,6 +40,7 @@ from tradecast.desk.audience import AnswerQueue, Audience
 from tradecast.desk.metrics import Metrics
 from tradecast.desk.publisher import EventPublisher
 from tradecast.desk.service import DeskService
+from tradecast.graphs.chat import ChatController
 from tradecast.logs import get_logger
 from tradecast.memory.base import DecisionMemory
 from tradecast.settings import AgentRole, Settings
@@ -185,8 +187,14 @@ async def running_desk(
                 frames=FrameCache(),
                 desk=service,
                 runs=runs,
-                chat_model=desk_models["persona"],
                 card=card,
+                chat=ChatController(
+                    service,
+                    desk_models["persona"],
+                    card,
+                    max_tokens=settings.desk.persona_max_tokens,
+                    checkpointer=_saver(runtime.runner.graph.checkpointer),
+                ),
                 speech=speaker.store if speaker else None,
                 voice_name=speaker.tts.name if speaker else "",
                 audience=audience,
@@ -277,3 +285,8 @@ def tuned_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*previous)
         gc.unfreeze()
+
+
+def _saver(checkpointer: object) -> BaseCheckpointSaver | None:
+    """The desk graph's checkpointer, which keeps the chat threads too."""
+    return checkpointer if isinstance(checkpointer, BaseCheckpointSaver) else None

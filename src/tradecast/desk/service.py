@@ -33,6 +33,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from tradecast.agents.consensus import decision_id as decision_id_at
@@ -59,7 +60,9 @@ from tradecast.errors import (
     NotFound,
     TickLockError,
 )
+from tradecast.graphs.review import ReviewAnswer
 from tradecast.graphs.runner import TickResult, tick_result
+from tradecast.graphs.streaming import GraphTap
 from tradecast.logs import get_logger
 from tradecast.market.closed_bars import parse_timeframe
 from tradecast.risk.gate import updated_limits
@@ -280,8 +283,14 @@ class DeskService:
         decision_id: str,
         approved: bool,
         observer: EventObserver | None = None,
+        *,
+        quantity: Decimal | None = None,
+        note: str | None = None,
+        tap: GraphTap | None = None,
     ) -> TickResult:
-        """Approve or reject the order waiting under ``decision_id``.
+        """Approve or reject the order waiting under ``decision_id``; an approval may cut its
+        ``quantity`` (never raise it); ``note`` is the human's reason, journaled; ``tap``
+        gets the graph's chunks of the resumed tick.
 
         Raises:
             NotFound: no order waits under that id.
@@ -306,18 +315,25 @@ class DeskService:
                     f"no order waits for approval under {decision_id!r} (waiting: {waiting})"
                 )
             thread, moment = pending
+            answer = ReviewAnswer(approved, quantity, note)
             result = await self._watched(
-                observer, self.runtime.runner.resume(thread, approved, moment)
+                observer, self.runtime.runner.resume(thread, answer, moment), tap
             )
             await self._after_tick(result, moment)
-        self.store.journal(actor, action, {"decision_id": decision_id}, _approval_outcome(result))
+        params = {"decision_id": decision_id} | {
+            k: str(v) for k, v in (("quantity", quantity), ("note", note)) if v is not None
+        }
+        self.store.journal(actor, action, params, _approval_outcome(result))
         self._notify()
         return result
 
-    async def force_tick(self, actor: str, observer: EventObserver | None = None) -> TickResult:
-        """Run one tick now: the next replayed instant, or the latest closed bar live."""
+    async def force_tick(
+        self, actor: str, observer: EventObserver | None = None, *, tap: GraphTap | None = None
+    ) -> TickResult:
+        """Run one tick now: the next replayed instant, or the latest closed bar live;
+        ``tap`` gets the graph's chunks of that tick."""
         try:
-            result = await self._tick(observer)
+            result = await self._tick(observer, tap=tap)
             assert result is not None  # only the loop's ticks are skipped
         except Exception as exc:
             self.store.journal(actor, "tick", {}, f"failed: {exc}")
@@ -380,6 +396,16 @@ class DeskService:
         """Whether the replay has ended (nothing is left to tick)."""
         return self._loop.finished
 
+    async def pending_reviews(self) -> list[dict[str, Any]]:
+        """The review request of each order waiting for a human, oldest first."""
+        reviews = []
+        for decision_id in self._pending.ids():
+            tick = self.store.tick(decision_id)
+            state = await self.thread_state(tick.thread_id) if tick else None
+            if state and state["interrupts"]:
+                reviews.append(state["interrupts"][0]["value"])
+        return reviews
+
     async def thread_state(self, thread_id: str) -> dict[str, Any] | None:
         """A tick thread's checkpointed state as a tick report (None: no such thread)."""
         graph = self.runtime.runner.graph
@@ -436,15 +462,19 @@ class DeskService:
             backoff = 1.0
 
     async def _tick(
-        self, observer: EventObserver | None, *, from_loop: bool = False
+        self,
+        observer: EventObserver | None,
+        *,
+        from_loop: bool = False,
+        tap: GraphTap | None = None,
     ) -> TickResult | None:
         async with self._lock:
             self._check_dependencies()
             async with self._exclusive_tick():
-                return await self._tick_next(observer, from_loop=from_loop)
+                return await self._tick_next(observer, from_loop=from_loop, tap=tap)
 
     async def _tick_next(
-        self, observer: EventObserver | None, *, from_loop: bool
+        self, observer: EventObserver | None, *, from_loop: bool, tap: GraphTap | None = None
     ) -> TickResult | None:
         """The tick itself, inside the desk's tick lock."""
         self._catch_up()
@@ -453,7 +483,7 @@ class DeskService:
             return None  # paused, an approval opened, or the lease went elsewhere
         if self.finished:
             raise DeskConflict(self._finished_message())
-        moment, result = await self._watched(observer, self._loop.tick_next())
+        moment, result = await self._watched(observer, self._loop.tick_next(), tap)
         await self._after_tick(result, moment)
         return result
 
@@ -467,11 +497,18 @@ class DeskService:
         except TickLockError as exc:
             raise DeskConflict(str(exc)) from None
 
-    async def _watched(self, observer: EventObserver | None, work: Awaitable[T]) -> T:
+    async def _watched(
+        self, observer: EventObserver | None, work: Awaitable[T], tap: GraphTap | None = None
+    ) -> T:
+        """``work`` (inside the tick lock), with ``observer`` told of the events it publishes
+        and ``tap`` given its graph chunks."""
         stop = self.publisher.watch(observer) if observer is not None else None
+        runner = self.runtime.runner
+        runner.tap = tap
         try:
             return await work
         finally:
+            runner.tap = None
             if stop is not None:
                 stop()
 
@@ -614,7 +651,7 @@ class DeskService:
         approved, so it reports the order the broker holds."""
         await self._pending.restore(announce=False)
         for decision_id, (thread, moment) in self._pending.take_placed().items():
-            result = await self.runtime.runner.resume(thread, True, moment)
+            result = await self.runtime.runner.resume(thread, ReviewAnswer(True), moment)
             await self._after_tick(result, moment)
             self.store.journal("system", "approve", {"decision_id": decision_id}, PLACED)
             log.warning("desk.approval_settled", decision_id=decision_id)

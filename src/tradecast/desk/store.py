@@ -21,6 +21,8 @@ from tradecast.errors import NotFound
 from tradecast.graphs.runner import TickResult
 
 STORE_FILENAME = "control.sqlite"
+MAX_THREADS = 10_000
+"""Chat threads a search looks through at most."""
 
 
 def _now() -> str:
@@ -237,6 +239,35 @@ class DeskStore:
             return None
         row = rows[0]
         return {"thread_id": thread_id, "created_at": row[0], "metadata": json.loads(row[1])}
+
+    def threads(self, limit: int = MAX_THREADS) -> list[dict[str, Any]]:
+        """The chat threads, newest first (at most ``limit``)."""
+        rows, _ = self._db.execute(
+            "SELECT thread_id, created_at, metadata FROM threads "
+            "ORDER BY created_at DESC, thread_id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"thread_id": row[0], "created_at": row[1], "metadata": json.loads(row[2])}
+            for row in rows
+        ]
+
+    def update_thread(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge ``metadata`` into a chat thread's; None when there is no such thread."""
+        stored = self.thread(thread_id)
+        if stored is None:
+            return None
+        merged = stored["metadata"] | metadata
+        self._db.execute(
+            "UPDATE threads SET metadata = ? WHERE thread_id = ?",
+            (json.dumps(merged, default=str), thread_id),
+        )
+        return stored | {"metadata": merged}
+
+    def delete_thread(self, thread_id: str) -> bool:
+        """Forget a chat thread; False when there was none."""
+        _, count = self._db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
+        return count > 0
 
 
 def _sortable(instant: str) -> str:

@@ -1,7 +1,11 @@
 """The chat-control graph: an operator message becomes a command (validated, authorised and
 journaled through ``DeskControls``) or a question answered in the persona's voice.
 
-    START -> parse -> {deny | apply | answer} -> END
+    START -> parse -> {deny | apply | answer} -> respond -> {review | END}
+
+Each thread's conversation is kept as LangGraph chat ``messages`` (checkpointed when the
+controller has a checkpointer); ``review`` puts orders waiting for a human to the operator
+(:mod:`tradecast.graphs.chat_review`).
 
 Use::
 
@@ -16,14 +20,17 @@ streams. A question never places an order: answering has no access to anything t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict
 
 from tradecast.agents.calls import load_prompt
 from tradecast.agents.grounding import (
@@ -40,6 +47,7 @@ from tradecast.agents.persona import PersonaEmit, Speech, default_emotion, facts
 from tradecast.agents.persona_card import PersonaCard
 from tradecast.domain import Action
 from tradecast.errors import ConfirmationRequired, NotFound
+from tradecast.graphs.chat_review import chat_config, chat_input, reply_id, review_node
 from tradecast.graphs.commands import Command, loosens, parse_command
 from tradecast.graphs.controls import DeskControls, Role, role_allows
 from tradecast.logs import get_logger
@@ -61,11 +69,15 @@ class ChatReply(BaseModel):
 
 
 class ChatState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation, as LangGraph chat clients (Agent Chat UI) show it."""
     message: str
     role: Role
     actor: str
     command: Command
     reply: ChatReply
+    waiting: list[dict[str, Any]]
+    """The review requests of the orders waiting for a human when the reply was made."""
 
 
 def route_command(state: ChatState) -> Literal["deny", "apply", "answer"]:
@@ -74,6 +86,11 @@ def route_command(state: ChatState) -> Literal["deny", "apply", "answer"]:
     if command.error or not role_allows(state["role"], command.needed_role):
         return "deny"
     return "answer" if command.name == "ask" else "apply"
+
+
+def route_waiting(state: ChatState) -> Literal["review", "__end__"]:
+    """An order waiting for a human is put to the operator after every reply."""
+    return "review" if state.get("waiting") else "__end__"
 
 
 class ChatController:
@@ -85,25 +102,32 @@ class ChatController:
         model: BaseChatModel,
         card: PersonaCard,
         max_tokens: int = 90,
+        checkpointer: BaseCheckpointSaver | None = None,
     ) -> None:
         self.controls = controls
         self.model = model
         self.card = card
         self.max_tokens = max_tokens
-        self._graph = self.graph()
+        self.checkpointer = checkpointer
+        self.graph = self.build(checkpointer)
 
-    def graph(self) -> CompiledStateGraph:
-        """The compiled chat-control graph."""
+    def build(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+        """The compiled chat-control graph (each thread's conversation kept by
+        ``checkpointer`` when one is given)."""
         graph = StateGraph(ChatState)
         graph.add_node("parse", self._parse)
         graph.add_node("deny", self._deny)
         graph.add_node("apply", self._apply)
         graph.add_node("answer", self._answer)
+        graph.add_node("respond", self._respond)
+        graph.add_node("review", review_node(self.controls))
         graph.add_edge(START, "parse")
         graph.add_conditional_edges("parse", route_command, ["deny", "apply", "answer"])
         for node in ("deny", "apply", "answer"):
-            graph.add_edge(node, END)
-        return graph.compile(name="chat")
+            graph.add_edge(node, "respond")
+        graph.add_conditional_edges("respond", route_waiting, ["review", END])
+        graph.add_edge("review", END)
+        return graph.compile(checkpointer=checkpointer, name="chat")
 
     async def handle(
         self,
@@ -116,9 +140,9 @@ class ChatController:
     ) -> ChatReply:
         """Apply or answer ``message``; the reply says what happened and why. Safe to call
         concurrently: each call's ``emit`` travels in its own run config."""
-        state = await self._graph.ainvoke(
-            {"message": message, "role": role, "actor": actor},
-            {"configurable": {"thread_id": thread_id, "emit": emit or _ignore}},
+        state = await self.graph.ainvoke(
+            {**chat_input({"message": message}), "role": role, "actor": actor},
+            chat_config(thread_id, role=role, actor=actor, emit=emit),
         )
         reply: ChatReply = state["reply"]
         log.info(
@@ -133,6 +157,11 @@ class ChatController:
 
     async def _parse(self, state: ChatState) -> dict[str, Any]:
         return {"command": parse_command(state["message"])}
+
+    async def _respond(self, state: ChatState, config: RunnableConfig) -> dict[str, Any]:
+        """The reply as the conversation's next message, and the orders still waiting."""
+        reply = AIMessage(state["reply"].message, id=reply_id(config))
+        return {"messages": [reply], "waiting": await self.controls.pending_reviews()}
 
     async def _deny(self, state: ChatState) -> dict[str, Any]:
         command = state["command"]
@@ -206,7 +235,7 @@ class ChatController:
             status=status.get("state", "unknown"),
         )
         messages = [SystemMessage(system), HumanMessage(question[:2000])]
-        emit: PersonaEmit = config["configurable"].get("emit", _ignore)
+        emit: PersonaEmit = config["configurable"].get("emit") or _ignore
         speech = _answer_speech(self.card, facts, emit, load_prompt("chat"))
         lines, _ = await speak(self.model, messages, speech, self.max_tokens)
         text = " ".join(line.text for line in lines)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -16,6 +18,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from tradecast.agents.calls import LLMCall
 from tradecast.broker.paper import Execution
@@ -37,10 +40,16 @@ from tradecast.domain import (
     RiskVerdict,
     Side,
 )
+from tradecast.graphs.chat import ChatReply
+from tradecast.graphs.commands import Command
 from tradecast.graphs.state import DeskContext, TraderExits
 from tradecast.market.indicators import IndicatorSummary
 
 CHECKPOINTED_TYPES: tuple[type, ...] = (
+    AIMessage,
+    HumanMessage,
+    ChatReply,
+    Command,
     Action,
     AgentSignal,
     Attribution,
@@ -119,3 +128,38 @@ class InlineSqliteSaver(SqliteSaver):
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         return self.get_delta_channel_history(config=config, channels=channels)
+
+
+async def delete_run_checkpoints(saver: BaseCheckpointSaver, thread_id: str, run_id: str) -> int:
+    """Delete the checkpoints (and their pending writes) that run ``run_id`` wrote to
+    ``thread_id``: LangGraph's ``delete_for_runs`` for one thread, done here for the SQLite
+    and PostgreSQL savers, which leave it unimplemented. Returns how many were deleted."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    ids = [
+        item.config["configurable"]["checkpoint_id"]
+        async for item in saver.alist(config, filter={"run_id": run_id})
+    ]
+    if not ids:
+        return 0
+    if isinstance(saver, AsyncPostgresSaver):
+        marks = ", ".join(["%s"] * len(ids))
+        async with saver._cursor() as cursor:
+            for table in ("checkpoint_writes", "checkpoints"):
+                await cursor.execute(
+                    f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id IN ({marks})",
+                    (thread_id, *ids),
+                )
+    elif isinstance(saver, AsyncSqliteSaver):
+        marks = ", ".join(["?"] * len(ids))
+        async with saver.lock:
+            for table in ("writes", "checkpoints"):
+                await saver.conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id IN ({marks})",
+                    (thread_id, *ids),
+                )
+            await saver.conn.commit()
+    else:
+        await saver.adelete_for_runs([run_id])
+    return len(ids)

@@ -6,6 +6,7 @@ through it, so a chat message can do nothing an API call with the same role coul
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from tradecast.graphs.runner import TickResult
@@ -58,8 +59,17 @@ class DeskControls(Protocol):
         """
         ...
 
-    async def decide_approval(self, actor: str, decision_id: str, approved: bool) -> TickResult:
-        """Approve or reject the order pending under ``decision_id``.
+    async def decide_approval(
+        self,
+        actor: str,
+        decision_id: str,
+        approved: bool,
+        *,
+        quantity: Decimal | None = None,
+        note: str | None = None,
+    ) -> TickResult:
+        """Approve or reject the order pending under ``decision_id``; an approval may cut the
+        order to ``quantity`` (never raise it); ``note`` is the human's reason.
 
         Raises:
             NotFound: nothing is pending under that id.
@@ -75,6 +85,11 @@ class DeskControls(Protocol):
             DeskConflict: the replay has ended, a shared service is down, or another replica
                 holds the tick.
         """
+        ...
+
+    async def pending_reviews(self) -> list[dict[str, Any]]:
+        """The review request of each order waiting for a human (the interrupt values of
+        :func:`tradecast.graphs.review.review_request`), oldest first."""
         ...
 
     def recent_decisions(self, limit: int = 5) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from tradecast.agents.rules import rules_signal
 from tradecast.agents.trader import propose
 from tradecast.domain import Action, AgentSignal, OrderIntent, RiskVerdict, Side
 from tradecast.errors import MarketDataError, MemoryStoreError
+from tradecast.graphs.review import parse_answer, review_request
 from tradecast.graphs.state import DeskContext, DeskState, TraderExits
 from tradecast.logs import get_logger
 from tradecast.market.base import MarketData
@@ -286,13 +287,10 @@ def risk_gate_node(executor: GatedExecutor) -> Node:
 
 
 def approval_request(state: DeskState) -> dict[str, Any]:
-    """What an approval asks a human: the decision, the order and the gate's notes."""
+    """What an approval asks a human: the decision, the order and the gate's notes, as a
+    human-in-the-loop action request (:mod:`tradecast.graphs.review`)."""
     verdict = state["verdict"]
-    return {
-        "decision_id": state["decision"].id,
-        "intent": _jsonable(verdict.intent) if verdict.intent else None,
-        "reasons": list(verdict.reasons),
-    }
+    return review_request(state["decision"].id, verdict.intent, list(verdict.reasons))
 
 
 def request_approval_node() -> Node:
@@ -311,9 +309,23 @@ def approval_node() -> Node:
     """Wait for a human: the run pauses here until resumed with approve or reject."""
 
     async def node(state: DeskState) -> dict[str, Any]:
-        answer = interrupt(approval_request(state))
-        approved = bool(answer.get("approved")) if isinstance(answer, dict) else answer is True
-        return {"approval": "approved" if approved else "rejected"}
+        verdict = state["verdict"]
+        intent = verdict.intent
+        request = approval_request(state)
+        answer = parse_answer(interrupt(request), request["action_requests"][0])
+        if not answer.approved:
+            return {"approval": "rejected"}
+        if answer.quantity is None or intent is None or answer.quantity == intent.quantity:
+            return {"approval": "approved"}
+        # The gate checks the smaller order again when it executes.
+        note = f"quantity cut from {intent.quantity} to {answer.quantity} by a human review"
+        edited = verdict.model_copy(
+            update={
+                "intent": intent.model_copy(update={"quantity": answer.quantity}),
+                "reasons": (*verdict.reasons, note),
+            }
+        )
+        return {"approval": "approved", "verdict": edited}
 
     return node
 

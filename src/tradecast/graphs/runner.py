@@ -21,6 +21,8 @@ from tradecast.agents.consensus import decision_id
 from tradecast.domain import StreamEvent
 from tradecast.errors import NotFound
 from tradecast.graphs.report import LLMUsage, PersonaReport, RiskReport, TickResult, TickStatus
+from tradecast.graphs.review import ReviewAnswer
+from tradecast.graphs.streaming import GraphTap, stream_graph
 from tradecast.logs import bind_run, get_logger
 
 log = get_logger(__name__)
@@ -50,6 +52,9 @@ class DeskRunner:
         self.durability: Durability | None = durability
         # the thread and graph state this runner last read at the end of a tick
         self._last_state: tuple[str, dict[str, Any]] | None = None
+        self.tap: GraphTap | None = None
+        """Who also gets the graph's chunks of the ticks run while it is set (an API run
+        following a tick in more stream modes)."""
 
     @staticmethod
     def thread_id(symbol: str, at: datetime) -> str:
@@ -93,7 +98,9 @@ class DeskRunner:
             return None
         return list(snapshot.next)
 
-    async def resume(self, thread: str, approved: bool, at: datetime | None = None) -> TickResult:
+    async def resume(
+        self, thread: str, answer: ReviewAnswer, at: datetime | None = None
+    ) -> TickResult:
         """Answer a pending approval; a second answer changes nothing.
 
         Raises:
@@ -107,19 +114,21 @@ class DeskRunner:
             return self._result(thread, snapshot.values, 0.0, resumed=True)
         if self._set_clock is not None:
             self._set_clock(at or snapshot.values["at"])
-        return await self._run(thread, config, Command(resume={"approved": approved}), True)
+        return await self._run(thread, config, Command(resume=answer.as_resume()), True)
 
     async def _run(
         self, thread: str, config: RunnableConfig, payload: Any, resumed: bool
     ) -> TickResult:
         started = time.perf_counter()
-        async for mode, chunk in self.graph.astream(
-            payload, config, stream_mode=["custom", "updates"], durability=self.durability
-        ):
+        tap = self.tap
+        modes = {"custom", "updates"} | (tap.modes if tap else set())
+        async for mode, chunk in stream_graph(self.graph, payload, config, modes, self.durability):
             if mode == "custom":
                 await self.sink(
                     StreamEvent(run_id=thread, thread_id=thread, **cast("dict[str, Any]", chunk))
                 )
+            if tap is not None:
+                tap(mode, chunk)
         total_ms = (time.perf_counter() - started) * 1000
         snapshot = await self.graph.aget_state(config)
         self._last_state = (thread, snapshot.values)

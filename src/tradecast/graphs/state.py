@@ -5,7 +5,9 @@ from __future__ import annotations
 import operator
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal
+
+from typing_extensions import TypedDict  # pydantic draws JSON schemas only of this one on 3.11
 
 from tradecast.agents.calls import LLMCall
 from tradecast.broker.paper import Execution

@@ -169,6 +169,23 @@ async def test_crash_after_execute_resumes_without_a_double_fill(open_test_desk)
     assert resumed.order.status == "filled"
 
 
+async def test_an_answered_approval_cut_short_is_finished_by_the_next_answer(open_test_desk):
+    crash = RuntimeError("power cut after the approval")
+    async with open_test_desk(models(), require_approval=True) as desk:
+        waiting = await desk.runner.tick("BTC/USDT", AT)
+    async with open_test_desk(models(persona_script=[crash]), require_approval=True) as desk:
+        with pytest.raises(RuntimeError, match="power cut"):
+            await desk.runner.resume(waiting.thread_id, ReviewAnswer(True, Decimal("0.001")))
+        assert len(desk.broker.fills()) == 1
+    # a new process: the answer is on disk, the tick is not finished: it goes on from there
+    async with open_test_desk(models(), require_approval=True) as desk:
+        again = await desk.runner.resume(waiting.thread_id, ReviewAnswer(False))
+        fills = desk.broker.fills()
+    assert again.status == "completed" and again.persona.text, "finished, narrated"
+    assert again.risk.approval == "approved", "the first answer stands"
+    assert len(fills) == 1 and fills[0].quantity == Decimal("0.001")
+
+
 async def test_ungrounded_persona_sentence_is_replaced(open_test_desk, events):
     liar = "I just bought 5 ETH at 99,999 dollars! Profits are guaranteed."
     async with open_test_desk(models(persona_script=[liar])) as desk:

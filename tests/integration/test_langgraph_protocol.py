@@ -301,7 +301,9 @@ async def test_each_multitask_strategy(tmp_path: Path, embedder, strategy: str):
                 await sdk.runs.get(thread, first["run_id"])
 
 
-async def test_a_desk_tick_cannot_be_rolled_back_but_can_be_interrupted(tmp_path: Path, embedder):
+async def test_a_desk_tick_cannot_be_rolled_back_and_a_cancel_does_not_cut_it(
+    tmp_path: Path, embedder
+):
     gate = asyncio.Event()
     models = scripted_models()
     models["analyst"].gate = gate
@@ -318,10 +320,102 @@ async def test_a_desk_tick_cannot_be_rolled_back_but_can_be_interrupted(tmp_path
             assert (await sdk.runs.get("desk", run["run_id"]))["status"] == "interrupted"
         finally:
             gate.set()
-        cut = await sdk.threads.get_state(f"tick:{DECISION}")
-        assert cut["next"], "the cut tick waits to be resumed"
-        resumed = await sdk.runs.wait("desk", "desk")
-        assert resumed["decision"]["id"] == DECISION, "the same instant, resumed"
+        # the run stopped following the tick; the tick itself finished and was recorded
+        await until(lambda: _journaled(sdk, "tick", DECISION))
+        desk = await sdk.threads.get("desk")
+        assert desk["values"]["id"] == DECISION and desk["values"]["fills"]
+        following = await sdk.runs.wait("desk", "desk")
+        assert following["decision"]["id"] == "BTCUSDT-20210105T1300"
+
+
+async def test_a_cancelled_approval_still_fills_and_is_journaled(tmp_path: Path, embedder):
+    gate, slow = gated("Approved and on its way.")
+    models = scripted_models()
+    models["persona"] = ScriptedChatModel(script=["Waiting for the desk.", slow])
+    async with serve(tmp_path, embedder, models, require_approval=True) as base:
+        sdk = get_client(url=base, api_key=OPERATOR)
+        await sdk.runs.wait("desk", "desk")
+        try:
+            run = await sdk.runs.create(
+                "desk", "desk", command={"resume": {"decisions": [{"type": "approve"}]}}
+            )
+            await until(lambda: _running(sdk, "desk", run["run_id"]))
+            await sdk.runs.cancel("desk", run["run_id"], wait=True)
+        finally:
+            gate.set()
+        await until(lambda: _journaled(sdk, "approve", DECISION))
+        desk = await sdk.threads.get("desk")
+        assert desk["status"] == "idle" and not desk["interrupts"]
+        assert desk["values"]["fills"] and desk["values"]["persona"]["text"]
+
+
+async def _journaled(sdk: Any, action: str, decision_id: str) -> bool:
+    journal = await sdk.http.get("/v1/desk/journal")
+    return any(
+        e["action"] == action and e["detail"].get("decision_id") == decision_id
+        for e in journal["items"]
+    )
+
+
+async def test_bad_answers_and_hostile_ids_are_refused(tmp_path: Path, embedder):
+    async with serve(tmp_path, embedder, require_approval=True) as base:
+        sdk = get_client(url=base, api_key=OPERATOR)
+        await sdk.runs.wait("desk", "desk")
+        approve = {"resume": {"decisions": [{"type": "approve"}], "decision_id": "OTHER"}}
+        with refused(422):
+            await sdk.runs.wait(f"tick:{DECISION}", "desk", command=approve)
+        with refused(422):
+            await sdk.runs.wait("bad id!", "chat", input={"message": "hi"}, if_not_exists="create")
+        thread = (await sdk.threads.create())["thread_id"]
+        with refused(409):
+            await sdk.runs.wait(thread, "chat", command={"goto": "__end__"})
+        with refused(404):
+            await sdk.threads.get_state(thread, checkpoint_id="1f0-no-such-checkpoint")
+        with refused(404):
+            await sdk.runs.wait(
+                thread, "chat", input={"message": "hi"}, checkpoint_id="1f0-no-such-checkpoint"
+            )
+        async with httpx.AsyncClient(base_url=base, headers={"x-api-key": OPERATOR}) as http:
+            chat = await http.post(
+                "/v1/chat", json={"message": "status", "thread_id": f"tick:{DECISION}"}
+            )
+            assert chat.status_code == 422, "a tick's checkpoints are not a chat's"
+            (first, *_) = await sdk.runs.list("desk")
+            odd = await http.get(
+                f"/threads/desk/runs/{first['run_id']}/stream",
+                headers={"Last-Event-ID": "²".encode("latin-1")},
+            )
+            assert odd.status_code == 422 and "whole numbers" in odd.text
+            nan = await http.post(
+                "/threads/desk/runs",
+                content=b'{"assistant_id": "desk", "metadata": {"n": NaN}}',
+                headers={"Content-Type": "application/json"},
+            )
+            assert nan.status_code == 422 and "NaN" in nan.text
+        assert (await sdk.threads.get("desk"))["status"] == "interrupted", "nothing was decided"
+
+
+async def test_a_run_without_a_thread_leaves_none_and_wait_rejoins_by_join(
+    tmp_path: Path, embedder
+):
+    async with serve(tmp_path, embedder) as base:
+        sdk = get_client(url=base, api_key=OPERATOR)
+        created: list = []
+        values = await sdk.runs.wait(
+            None, "chat", input={"message": "status"}, on_run_created=created.append
+        )
+        assert values["reply"]["command"] == "status"
+        assert [t["thread_id"] for t in await sdk.threads.search()] == ["desk"]
+        kept = await sdk.runs.wait(None, "chat", input={"message": "status"}, on_completion="keep")
+        assert len(await sdk.threads.search()) == 2 and kept["messages"]
+        async with httpx.AsyncClient(base_url=base, headers={"x-api-key": OPERATOR}) as http:
+            waited = await http.post("/threads/desk/runs/wait", json={"assistant_id": "desk"})
+            assert waited.headers["location"].endswith("/join")
+            assert waited.headers["location"].startswith("/threads/desk/runs/")
+            at = await sdk.threads.get_history(f"tick:{DECISION}", limit=3)
+            checkpoint = {k: v for k, v in at[1]["checkpoint"].items() if k != "thread_id"}
+            state = await sdk.threads.get_state(f"tick:{DECISION}", checkpoint=checkpoint)
+            assert state["checkpoint"]["checkpoint_id"] == checkpoint["checkpoint_id"]
 
 
 async def test_threads_are_searched_patched_and_deleted(tmp_path: Path, embedder):

@@ -138,3 +138,58 @@ async def test_a_stopping_server_ends_runs_with_an_error() -> None:
     await job.started.wait()
     await store.aclose()
     assert run.status == "error" and run.error()["message"] == "the server is stopping"
+
+
+async def test_a_second_cancel_during_a_rollback_still_ends_the_run() -> None:
+    store, log = RunStore(), []
+    undoing, undone = asyncio.Event(), asyncio.Event()
+
+    async def slow_undo(run: RunRecord) -> None:
+        undoing.set()
+        await undone.wait()
+
+    job = Job(log, "first")
+    job.job.rollback = slow_undo
+    run = store.start("t", "chat", job.job)
+    await job.started.wait()
+    store.cancel(run, "rollback")
+    await undoing.wait()
+    run._task.cancel()  # a second cancel (the server stopping) while the undo runs
+    await run.wait()
+    assert run.status == "interrupted" and store.get(run.run_id) is None
+    undone.set()
+    await store.aclose()
+
+
+async def test_a_failed_undo_ends_the_run_and_says_so() -> None:
+    store = RunStore()
+
+    async def broken_undo(run: RunRecord) -> None:
+        raise RuntimeError("disk full")
+
+    job = Job([], "first")
+    job.job.rollback = broken_undo
+    run = store.start("t", "chat", job.job)
+    await job.started.wait()
+    store.cancel(run, "rollback")
+    await run.wait()
+    assert run.status == "interrupted" and run.error()["error"] == "RollbackFailed"
+    assert store.get(run.run_id) is run, "kept: what it wrote is still there"
+    await store.aclose()
+
+
+async def test_old_runs_are_forgotten_past_one_still_in_flight() -> None:
+    store = RunStore(keep=3)
+    slow = Job([], "slow")
+    in_flight = store.start("busy", "chat", slow.job)
+    ended = []
+    for n in range(10):
+        quick = Job([], f"q{n}")
+        quick.release.set()
+        run = store.start(f"t{n}", "chat", quick.job)
+        await run.wait()
+        ended.append(run)
+    assert store.get(in_flight.run_id) is in_flight
+    assert [r for r in ended if store.get(r.run_id)] == ended[-2:]
+    slow.release.set()
+    await store.aclose()

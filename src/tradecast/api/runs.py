@@ -35,6 +35,9 @@ CancelAction = Literal["interrupt", "rollback"]
 RunItem = tuple[int, str, Any]
 MAX_QUEUED = 20
 """Runs waiting on one thread at most (more is a client in a loop)."""
+MAX_ITEMS = 50_000
+"""Items one run keeps at most (``events`` and ``debug`` streams are large); past it only the
+run's ``error`` and ``end`` are recorded."""
 
 
 class ThreadBusy(DeskConflict):
@@ -48,10 +51,11 @@ def _now() -> str:
 @dataclass
 class RunJob:
     """What a run does, and how to undo what it wrote to its thread (None: it cannot be
-    undone, as a desk tick cannot: what the broker did stays done)."""
+    undone, and ``final`` says why)."""
 
     execute: Callable[[RunRecord], Awaitable[RunStatus]]
     rollback: Callable[[RunRecord], Awaitable[None]] | None = None
+    final: str = "what it did cannot be undone"
 
 
 @dataclass
@@ -80,7 +84,7 @@ class RunRecord:
 
     def append(self, event: str, data: Any) -> None:
         """Add one item and wake the followers."""
-        if self.done:
+        if self.done or (len(self.items) >= MAX_ITEMS and event not in ("error", "end")):
             return
         self.items.append((len(self.items) + 1, event, data))
         self.updated_at = _now()
@@ -247,8 +251,7 @@ class RunStore:
             job = self._jobs.get(other.run_id)
             if job is not None and job.rollback is None:
                 raise ThreadBusy(
-                    f"run {other.run_id} ({other.assistant_id}) cannot be rolled back: what a "
-                    "desk tick did at the broker stays done; use interrupt"
+                    f"run {other.run_id} cannot be rolled back: {job.final}; use interrupt"
                 )
 
     def _forget(self, run_id: str) -> None:
@@ -256,11 +259,10 @@ class RunStore:
         self._jobs.pop(run_id, None)
 
     def _forget_oldest(self) -> None:
-        while len(self._runs) > self.keep:
-            oldest = next(iter(self._runs.values()))
-            if not oldest.done:
-                break
-            self._forget(oldest.run_id)
+        """Forget the oldest ended runs beyond ``keep`` (runs in flight are kept)."""
+        excess = len(self._runs) - self.keep
+        for run in [r for r in self._runs.values() if r.done][: max(0, excess)]:
+            self._forget(run.run_id)
 
     async def _execute(self, run: RunRecord, job: RunJob, ahead: list[RunRecord]) -> None:
         bind_run(run_id=run.run_id, thread_id=run.thread_id)
@@ -297,9 +299,18 @@ class RunStore:
     async def _cancelled(self, run: RunRecord, job: RunJob) -> None:
         if run.done:
             return
-        if run.cancelled == "rollback" and job.rollback is not None:
-            await job.rollback(run)
-        self._end_cancelled(run)
+        try:
+            if run.cancelled == "rollback" and job.rollback is not None:
+                # a second cancel must not leave the undo half done
+                await asyncio.shield(job.rollback(run))
+        except Exception:
+            log.exception("run.rollback_failed", run_id=run.run_id)
+            run.append("error", {"error": "RollbackFailed", "message": "the undo failed"})
+            run.cancelled = "interrupt"
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._end_cancelled(run)
 
     def _end_cancelled(self, run: RunRecord) -> None:
         log.info("run.cancelled", run_id=run.run_id, action=run.cancelled)

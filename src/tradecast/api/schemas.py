@@ -29,7 +29,11 @@ MAX_METADATA_BYTES = 4096
 
 
 def _small_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(json.dumps(value, default=str).encode())
+    try:
+        text = json.dumps(value, default=str, allow_nan=False)
+    except ValueError:
+        raise ValueError("metadata holds a number JSON cannot (NaN or infinity)") from None
+    size = len(text.encode())
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
     return value

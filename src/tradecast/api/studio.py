@@ -30,6 +30,9 @@ async def _context() -> ApiContext:
     async with _lock:
         if "ctx" not in _opened:
             settings = load_settings()
+            # the graphs are for drawing and stepping through: the desk must not trade alone
+            desk = settings.desk.model_copy(update={"autostart": False})
+            settings = settings.model_copy(update={"desk": desk})
             keys, _ = resolve_keys(settings)
             stack = AsyncExitStack()
             _opened["ctx"] = await stack.enter_async_context(

@@ -49,7 +49,7 @@ from tradecast.domain import Action
 from tradecast.errors import ConfirmationRequired, NotFound
 from tradecast.graphs.chat_review import chat_config, chat_input, reply_id, review_node
 from tradecast.graphs.commands import Command, loosens, parse_command
-from tradecast.graphs.controls import DeskControls, Role, role_allows
+from tradecast.graphs.controls import DeskControls, Role, finished_anyway, role_allows
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
@@ -138,8 +138,9 @@ class ChatController:
         actor: str,
         emit: PersonaEmit | None = None,
     ) -> ChatReply:
-        """Apply or answer ``message``; the reply says what happened and why. Safe to call
-        concurrently: each call's ``emit`` travels in its own run config."""
+        """Apply or answer ``message``; the reply says what happened and why. Calls on
+        different threads may run concurrently (each call's ``emit`` travels in its own run
+        config); calls on one thread must take turns, as its checkpoints are one history."""
         state = await self.graph.ainvoke(
             {**chat_input({"message": message}), "role": role, "actor": actor},
             chat_config(thread_id, role=role, actor=actor, emit=emit),
@@ -177,7 +178,7 @@ class ChatController:
     async def _apply(self, state: ChatState) -> dict[str, Any]:
         command, actor = state["command"], state["actor"]
         try:
-            result = await self._run(command, actor, state["role"])
+            result = await finished_anyway(self._run(command, actor, state["role"]))
         except PermissionError as exc:
             return _refused(command, str(exc))
         except ConfirmationRequired as exc:

@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from tradecast.errors import DeskConflict, NotFound
-from tradecast.graphs.controls import DeskControls, Role, role_allows
+from tradecast.graphs.controls import DeskControls, Role, finished_anyway, role_allows
 from tradecast.graphs.review import ReviewAnswer, parse_answers
 
 MAX_MESSAGE_CHARS = 2000
@@ -131,8 +131,10 @@ def review_node(controls: DeskControls) -> Any:
 
 async def _apply(controls: DeskControls, actor: str, decision_id: str, answer: ReviewAnswer) -> str:
     try:
-        result = await controls.decide_approval(
-            actor, decision_id, answer.approved, quantity=answer.quantity, note=answer.message
+        result = await finished_anyway(
+            controls.decide_approval(
+                actor, decision_id, answer.approved, quantity=answer.quantity, note=answer.message
+            )
         )
     except NotFound:
         return f"{decision_id} no longer waits (it was answered already)."

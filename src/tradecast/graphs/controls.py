@@ -6,11 +6,15 @@ through it, so a chat message can do nothing an API call with the same role coul
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
+
+T = TypeVar("T")
 
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[Role, int] = {"viewer": 0, "operator": 1, "admin": 2}
@@ -96,3 +100,16 @@ class DeskControls(Protocol):
         """The latest decisions, newest first: ``TickResult.decision`` dicts plus ``executed``
         (whether an order filled for it)."""
         ...
+
+
+_FINISHING: set[asyncio.Future[Any]] = set()
+
+
+async def finished_anyway(work: Awaitable[T]) -> T:
+    """Await ``work`` so that cancelling the caller does not cut it short: a control action
+    that has started (a tick, an approval) finishes, fills and is journaled, and only the
+    caller stops waiting. A trade half done is worse than one done."""
+    task = asyncio.ensure_future(work)
+    _FINISHING.add(task)
+    task.add_done_callback(_FINISHING.discard)
+    return await asyncio.shield(task)

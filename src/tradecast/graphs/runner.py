@@ -110,10 +110,13 @@ class DeskRunner:
         snapshot = await self.graph.aget_state(config)
         if not snapshot.values:
             raise NotFound(f"no tick {thread!r}")
-        if not _interrupted(snapshot):
-            return self._result(thread, snapshot.values, 0.0, resumed=True)
-        if self._set_clock is not None:
+        if self._set_clock is not None and not _finished(snapshot):
             self._set_clock(at or snapshot.values["at"])
+        if not _interrupted(snapshot):
+            if _finished(snapshot):
+                return self._result(thread, snapshot.values, 0.0, resumed=True)
+            # answered, then cut short (the process stopped): finish what the answer began
+            return await self._run(thread, config, None, True)
         return await self._run(thread, config, Command(resume=answer.as_resume()), True)
 
     async def _run(

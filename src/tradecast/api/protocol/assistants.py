@@ -125,7 +125,7 @@ async def get_assistant(
 @router.get("/assistants/{assistant}/graph", responses=ERROR_RESPONSES)
 async def get_assistant_graph(
     assistant: str,
-    xray: bool | int = Query(False, description="show subgraphs (the desk has none)"),
+    xray: bool = Query(False, description="show subgraphs (the desk has none)"),
     _: Principal = Depends(viewer),
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:

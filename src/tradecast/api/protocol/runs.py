@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -23,9 +24,10 @@ from tradecast.api.deps import ApiContext, get_context, operator, operator_contr
 from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.protocol.assistants import assistant_id, graph_of
 from tradecast.api.protocol.schemas import RunCreate
-from tradecast.api.protocol.threads import kind_of, stamp_graph, thread_json
-from tradecast.api.protocol.work import DESK_THREAD, chat_job, desk_job
+from tradecast.api.protocol.threads import drop_chat_thread, stamp_graph, thread_json
+from tradecast.api.protocol.work import DESK_THREAD, chat_job, desk_job, kind_of
 from tradecast.api.runs import RunJob, RunRecord, RunStatus
+from tradecast.api.schemas import THREAD_ID_PATTERN
 from tradecast.api.sse import SSE_RESPONSES, event_stream, frame
 
 router = APIRouter(tags=["langgraph"])
@@ -48,9 +50,14 @@ async def start_run(
             that does not fit the assistant.
     """
     graph_id = graph_of(body.assistant_id)
+    if thread_id is not None and not re.fullmatch(THREAD_ID_PATTERN, thread_id):
+        raise ApiError(422, "validation_error", "thread_id: letters, digits and _:.- (at most 100)")
+    temporary = thread_id is None and graph_id == "chat"
     if thread_id is None:
         thread_id = DESK_THREAD if graph_id == "desk" else _new_chat_thread(ctx)
     job = await _job(ctx, who, thread_id, graph_id, body)
+    if temporary and body.on_completion == "delete":
+        job = _then_dropped(ctx, job, thread_id)
     stamp_graph(ctx, thread_id, graph_id)
     return ctx.runs.start(
         thread_id,
@@ -60,6 +67,19 @@ async def start_run(
         strategy=body.multitask_strategy,
         kwargs={"graph_id": graph_id, "stream_mode": body.modes()},
     )
+
+
+def _then_dropped(ctx: ApiContext, job: RunJob, thread_id: str) -> RunJob:
+    """``job``, then its thread deleted (a run without a thread keeps none, unless it asks
+    with ``on_completion: "keep"``)."""
+
+    async def execute(run: RunRecord) -> RunStatus:
+        try:
+            return await job.execute(run)
+        finally:
+            await drop_chat_thread(ctx, thread_id)
+
+    return RunJob(execute, job.rollback, job.final)
 
 
 def _new_chat_thread(ctx: ApiContext) -> str:
@@ -89,14 +109,15 @@ async def _job(
     return await chat_job(ctx, who, thread_id, body)
 
 
-def _located(run: RunRecord, stateless: bool = False) -> dict[str, str]:
-    """``Content-Location`` (the run) and ``Location`` (where to rejoin its stream), as
-    paths under the protocol's prefix: LangGraph's SDKs join them to the URL they were
-    given (the browser SDK by appending, so an absolute URL would break it)."""
+def _located(run: RunRecord, stateless: bool = False, rejoin: str = "stream") -> dict[str, str]:
+    """``Content-Location`` (the run) and ``Location`` (where to pick it up again: its
+    ``stream``, or ``join`` for an answer that is the final values), as paths under the
+    protocol's prefix: LangGraph's SDKs join them to the URL they were given (the browser
+    SDK by appending, so an absolute URL would break it)."""
     run_path = f"/threads/{run.thread_id}/runs/{run.run_id}"
     return {
         "Content-Location": f"/runs/{run.run_id}" if stateless else run_path,
-        "Location": f"{run_path}/stream",
+        "Location": f"{run_path}/{rejoin}",
     }
 
 
@@ -179,7 +200,7 @@ async def wait_run(
 ) -> StreamingResponse:
     """Create a run and answer with its final values. Operator."""
     run = await start_run(ctx, who, thread_id, body)
-    return await _wait_response(run, _located(run))
+    return await _wait_response(run, _located(run, rejoin="join"))
 
 
 @router.post("/runs/wait", responses=CONTROL_RESPONSES)
@@ -190,7 +211,7 @@ async def wait_stateless_run(
 ) -> StreamingResponse:
     """A run without a thread, answered with its final values. Operator."""
     run = await start_run(ctx, who, None, body)
-    return await _wait_response(run, _located(run, stateless=True))
+    return await _wait_response(run, _located(run, stateless=True, rejoin="join"))
 
 
 @router.post("/threads/{thread_id}/runs", responses={**CONTROL_RESPONSES, **NOT_FOUND})
@@ -318,7 +339,7 @@ async def join_run_stream(
 def _after(last_event_id: str | None) -> int:
     if not last_event_id or last_event_id == "-1":
         return 0
-    if not last_event_id.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", last_event_id):
         raise ApiError(
             422, "validation_error", "Last-Event-ID: a run's event ids are whole numbers (or -1)"
         )

@@ -70,7 +70,7 @@ class RunCreate(_Body):
     if_not_exists: Literal["create", "reject"] = "reject"
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = Field(default=None, max_length=64)
-    on_completion: Literal["delete", "keep"] = "keep"
+    on_completion: Literal["delete", "keep"] = "delete"
     after_seconds: int = Field(default=0, ge=0, le=0)
     interrupt_before: Literal["*"] | list[str] | None = None
     interrupt_after: Literal["*"] | list[str] | None = None
@@ -137,6 +137,13 @@ class ThreadSearch(_Body):
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     select: list[str] | None = Field(default=None, max_length=20)
+
+
+class StateAt(_Body):
+    """``POST /threads/{id}/state/checkpoint``: the state at one checkpoint."""
+
+    checkpoint: CheckpointRef
+    subgraphs: StrictBool = False
 
 
 class ThreadHistory(_Body):

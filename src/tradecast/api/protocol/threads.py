@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from tradecast.api.auth import Principal
@@ -26,13 +27,14 @@ from tradecast.api.errors import CONTROL_RESPONSES, ERROR_RESPONSES, ApiError
 from tradecast.api.protocol.assistants import GRAPHS, assistant_id
 from tradecast.api.protocol.schemas import (
     CheckpointRef,
+    StateAt,
     ThreadCreate,
     ThreadHistory,
     ThreadPatch,
     ThreadSearch,
 )
 from tradecast.api.protocol.serde import interrupts_by_task, jsonable, thread_state
-from tradecast.api.protocol.work import DESK_THREAD, TICK_PREFIX
+from tradecast.api.protocol.work import DESK_THREAD, kind_of
 from tradecast.desk.store import MAX_THREADS
 
 router = APIRouter(tags=["langgraph"])
@@ -40,13 +42,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: ERROR_RESPONSES[401] | {"description": "no such thread"}
 }
 DESK_METADATA = {"kind": "desk", "graph_id": "desk", "assistant_id": assistant_id("desk")}
-
-
-def kind_of(thread_id: str) -> str:
-    """``desk``, ``tick`` or ``chat``."""
-    if thread_id == DESK_THREAD:
-        return "desk"
-    return "tick" if thread_id.startswith(TICK_PREFIX) else "chat"
 
 
 def _config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
@@ -165,13 +160,16 @@ async def state_json(
         if checkpoint_id:
             raise ApiError(404, "not_found", "the desk thread has no checkpoints; see tick threads")
         return _desk_state(thread["values"], thread["interrupts"])
-    snapshot = await graph_for(ctx, thread_id).aget_state(_config(thread_id, checkpoint_id))
-    if (
-        checkpoint_id
-        and snapshot.config.get("configurable", {}).get("checkpoint_id") != checkpoint_id
-    ):
-        raise ApiError(404, "not_found", f"no checkpoint {checkpoint_id!r} on {thread_id!r}")
-    return thread_state(snapshot)
+    graph = graph_for(ctx, thread_id)
+    config = _config(thread_id, checkpoint_id)
+    if checkpoint_id and not await _exists(graph, config):
+        raise ApiError(404, "not_found", f"no checkpoint {checkpoint_id[:64]!r} on {thread_id!r}")
+    return thread_state(await graph.aget_state(config))
+
+
+async def _exists(graph: CompiledStateGraph, config: RunnableConfig) -> bool:
+    saver = graph.checkpointer
+    return isinstance(saver, BaseCheckpointSaver) and await saver.aget_tuple(config) is not None
 
 
 async def history_json(
@@ -234,13 +232,20 @@ async def search_threads(
         rows = [r for r in rows if r["thread_id"] in set(body.ids)]
     if body.metadata:
         rows = [r for r in rows if _contains(r["metadata"], body.metadata)]
-    threads = [await thread_json(ctx, r["thread_id"]) for r in rows]
-    if body.status is not None:
-        threads = [t for t in threads if t["status"] == body.status]
-    if body.values:
-        threads = [t for t in threads if _contains(t["values"], body.values)]
-    threads.sort(key=lambda t: str(t[body.sort_by] or ""), reverse=body.sort_order == "desc")
-    page = threads[body.offset : body.offset + body.limit]
+    descending = body.sort_order == "desc"
+    if body.status is None and not body.values and body.sort_by in ("thread_id", "created_at"):
+        # what sorts and filters without reading any state: page first, then read the page
+        rows.sort(key=lambda r: str(r[body.sort_by] or ""), reverse=descending)
+        rows = rows[body.offset : body.offset + body.limit]
+        page = [await thread_json(ctx, r["thread_id"]) for r in rows]
+    else:
+        threads = [await thread_json(ctx, r["thread_id"]) for r in rows]
+        if body.status is not None:
+            threads = [t for t in threads if t["status"] == body.status]
+        if body.values:
+            threads = [t for t in threads if _contains(t["values"], body.values)]
+        threads.sort(key=lambda t: str(t[body.sort_by] or ""), reverse=descending)
+        page = threads[body.offset : body.offset + body.limit]
     if body.select:
         page = [{k: t[k] for k in body.select if k in t} for t in page]
     return page
@@ -291,11 +296,16 @@ async def delete_thread(
         raise ApiError(404, "not_found", f"no thread {thread_id!r}")
     if ctx.runs.in_flight(thread_id):
         raise ApiError(409, "conflict", f"thread {thread_id!r} is running a task; cancel it first")
+    await drop_chat_thread(ctx, thread_id)
+    ctx.runs.forget_thread(thread_id)
+    return Response(status_code=204)
+
+
+async def drop_chat_thread(ctx: ApiContext, thread_id: str) -> None:
+    """Delete a chat thread and its conversation (its checkpoints)."""
     if ctx.chat.checkpointer is not None:
         await ctx.chat.checkpointer.adelete_thread(thread_id)
     ctx.desk.store.delete_thread(thread_id)
-    ctx.runs.forget_thread(thread_id)
-    return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/state", responses={**ERROR_RESPONSES, **NOT_FOUND})
@@ -330,14 +340,13 @@ async def get_state_at(
 )
 async def post_state_at(
     thread_id: str,
-    body: dict[str, CheckpointRef],
+    body: StateAt,
     _: Principal = Depends(operator),
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """The thread's state at ``checkpoint`` (what the SDK sends for a checkpoint dict).
     Operator."""
-    checkpoint = body.get("checkpoint")
-    return await state_json(ctx, thread_id, checkpoint.checkpoint_id if checkpoint else None)
+    return await state_json(ctx, thread_id, body.checkpoint.checkpoint_id)
 
 
 @router.post("/threads/{thread_id}/history", responses={**ERROR_RESPONSES, **NOT_FOUND})

@@ -19,18 +19,20 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext
 from tradecast.api.errors import ApiError
-from tradecast.api.protocol.schemas import RunCreate
+from tradecast.api.protocol.schemas import RunCommand, RunCreate
 from tradecast.api.protocol.serde import jsonable
 from tradecast.api.runs import RunJob, RunRecord, RunStatus
 from tradecast.domain import StreamEvent
 from tradecast.graphs.chat_review import chat_config, chat_input
 from tradecast.graphs.checkpoints import delete_run_checkpoints
+from tradecast.graphs.controls import finished_anyway
 from tradecast.graphs.review import ReviewAnswer, parse_answers
 from tradecast.graphs.streaming import GraphTap, stream_graph
 
@@ -38,6 +40,13 @@ DESK_THREAD = "desk"
 TICK_PREFIX = "tick:"
 SPOKEN_NODES = frozenset({"persona", "answer"})
 """Nodes whose model output is the persona's voice: streamed only once checked."""
+
+
+def kind_of(thread_id: str) -> str:
+    """``desk``, ``tick`` or ``chat``."""
+    if thread_id == DESK_THREAD:
+        return "desk"
+    return "tick" if thread_id.startswith(TICK_PREFIX) else "chat"
 
 
 def graph_modes(modes: list[str]) -> frozenset[str]:
@@ -88,10 +97,10 @@ async def desk_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
         tap = GraphTap(graph_modes(modes), lambda mode, chunk: deliver(run, mode, chunk))
         observe = _observer(run) if "custom" in modes else None
         if answer is None:
-            result = await ctx.desk.force_tick(who.name, observe, tap=tap)
+            work = ctx.desk.force_tick(who.name, observe, tap=tap)
         else:
             decision_id, review = answer
-            result = await ctx.desk.decide_approval(
+            work = ctx.desk.decide_approval(
                 who.name,
                 decision_id,
                 review.approved,
@@ -100,6 +109,7 @@ async def desk_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
                 note=review.message,
                 tap=tap,
             )
+        result = await finished_anyway(work)
         run.kwargs |= {
             "decision_id": result.decision_id,
             "tick_thread_id": result.thread_id,
@@ -110,7 +120,7 @@ async def desk_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
             run.append("values", jsonable(await ctx.desk.runtime.runner.state(result.thread_id)))
         return "success"
 
-    return RunJob(execute)
+    return RunJob(execute, final="what a desk tick did at the broker stays done")
 
 
 def _observer(run: RunRecord) -> Any:
@@ -125,7 +135,14 @@ async def _desk_answer(ctx: ApiContext, thread_id: str, resume: Any) -> tuple[st
     pending = ctx.desk.status()["pending_approvals"]
     decision_id = resume.get("decision_id") if isinstance(resume, dict) else None
     if thread_id.startswith(TICK_PREFIX):
-        decision_id = decision_id or thread_id.removeprefix(TICK_PREFIX)
+        own = thread_id.removeprefix(TICK_PREFIX)
+        if decision_id not in (None, own):
+            raise ApiError(
+                422,
+                "validation_error",
+                f"thread {thread_id!r} answers {own!r}, not {decision_id!r}",
+            )
+        decision_id = own
     elif thread_id != DESK_THREAD:
         raise ApiError(
             422, "validation_error", "approvals resume the 'desk' thread or a tick thread"
@@ -162,23 +179,29 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
     ``goto: "__end__"`` (the review marked resolved, nothing decided).
 
     Raises:
-        ApiError: no message, or an answer when nothing waits or that does not fit.
+        ApiError: no message, an unknown checkpoint, or an answer when nothing waits or
+            that does not fit what waits.
     """
     graph = ctx.chat.graph
     command = body.command
-    payload: Any
-    if command is not None and command.goto is not None:
-        payload = None
-    elif command is not None and command.resume is not None:
-        await _check_chat_answer(graph, thread_id, command.resume)
-        payload = Command(resume=command.resume)
+    answering = command is not None and (command.goto or command.resume is not None)
+    payload: Any = None
+    if command is not None and answering:
+        try:
+            await _check_answer(graph, thread_id, command)
+        except LookupError as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"command.resume: {exc}") from None
     else:
         try:
             payload = {**chat_input(body.input), "role": who.role, "actor": who.name}
         except ValueError as exc:
             raise ApiError(422, "validation_error", f"input: {exc}") from None
-    modes = body.modes()
     start_at = body.start_at()
+    if start_at and not await _has_checkpoint(ctx, thread_id, start_at):
+        raise ApiError(404, "not_found", f"no checkpoint {start_at[:64]!r} on {thread_id!r}")
+    modes = body.modes()
 
     async def execute(run: RunRecord) -> RunStatus:
         config = chat_config(
@@ -187,16 +210,22 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
         config["metadata"] = {"run_id": run.run_id, "assistant_id": run.assistant_id}
         if start_at:
             config["configurable"]["checkpoint_id"] = start_at
-        if payload is None:
+        if command is not None and answering:
+            # checked again: a run that waited its turn may find another review, or none
+            await _check_answer(graph, thread_id, command)
+        if command is not None and command.goto:
             await graph.aupdate_state(config, {"waiting": []}, as_node="review")
             if "values" in modes:
                 run.append("values", jsonable((await graph.aget_state(config)).values))
             return "success"
-        wanted = graph_modes(modes) - {"messages"}
+        entry = Command(resume=command.resume) if command is not None and answering else payload
         # what the desk publishes while the message is handled (a tick it asked for...)
         stop = ctx.publisher.watch(_observer(run)) if "custom" in modes else None
         try:
-            async for mode, chunk in stream_graph(graph, payload, config, wanted):
+            # no graph "messages": a chat's words are its checked sentences (_speech), and a
+            # tick it asks for would stream the desk agents' tokens into the conversation
+            wanted = graph_modes(modes) - {"messages"}
+            async for mode, chunk in stream_graph(graph, entry, config, wanted):
                 deliver(run, mode, chunk)
         finally:
             if stop is not None:
@@ -212,6 +241,33 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
     return RunJob(execute, rollback if saver is not None else None)
 
 
+async def _has_checkpoint(ctx: ApiContext, thread_id: str, checkpoint_id: str) -> bool:
+    saver = ctx.chat.checkpointer
+    config: RunnableConfig = {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+    return saver is not None and await saver.aget_tuple(config) is not None
+
+
+async def _check_answer(graph: CompiledStateGraph, thread_id: str, command: RunCommand) -> None:
+    """Whether ``command`` fits the review the thread waits on.
+
+    Raises:
+        LookupError: nothing on the thread waits for an answer.
+        ValueError: the answer does not fit the orders waiting.
+    """
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    waiting = [i.value for task in snapshot.tasks for i in task.interrupts]
+    if not waiting:
+        raise LookupError(f"nothing on thread {thread_id!r} waits for an answer")
+    if command.resume is not None:
+        parse_answers(command.resume, waiting[0]["action_requests"])
+
+
 def _speech(run: RunRecord, modes: list[str]) -> Any:
     """The persona's events of a chat answer: ``custom`` items, and its checked sentences
     as ``messages`` chunks of the reply (whose id is the run's)."""
@@ -225,14 +281,3 @@ def _speech(run: RunRecord, modes: list[str]) -> Any:
             run.append("messages", [jsonable(chunk), {"langgraph_node": "answer"}])
 
     return emit
-
-
-async def _check_chat_answer(graph: CompiledStateGraph, thread_id: str, resume: Any) -> None:
-    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
-    waiting = [i.value for task in snapshot.tasks for i in task.interrupts]
-    if not waiting:
-        raise ApiError(409, "conflict", f"nothing on thread {thread_id!r} waits for an answer")
-    try:
-        parse_answers(resume, waiting[0]["action_requests"])
-    except ValueError as exc:
-        raise ApiError(422, "validation_error", f"command.resume: {exc}") from None

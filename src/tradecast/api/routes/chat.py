@@ -13,7 +13,8 @@ from fastapi.responses import Response
 
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, operator_control
-from tradecast.api.errors import CONTROL_RESPONSES
+from tradecast.api.errors import CONTROL_RESPONSES, ApiError
+from tradecast.api.protocol.work import kind_of
 from tradecast.api.runs import RunJob, RunRecord, RunStatus
 from tradecast.api.schemas import ChatBody
 from tradecast.api.sse import SSE_RESPONSES, event_stream, frame
@@ -39,6 +40,10 @@ async def chat(
     else is a question the persona answers. The answer streams as SSE: ``token`` and
     ``sentence`` events while the persona speaks, then ``reply`` (what was done and why),
     then ``end``. Operator."""
+    if kind_of(body.thread_id) != "chat":
+        raise ApiError(
+            422, "validation_error", f"thread_id {body.thread_id!r} is the desk's, not a chat's"
+        )
     ctx.desk.store.create_thread(body.thread_id, {"kind": "chat"})
     run = ctx.runs.start(body.thread_id, "chat", _chat_job(ctx, who, body.message))
     headers = {"Content-Location": f"/v1/threads/{run.thread_id}/runs/{run.run_id}"}

@@ -406,6 +406,8 @@ async def test_a_run_without_a_thread_leaves_none_and_wait_rejoins_by_join(
         )
         assert values["reply"]["command"] == "status"
         assert [t["thread_id"] for t in await sdk.threads.search()] == ["desk"]
+        with refused(422):
+            await sdk.runs.wait(None, "chat", input={"message": ""})
         kept = await sdk.runs.wait(None, "chat", input={"message": "status"}, on_completion="keep")
         assert len(await sdk.threads.search()) == 2 and kept["messages"]
         async with httpx.AsyncClient(base_url=base, headers={"x-api-key": OPERATOR}) as http:

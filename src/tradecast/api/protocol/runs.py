@@ -55,7 +55,12 @@ async def start_run(
     temporary = thread_id is None and graph_id == "chat"
     if thread_id is None:
         thread_id = DESK_THREAD if graph_id == "desk" else _new_chat_thread(ctx)
-    job = await _job(ctx, who, thread_id, graph_id, body)
+    try:
+        job = await _job(ctx, who, thread_id, graph_id, body)
+    except ApiError:
+        if temporary:
+            await drop_chat_thread(ctx, thread_id)
+        raise
     if temporary and body.on_completion == "delete":
         job = _then_dropped(ctx, job, thread_id)
     stamp_graph(ctx, thread_id, graph_id)

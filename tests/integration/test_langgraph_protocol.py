@@ -103,7 +103,9 @@ async def test_a_desk_tick_streams_every_mode_and_is_recorded(tmp_path: Path, em
         )
         assert parts[0].event == "metadata" and parts[0].data["run_id"] == created[0]["run_id"]
         kinds = {p.event for p in parts}
-        assert {"values", "updates", "custom", "events", "debug", "end"} <= kinds
+        assert {"values", "updates", "messages", "custom", "events", "debug", "end"} <= kinds
+        spoke = {p.data[1]["langgraph_node"] for p in parts if p.event == "messages"}
+        assert "analyst" in spoke and "persona" not in spoke, "raw persona tokens stay off"
         updates = {node for p in parts if p.event == "updates" for node in p.data}
         assert {"gather_context", "analyst", "risk_gate", "execute", "persona"} <= updates
         final = [p.data for p in parts if p.event == "values"][-1]
@@ -141,6 +143,10 @@ async def test_a_desk_tick_streams_every_mode_and_is_recorded(tmp_path: Path, em
             sdk.runs.join_stream("desk", background["run_id"], last_event_id="-1")
         )
         assert again[0].event == "metadata" and again[-1].event == "end"
+        await sdk.runs.delete("desk", background["run_id"])
+        with refused(404):
+            await sdk.runs.get("desk", background["run_id"])
+        assert await sdk.assistants.get_subgraphs("desk") == {}
 
 
 async def test_a_dropped_stream_is_picked_up_where_it_broke(tmp_path: Path, embedder):

@@ -229,7 +229,8 @@ async def search_threads(
     ]
     rows += ctx.desk.store.threads(MAX_THREADS)
     if body.ids is not None:
-        rows = [r for r in rows if r["thread_id"] in set(body.ids)]
+        wanted = set(body.ids)
+        rows = [r for r in rows if r["thread_id"] in wanted]
     if body.metadata:
         rows = [r for r in rows if _contains(r["metadata"], body.metadata)]
     descending = body.sort_order == "desc"

@@ -465,3 +465,17 @@ async def test_the_sdk_key_header_maps_onto_roles(tmp_path: Path, embedder):
             await nobody.assistants.search()
         assert refused.value.response.status_code == 401
         assert (await nobody.http.get("/info"))["flags"]
+
+
+async def test_history_filters_are_checked_before_the_checkpointer_sees_them(
+    tmp_path: Path, embedder
+):
+    async with serve(tmp_path, embedder) as base:
+        sdk = get_client(url=base, api_key=OPERATOR)
+        thread = (await sdk.threads.create())["thread_id"]
+        await sdk.runs.wait(thread, "chat", input={"message": "status"})
+        for bad in ({"": 1}, {"a'; DROP TABLE checkpoints; --": 1}, {"x" * 65: 1}):
+            with refused(422):
+                await sdk.threads.get_history(thread, metadata=bad)
+        states = await sdk.threads.get_history(thread, metadata={"source": "loop"})
+        assert states and all(s["metadata"]["source"] == "loop" for s in states)

@@ -8,9 +8,17 @@ and every boolean strict.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from tradecast.api.schemas import THREAD_ID_PATTERN, Metadata
 
@@ -150,9 +158,20 @@ class ThreadHistory(_Body):
     """LangGraph's ``POST /threads/{id}/history`` body."""
 
     limit: int = Field(default=10, ge=1, le=MAX_PAGE)
-    before: str | CheckpointRef | None = None
-    metadata: dict[str, Any] | None = None
+    before: Annotated[str, StringConstraints(max_length=64)] | CheckpointRef | None = None
+    metadata: Metadata | None = None
     checkpoint: CheckpointRef | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _filter_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # the checkpointers match metadata keys by name in their queries
+        for key in value or {}:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key):
+                raise ValueError(
+                    f"metadata key {key[:40]!r}: letters, digits and _.- (1 to 64 of them)"
+                )
+        return value
 
 
 class AssistantSearch(_Body):

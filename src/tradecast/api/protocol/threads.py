@@ -183,15 +183,16 @@ async def history_json(
     before = body.before.checkpoint_id if isinstance(body.before, CheckpointRef) else body.before
     start = body.checkpoint.checkpoint_id if body.checkpoint else None
     graph = graph_for(ctx, thread_id)
-    return [
-        thread_state(snapshot)
-        async for snapshot in graph.aget_state_history(
-            _config(thread_id, start),
-            filter=body.metadata,
-            before=_config(thread_id, before) if before else None,
-            limit=body.limit,
-        )
-    ]
+    states = graph.aget_state_history(
+        _config(thread_id, start),
+        filter=body.metadata,
+        before=_config(thread_id, before) if before else None,
+        limit=body.limit,
+    )
+    try:
+        return [thread_state(snapshot) async for snapshot in states]
+    except ValueError as exc:  # a filter the checkpointer cannot run
+        raise ApiError(422, "validation_error", f"history: {exc}") from None
 
 
 # --- routes -------------------------------------------------------------------------------

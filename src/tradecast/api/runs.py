@@ -76,6 +76,7 @@ class RunRecord:
     """Why the run was cancelled, when a client cancelled it."""
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _job: RunJob | None = None
 
     @property
     def done(self) -> bool:
@@ -144,7 +145,6 @@ class RunStore:
         self.keep = keep
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._jobs: dict[str, RunJob] = {}
 
     def start(
         self,
@@ -184,8 +184,8 @@ class RunStore:
         if strategy in ("interrupt", "rollback"):
             for other in ahead:
                 self.cancel(other, strategy)
+        run._job = job
         self._runs[run.run_id] = run
-        self._jobs[run.run_id] = job
         self._forget_oldest()
         task = asyncio.create_task(self._execute(run, job, ahead), name=f"run-{run.run_id}")
         run._task = task
@@ -248,7 +248,7 @@ class RunStore:
 
     def _check_undoable(self, runs: list[RunRecord]) -> None:
         for other in runs:
-            job = self._jobs.get(other.run_id)
+            job = other._job
             if job is not None and job.rollback is None:
                 raise ThreadBusy(
                     f"run {other.run_id} cannot be rolled back: {job.final}; use interrupt"
@@ -256,7 +256,6 @@ class RunStore:
 
     def _forget(self, run_id: str) -> None:
         self._runs.pop(run_id, None)
-        self._jobs.pop(run_id, None)
 
     def _forget_oldest(self) -> None:
         """Forget the oldest ended runs beyond ``keep`` (runs in flight are kept)."""

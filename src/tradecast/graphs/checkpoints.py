@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
 
 from tradecast.agents.calls import LLMCall
 from tradecast.broker.paper import Execution
@@ -163,3 +164,17 @@ async def delete_run_checkpoints(saver: BaseCheckpointSaver, thread_id: str, run
     else:
         await saver.adelete_for_runs([run_id])
     return len(ids)
+
+
+async def has_checkpoint(graph: CompiledStateGraph, thread_id: str, checkpoint_id: str) -> bool:
+    """Whether ``graph``'s checkpointer holds ``checkpoint_id`` on ``thread_id`` (reading a
+    state at an unknown id would answer an empty state, not an error)."""
+    saver = graph.checkpointer
+    config: RunnableConfig = {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+    return isinstance(saver, BaseCheckpointSaver) and await saver.aget_tuple(config) is not None

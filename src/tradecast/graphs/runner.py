@@ -27,6 +27,8 @@ from tradecast.logs import bind_run, get_logger
 
 log = get_logger(__name__)
 EventSink = Callable[[StreamEvent], Awaitable[None]]
+TICK_PREFIX = "tick:"
+"""Tick threads are ``tick:<decision id>``."""
 __all__ = ["DeskRunner", "EventSink", "TickResult", "TickStatus", "tick_result"]
 
 
@@ -59,7 +61,7 @@ class DeskRunner:
     @staticmethod
     def thread_id(symbol: str, at: datetime) -> str:
         """The checkpoint thread of the tick on ``symbol`` at ``at``."""
-        return f"tick:{decision_id(symbol, at)}"
+        return f"{TICK_PREFIX}{decision_id(symbol, at)}"
 
     async def tick(self, symbol: str, at: datetime) -> TickResult:
         """Decide on ``symbol`` at ``at`` (resuming the tick if it was started before)."""

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from tradecast.api.auth import Principal
@@ -36,6 +35,7 @@ from tradecast.api.protocol.schemas import (
 from tradecast.api.protocol.serde import interrupts_by_task, jsonable, thread_state
 from tradecast.api.protocol.work import DESK_THREAD, kind_of
 from tradecast.desk.store import MAX_THREADS
+from tradecast.graphs.checkpoints import has_checkpoint
 
 router = APIRouter(tags=["langgraph"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -161,15 +161,9 @@ async def state_json(
             raise ApiError(404, "not_found", "the desk thread has no checkpoints; see tick threads")
         return _desk_state(thread["values"], thread["interrupts"])
     graph = graph_for(ctx, thread_id)
-    config = _config(thread_id, checkpoint_id)
-    if checkpoint_id and not await _exists(graph, config):
+    if checkpoint_id and not await has_checkpoint(graph, thread_id, checkpoint_id):
         raise ApiError(404, "not_found", f"no checkpoint {checkpoint_id[:64]!r} on {thread_id!r}")
-    return thread_state(await graph.aget_state(config))
-
-
-async def _exists(graph: CompiledStateGraph, config: RunnableConfig) -> bool:
-    saver = graph.checkpointer
-    return isinstance(saver, BaseCheckpointSaver) and await saver.aget_tuple(config) is not None
+    return thread_state(await graph.aget_state(_config(thread_id, checkpoint_id)))
 
 
 async def history_json(

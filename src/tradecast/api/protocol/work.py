@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
@@ -31,13 +30,13 @@ from tradecast.api.protocol.serde import jsonable
 from tradecast.api.runs import RunJob, RunRecord, RunStatus
 from tradecast.domain import StreamEvent
 from tradecast.graphs.chat_review import chat_config, chat_input
-from tradecast.graphs.checkpoints import delete_run_checkpoints
+from tradecast.graphs.checkpoints import delete_run_checkpoints, has_checkpoint
 from tradecast.graphs.controls import finished_anyway
 from tradecast.graphs.review import ReviewAnswer, parse_answers
+from tradecast.graphs.runner import TICK_PREFIX
 from tradecast.graphs.streaming import GraphTap, stream_graph
 
 DESK_THREAD = "desk"
-TICK_PREFIX = "tick:"
 SPOKEN_NODES = frozenset({"persona", "answer"})
 """Nodes whose model output is the persona's voice: streamed only once checked."""
 
@@ -199,13 +198,17 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
         except ValueError as exc:
             raise ApiError(422, "validation_error", f"input: {exc}") from None
     start_at = body.start_at()
-    if start_at and not await _has_checkpoint(ctx, thread_id, start_at):
+    if start_at and not await has_checkpoint(graph, thread_id, start_at):
         raise ApiError(404, "not_found", f"no checkpoint {start_at[:64]!r} on {thread_id!r}")
     modes = body.modes()
 
     async def execute(run: RunRecord) -> RunStatus:
         config = chat_config(
-            thread_id, role=who.role, actor=who.name, emit=_speech(run, modes), reply_id=run.run_id
+            thread_id,
+            role=who.role,
+            actor=who.name,
+            emit=speech_events(run, modes),
+            reply_id=run.run_id,
         )
         config["metadata"] = {"run_id": run.run_id, "assistant_id": run.assistant_id}
         if start_at:
@@ -222,7 +225,7 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
         # what the desk publishes while the message is handled (a tick it asked for...)
         stop = ctx.publisher.watch(_observer(run)) if "custom" in modes else None
         try:
-            # no graph "messages": a chat's words are its checked sentences (_speech), and a
+            # no graph "messages": a chat's words are its checked sentences (speech_events), and a
             # tick it asks for would stream the desk agents' tokens into the conversation
             wanted = graph_modes(modes) - {"messages"}
             async for mode, chunk in stream_graph(graph, entry, config, wanted):
@@ -241,18 +244,6 @@ async def chat_job(ctx: ApiContext, who: Principal, thread_id: str, body: RunCre
     return RunJob(execute, rollback if saver is not None else None)
 
 
-async def _has_checkpoint(ctx: ApiContext, thread_id: str, checkpoint_id: str) -> bool:
-    saver = ctx.chat.checkpointer
-    config: RunnableConfig = {
-        "configurable": {
-            "thread_id": thread_id,
-            "checkpoint_ns": "",
-            "checkpoint_id": checkpoint_id,
-        }
-    }
-    return saver is not None and await saver.aget_tuple(config) is not None
-
-
 async def _check_answer(graph: CompiledStateGraph, thread_id: str, command: RunCommand) -> None:
     """Whether ``command`` fits the review the thread waits on.
 
@@ -268,7 +259,7 @@ async def _check_answer(graph: CompiledStateGraph, thread_id: str, command: RunC
         parse_answers(command.resume, waiting[0]["action_requests"])
 
 
-def _speech(run: RunRecord, modes: list[str]) -> Any:
+def speech_events(run: RunRecord, modes: list[str]) -> Any:
     """The persona's events of a chat answer: ``custom`` items, and its checked sentences
     as ``messages`` chunks of the reply (whose id is the run's)."""
     custom, tokens = "custom" in modes, "messages-tuple" in modes

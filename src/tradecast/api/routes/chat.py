@@ -6,7 +6,6 @@ desk's own event names (``metadata``, ``token``, ``sentence``, ``blocked``, ``re
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -14,7 +13,7 @@ from fastapi.responses import Response
 from tradecast.api.auth import Principal
 from tradecast.api.deps import ApiContext, get_context, operator_control
 from tradecast.api.errors import CONTROL_RESPONSES, ApiError
-from tradecast.api.protocol.work import kind_of
+from tradecast.api.protocol.work import kind_of, speech_events
 from tradecast.api.runs import RunJob, RunRecord, RunStatus
 from tradecast.api.schemas import ChatBody
 from tradecast.api.sse import SSE_RESPONSES, event_stream, frame
@@ -52,12 +51,12 @@ async def chat(
 
 def _chat_job(ctx: ApiContext, who: Principal, message: str) -> RunJob:
     async def execute(run: RunRecord) -> RunStatus:
-        def emit(event: str, data: dict[str, Any]) -> None:
-            if event != "token" or data.get("text"):
-                run.append("custom", {"event": event, "data": data})
-
         reply = await ctx.chat.handle(
-            message, thread_id=run.thread_id, role=who.role, actor=who.name, emit=emit
+            message,
+            thread_id=run.thread_id,
+            role=who.role,
+            actor=who.name,
+            emit=speech_events(run, ["custom"]),
         )
         ctx.metrics.chat_messages.labels(reply.command, str(reply.applied).lower()).inc()
         run.append("values", reply.model_dump(mode="json"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -389,8 +389,70 @@ class NewsConfig(_Frozen):
         return bool(self.file or self.feeds or self.cryptopanic_token.get_secret_value())
 
 
-AblatableAgent = Literal["analyst", "risk", "trader"]
-"""The LLM agents an ablation can leave out (the rules and the persona always run)."""
+VotingLLMAgent = Literal["analyst", "risk", "trader"]
+"""The LLM agents whose answers shape a decision."""
+AblatableAgent = Literal[VotingLLMAgent, "persona"]
+"""The LLM agents an ablation can leave out (the rules and strategies always run). A
+persona left out says nothing: a study of the decisions alone, without its LLM call."""
+
+StrategyName = Literal["trend", "mean_reversion", "breakout", "dca"]
+"""The deterministic strategy agents (:mod:`tradecast.agents.strategies`)."""
+STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
+SizingMethod = Literal["volatility", "kelly", "fixed"]
+ExitMethod = Literal["atr", "trader"]
+
+
+class StrategyConfig(_Frozen):
+    """The strategy agents, how the consensus weighs its voters, and how orders are sized and
+    exited (docs/STRATEGIES.md). Every size stays capped by the risk limits."""
+
+    strategies: frozenset[StrategyName] = Field(
+        default=frozenset(STRATEGY_NAMES), description="strategy agents that vote"
+    )
+    strategy_weight: float = Field(
+        default=1.0, ge=0, le=100, description="base consensus weight of each strategy agent"
+    )
+    adaptive_weights: EnvStrictBool = Field(
+        default=True,
+        description="weights follow the regime and each agent's decayed hit rate; "
+        "false: the fixed base weights",
+    )
+    record_decisions: int = Field(
+        default=60, ge=1, le=1000, description="recent decisions a track record reads"
+    )
+    record_half_life: float = Field(
+        default=15.0, gt=0, le=1000, description="decisions after which a vote counts half"
+    )
+    record_prior: float = Field(
+        default=5.0, ge=0, le=1000, description="pseudo-votes at 50% that shrink a hit rate"
+    )
+    sizing: SizingMethod = Field(default="volatility", description="how a BUY is sized")
+    target_daily_vol: float = Field(
+        default=0.003, gt=0, le=0.5, description="volatility sizing: the book's daily vol target"
+    )
+    kelly_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="share of the full Kelly bet (fractional Kelly)"
+    )
+    kelly_prior_trades: float = Field(
+        default=20.0, ge=0, le=10_000, description="trades that shrink Kelly toward zero"
+    )
+    probe_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="share of the cap bet while the size is unknown (kelly before the record "
+        "speaks, volatility before there is history)",
+    )
+    exits: ExitMethod = Field(
+        default="atr", description="stops from the daily ATR, or the trader's percentages"
+    )
+    stop_atr: float = Field(default=2.5, ge=0, le=50, description="stop distance in ATRs (0: none)")
+    take_profit_atr: float = Field(
+        default=0.0, ge=0, le=100, description="target distance in ATRs (0: none)"
+    )
+    time_stop_days: float = Field(
+        default=0.0, ge=0, le=365, description="close a position this long after a buy (0: never)"
+    )
 
 
 class DeskConfig(_Frozen):
@@ -399,12 +461,15 @@ class DeskConfig(_Frozen):
     symbol: str = "BTC/USDT"
     every: str = Field(default="1h", pattern=r"^\d+[mhd]$", description="tick cadence, e.g. 1h")
     candles: int = Field(default=200, ge=30, le=5000, description="bars of context per tick")
-    analyst_weight: float = Field(default=1.0, ge=0, le=100)
-    trader_weight: float = Field(default=1.0, ge=0, le=100)
+    # The embedded 135M model's votes measured as noise (docs/STRATEGIES.md), so the LLM
+    # agents vote at a quarter of a strategy's weight; raise these for a capable model.
+    analyst_weight: float = Field(default=0.25, ge=0, le=100)
+    trader_weight: float = Field(default=0.25, ge=0, le=100)
     rules_weight: float = Field(default=1.0, ge=0, le=100)
     ablate: frozenset[AblatableAgent] = Field(
         default=frozenset(),
-        description="LLM agents left out (ablation studies): never asked, they abstain",
+        description="LLM agents left out (ablation studies): never asked, they abstain "
+        "(the persona says nothing)",
     )
     min_confidence: float = Field(default=0.35, ge=0, le=1)
     risk_abstain_fraction: float = Field(
@@ -413,9 +478,12 @@ class DeskConfig(_Frozen):
     trader_tool_steps: int = Field(default=1, ge=0, le=1, description="tool rounds per tick")
     require_approval: bool = False
     memory_k: int = Field(default=3, ge=0, le=20)
-    outcome_horizons: tuple[str, ...] = ("24h",)
+    outcome_horizons: tuple[str, ...] = Field(
+        default=("24h",), min_length=1, max_length=10, description="the first scores track records"
+    )
     persona_card: Path | None = None
     persona_max_tokens: int = Field(default=90, ge=16, le=1024)
+    strategy: StrategyConfig = StrategyConfig()
     autostart: bool = Field(default=True, description="`tradecast serve` starts ticking at once")
     replay_from: UtcInstant | None = Field(
         default=None,

@@ -241,3 +241,27 @@ def test_broker_sqlite_journal_explains_an_unusable_path(tmp_path: Path) -> None
     folder.mkdir()
     with pytest.raises(BrokerError, match=r"cannot open the journal"):
         SqliteJournal(folder)
+
+
+async def test_broker_journal_keeps_a_time_stop_for_a_rebuilt_broker(
+    store: tuple[Journal, Reopen],
+) -> None:
+    journal, _ = store
+    deadline = T0 + timedelta(hours=2)
+    a = PaperBroker(journal, clock=lambda: T0)
+    await a.on_price("BTC/USDT", "50000", T0)
+    intent = _intent("decision-1").model_copy(update={"time_stop_at": deadline})
+    await a.submit(intent)
+
+    b = PaperBroker(journal, clock=lambda: T0)  # a restart, or another replica
+    position = b.portfolio().position("BTC/USDT")
+    assert position is not None and position.time_stop_at == deadline
+    assert b.portfolio() == a.portfolio()
+    (fill,) = await b.on_price("BTC/USDT", "50100", deadline)
+    assert await a.on_price("BTC/USDT", "50100", deadline) == ()  # a catches up: sold already
+    exits = [e for e in journal.read("paper") if e.kind == "fill" and e.data["trigger"] != "market"]
+    assert [(e.data["trigger"], e.data["fill"]["order_id"]) for e in exits] == [
+        ("time_stop", fill.order_id)
+    ]
+    assert a.portfolio() == b.portfolio() == PaperBroker(journal, clock=lambda: T0).portfolio()
+    assert a.portfolio().positions == ()

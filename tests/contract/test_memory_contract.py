@@ -22,7 +22,13 @@ import pytest
 from support.memory import load_candles, running_chroma_server, situation_at
 from tradecast.domain import Action
 from tradecast.errors import MemoryStoreError
-from tradecast.memory import DecisionMemory, DecisionRecord, Outcome, SentenceTransformerEmbedder
+from tradecast.memory import (
+    MAX_RECENT,
+    DecisionMemory,
+    DecisionRecord,
+    Outcome,
+    SentenceTransformerEmbedder,
+)
 from tradecast.memory.chroma import (
     EXACT_SCAN_MAX,
     OVERFETCH,
@@ -101,9 +107,15 @@ def _record(
     at: datetime = T0,
     symbol: str = "BTC/USDT",
     action: Action = Action.BUY,
+    votes: dict[str, Action] | None = None,
 ) -> DecisionRecord:
     return DecisionRecord(
-        decision_id=decision_id, symbol=symbol, action=action, decided_at=at, situation=situation
+        decision_id=decision_id,
+        symbol=symbol,
+        action=action,
+        decided_at=at,
+        situation=situation,
+        votes=votes or {},
     )
 
 
@@ -146,6 +158,7 @@ def test_memory_hit_carries_the_recorded_decision(memory: DecisionMemory) -> Non
     assert hit.similarity == pytest.approx(1.0, abs=1e-4)
     assert hit.outcome_returns == {}
     assert hit.stop_hit is None
+    assert hit.votes == {}
 
 
 def test_memory_outcomes_attach_at_several_horizons(memory: DecisionMemory) -> None:
@@ -287,6 +300,110 @@ def test_memory_keeps_the_news_a_decision_read(memory: DecisionMemory) -> None:
     assert memory.get("d-plain").news == ()
 
 
+def test_memory_keeps_the_votes_of_a_decision(memory: DecisionMemory) -> None:
+    votes = {"analyst": Action.BUY, "trader": Action.SELL, "rules": Action.BUY}
+    text = "Uptrend, RSI 60."
+    record = _record("d-votes", text, T0, votes=votes)
+    memory.record(record)
+    memory.record(record)  # the same record again is still a no-op
+    memory.attach_outcome("d-votes", Outcome(horizon="1h", ret=0.01, known_at=T0 + HOUR))
+    assert memory.get("d-votes").votes == votes
+    assert memory.similar(text, k=1)[0].votes == votes
+    assert memory.recent()[0].votes == votes
+    with pytest.raises(MemoryStoreError, match="already recorded"):
+        memory.record(record.model_copy(update={"votes": {"analyst": Action.BUY}}))
+    # a decision without votes (as every one stored before votes were kept) has none
+    memory.record(_record("d-plain", "Downtrend, RSI 30.", T0 + HOUR))
+    memory.attach_outcome("d-plain", Outcome(horizon="1h", ret=0.02, known_at=T0 + 2 * HOUR))
+    assert memory.get("d-plain").votes == {}
+    assert memory.similar("Downtrend, RSI 30.", k=1)[0].votes == {}
+    assert [(h.decision_id, h.votes) for h in memory.recent()] == [
+        ("d-plain", {}),
+        ("d-votes", votes),
+    ]
+    for hit in (memory.get("d-votes"), memory.recent()[1]):
+        assert all(type(action) is Action for action in hit.votes.values())
+
+
+def test_memory_recent_lists_the_latest_decisions_newest_first(memory: DecisionMemory) -> None:
+    text = "Calm volatility. Price mid-range of its 24h range."
+    memory.record_many(
+        [
+            _record("d2", text, T0 + 2 * HOUR, "ETH/USDT", Action.SELL, {"analyst": Action.SELL}),
+            _record("d0", text, T0, votes={"trader": Action.BUY}),
+            _record("d3", text, T0 + 3 * HOUR),
+            _record("d1", text, T0 + HOUR, action=Action.HOLD),
+            _record("d1b", text, T0 + HOUR),  # the same time as d1: ordered by id
+        ]
+    )
+    assert memory.recent() == []  # no outcome known yet
+    everything = memory.recent(with_outcome_only=False)
+    assert [h.decision_id for h in everything] == ["d3", "d2", "d1", "d1b", "d0"]
+    assert all(h.similarity == 1.0 and h.situation == text for h in everything)
+    assert [h.symbol for h in everything] == ["BTC/USDT", "ETH/USDT", *["BTC/USDT"] * 3]
+    assert everything[1].action is Action.SELL
+    assert everything[1].votes == {"analyst": Action.SELL}
+    assert [h.decision_id for h in memory.recent(limit=2, with_outcome_only=False)] == [
+        "d3",
+        "d2",
+    ]
+    assert [h.decision_id for h in memory.recent(limit=1, with_outcome_only=False)] == ["d3"]
+    btc = memory.recent(symbol="btc/usdt", with_outcome_only=False)
+    assert [h.decision_id for h in btc] == ["d3", "d1", "d1b", "d0"]
+    assert memory.recent(symbol="SOL/USDT", with_outcome_only=False) == []
+    span = memory.recent(since=T0 + HOUR, as_of=T0 + 2 * HOUR, with_outcome_only=False)
+    assert [h.decision_id for h in span] == ["d2", "d1", "d1b"]
+
+
+def test_memory_recent_as_of_hides_later_decisions_and_unknown_outcomes(
+    memory: DecisionMemory,
+) -> None:
+    text = "Downtrend, RSI 35, bearish."
+    memory.record_many(
+        [_record(f"d{i}", text, T0 + i * HOUR, votes={"analyst": Action.SELL}) for i in range(4)]
+    )
+    memory.attach_outcome("d0", Outcome(horizon="1h", ret=-0.01, known_at=T0 + HOUR))
+    memory.attach_outcome(
+        "d0", Outcome(horizon="24h", ret=-0.05, known_at=T0 + 24 * HOUR, stop_hit=True)
+    )
+    memory.attach_outcome("d1", Outcome(horizon="4h", ret=0.02, known_at=T0 + 5 * HOUR))
+    memory.attach_outcome("d3", Outcome(horizon="1h", ret=0.03, known_at=T0 + 4 * HOUR))
+    as_of = T0 + 2 * HOUR  # d2 made exactly then, d3 later; only d0's 1h outcome known
+    seen = memory.recent(as_of=as_of, with_outcome_only=False)
+    assert [h.decision_id for h in seen] == ["d2", "d1", "d0"]
+    assert [h.outcome_returns for h in seen] == [{}, {}, {"1h": -0.01}]
+    assert seen[2].stop_hit is None  # the stop was only known with the 24h outcome
+    assert [h.decision_id for h in memory.recent(as_of=as_of)] == ["d0"]
+    assert memory.recent(as_of=T0 + HOUR - timedelta(microseconds=1)) == []
+    assert memory.recent(as_of=T0 - HOUR, with_outcome_only=False) == []
+    later = memory.recent(as_of=T0 + 5 * HOUR)
+    assert [(h.decision_id, h.outcome_returns) for h in later] == [
+        ("d3", {"1h": 0.03}),
+        ("d1", {"4h": 0.02}),
+        ("d0", {"1h": -0.01}),
+    ]
+    now = memory.recent(limit=2)
+    assert [(h.decision_id, h.outcome_returns) for h in now] == [
+        ("d3", {"1h": 0.03}),
+        ("d1", {"4h": 0.02}),
+    ]
+    assert memory.recent(symbol="BTC/USDT")[-1].outcome_returns == {"1h": -0.01, "24h": -0.05}
+    assert memory.recent()[-1].stop_hit is True
+    assert all(h.votes == {"analyst": Action.SELL} for h in later)
+
+
+def test_memory_recent_rejects_bad_parameters(memory: DecisionMemory) -> None:
+    memory.record(_record("d", "Uptrend, RSI 60.", T0))
+    for limit in (0, -1, MAX_RECENT + 1, 2.0, True):
+        with pytest.raises(MemoryStoreError, match="limit must be"):
+            memory.recent(limit=limit)  # type: ignore[arg-type]
+    assert memory.recent(limit=MAX_RECENT, with_outcome_only=False)[0].decision_id == "d"
+    with pytest.raises(MemoryStoreError, match="timezone-aware"):
+        memory.recent(as_of=datetime(2021, 1, 1))
+    with pytest.raises(MemoryStoreError, match="BASE/QUOTE"):
+        memory.recent(symbol="BTCUSDT")
+
+
 def test_memory_rerecording_is_idempotent_and_conflicts_change_nothing(
     memory: DecisionMemory,
 ) -> None:
@@ -373,3 +490,12 @@ def test_memory_filters_match_brute_force_on_random_histories(
                 assert known[(hit.decision_id, horizon)] <= as_of
             hidden = {h for (d, h), t in known.items() if d == hit.decision_id and t > as_of}
             assert not hidden & set(hit.outcome_returns)
+        limit = rng.choice([1, 5, 50])
+        recent = memory.recent(
+            symbol=symbol, as_of=as_of, limit=limit, with_outcome_only=with_outcome
+        )
+        newest = sorted(eligible, key=lambda i: (-times[i].timestamp(), f"d{i}"))[:limit]
+        assert [h.decision_id for h in recent] == [f"d{i}" for i in newest]
+        for hit in recent:
+            shown = {h for (d, h), t in known.items() if d == hit.decision_id and t <= as_of}
+            assert set(hit.outcome_returns) == shown

@@ -42,10 +42,16 @@ async def test_desk_tick_buys_within_limits_and_narrates(open_test_desk, events)
     assert result.llm.calls == 5 and result.llm.failed == 0
     assert {row.agent for row in result.decision.attribution} == {
         "rules",
+        "trend",
+        "mean_reversion",
+        "breakout",
+        "dca",
         "analyst",
         "trader",
         "risk",
     }
+    assert result.decision.regime is not None
+    assert all(row.weight_note for row in result.decision.attribution if row.agent != "risk")
     assert portfolio.position("BTC/USDT") is not None
     notional = result.fills[0].quantity * result.fills[0].price
     assert notional <= Decimal("0.10") * Decimal(10000) * Decimal("1.001")

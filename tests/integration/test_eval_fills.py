@@ -34,7 +34,7 @@ from tradecast.evals.manifest import build_manifest
 from tradecast.evals.report import write_run
 from tradecast.evals.runner import EvalRun, EvalSpec, run_eval
 from tradecast.evals.scoring import score
-from tradecast.settings import EvalConfig, load_settings
+from tradecast.settings import EvalConfig, StrategyConfig, load_settings
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -106,7 +106,15 @@ async def _run(
     dataset: Dataset, out: Path, fill: str
 ) -> tuple[EvalRun, dict[str, Any], dict[str, AnsweringModel]]:
     base = load_settings()
-    settings = base.model_copy(update={"evals": EvalConfig(fill=fill)})  # type: ignore[arg-type]
+    # the scripted LLM agents alone decide here (the strategies would vote over them)
+    desk = base.desk.model_copy(
+        update={
+            "analyst_weight": 1.0,
+            "trader_weight": 1.0,
+            "strategy": StrategyConfig(strategies=frozenset(), sizing="fixed", exits="trader"),
+        }
+    )
+    settings = base.model_copy(update={"evals": EvalConfig(fill=fill), "desk": desk})  # type: ignore[arg-type]
     spec = EvalSpec(
         dataset=dataset,
         start=START,

@@ -100,6 +100,11 @@ def test_every_ablation_is_scored_on_the_same_windows(tmp_path: Path, embedder):
         assert 0 <= config["versus"]["buy_and_hold"]["p_value"] <= 1
         assert len(config["windows"]) == 3
     assert report["must_be_zero"] == {"risk_violations": 0, "persona_grounding_errors": 0}
+    # the baselines over the same bars, with intervals, beside the configurations
+    assert set(report["baselines"]) == set(report["configurations"]["full"]["versus"])
+    hold = report["baselines"]["buy_and_hold"]
+    assert hold["bars"] == bars["full"] and hold["sharpe"]["low"] <= hold["sharpe"]["high"]
+    assert "| baseline: buy_and_hold |" in (spec.out_dir / "report.md").read_text()
 
     full, rules = (
         report["configurations"]["full"]["cost"],

@@ -191,7 +191,8 @@ async def test_circuit_breaker_stops_hammering_and_recovers(
         assert breaker.state == "open"
         last = result.llm.by_agent
         assert all("circuit open" in c.error for c in last)
-        assert all(c.latency_ms < 50 for c in last)
+        # refused at once, never waiting out the 1 s timeout (a loaded machine adds ms)
+        assert all(c.latency_ms < 500 for c in last)
         # after the cool-down: exactly one trial call; it fails, so the breaker opens again
         now[0] += cooldown + 0.05
         at += timedelta(hours=1)

@@ -209,8 +209,13 @@ async def test_adversarial_model_outputs_place_no_order_past_a_limit(tmp_path, e
             )
             assert report.json()["fills"] == []
         new_orders = executor.broker.orders()[orders_before:]
-        # a stop-loss or take-profit closing a position is not a new risk; nothing else may pass
-        exits = [o for o in new_orders if o.client_order_id.startswith(("stop_loss-", "take_"))]
+        # a stop-loss, take-profit or time-stop closing a position is not a new risk; nothing
+        # else may pass
+        exits = [
+            o
+            for o in new_orders
+            if o.client_order_id.startswith(("stop_loss-", "take_", "time_stop-"))
+        ]
         assert all(o.intent.side.value == "SELL" for o in exits)
         after_kill = len(new_orders) - len(exits)
     assert breaches == []

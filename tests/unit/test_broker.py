@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.broker import BTC, ETH, T0, Clock, buy, paper_broker, sell
 
 D = Decimal
+PINNED_AUTO_ID = "auto-a5a331ef4caf25243ff5eade"  # derive_client_order_id before time stops
 
 
 def snapshot(broker: PaperBroker) -> tuple[object, ...]:
@@ -359,3 +360,223 @@ async def test_broker_from_config_uses_the_settings_costs_and_cash() -> None:
     assert broker.portfolio().quote_currency == "BUSD"
     assert broker.cost_model.fee_bps == D("7.5")
     assert broker.market_rules(ETH).min_notional == D("10")
+
+
+# --- time stop ---------------------------------------------------------------------------
+
+
+def _trigger_of_fill(journal: SqliteJournal, order_id: str) -> str:
+    (event,) = [
+        e
+        for e in journal.read("paper")
+        if e.kind == "fill" and e.data["fill"]["order_id"] == order_id
+    ]
+    return str(event.data["trigger"])
+
+
+async def test_broker_time_stop_sells_everything_at_the_market_once_time_is_up() -> None:
+    journal = SqliteJournal(":memory:")
+    broker = paper_broker(journal)
+    deadline = T0 + timedelta(hours=4)
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.02", time_stop_at=deadline))
+    resting = await broker.submit(sell("0.01", limit_price=D("58000")))
+    position = broker.portfolio().position(BTC)
+    assert position is not None and position.time_stop_at == deadline
+
+    assert await broker.on_price(BTC, D("51000"), T0 + timedelta(hours=1)) == ()
+    assert await broker.on_price(BTC, D("51000"), deadline - timedelta(seconds=1)) == ()
+    (fill,) = await broker.on_price(BTC, D("51000"), deadline)
+
+    # a market sell: 2 + 0.5 * 1.02 = 2.51 bps below 51,000 = 50987.199, down to the tick
+    assert (fill.side, fill.quantity, fill.price) == (Side.SELL, D("0.02"), D("50987.19"))
+    assert fill.fee == D("1.01974380")  # 10 bps of 1019.7438
+    assert fill.timestamp == deadline
+    order = broker.order(fill.order_id)
+    assert order is not None and order.client_order_id.startswith("time_stop-")
+    assert _trigger_of_fill(journal, fill.order_id) == "time_stop"
+    portfolio = broker.portfolio()
+    assert portfolio.positions == ()
+    assert portfolio.stop_outs == {}  # a time stop is not a stop-out: no cooldown
+    cancelled = broker.order(resting.order.id)
+    assert cancelled is not None and cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.reason == "position closed by time-stop"
+    assert await broker.on_price(BTC, D("51000"), deadline + timedelta(hours=1)) == ()
+    assert len(broker.fills()) == 2
+
+
+async def test_broker_time_stop_fires_at_the_first_price_after_it() -> None:
+    broker = paper_broker(costs=CostModel(fee_bps=D(0), slippage_bps=D(0), impact_bps_per_1k=D(0)))
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.01", time_stop_at=T0 + timedelta(minutes=30)))
+    assert await broker.on_price(BTC, D("50100"), T0 + timedelta(minutes=29)) == ()
+    (fill,) = await broker.on_price(BTC, D("49900"), T0 + timedelta(hours=2))
+    assert (fill.price, fill.fee, fill.quantity) == (D("49900"), D(0), D("0.01"))
+    assert broker.portfolio().realized_pnl == D("-1")
+
+
+@pytest.mark.parametrize(
+    ("price", "trigger", "fill_price"),
+    [
+        ("44000", "stop_loss", None),  # a market exit: slips below 44,000
+        ("56000", "take_profit", D("55000")),
+        ("50000", "time_stop", None),
+    ],
+)
+async def test_broker_stop_loss_and_take_profit_win_over_a_due_time_stop(
+    price: str, trigger: str, fill_price: Decimal | None
+) -> None:
+    broker = paper_broker()
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(
+        buy(
+            "0.02",
+            stop_loss=D("45000"),
+            take_profit=D("55000"),
+            time_stop_at=T0 + timedelta(hours=1),
+        )
+    )
+    (fill,) = await broker.on_price(BTC, D(price), T0 + timedelta(hours=2))
+    order = broker.order(fill.order_id)
+    assert order is not None and order.client_order_id.startswith(f"{trigger}-")
+    assert fill.quantity == D("0.02")
+    if fill_price is not None:
+        assert fill.price == fill_price
+    else:
+        assert fill.price < D(price)
+    assert (BTC in broker.portfolio().stop_outs) is (trigger == "stop_loss")
+
+
+async def test_broker_a_later_buy_replaces_the_time_stop_one_without_keeps_it() -> None:
+    broker = paper_broker()
+    first, later = T0 + timedelta(hours=2), T0 + timedelta(hours=5)
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.01", time_stop_at=first))
+    await broker.submit(buy("0.01", client_order_id="no-time-stop"))
+    assert broker.portfolio().position(BTC).time_stop_at == first  # type: ignore[union-attr]
+    await broker.submit(buy("0.01", time_stop_at=later))
+    assert broker.portfolio().position(BTC).time_stop_at == later  # type: ignore[union-attr]
+
+    assert await broker.on_price(BTC, D("50000"), first + timedelta(minutes=1)) == ()
+    (fill,) = await broker.on_price(BTC, D("50000"), later)
+    assert fill.quantity == D("0.03")
+    assert broker.portfolio().positions == ()
+
+    # a full close cleared it: a new position without one is not closed by the old deadline
+    await broker.submit(buy("0.01"), at=later + timedelta(minutes=1))
+    assert await broker.on_price(BTC, D("50000"), later + timedelta(hours=1)) == ()
+    assert broker.portfolio().position(BTC).time_stop_at is None  # type: ignore[union-attr]
+
+
+async def test_broker_a_resting_buy_brings_its_time_stop_when_it_fills() -> None:
+    broker = paper_broker()
+    deadline = T0 + timedelta(hours=3)
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.01", limit_price=D("49000"), time_stop_at=deadline))
+    (entry,) = await broker.on_price(BTC, D("48900"), T0 + timedelta(hours=1))
+    assert entry.side is Side.BUY
+    assert broker.portfolio().position(BTC).time_stop_at == deadline  # type: ignore[union-attr]
+    (exit_,) = await broker.on_price(BTC, D("49500"), deadline)
+    assert (exit_.side, exit_.quantity) == (Side.SELL, D("0.01"))
+
+
+async def test_broker_refuses_a_time_stop_on_a_sell_or_not_in_the_future() -> None:
+    broker = paper_broker()
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.01"))
+    before = snapshot(broker)
+    with pytest.raises(BrokerError, match=r"only apply to BUY orders"):
+        await broker.submit(sell("0.01", time_stop_at=T0 + timedelta(hours=1)))
+    with pytest.raises(BrokerError, match=r"time_stop_at 2021-03-01T12:00:00\+00:00 must be after"):
+        await broker.submit(buy("0.01", time_stop_at=T0))
+    with pytest.raises(BrokerError, match=r"must be after the order time"):
+        await broker.submit(buy("0.01", time_stop_at=T0 - timedelta(minutes=1)))
+    assert snapshot(broker) == before
+
+
+def test_broker_order_intent_refuses_a_naive_time_stop() -> None:
+    with pytest.raises(ValidationError, match=r"timezone-aware"):
+        buy("0.01", time_stop_at=T0.replace(tzinfo=None))
+
+
+async def test_broker_time_stop_survives_a_restart_and_fires_once(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    deadline = T0 + timedelta(hours=6)
+    broker = paper_broker(SqliteJournal(path))
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.02", stop_loss=D("45000"), time_stop_at=deadline))
+
+    restarted = paper_broker(SqliteJournal(path))
+    position = restarted.portfolio().position(BTC)
+    assert position is not None and position.time_stop_at == deadline
+    assert restarted.portfolio() == broker.portfolio()
+    assert await restarted.on_price(BTC, D("50500"), deadline - timedelta(minutes=1)) == ()
+    (fill,) = await restarted.on_price(BTC, D("50500"), deadline + timedelta(minutes=1))
+
+    # the same price again, on the same broker, on a stale one and after another restart
+    assert await restarted.on_price(BTC, D("50500"), deadline + timedelta(minutes=1)) == ()
+    assert await broker.on_price(BTC, D("50500"), deadline + timedelta(minutes=1)) == ()
+    again = paper_broker(SqliteJournal(path))
+    assert await again.on_price(BTC, D("50500"), deadline + timedelta(hours=1)) == ()
+    for each in (broker, restarted, again):
+        each.refresh()
+        assert each.portfolio().positions == ()
+        assert [f.order_id for f in each.fills() if f.side is Side.SELL] == [fill.order_id]
+    assert broker.portfolio() == restarted.portfolio() == again.portfolio()
+
+
+async def test_broker_replays_a_journal_written_before_time_stops(tmp_path: Path) -> None:
+    old = SqliteJournal(":memory:")
+    broker = paper_broker(old, seed=(Position(symbol=ETH, quantity=D("2"), avg_price=D("1500")),))
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.02", stop_loss=D("45000"), take_profit=D("60000")))
+    await broker.submit(buy("0.01", limit_price=D("49000")))
+    events = old.read("paper")
+    for event in events:  # drop the new key, as the events written before it existed
+        for position in event.data.get("positions", []):
+            position.pop("time_stop_at")
+        if "order" in event.data:
+            event.data["order"]["intent"].pop("time_stop_at")
+    assert "time_stop_at" not in str([e.data for e in events])
+    replayed = SqliteJournal(tmp_path / "old.sqlite")
+    replayed.append("paper", events)
+
+    restored = paper_broker(replayed)
+    assert restored.portfolio() == broker.portfolio()
+    assert restored.orders() == broker.orders()
+    assert all(p.time_stop_at is None for p in restored.portfolio().positions)
+    # the resting buy fills at its limit, then the stop closes everything (no time stop)
+    entry, exit_ = await restored.on_price(BTC, D("44000"), T0 + timedelta(days=30))
+    assert (entry.side, exit_.side, exit_.quantity) == (Side.BUY, Side.SELL, D("0.03"))
+    assert restored.order(exit_.order_id).client_order_id.startswith("stop_loss-")  # type: ignore[union-attr]
+
+
+def test_broker_derived_client_ids_are_unchanged_for_intents_without_a_time_stop() -> None:
+    from tradecast.broker.paper import derive_client_order_id
+
+    # the id this intent got before time_stop_at existed (a retry across the upgrade repeats)
+    assert derive_client_order_id(buy("0.01", stop_loss=D("45000")), T0) == PINNED_AUTO_ID
+    timed = buy("0.01", stop_loss=D("45000"), time_stop_at=T0 + timedelta(hours=1))
+    assert derive_client_order_id(timed, T0) != PINNED_AUTO_ID
+
+
+async def test_broker_gated_executor_reports_a_time_stop_exit() -> None:
+    from tradecast.domain.market import Ticker
+    from tradecast.risk.execution import GatedExecutor
+    from tradecast.settings import RiskLimits
+
+    class OnePrice:
+        price = D("50000")
+
+        async def ticker(self, symbol: str, at: object = None) -> Ticker:
+            return Ticker(symbol=symbol, timestamp=T0, last=self.price)
+
+    market = OnePrice()
+    broker = paper_broker()
+    executor = GatedExecutor(broker, market, RiskLimits(), clock=lambda: T0)  # type: ignore[arg-type]
+    await broker.on_price(BTC, D("50000"), T0)
+    await broker.submit(buy("0.01", time_stop_at=T0 + timedelta(hours=1)))
+    market.price = D("50200")
+    _, exits = await executor.mark_with_exits(BTC, T0 + timedelta(hours=1))
+    ((fill, trigger),) = exits
+    assert (fill.side, trigger) == (Side.SELL, "time_stop")

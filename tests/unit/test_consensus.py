@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradecast.agents.consensus import SizingContext, combine, decision_id
+from tradecast.agents.weights import TrackRecord, agent_weights
 from tradecast.domain import Action, AgentSignal
+from tradecast.market.regimes import UNKNOWN
 from tradecast.settings import DeskConfig
 
 AT = datetime(2021, 3, 1, 8, tzinfo=UTC)
@@ -36,13 +38,15 @@ def risk(size: float) -> AgentSignal:
 
 
 def decide(signals, risk_signal=None, sizing=SIZING, **config):
+    desk = DeskConfig(**{"analyst_weight": 1.0, "trader_weight": 1.0, **config})
     return combine(
         symbol="BTC/USDT",
         at=AT,
         signals=signals,
         risk=risk_signal,
         sizing=sizing,
-        config=DeskConfig(**config),
+        config=desk,
+        weights=agent_weights(desk, UNKNOWN, {}),
     )
 
 
@@ -139,3 +143,67 @@ def test_consensus_is_deterministic_and_never_exceeds_the_sizing_cap(votes, risk
         assert first.quantity <= Decimal("0.5")
     if first.action is Action.HOLD:
         assert first.quantity == 0
+
+
+def targeted(held: str, target: str = "0.06", note: str = "vol target") -> SizingContext:
+    return SizingContext(
+        price=Decimal(50000),
+        equity=Decimal(10000),
+        held_quantity=Decimal(held),
+        max_position_pct=Decimal("0.10"),
+        target_weight=Decimal(target),
+        note=note,
+    )
+
+
+def test_a_buy_brings_the_position_to_its_target_weight_scaled_by_backing_and_risk():
+    votes = [sig("trend", Action.BUY, 0.8), sig("dca", Action.BUY, 0.8, size=0.25)]
+    decision = decide(votes, risk(0.5), sizing=targeted("0.004"))
+    # gap 600 - 200 = 400 quote; backing (1 + 0.25) / 2; the risk agent keeps half
+    assert decision.quantity == Decimal("0.0025")
+    assert decision.sizing == "vol target"
+
+
+def test_a_buy_at_its_target_holds_and_a_grown_position_is_trimmed_back():
+    votes = [sig("trend", Action.BUY, 0.8)]
+    at_target = decide(votes, risk(1.0), sizing=targeted("0.012"))
+    assert at_target.action is Action.HOLD
+    assert "already at its target weight" in at_target.rationale
+    grown = decide([sig("trend", Action.HOLD, 0.5)], risk(1.0), sizing=targeted("0.016"))
+    # 800 held against a 600 target (past the 1.25 band): sell 200 quote
+    assert grown.action is Action.SELL and grown.quantity == Decimal("0.004")
+    assert "trimmed to the target weight" in grown.rationale
+
+
+def test_a_position_is_not_trimmed_down_to_a_probe_size():
+    probe = SizingContext(**{**targeted("0.016").__dict__, "firm": False})
+    decision = decide([sig("trend", Action.HOLD, 0.5)], risk(1.0), sizing=probe)
+    assert decision.action is Action.HOLD
+
+
+def test_the_risk_agent_never_holds_back_an_exit():
+    votes = [sig("trend", Action.SELL, 0.9)]
+    vetoed = decide(votes, risk(0.0), sizing=targeted("0.01"))
+    shrunk = decide(votes, risk(0.3), sizing=targeted("0.01"))
+    assert vetoed.action is shrunk.action is Action.SELL
+    assert vetoed.quantity == shrunk.quantity == Decimal("0.01")
+
+
+def test_attribution_says_why_each_weight_is_what_it_is():
+    desk = DeskConfig()
+    records = {"trend": TrackRecord(hit_rate=0.75, scored_votes=12)}
+    weights = agent_weights(desk, "trend_up", records)
+    decision = combine(
+        symbol="BTC/USDT",
+        at=AT,
+        signals=[sig("trend", Action.BUY, 0.9), sig("mean_reversion", Action.SELL, 0.9)],
+        risk=risk(1.0),
+        sizing=SIZING,
+        config=desk,
+        weights=weights,
+        regime="trend_up",
+    )
+    trend = next(a for a in decision.attribution if a.agent == "trend")
+    assert decision.action is Action.BUY and decision.regime == "trend_up"
+    assert trend.weight == 2.25  # 1 x trend_up 1.5 x record 75% (1.5)
+    assert trend.weight_note == "1 x trend_up 1.5 x record 75% of 12 (1.50) = 2.25"

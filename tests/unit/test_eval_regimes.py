@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tradecast.evals import metrics, regimes
+from tradecast.market import regimes as market_regimes
 
 HOURLY = 24  # bars per day
 DAYS = 90
@@ -71,7 +72,7 @@ def test_a_fixed_annualised_volatility_threshold():
     assert set(labels[:warmup]) == {"unknown"} and "unknown" not in labels[warmup:]
     assert set(labels[1524:1572]) == {"high_volatility"}
     assert "high_volatility" not in labels[warmup:1500]
-    vol = regimes.trailing_volatility(closes, 7 * HOURLY, HOURLY * 365)
+    vol = market_regimes.trailing_volatility(closes, 7 * HOURLY, HOURLY * 365)
     assert np.all(np.isnan(vol[: 7 * HOURLY]))
     expected = np.std(np.diff(np.log(closes[1000 - 168 : 1001])), ddof=1) * math.sqrt(8760)
     assert vol[1000] == pytest.approx(expected)

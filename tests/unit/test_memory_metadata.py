@@ -75,6 +75,50 @@ def test_memory_to_hit_builds_the_domain_type() -> None:
     assert hit.action is Action.BUY
     assert hit.similarity == 1.0
     assert hit.outcome_returns == {"1h": 0.01}
+    assert hit.votes == {}
+
+
+def test_memory_votes_are_one_scalar_that_round_trips() -> None:
+    votes = {"trader": Action.SELL, "analyst": Action.BUY, "rules": Action.BUY}
+    record = DecisionRecord(
+        decision_id="d",
+        symbol="BTC/USDT",
+        action=Action.BUY,
+        decided_at=T0,
+        situation="x",
+        votes=votes,
+    )
+    stored = meta.record_metadata(record)
+    assert stored["votes"] == "analyst:BUY,rules:BUY,trader:SELL"
+    assert meta.stored_votes(stored) == votes
+    assert meta.same_record(record, "x", stored)
+    assert not meta.same_record(record.model_copy(update={"votes": {}}), "x", stored)
+    assert meta.to_hit("d", "x", stored, 1.0, None).votes == votes
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {},  # stored before votes were kept
+        {"votes": ""},
+        {"votes": 3},
+        {"votes": "analyst:HOLD,:BUY,trader"},
+    ],
+)
+def test_memory_missing_or_malformed_votes_read_as_none(stored: dict[str, object]) -> None:
+    assert meta.stored_votes(stored) == {}
+
+
+def test_memory_newest_orders_by_decision_time_then_id() -> None:
+    us = meta.to_epoch_us
+    entries = [
+        ("b", {"decided_at": us(T0)}),
+        ("c", {"decided_at": us(T0 + HOUR)}),
+        ("a", {"decided_at": us(T0)}),
+        ("d", {"decided_at": us(T0 - HOUR)}),
+    ]
+    assert [i for i, _ in meta.newest(entries, 10)] == ["c", "a", "b", "d"]
+    assert [i for i, _ in meta.newest(iter(entries), 2)] == ["c", "a"]
 
 
 def test_memory_recall_filter_where_clause() -> None:

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from tradecast.domain import Action, Decision
-from tradecast.memory import MAX_K, DecisionRecord, Outcome, horizon_delta
-from tradecast.memory.base import MAX_SITUATION_CHARS
+from tradecast.domain import Action, Attribution, Decision
+from tradecast.memory import MAX_K, MAX_RECENT, DecisionRecord, Outcome, horizon_delta
+from tradecast.memory.base import MAX_SITUATION_CHARS, MAX_VOTES
 
 T0 = datetime(2021, 5, 19, 14, tzinfo=UTC)
 
@@ -64,6 +64,64 @@ def test_memory_record_of_a_desk_decision() -> None:
     record = DecisionRecord.of(decision, "Downtrend, RSI 25, oversold.")
     assert (record.decision_id, record.symbol, record.action) == ("dec-9", "ETH/USDT", Action.SELL)
     assert record.decided_at == T0
+    assert record.votes == {}
+
+
+def test_memory_record_of_keeps_the_directional_votes_of_the_attribution() -> None:
+    def row(agent: str, action: Action, *, abstained: bool = False) -> Attribution:
+        return Attribution.model_validate(
+            {
+                "agent": agent,
+                "action": action,
+                "confidence": 0.0 if abstained else 0.7,
+                "weight": 0.0 if abstained else 1.0,
+                "abstained": abstained,
+            }
+        )
+
+    decision = Decision(
+        id="dec-10",
+        symbol="BTC/USDT",
+        action=Action.BUY,
+        quantity=Decimal("0.1"),
+        price=Decimal("40000"),
+        confidence=0.6,
+        decided_at=T0,
+        attribution=(
+            row("analyst", Action.BUY),
+            row("trader", Action.SELL),
+            row("rules", Action.HOLD),  # a HOLD is no directional vote
+            row("persona", Action.BUY, abstained=True),  # nor is an abstention
+            row("risk", Action.SELL),  # the risk gate rules, it does not vote
+        ),
+    )
+    record = DecisionRecord.of(decision, "Uptrend, RSI 60.")
+    assert record.votes == {"analyst": Action.BUY, "trader": Action.SELL}
+    assert all(type(action) is Action for action in record.votes.values())
+
+
+def test_memory_record_accepts_valid_votes() -> None:
+    votes = {f"agent_{chr(ord('a') + i)}": Action.BUY for i in range(MAX_VOTES)}
+    assert _record(votes=votes).votes == votes
+    assert _record(votes={"a" * 32: "SELL"}).votes == {"a" * 32: Action.SELL}
+    assert _record().votes == {}
+
+
+@pytest.mark.parametrize(
+    ("votes", "message"),
+    [
+        ({"analyst": "HOLD"}, "BUY or SELL"),
+        ({"analyst": "SHORT"}, "BUY"),
+        ({"": "BUY"}, "voter name"),
+        ({"Analyst": "BUY"}, "voter name"),
+        ({"analyst-2": "BUY"}, "voter name"),
+        ({"a" * 33: "BUY"}, "voter name"),
+        ({f"agent_{chr(ord('a') + i)}": "BUY" for i in range(MAX_VOTES + 1)}, "at most"),
+    ],
+)
+def test_memory_record_rejects_bad_votes(votes: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        _record(votes=votes)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +162,4 @@ def test_memory_outcome_rejects_bad_fields(field: str, value: object, message: s
 
 def test_memory_max_k_is_sane() -> None:
     assert 5 <= MAX_K <= 1000
+    assert MAX_RECENT == 1000

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradecast.errors import EvalError
-from tradecast.evals.ablations import ABLATIONS, ablated_settings, parse_ablations, reads_memory
+from tradecast.evals.ablations import (
+    ABLATIONS,
+    STRATEGY_ABLATIONS,
+    ablated_settings,
+    parse_ablations,
+    reads_memory,
+)
 from tradecast.evals.budget import TokenBudget, TokenBudgetExceeded
 from tradecast.evals.costs import Prices, cost_summary
 from tradecast.evals.datasets import DatasetError, resolve_dataset
@@ -84,7 +90,23 @@ def test_ablations_change_only_what_they_name():
     assert not reads_memory(ablated_settings(settings, "no_memory"))
     assert reads_memory(ablated_settings(settings, "no_analyst"))
     with pytest.raises(ValueError):
-        DeskConfig(ablate=frozenset({"persona"}))  # type: ignore[arg-type]
+        DeskConfig(ablate=frozenset({"rules"}))  # type: ignore[arg-type]
+    # a silent persona is a study of the decisions alone; rules_only keeps it talking
+    assert DeskConfig(ablate=frozenset({"persona"})).ablate == {"persona"}
+
+
+def test_strategy_ablations_switch_off_one_part_each():
+    settings = load_settings()
+    assert parse_ablations("strategies") == STRATEGY_ABLATIONS
+    assert STRATEGY_ABLATIONS[0] == "full" and "rules_only" not in STRATEGY_ABLATIONS
+    strategy = settings.desk.strategy
+    without_trend = ablated_settings(settings, "no_trend").desk.strategy
+    assert without_trend.strategies == strategy.strategies - {"trend"}
+    assert not ablated_settings(settings, "fixed_weights").desk.strategy.adaptive_weights
+    assert ablated_settings(settings, "sizing_kelly").desk.strategy.sizing == "kelly"
+    assert ablated_settings(settings, "exits_trader").desk.strategy.exits == "trader"
+    kelly = ablated_settings(settings, "sizing_kelly").desk.strategy
+    assert kelly.model_copy(update={"sizing": strategy.sizing}) == strategy  # nothing else
 
 
 def test_no_news_is_asked_for_by_name_and_needs_a_news_source(tmp_path):

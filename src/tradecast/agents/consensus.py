@@ -1,8 +1,13 @@
 """Consensus: a deterministic, confidence-weighted vote of the directional agents.
 
-The analyst, trader and rules vote on the direction with weight x confidence; abstentions
-do not vote. The risk agent never votes: it can only shrink the size or veto. The result
-carries attribution (who said what, with what weight) and the memory hits that were read.
+The analyst, trader, rules and strategy agents vote on the direction with weight x
+confidence; abstentions do not vote. The weights come with the context (fixed, or adapted
+to the regime and track records: :mod:`tradecast.agents.weights`). The risk agent never
+votes: it can only shrink or veto a buy (an exit is never held back). A BUY brings the
+position toward the sizing method's target weight (:mod:`tradecast.risk.sizing`), a SELL
+closes the position, and a position grown well past its target is trimmed back to it. The
+result carries attribution (who said what, with what weight and why) and the memory hits
+that were read.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from tradecast.domain import Action, AgentSignal, Attribution, Decision, MemoryHit
+from tradecast.domain import Action, AgentSignal, AgentWeight, Attribution, Decision, MemoryHit
 from tradecast.settings import DeskConfig
 
 QUANTITY_STEP = Decimal("0.000001")
+TRIM_BAND = Decimal("1.25")
+"""A position is trimmed back to its target weight once it is this many times the target
+(a band, so that small moves of price or volatility do not churn fees)."""
 
 
 @dataclass(frozen=True)
@@ -25,19 +33,17 @@ class SizingContext:
     equity: Decimal
     held_quantity: Decimal
     max_position_pct: Decimal
+    target_weight: Decimal | None = None
+    """The weight (position value over equity) a BUY brings the position to; None: the old
+    fixed sizing, a share of the cap scaled by confidence and added to what is held."""
+    note: str = ""
+    firm: bool = True
+    """Whether a position above the target is trimmed to it (not for a probe size)."""
 
 
 def decision_id(symbol: str, at: datetime) -> str:
     """A decision's id, the same for the same symbol and tick time (so retries reuse it)."""
     return f"{symbol.replace('/', '')}-{at:%Y%m%dT%H%M}"
-
-
-def _weights(config: DeskConfig) -> dict[str, float]:
-    return {
-        "analyst": config.analyst_weight,
-        "trader": config.trader_weight,
-        "rules": config.rules_weight,
-    }
 
 
 def _vote(signals: list[AgentSignal], weights: dict[str, float]) -> tuple[Action, float]:
@@ -63,20 +69,29 @@ def _risk_fraction(risk: AgentSignal | None, config: DeskConfig) -> float:
     return risk.size_fraction
 
 
-def _trader_fraction(signals: list[AgentSignal], action: Action) -> float:
-    trader = next((s for s in signals if s.agent == "trader" and not s.abstained), None)
-    if trader is None or trader.action is not action:
-        return 0.5
-    return trader.size_fraction
+def _backing_fraction(
+    signals: list[AgentSignal], action: Action, weights: dict[str, float]
+) -> float:
+    """The share of the allowed size the action's backers stand behind, weighted by their
+    weight x confidence (a DCA step backs a quarter, a trend the whole)."""
+    backers = [s for s in signals if not s.abstained and s.action is action]
+    total = sum(weights.get(s.agent, 0.0) * s.confidence for s in backers)
+    if total == 0:
+        return 0.0
+    backed = sum(weights.get(s.agent, 0.0) * s.confidence * s.size_fraction for s in backers)
+    return backed / total
 
 
 def _quantity(action: Action, fraction: float, confidence: float, sizing: SizingContext) -> Decimal:
-    scale = Decimal(str(fraction)) * Decimal(str(confidence))
-    if action is Action.BUY:
-        notional = sizing.equity * sizing.max_position_pct * scale
-        raw = notional / sizing.price
-    elif action is Action.SELL:
+    if action is Action.SELL:
         raw = sizing.held_quantity * Decimal(str(fraction))
+    elif action is Action.BUY and sizing.target_weight is None:
+        scale = Decimal(str(fraction)) * Decimal(str(confidence))
+        raw = sizing.equity * sizing.max_position_pct * scale / sizing.price
+    elif action is Action.BUY and sizing.target_weight is not None:
+        target = min(sizing.target_weight, sizing.max_position_pct) * sizing.equity
+        gap = target - sizing.held_quantity * sizing.price
+        raw = max(Decimal(0), gap) * Decimal(str(fraction)) / sizing.price
     else:
         return Decimal(0)
     return raw.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
@@ -90,11 +105,13 @@ def combine(
     risk: AgentSignal | None,
     sizing: SizingContext,
     config: DeskConfig,
+    weights: tuple[AgentWeight, ...],
     memory_hits: tuple[MemoryHit, ...] = (),
+    regime: str | None = None,
 ) -> Decision:
     """The desk's decision from the agents' signals; the same inputs give the same decision."""
-    weights = _weights(config)
-    action, confidence = _vote(signals, weights)
+    weight_of: dict[str, float] = {w.agent: w.weight for w in weights}
+    action, confidence = _vote(signals, weight_of)
     notes: list[str] = []
     if action is not Action.HOLD and confidence < config.min_confidence:
         notes.append(
@@ -102,17 +119,27 @@ def combine(
         )
         action = Action.HOLD
     risk_fraction = _risk_fraction(risk, config)
-    if action is not Action.HOLD and risk_fraction == 0:
+    if action is Action.BUY and risk_fraction == 0:
         notes.append("risk agent vetoed")
         action = Action.HOLD
     if action is Action.SELL and sizing.held_quantity <= 0:
         notes.append("nothing held to sell (spot, long only)")
         action = Action.HOLD
-    fraction = _trader_fraction(signals, action) * risk_fraction
-    quantity = _quantity(action, fraction, confidence, sizing)
+    # the risk agent shrinks the risk taken: a buy, never an exit
+    fraction = 1.0 if action is Action.SELL else _backing_fraction(signals, action, weight_of)
+    quantity = _quantity(
+        action, fraction * (risk_fraction if action is Action.BUY else 1.0), confidence, sizing
+    )
     if action is not Action.HOLD and quantity <= 0:
-        notes.append("size rounds to zero")
+        at_target = action is Action.BUY and sizing.target_weight is not None
+        notes.append(
+            "position already at its target weight" if at_target else "size rounds to zero"
+        )
         action = Action.HOLD
+    trimmed = action is Action.HOLD and _excess(sizing) > 0
+    if trimmed:
+        action, quantity = Action.SELL, _excess(sizing)
+        notes.append(f"trimmed to the target weight {sizing.target_weight:.1%}")
     if action is Action.HOLD:
         quantity = Decimal(0)
     return Decision(
@@ -126,23 +153,40 @@ def combine(
         attribution=_attribution(signals, risk, weights, risk_fraction),
         memory_hits=memory_hits,
         rationale="; ".join(notes) or _lead_rationale(signals, action),
+        regime=regime,
+        sizing=sizing.note if action is Action.BUY or trimmed else "",
     )
+
+
+def _excess(sizing: SizingContext) -> Decimal:
+    """What to sell to bring a position grown past ``TRIM_BAND`` x its target weight (by a
+    rise in price or in volatility) back to the target; 0 under fixed sizing."""
+    if sizing.target_weight is None or not sizing.firm or sizing.held_quantity <= 0:
+        return Decimal(0)
+    limit = min(sizing.target_weight, sizing.max_position_pct) * sizing.equity
+    held = sizing.held_quantity * sizing.price
+    if held <= limit * TRIM_BAND:
+        return Decimal(0)
+    excess = min(sizing.held_quantity, (held - limit) / sizing.price)
+    return excess.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
 def _attribution(
     signals: list[AgentSignal],
     risk: AgentSignal | None,
-    weights: dict[str, float],
+    weights: tuple[AgentWeight, ...],
     risk_fraction: float,
 ) -> tuple[Attribution, ...]:
+    by_agent = {w.agent: w for w in weights}
     rows = [
         Attribution(
             agent=s.agent,
             action=s.action,
             confidence=s.confidence,
-            weight=0.0 if s.abstained else weights.get(s.agent, 0.0),
+            weight=0.0 if s.abstained or s.agent not in by_agent else by_agent[s.agent].weight,
             abstained=s.abstained,
             note=(s.abstain_reason or s.rationale)[:200],
+            weight_note=by_agent[s.agent].note[:200] if s.agent in by_agent else "",
         )
         for s in signals
     ]

@@ -256,6 +256,9 @@ class PositionView(BaseModel):
     realized_pnl: str
     stop_loss: str | None
     take_profit: str | None
+    time_stop_at: str | None = Field(
+        default=None, description="when the broker closes it at the market (ISO 8601)"
+    )
     opened_at: str | None = Field(description="when it was opened (ISO 8601)")
     price: str = Field(description="the mark: the latest price, or the average price")
     market_value: str = Field(description="quantity at the mark")

@@ -9,9 +9,12 @@ Event kinds and their ``data`` (JSON; Decimals as strings):
 
 - ``opened``: ``cash``, ``quote_currency``, ``positions`` (seed positions, usually empty)
 - ``order``: ``order`` (an accepted Order), ``resting`` (waits for its limit price),
-  ``reserved_cash``, ``reserved_qty`` (what a resting order holds back so it can always fill)
+  ``reserved_cash``, ``reserved_qty`` (what a resting order holds back so it can always fill).
+  A BUY's intent carries the protection (``stop_loss``, ``take_profit``, ``time_stop_at``) the
+  holding takes on when the order fills; events written before ``time_stop_at`` existed have
+  no such key and replay with none.
 - ``fill``: ``fill`` (a Fill), ``reference_price`` (the mark when it filled), ``trigger``
-  (market, limit, stop_loss, take_profit)
+  (market, limit, stop_loss, take_profit, time_stop)
 - ``cancel``: ``order_id``, ``reason``
 - ``stop_out``: ``symbol``, ``price``, ``stop_loss``
 - ``mark``: ``symbol``, ``price``
@@ -29,7 +32,7 @@ from tradecast.broker.journal import JournalEvent
 from tradecast.broker.market_rules import AVG_PRICE_QUANTUM, money
 from tradecast.domain import Fill, Order, OrderStatus, Portfolio, Position, Side
 
-Trigger = Literal["market", "limit", "stop_loss", "take_profit"]
+Trigger = Literal["market", "limit", "stop_loss", "take_profit", "time_stop"]
 ZERO = Decimal(0)
 
 
@@ -42,7 +45,18 @@ class Holding:
     realized_pnl: Decimal = ZERO
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
+    time_stop_at: datetime | None = None
+    """Close everything at the first price at or after this instant."""
     opened_at: datetime | None = None
+
+    @property
+    def protected(self) -> bool:
+        """Whether a price can trigger an exit of this holding."""
+        return (
+            self.stop_loss is not None
+            or self.take_profit is not None
+            or self.time_stop_at is not None
+        )
 
 
 @dataclass
@@ -107,6 +121,7 @@ class PaperBook:
                 realized_pnl=h.realized_pnl,
                 stop_loss=h.stop_loss,
                 take_profit=h.take_profit,
+                time_stop_at=h.time_stop_at,
                 opened_at=h.opened_at,
             )
             for symbol, h in sorted(self.holdings.items())
@@ -146,6 +161,7 @@ class PaperBook:
                 realized_pnl=position.realized_pnl,
                 stop_loss=position.stop_loss,
                 take_profit=position.take_profit,
+                time_stop_at=position.time_stop_at,
                 opened_at=position.opened_at,
             )
         self.opened = True
@@ -231,6 +247,8 @@ class PaperBook:
             holding.stop_loss = order.intent.stop_loss
         if order.intent.take_profit is not None:
             holding.take_profit = order.intent.take_profit
+        if order.intent.time_stop_at is not None:
+            holding.time_stop_at = order.intent.time_stop_at
 
     def _on_cancel(self, event: JournalEvent) -> None:
         order = self.orders[event.data["order_id"]]

@@ -2,8 +2,8 @@
 
 The paper broker is spot and long-only: market and limit orders, fees in bps, slippage in bps
 plus a size-aware term, positions with an average price and realised/unrealised P&L, and
-stop-loss / take-profit exits triggered by prices. Every change is journaled before it is
-applied (see :mod:`tradecast.broker.book`), so a restart restores it exactly.
+stop-loss / take-profit / time-stop exits triggered by prices. Every change is journaled before
+it is applied (see :mod:`tradecast.broker.book`), so a restart restores it exactly.
 
 Submitting is idempotent on ``client_order_id``: a repeat returns the original order and fills
 once. Bad input raises :class:`BrokerError` with a clear message and changes nothing.
@@ -89,7 +89,8 @@ class Broker(Protocol):
         ...
 
     async def on_price(self, symbol: str, price: PriceInput, at: datetime) -> tuple[Fill, ...]:
-        """Mark ``symbol`` to ``price``; fill resting limits and stop-loss/take-profit exits."""
+        """Mark ``symbol`` to ``price``; fill resting limits and stop-loss/take-profit/time-stop
+        exits."""
         ...
 
     def portfolio(self, prices: Mapping[str, PriceInput] | None = None) -> Portfolio:
@@ -127,6 +128,10 @@ def derive_client_order_id(intent: OrderIntent, at: datetime) -> str:
     """A client order id for an intent that has none: the same intent at the same time maps to
     the same id, so a retry at the same instant (e.g. the same replay bar) fills once."""
     payload = intent.model_dump(mode="json", exclude={"client_order_id"})
+    if payload.get("time_stop_at") is None:
+        # Intents without a time stop keep the ids they had before the field existed, so a
+        # retry across an upgrade is still found as a repeat.
+        payload.pop("time_stop_at", None)
     digest = hashlib.sha256(
         json.dumps([payload, at.astimezone(UTC).isoformat()], sort_keys=True).encode()
     ).hexdigest()
@@ -350,7 +355,7 @@ class PaperBroker:
         else:
             entry = _checked_limit(intent, rules)
         problems = rules.violations(intent.quantity, entry)
-        problems += _protection_problems(intent, entry)
+        problems += _protection_problems(intent, entry, at)
         if problems:
             raise BrokerError(f"order {_describe(intent)} refused: " + "; ".join(problems))
         order = Order(
@@ -407,17 +412,17 @@ class PaperBroker:
             )
 
     def _triggered(self, symbol: str, price: Decimal, at: datetime) -> list[JournalEvent]:
-        """Fills of resting limits crossed by ``price``, then a stop-loss/take-profit exit."""
+        """Fills of resting limits crossed by ``price``, then a stop-loss/take-profit/time-stop
+        exit."""
         resting = self._book.open_orders.get(symbol, {})
         holding = self._book.holdings.get(symbol)
-        if not resting and (
-            holding is None or (holding.stop_loss is None and holding.take_profit is None)
-        ):
+        if not resting and (holding is None or not holding.protected):
             return []
         events: list[JournalEvent] = []
         quantity = holding.quantity if holding else ZERO
         stop_loss = holding.stop_loss if holding else None
         take_profit = holding.take_profit if holding else None
+        time_stop_at = holding.time_stop_at if holding else None
         still_resting: list[Order] = []
         for order in resting.values():
             intent = order.intent
@@ -433,13 +438,20 @@ class PaperBroker:
                     quantity += intent.quantity
                     stop_loss = intent.stop_loss or stop_loss
                     take_profit = intent.take_profit or take_profit
+                    time_stop_at = intent.time_stop_at or time_stop_at
                 else:
                     quantity -= intent.quantity
             else:
                 still_resting.append(order)
         if quantity > 0:
             events += self._protective_exit(
-                symbol, quantity, price, at, stop_loss, take_profit, still_resting, len(events)
+                symbol,
+                quantity,
+                price,
+                at,
+                (stop_loss, take_profit, time_stop_at),
+                still_resting,
+                len(events),
             )
         return events
 
@@ -449,11 +461,13 @@ class PaperBroker:
         quantity: Decimal,
         price: Decimal,
         at: datetime,
-        stop_loss: Decimal | None,
-        take_profit: Decimal | None,
+        protection: tuple[Decimal | None, Decimal | None, datetime | None],
         still_resting: list[Order],
         new_orders: int,
     ) -> list[JournalEvent]:
+        """The exit ``price`` at ``at`` triggers, if any: stop-loss first, then take-profit,
+        then the time stop (``protection`` is stop_loss, take_profit, time_stop_at)."""
+        stop_loss, take_profit, time_stop_at = protection
         if stop_loss is not None and price <= stop_loss:
             trigger: Trigger = "stop_loss"
             fill_price = self._costs.taker_price(
@@ -470,6 +484,13 @@ class PaperBroker:
                 order_type=OrderType.LIMIT,
                 limit_price=take_profit,
             )
+        elif time_stop_at is not None and at >= time_stop_at:
+            # Time is up: close at the market, like a stop (but not a stop-out: no cooldown).
+            trigger = "time_stop"
+            fill_price = self._costs.taker_price(
+                Side.SELL, quantity, price, self.market_rules(symbol)
+            )
+            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity)
         else:
             return []
         events: list[JournalEvent] = [
@@ -593,12 +614,20 @@ def _checked_limit(intent: OrderIntent, rules: MarketRules) -> Decimal:
     return limit
 
 
-def _protection_problems(intent: OrderIntent, entry: Decimal) -> list[str]:
-    if intent.stop_loss is None and intent.take_profit is None:
+def _protection_problems(intent: OrderIntent, entry: Decimal, at: datetime) -> list[str]:
+    if intent.stop_loss is None and intent.take_profit is None and intent.time_stop_at is None:
         return []
     if intent.side is Side.SELL:
-        return ["stop_loss/take_profit only apply to BUY orders (they protect the position)"]
+        return [
+            "stop_loss/take_profit/time_stop_at only apply to BUY orders "
+            "(they protect the position)"
+        ]
     problems = []
+    if intent.time_stop_at is not None and intent.time_stop_at <= at:
+        problems.append(
+            f"time_stop_at {intent.time_stop_at.isoformat()} must be after the order time "
+            f"{at.isoformat()}"
+        )
     if intent.stop_loss is not None and intent.stop_loss >= entry:
         problems.append(f"stop_loss {intent.stop_loss} must be below the entry price {entry}")
     if intent.take_profit is not None and intent.take_profit <= entry:

@@ -43,8 +43,10 @@ def walk_forward_command(
     ablations: str = typer.Option(
         "full",
         "--ablations",
-        help="configurations on the same windows: 'all' or a list of full, rules_only, "
-        "no_memory, no_analyst, no_risk, no_trader",
+        help="configurations on the same windows: 'all', 'strategies' or a list of full, "
+        "rules_only, no_memory, no_analyst, no_risk, no_trader, no_news, no_trend, "
+        "no_mean_reversion, no_breakout, no_dca, fixed_weights, sizing_volatility, "
+        "sizing_kelly, sizing_fixed, exits_trader",
     ),
     workers: int = typer.Option(
         1, "--workers", help="windows run at once, each in its own process"

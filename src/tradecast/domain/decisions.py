@@ -21,7 +21,9 @@ class Action(StrEnum):
     HOLD = "HOLD"
 
 
-AgentName = Literal["analyst", "risk", "trader", "persona", "rules"]
+AgentName = Literal[
+    "analyst", "risk", "trader", "persona", "rules", "trend", "mean_reversion", "breakout", "dca"
+]
 
 
 class AgentSignal(DomainModel):
@@ -55,6 +57,21 @@ class AgentSignal(DomainModel):
         )
 
 
+class AgentWeight(DomainModel):
+    """An agent's weight in one decision's vote, and why: its base weight times a factor for
+    the market regime and one for its own recent track record."""
+
+    agent: AgentName
+    weight: float = Field(ge=0.0)
+    base: float = Field(ge=0.0)
+    regime_factor: float = Field(default=1.0, ge=0.0)
+    record_factor: float = Field(default=1.0, ge=0.0)
+    hit_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The decayed hit rate, shrunk toward 50% (None: weights are fixed)."""
+    scored_votes: int = Field(default=0, ge=0)
+    note: str = ""
+
+
 class Attribution(DomainModel):
     """How much one agent's signal weighed in a decision."""
 
@@ -64,6 +81,8 @@ class Attribution(DomainModel):
     weight: float = Field(ge=0.0)
     abstained: bool = False
     note: str = ""
+    weight_note: str = ""
+    """Why the weight is what it is (regime and track record)."""
 
 
 class MemoryHit(DomainModel):
@@ -78,6 +97,9 @@ class MemoryHit(DomainModel):
     outcome_returns: dict[str, float] = Field(default_factory=dict)
     stop_hit: bool | None = None
     news: tuple[str, ...] = Field(default=(), description="titles of the news it read")
+    votes: dict[str, Action] = Field(
+        default_factory=dict, description="each agent's directional vote (BUY or SELL)"
+    )
 
 
 class Decision(DomainModel):
@@ -95,6 +117,10 @@ class Decision(DomainModel):
     news: tuple[NewsHeadline, ...] = ()
     """The news items the analyst read for this decision (all published before it)."""
     rationale: str = ""
+    regime: str | None = None
+    """The market regime known at the decision (trend_up, sideways, ...), if weighed by it."""
+    sizing: str = ""
+    """How a BUY's size was reached (method, target weight, caps)."""
 
     @model_validator(mode="after")
     def _hold_has_no_size(self) -> Decision:

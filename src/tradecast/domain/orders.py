@@ -51,6 +51,10 @@ class OrderIntent(DomainModel):
     limit_price: Price | None = None
     stop_loss: Price | None = None
     take_profit: Price | None = None
+    time_stop_at: UtcDatetime | None = Field(
+        default=None,
+        description="close the whole position at the first price at or after this instant",
+    )
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -94,6 +98,7 @@ class Position(DomainModel):
     realized_pnl: Money = Decimal(0)
     stop_loss: Price | None = None
     take_profit: Price | None = None
+    time_stop_at: UtcDatetime | None = None
     opened_at: UtcDatetime | None = None
 
     def market_value(self, price: Decimal) -> Decimal:

@@ -30,7 +30,8 @@ class TradeRow:
     order_id: str
     client_order_id: str
     trigger: str
-    """'desk' (an order the desk decided), 'stop_loss' or 'take_profit' (broker exits)."""
+    """'desk' (an order the desk decided), 'stop_loss', 'take_profit' or 'time_stop' (broker
+    exits)."""
     side: str
     quantity: Decimal
     price: Decimal
@@ -62,7 +63,7 @@ TRADE_COLUMNS = tuple(TradeRow.__dataclass_fields__)
 
 def trigger_of(client_order_id: str) -> str:
     """Who placed an order, from its client order id."""
-    for trigger in ("stop_loss", "take_profit"):
+    for trigger in ("stop_loss", "take_profit", "time_stop"):
         if client_order_id.startswith(trigger):
             return trigger
     return "desk"

@@ -129,6 +129,21 @@ def summarize(
     }
 
 
+def baseline_performance(
+    frame: pd.DataFrame, periods: float, *, draws: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Every baseline's return, Sharpe and drawdown with intervals over the same chained
+    out-of-sample bars as the desk (the frame of one configuration)."""
+    return {
+        name: {
+            **performance_intervals(frame[name].to_numpy(), periods, draws=draws, seed=seed),
+            "bars": len(frame),
+        }
+        for name in frame.columns
+        if name != "desk"
+    }
+
+
 def contributions(
     frames: Mapping[str, pd.DataFrame], periods: float, *, draws: int, seed: int
 ) -> list[dict[str, Any]]:
@@ -153,12 +168,20 @@ def contributions(
     return rows
 
 
+_COMPONENTS = {
+    "rules_only": "LLM agents and memory",
+    "no_memory": "memory",
+    "no_news": "news",
+    "fixed_weights": "adaptive weights",
+    "sizing_volatility": "the sizing method (against volatility targeting)",
+    "sizing_kelly": "the sizing method (against fractional Kelly)",
+    "sizing_fixed": "the sizing method (against fixed sizing)",
+    "exits_trader": "ATR exits (against the trader's)",
+}
+
+
 def _component(ablation: str) -> str:
-    if ablation == "rules_only":
-        return "LLM agents and memory"
-    if ablation == "no_memory":
-        return "memory"
-    return f"{ablation.removeprefix('no_')} agent"
+    return _COMPONENTS.get(ablation, f"{ablation.removeprefix('no_')} agent")
 
 
 def overfitting(frames: Mapping[str, pd.DataFrame], splits: int = 16) -> dict[str, Any] | None:

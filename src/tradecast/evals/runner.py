@@ -316,9 +316,14 @@ def decision_row(result: TickResult, state: Mapping[str, Any]) -> dict[str, Any]
         "price": decision.get("price"),
         "confidence": decision.get("confidence"),
         "attribution": [
-            {k: row[k] for k in ("agent", "action", "confidence", "weight", "abstained")}
+            {
+                k: row[k]
+                for k in ("agent", "action", "confidence", "weight", "abstained", "weight_note")
+            }
             for row in decision.get("attribution", [])
         ],
+        "regime": decision.get("regime"),
+        "sizing": decision.get("sizing"),
         "memory_hits": len(decision.get("memory_hits", [])),
         "approved": report["risk"]["approved"],
         "risk_reasons": report["risk"]["reasons"],

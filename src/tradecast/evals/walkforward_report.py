@@ -61,6 +61,7 @@ def write_walk_forward(
             "windows": [w.describe() for w in spec.windows],
             "ablations": list(spec.ablations),
             "configurations": configurations,
+            "baselines": _baselines(frames, periods, draws=draws, seed=seed),
             "contributions": oos.contributions(frames, periods, draws=draws, seed=seed),
             "overfitting": oos.overfitting(frames),
             "regimes": _regimes(spec, frames, periods),
@@ -75,6 +76,17 @@ def write_walk_forward(
     )
     _write_files(spec.out_dir, report, frames)
     return report
+
+
+def _baselines(
+    frames: dict[str, pd.DataFrame], periods: float, *, draws: int, seed: int
+) -> dict[str, Any]:
+    """The baselines over the reference configuration's bars (every configuration runs on
+    the same windows, so they are the same bars for all)."""
+    if not frames:
+        return {}
+    reference = "full" if "full" in frames else next(iter(frames))
+    return oos.baseline_performance(frames[reference], periods, draws=draws, seed=seed)
 
 
 def _regimes(
@@ -243,6 +255,17 @@ def _configuration_tables(doc: Document, report: dict[str, Any]) -> None:
                 fmt_interval("sharpe", c["sharpe"]),
                 fmt_interval("max_drawdown", c["max_drawdown"]),
                 fmt("dsr", c["deflated_sharpe"]),
+            ]
+        )
+    for name, b in report.get("baselines", {}).items():
+        rows.append(
+            [
+                f"baseline: {name}",
+                str(b["bars"]),
+                fmt_interval("cumulative_return", b["cumulative_return"]),
+                fmt_interval("sharpe", b["sharpe"]),
+                fmt_interval("max_drawdown", b["max_drawdown"]),
+                "",
             ]
         )
     doc.table(

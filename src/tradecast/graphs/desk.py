@@ -92,6 +92,7 @@ def build_desk_graph(
         "analyst": analyst_node(deps.models["analyst"]),
         "risk": risk_agent_node(deps.models["risk"]),
         "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
+        "persona": persona_node(deps.models["persona"], deps.card, config.persona_max_tokens),
     }
     for agent in config.ablate:
         agents[agent] = ablated_node(agent)
@@ -104,7 +105,6 @@ def build_desk_graph(
         "request_approval": request_approval_node(),
         "approval": approval_node(),
         "execute": execute_node(deps.executor),
-        "persona": persona_node(deps.models["persona"], deps.card, config.persona_max_tokens),
         "remember": remember_node(sinks),
     }
     for name, node in nodes.items():

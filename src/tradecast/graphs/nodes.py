@@ -25,19 +25,31 @@ from tradecast.agents.persona_card import PersonaCard
 from tradecast.agents.risk import review_risk
 from tradecast.agents.rules import rules_signal
 from tradecast.agents.trader import propose
-from tradecast.domain import Action, AgentSignal, OrderIntent, RiskVerdict, Side
+from tradecast.agents.weights import agent_weights
+from tradecast.domain import (
+    Action,
+    AgentSignal,
+    Decision,
+    OrderIntent,
+    RiskVerdict,
+    Side,
+)
 from tradecast.errors import MarketDataError, MemoryStoreError
 from tradecast.graphs.review import parse_answer, review_request
 from tradecast.graphs.state import DeskContext, DeskState, TraderExits
+from tradecast.graphs.strategy_view import StrategySources, bars_read, strategy_view
 from tradecast.logs import get_logger
 from tradecast.market.base import MarketData
 from tradecast.market.indicators import candles_to_frame, summarize
+from tradecast.market.regimes import UNKNOWN
 from tradecast.memory.base import DecisionMemory, DecisionRecord, horizon_delta
 from tradecast.memory.format import format_hits
 from tradecast.memory.outcomes import realised_outcome
 from tradecast.memory.situation import describe_situation
 from tradecast.news.view import NewsView
 from tradecast.risk.execution import GatedExecutor
+from tradecast.risk.exits import ExitPlan, atr_exits, trader_exits
+from tradecast.risk.sizing import TargetWeight, TradeRecord, target_weight
 from tradecast.settings import AblatableAgent, DeskConfig
 
 log = get_logger(__name__)
@@ -107,12 +119,24 @@ def gather_context(sources: ContextSources) -> Node:
 
     async def node(state: DeskState) -> dict[str, Any]:
         symbol, at = state["symbol"], state["at"]
-        candles = await sources.market.candles(symbol, until=at, limit=sources.config.candles)
+        history = await sources.market.candles(
+            symbol, until=at, limit=bars_read(sources.config, sources.bar)
+        )
+        candles = history[-sources.config.candles :]
         if len(candles) < 2:
             raise MarketDataError(f"not enough {symbol} bars closed by {at.isoformat()}")
         price, exits = await sources.executor.mark_with_exits(symbol, at)
         for fill, trigger in exits:  # stops and resting limits the new price set off
             emit("desk", "fill", {**_jsonable(fill), "trigger": trigger})
+        portfolio = sources.executor.portfolio()
+        strategy = await strategy_view(
+            StrategySources(sources.memory, sources.config, sources.bar, sources.memory_calls),
+            symbol,
+            at,
+            history,
+            portfolio,
+            sources.executor.broker.fills(),
+        )
         situation = describe_situation(candles)
         hits = (
             await sources.memory_calls(
@@ -132,16 +156,21 @@ def gather_context(sources: ContextSources) -> Node:
             price=price,
             summary=summarize(candles_to_frame(candles)),
             situation=situation,
-            portfolio=sources.executor.portfolio(),
+            portfolio=portfolio,
             memory_hits=tuple(hits),
             # outcomes without the past situations' text: the hits were chosen for being
             # similar, and their text would double the prompt a small model evaluates
             memory_text=format_hits(hits, max_situation_chars=0),
             news=reading.headlines if reading else (),
             news_text=reading.text if reading else "",
+            regime=strategy.regime,
+            weights=strategy.weights,
+            daily_volatility=strategy.inputs.daily_volatility(),
+            daily_atr=strategy.inputs.atr(),
+            closed_trades=strategy.closed_trades,
         )
         emit("market", "tick", {"symbol": symbol, "price": str(price), "at": at.isoformat()})
-        return {"context": context, "signals": [rules_signal(context.summary)]}
+        return {"context": context, "signals": [rules_signal(context.summary), *strategy.signals]}
 
     return node
 
@@ -193,10 +222,12 @@ def trader_node(model: BaseChatModel, tools: Sequence[BaseTool], tool_steps: int
 
 def ablated_node(agent: AblatableAgent) -> Node:
     """An agent left out of the desk (an ablation): it is never asked and abstains, so its
-    vote is removed and the consensus treats it as any abstention."""
-    signal = AgentSignal.abstain(agent, "ablated: left out of this run")
+    vote is removed and the consensus treats it as any abstention (the persona is silent)."""
 
     async def node(state: DeskState) -> dict[str, Any]:
+        if agent == "persona":
+            return {"persona": []}
+        signal = AgentSignal.abstain(agent, "ablated: left out of this run")
         if agent == "risk":
             return {"risk_review": signal}
         update: dict[str, Any] = {"signals": [signal]}
@@ -213,11 +244,16 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
     async def node(state: DeskState) -> dict[str, Any]:
         context = state["context"]
         position = context.portfolio.position(context.symbol)
+        cap = max_position_pct()
+        target = _target(config, context, cap)
         sizing = SizingContext(
             price=context.price,
             equity=context.portfolio.equity,
             held_quantity=position.quantity if position else Decimal(0),
-            max_position_pct=max_position_pct(),
+            max_position_pct=cap,
+            target_weight=None if target is None else Decimal(str(target.weight)),
+            note=target.note if target else "",
+            firm=target.firm if target else True,
         )
         decision = combine(
             symbol=context.symbol,
@@ -226,37 +262,53 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
             risk=state.get("risk_review"),
             sizing=sizing,
             config=config,
+            weights=context.weights or agent_weights(config, UNKNOWN, {}),
             memory_hits=context.memory_hits,
+            regime=context.regime,
         )
         if context.news:
             decision = decision.model_copy(update={"news": context.news})
         emit("desk", "decision", _jsonable(decision))
-        return {"decision": decision, "intent": _intent(decision, state.get("exits"))}
+        plan = _exit_plan(config, context, state.get("exits"))
+        return {"decision": decision, "intent": _intent(decision, plan)}
 
     return node
 
 
-def _intent(decision: Any, exits: TraderExits | None) -> OrderIntent | None:
+def _target(config: DeskConfig, context: DeskContext, cap: Decimal) -> TargetWeight | None:
+    if config.strategy.sizing == "fixed":
+        return None
+    return target_weight(
+        config.strategy,
+        cap=float(cap),
+        daily_volatility=context.daily_volatility,
+        record=TradeRecord(context.closed_trades),
+    )
+
+
+def _exit_plan(config: DeskConfig, context: DeskContext, exits: TraderExits | None) -> ExitPlan:
+    if config.strategy.exits == "trader":
+        return trader_exits(
+            context.price,
+            stop_loss_pct=exits.stop_loss_pct if exits else 0.0,
+            take_profit_pct=exits.take_profit_pct if exits else 0.0,
+        )
+    return atr_exits(config.strategy, context.price, context.daily_atr, context.at)
+
+
+def _intent(decision: Decision, plan: ExitPlan) -> OrderIntent | None:
     if decision.action is Action.HOLD:
         return None
-    stop = take = None
-    if decision.action is Action.BUY and exits is not None:
-        if 0 < exits.stop_loss_pct < 1:
-            stop = _price_at(decision.price, -exits.stop_loss_pct)
-        if exits.take_profit_pct > 0:
-            take = _price_at(decision.price, exits.take_profit_pct)
+    buying = decision.action is Action.BUY
     return OrderIntent(
         symbol=decision.symbol,
         side=Side(decision.action.value),
         quantity=decision.quantity,
-        stop_loss=stop,
-        take_profit=take,
+        stop_loss=plan.stop_loss if buying else None,
+        take_profit=plan.take_profit if buying else None,
+        time_stop_at=plan.time_stop_at if buying else None,
         client_order_id=f"tc-{decision.id}",
     )
-
-
-def _price_at(price: Decimal, change: float) -> Decimal:
-    return (price * (1 + Decimal(str(change)))).quantize(Decimal("0.01"))
 
 
 def risk_gate_node(executor: GatedExecutor) -> Node:

@@ -69,10 +69,10 @@ def order_action(
             "quantity": str(intent.quantity),
             "order_type": intent.order_type.value,
         }
-        for name in ("limit_price", "stop_loss", "take_profit"):
+        for name in ("limit_price", "stop_loss", "take_profit", "time_stop_at"):
             value = getattr(intent, name)
             if value is not None:
-                args[name] = str(value)
+                args[name] = value.isoformat() if name == "time_stop_at" else str(value)
     what = (
         f"{intent.side.value.upper()} {intent.quantity} {intent.symbol}" if intent else "an order"
     )

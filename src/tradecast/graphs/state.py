@@ -13,6 +13,7 @@ from tradecast.agents.calls import LLMCall
 from tradecast.broker.paper import Execution
 from tradecast.domain import (
     AgentSignal,
+    AgentWeight,
     Decision,
     DomainModel,
     MemoryHit,
@@ -46,6 +47,15 @@ class DeskContext(DomainModel):
     """News lines for the analyst only (empty: no news source); :meth:`as_prompt` leaves
     them out, so the other agents' prompts do not grow."""
     gaps: int = 0
+    regime: str | None = None
+    """The market regime of the latest daily bar (``agents.weights.current_regime``)."""
+    weights: tuple[AgentWeight, ...] = ()
+    """Each voter's weight in this decision, and why."""
+    daily_volatility: float | None = None
+    daily_atr: float | None = None
+    """The asset's recent daily volatility (log returns) and average true range (price)."""
+    closed_trades: tuple[float, ...] = ()
+    """Returns of the desk's latest closed trades in this symbol, oldest first (Kelly)."""
 
     def as_prompt(self) -> str:
         """The context as compact text for an agent's prompt."""

@@ -9,6 +9,7 @@ Implementations are picked in :mod:`tradecast.bootstrap`; code below it uses
 
 from tradecast.memory.base import (
     MAX_K,
+    MAX_RECENT,
     DecisionMemory,
     DecisionRecord,
     Outcome,
@@ -22,6 +23,7 @@ from tradecast.memory.situation import describe_situation
 
 __all__ = [
     "MAX_K",
+    "MAX_RECENT",
     "CachedEmbedder",
     "DecisionMemory",
     "DecisionRecord",

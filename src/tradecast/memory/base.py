@@ -8,7 +8,8 @@ history through the same memory the live desk uses, with no look-ahead.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -24,6 +25,13 @@ MAX_NEWS = 20
 """The most news titles kept with one decision."""
 MAX_SITUATION_CHARS = 8000
 """Longer situation texts are refused (MiniLM reads only the first ~256 word pieces anyway)."""
+MAX_RECENT = 1000
+"""The most decisions one :meth:`DecisionMemory.recent` call may ask for."""
+MAX_VOTES = 16
+"""The most agent votes kept with one decision."""
+VOTE_ACTIONS = frozenset({Action.BUY, Action.SELL})
+"""The directional actions a vote may take (a HOLD is no vote)."""
+_VOTER_NAME = re.compile(r"[a-z_]{1,32}")
 
 
 def horizon_delta(horizon: str) -> timedelta:
@@ -45,6 +53,26 @@ def clean_situation(text: str) -> str:
     return cleaned
 
 
+def check_count(value: object, name: str, maximum: int) -> int:
+    """``value`` if it is an integer from 1 to ``maximum``, else a MemoryStoreError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise MemoryStoreError(f"{name} must be an integer from 1 to {maximum}, got {value!r}")
+    return value
+
+
+def check_votes(votes: Mapping[str, Action]) -> dict[str, Action]:
+    """The votes if valid (at most MAX_VOTES agents named with 1 to 32 of a-z and '_', each
+    voting BUY or SELL), else a ValueError saying what is wrong."""
+    if len(votes) > MAX_VOTES:
+        raise ValueError(f"{len(votes)} votes; at most {MAX_VOTES} agents may vote")
+    for agent, action in votes.items():
+        if not isinstance(agent, str) or not _VOTER_NAME.fullmatch(agent):
+            raise ValueError(f"voter name {agent!r} must be 1 to 32 of the characters a-z and _")
+        if action not in VOTE_ACTIONS:
+            raise ValueError(f"{agent} votes {action!r}: a vote is BUY or SELL")
+    return dict(votes)
+
+
 def query_text(situation: str) -> str:
     """The cleaned text of a recall, or a MemoryStoreError saying what is wrong with it."""
     try:
@@ -64,6 +92,11 @@ class DecisionRecord(DomainModel):
     news: tuple[str, ...] = Field(
         default=(), max_length=MAX_NEWS, description="titles of the news the decision read"
     )
+    votes: dict[str, Action] = Field(
+        default_factory=dict,
+        description="each agent's directional vote (BUY or SELL; agents that abstained, "
+        "held or only gated the decision have none)",
+    )
 
     @field_validator("decision_id")
     @classmethod
@@ -77,9 +110,18 @@ class DecisionRecord(DomainModel):
     def _situation_not_empty(cls, value: str) -> str:
         return clean_situation(value)
 
+    @field_validator("votes")
+    @classmethod
+    def _valid_votes(cls, value: dict[str, Action]) -> dict[str, Action]:
+        return check_votes(value)
+
     @classmethod
     def of(cls, decision: Decision, situation: str) -> DecisionRecord:
-        """The record of a desk decision made in ``situation``."""
+        """The record of a desk decision made in ``situation``.
+
+        Its votes are the directional calls of the attribution: every agent but the risk gate
+        that did not abstain and said BUY or SELL.
+        """
         return cls(
             decision_id=decision.id,
             symbol=decision.symbol,
@@ -87,6 +129,11 @@ class DecisionRecord(DomainModel):
             decided_at=decision.decided_at,
             situation=situation,
             news=tuple(headline.title for headline in decision.news[:MAX_NEWS]),
+            votes={
+                row.agent: row.action
+                for row in decision.attribution
+                if not row.abstained and row.agent != "risk" and row.action in VOTE_ACTIONS
+            },
         )
 
 
@@ -166,6 +213,40 @@ class DecisionMemory(Protocol):
         """One recorded decision (similarity 1.0) with its outcomes known as of ``as_of``."""
         ...
 
+    def recent(
+        self,
+        *,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        with_outcome_only: bool = True,
+    ) -> list[MemoryHit]:
+        """The latest decisions with the outcomes known of them, newest first.
+
+        What an agent's track record is computed from: each hit carries the agents' votes and
+        the outcomes known as of ``as_of``, filtered exactly as :meth:`similar` filters them.
+
+        Args:
+            symbol: keep one market only ('BASE/QUOTE', any case); None keeps every market.
+            as_of: keep decisions made at or before it and only outcomes known at or before
+                it; None keeps everything known now.
+            since: keep decisions made at or after it (a live desk reads a bounded span
+                instead of every decision it ever made); None keeps all.
+            limit: the most decisions returned, from 1 to ``MAX_RECENT``.
+            with_outcome_only: keep only decisions with at least one outcome known as of
+                ``as_of``.
+
+        Returns:
+            At most ``limit`` hits, newest decision first (equal times in decision id
+            order), each with similarity 1.0.
+
+        Raises:
+            MemoryStoreError: ``limit`` out of range, a naive ``as_of`` or ``since``, a malformed
+                ``symbol``, or a backend failure.
+        """
+        ...
+
     def count(self) -> int:
         """How many decisions are stored."""
         ...
@@ -173,10 +254,15 @@ class DecisionMemory(Protocol):
 
 __all__ = [
     "MAX_K",
+    "MAX_RECENT",
     "MAX_SITUATION_CHARS",
+    "MAX_VOTES",
+    "VOTE_ACTIONS",
     "DecisionMemory",
     "DecisionRecord",
     "Outcome",
+    "check_count",
+    "check_votes",
     "clean_situation",
     "horizon_delta",
     "query_text",

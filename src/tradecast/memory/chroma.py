@@ -25,7 +25,14 @@ from tradecast.domain import MemoryHit
 from tradecast.errors import MemoryStoreError
 from tradecast.logs import get_logger
 from tradecast.memory import metadata as meta
-from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, query_text
+from tradecast.memory.base import (
+    MAX_K,
+    MAX_RECENT,
+    DecisionRecord,
+    Outcome,
+    check_count,
+    query_text,
+)
 from tradecast.memory.embeddings import CachedEmbedder, Embedder, Vectors, normalise_rows
 
 log = get_logger(__name__)
@@ -202,7 +209,8 @@ class ChromaDecisionMemory:
                 if not meta.same_record(item, document, stored):
                     raise MemoryStoreError(
                         f"decision {item.decision_id!r} is already recorded with a different "
-                        "symbol, action, time, situation or news; decision ids must be unique"
+                        "symbol, action, time, situation, news or votes; decision ids must be "
+                        "unique"
                     )
         return [r for r in items if r.decision_id not in existing]
 
@@ -275,13 +283,9 @@ class ChromaDecisionMemory:
             raise MemoryStoreError(
                 f"embedding has {vector.shape[1]} values, expected {self._embedder.dimension}"
             )
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-        recall = meta.RecallFilter(
-            symbol=meta.symbol_filter(symbol),
-            as_of_us=meta.epoch_us_filter(as_of, "as_of"),
-            since_us=meta.epoch_us_filter(since, "since"),
-            with_outcome_only=with_outcome_only,
+        check_count(k, "k", MAX_K)
+        recall = meta.RecallFilter.of(
+            symbol=symbol, as_of=as_of, since=since, with_outcome_only=with_outcome_only
         )
         return [
             meta.to_hit(row.id, row.document, row.metadata, 1.0 - row.distance, recall.as_of_us)
@@ -371,6 +375,35 @@ class ChromaDecisionMemory:
         if as_of is not None and as_of_us is not None and int(stored[meta.DECIDED_AT]) > as_of_us:
             raise MemoryStoreError(f"decision {decision_id!r} was made after {as_of.isoformat()}")
         return meta.to_hit(decision_id, document, stored, 1.0, as_of_us)
+
+    def recent(
+        self,
+        *,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        with_outcome_only: bool = True,
+    ) -> list[MemoryHit]:
+        """The latest decisions with their outcomes known as of ``as_of``, newest first (see
+        DecisionMemory).
+
+        Chroma cannot sort, so the metadata of every decision passing the filter is read (a
+        few thousand small dicts cost a few ms) and the newest are picked here; only their
+        situation texts are then fetched.
+        """
+        check_count(limit, "limit", MAX_RECENT)
+        recall = meta.RecallFilter.of(
+            symbol=symbol, as_of=as_of, since=since, with_outcome_only=with_outcome_only
+        )
+        with _backend("lookup"):
+            got = self._collection.get(where=recall.where(), include=["metadatas"])
+        metas = got["metadatas"] or [{}] * len(got["ids"])
+        latest = meta.newest(
+            ((i, md or {}) for i, md in zip(got["ids"], metas, strict=True)), limit
+        )
+        rows = self._with_documents([_Row(i, None, dict(md), 0.0) for i, md in latest])
+        return [meta.to_hit(r.id, r.document, r.metadata, 1.0, recall.as_of_us) for r in rows]
 
     def count(self) -> int:
         """How many decisions are stored."""

@@ -20,7 +20,14 @@ import numpy as np
 from tradecast.domain import MemoryHit
 from tradecast.errors import MemoryStoreError
 from tradecast.memory import metadata as meta
-from tradecast.memory.base import MAX_K, DecisionRecord, Outcome, query_text
+from tradecast.memory.base import (
+    MAX_K,
+    MAX_RECENT,
+    DecisionRecord,
+    Outcome,
+    check_count,
+    query_text,
+)
 from tradecast.memory.embeddings import Embedder, normalise_rows
 
 _GROWTH = 256
@@ -99,13 +106,9 @@ class InProcessDecisionMemory:
     ) -> list[MemoryHit]:
         """The ``k`` past decisions most similar to ``situation`` (exact search)."""
         text = query_text(situation)
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise MemoryStoreError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-        recall = meta.RecallFilter(
-            symbol=meta.symbol_filter(symbol),
-            as_of_us=meta.epoch_us_filter(as_of, "as_of"),
-            since_us=meta.epoch_us_filter(since, "since"),
-            with_outcome_only=with_outcome_only,
+        check_count(k, "k", MAX_K)
+        recall = meta.RecallFilter.of(
+            symbol=symbol, as_of=as_of, since=since, with_outcome_only=with_outcome_only
         )
         query = normalise_rows(self._embedder.embed([text]))[0]
         with self._lock:
@@ -140,6 +143,41 @@ class InProcessDecisionMemory:
             raise MemoryStoreError(f"decision {decision_id!r} was made after {as_of.isoformat()}")
         return meta.to_hit(decision_id, document, stored, 1.0, as_of_us)
 
+    def recent(
+        self,
+        *,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        with_outcome_only: bool = True,
+    ) -> list[MemoryHit]:
+        """The latest decisions with their outcomes known as of ``as_of``, newest first (see
+        DecisionMemory)."""
+        check_count(limit, "limit", MAX_RECENT)
+        recall = meta.RecallFilter.of(
+            symbol=symbol, as_of=as_of, since=since, with_outcome_only=with_outcome_only
+        )
+        with self._lock:
+            latest = meta.newest(
+                (
+                    (decision_id, metadata)
+                    for decision_id, metadata in zip(self._ids, self._metadatas, strict=True)
+                    if recall.accepts(metadata)
+                ),
+                limit,
+            )
+            return [
+                meta.to_hit(
+                    decision_id,
+                    self._documents[self._row[decision_id]],
+                    metadata,
+                    1.0,
+                    recall.as_of_us,
+                )
+                for decision_id, metadata in latest
+            ]
+
     def count(self) -> int:
         """How many decisions are stored."""
         with self._lock:
@@ -165,7 +203,7 @@ class InProcessDecisionMemory:
         if not meta.same_record(record, self._documents[row], self._metadatas[row]):
             raise MemoryStoreError(
                 f"decision {record.decision_id!r} is already recorded with a different "
-                "symbol, action, time, situation or news; decision ids must be unique"
+                "symbol, action, time, situation, news or votes; decision ids must be unique"
             )
         return True
 

@@ -6,28 +6,32 @@ Vector stores keep scalar metadata only, so per-horizon outcomes become flat key
     ret_24h_known_at   when it became known (int, microseconds since the epoch)
     stop_24h           whether the stop was hit within 24h (bool; absent: not tracked)
     first_known_at     the earliest known_at of any horizon (absent: no outcome yet)
+    votes              the agents' votes as "analyst:BUY,trader:SELL", by agent name
+                       (absent: no votes, as in every decision stored before votes were kept)
 
 Times are integer microseconds since the epoch: exact, and comparable with ``$lte`` filters.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tradecast.domain import Action, MemoryHit, parse_symbol
 from tradecast.errors import MemoryStoreError
-from tradecast.memory.base import DecisionRecord, Outcome, horizon_delta
+from tradecast.memory.base import VOTE_ACTIONS, DecisionRecord, Outcome, horizon_delta
 
 SYMBOL = "symbol"
 ACTION = "action"
 DECIDED_AT = "decided_at"
 FIRST_KNOWN_AT = "first_known_at"
 NEWS = "news"
+VOTES = "votes"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -72,7 +76,30 @@ def record_metadata(record: DecisionRecord) -> dict[str, str | int]:
     }
     if record.news:  # a JSON list: vector stores keep scalar metadata only
         metadata[NEWS] = json.dumps(list(record.news), ensure_ascii=False)
+    if record.votes:
+        metadata[VOTES] = encode_votes(record.votes)
     return metadata
+
+
+def encode_votes(votes: Mapping[str, Action]) -> str:
+    """Votes as one scalar, ``agent:ACTION`` pairs by agent name joined by commas.
+
+    Unambiguous because voter names are made of a-z and '_' only (see DecisionRecord).
+    """
+    return ",".join(f"{agent}:{Action(action).value}" for agent, action in sorted(votes.items()))
+
+
+def stored_votes(metadata: Metadata) -> dict[str, Action]:
+    """The agents' votes stored with a decision (none if it was stored without any)."""
+    text = metadata.get(VOTES)
+    if not isinstance(text, str):
+        return {}
+    votes: dict[str, Action] = {}
+    for pair in text.split(","):
+        agent, _, action = pair.partition(":")
+        if agent and action in VOTE_ACTIONS:
+            votes[agent] = Action(action)
+    return votes
 
 
 def stored_news(metadata: Metadata) -> tuple[str, ...]:
@@ -95,6 +122,8 @@ def same_record(record: DecisionRecord, document: str | None, metadata: Metadata
         and metadata.get(ACTION) == record.action.value
         and metadata.get(DECIDED_AT) == to_epoch_us(record.decided_at)
         and stored_news(metadata) == record.news
+        # a decision stored before votes were kept has none: the same decision again
+        and stored_votes(metadata) in ({}, record.votes)
     )
 
 
@@ -157,7 +186,14 @@ def to_hit(
         outcome_returns=returns,
         stop_hit=stop_hit,
         news=stored_news(metadata),
+        votes=stored_votes(metadata),
     )
+
+
+def newest(entries: Iterable[tuple[str, Metadata]], limit: int) -> list[tuple[str, Metadata]]:
+    """The ``limit`` latest of ``(decision_id, metadata)`` entries, newest first (equal
+    decision times in decision id order)."""
+    return heapq.nsmallest(limit, entries, key=lambda e: (-int(e[1][DECIDED_AT]), e[0]))
 
 
 @dataclass(frozen=True)
@@ -169,6 +205,23 @@ class RecallFilter:
     as_of_us: int | None = None
     since_us: int | None = None
     with_outcome_only: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
+        since: datetime | None = None,
+        with_outcome_only: bool = False,
+    ) -> RecallFilter:
+        """The filter of a recall's arguments, refusing bad ones with a MemoryStoreError."""
+        return cls(
+            symbol=symbol_filter(symbol),
+            as_of_us=epoch_us_filter(as_of, "as_of"),
+            since_us=epoch_us_filter(since, "since"),
+            with_outcome_only=with_outcome_only,
+        )
 
     @property
     def outcome_limit(self) -> int:

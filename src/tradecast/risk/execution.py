@@ -97,7 +97,7 @@ class GatedExecutor:
         self, symbol: str, now: datetime | None = None
     ) -> tuple[Decimal, tuple[tuple[Fill, str], ...]]:
         """:meth:`mark`, with the fills the price triggered and what triggered each
-        (``stop_loss``, ``take_profit`` or ``limit``)."""
+        (``stop_loss``, ``take_profit``, ``time_stop`` or ``limit``)."""
         moment = now or self._clock()
         ticker = await self.market.ticker(symbol, at=moment)
         fills = await self.broker.on_price(ticker.symbol, ticker.last, moment)
@@ -106,7 +106,7 @@ class GatedExecutor:
     def _trigger_of(self, fill: Fill) -> str:
         order = self.broker.order(fill.order_id)
         prefix = order.client_order_id.partition("-")[0] if order else ""
-        return prefix if prefix in ("stop_loss", "take_profit") else "limit"
+        return prefix if prefix in ("stop_loss", "take_profit", "time_stop") else "limit"
 
     async def review(
         self, intent: OrderIntent, now: datetime | None = None

@@ -327,8 +327,10 @@ def _check_sell(
     market: MarketContext,
     notes: list[str],
 ) -> RiskVerdict:
-    if intent.stop_loss is not None or intent.take_profit is not None:
-        return _reject("stop_loss/take_profit only apply to BUY orders (they protect a position)")
+    if any(x is not None for x in (intent.stop_loss, intent.take_profit, intent.time_stop_at)):
+        return _reject(
+            "stop_loss/take_profit/time_stop_at only apply to BUY orders (they protect a position)"
+        )
     sellable = view.held - view.pending_sell_qty
     if sellable <= 0:
         offered = " (all of it is already offered by open sell orders)" if view.held else ""

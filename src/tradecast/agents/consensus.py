@@ -136,9 +136,10 @@ def combine(
             "position already at its target weight" if at_target else "size rounds to zero"
         )
         action = Action.HOLD
-    trimmed = action is Action.HOLD and _excess(sizing) > 0
+    excess = _excess(sizing) if action is Action.HOLD else Decimal(0)
+    trimmed = excess > 0
     if trimmed:
-        action, quantity = Action.SELL, _excess(sizing)
+        action, quantity = Action.SELL, excess
         notes.append(f"trimmed to the target weight {sizing.target_weight:.1%}")
     if action is Action.HOLD:
         quantity = Decimal(0)

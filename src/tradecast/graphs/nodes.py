@@ -116,6 +116,9 @@ class ContextSources:
 def gather_context(sources: ContextSources) -> Node:
     """Candles up to now, indicators, marked portfolio, similar past situations and the news
     readable by now."""
+    strategy_sources = StrategySources(
+        sources.memory, sources.config, sources.bar, sources.memory_calls
+    )
 
     async def node(state: DeskState) -> dict[str, Any]:
         symbol, at = state["symbol"], state["at"]
@@ -130,7 +133,7 @@ def gather_context(sources: ContextSources) -> Node:
             emit("desk", "fill", {**_jsonable(fill), "trigger": trigger})
         portfolio = sources.executor.portfolio()
         strategy = await strategy_view(
-            StrategySources(sources.memory, sources.config, sources.bar, sources.memory_calls),
+            strategy_sources,
             symbol,
             at,
             history,

@@ -106,7 +106,9 @@ def _ema_np(x: np.ndarray, period: int) -> np.ndarray:
     return _seeded_ewm_np(x, period, 2.0 / (period + 1))
 
 
-def _rsi_np(close: np.ndarray, period: int) -> np.ndarray:
+def rsi_values(close: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's RSI of every bar of a float array (NaN until ``period`` changes): the numpy
+    core of :func:`rsi`, for callers that hold arrays rather than frames."""
     delta = close - _shift(close, 1)
     with np.errstate(invalid="ignore"):
         gains = np.where(np.isnan(delta), np.nan, np.maximum(delta, 0.0))
@@ -129,9 +131,11 @@ def _macd_np(
     return line, signal_line, line - signal_line
 
 
-def _bollinger_np(
+def bollinger_values(
     close: np.ndarray, window: int, k: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger mid, upper, lower and %b of every bar (NaN until ``window`` bars; %b NaN
+    where the band has no width): the numpy core of :func:`bollinger`."""
     mid = _rolling(close, window, "mean")
     spread = k * _rolling(close, window, "std", ddof=0)
     upper, lower = mid + spread, mid - spread
@@ -141,7 +145,8 @@ def _bollinger_np(
     return mid, upper, lower, pct_b
 
 
-def _true_range_np(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+def true_range_values(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """The true range of every bar (NaN on the first): the numpy core of :func:`true_range`."""
     prev_close = _shift(close, 1)
     true_range: np.ndarray = np.maximum(
         high - low, np.maximum(np.abs(high - prev_close), np.abs(low - prev_close))
@@ -176,7 +181,7 @@ def ema(values: pd.Series, period: int) -> pd.Series:
 
 def rsi(close: pd.Series, period: int = 14) -> pd.Series:
     """Wilder's relative strength index in [0, 100]; 100 with no losses, 50 with no moves."""
-    return pd.Series(_rsi_np(_array(close), period), index=close.index)
+    return pd.Series(rsi_values(_array(close), period), index=close.index)
 
 
 def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> pd.DataFrame:
@@ -187,7 +192,7 @@ def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9) -> p
 
 def bollinger(close: pd.Series, window: int = 20, k: float = 2.0) -> pd.DataFrame:
     """Bollinger bands: SMA mid, mid +/- k population std, and %b = (close-lower)/(upper-lower)."""
-    mid, upper, lower, pct_b = _bollinger_np(_array(close), window, k)
+    mid, upper, lower, pct_b = bollinger_values(_array(close), window, k)
     return pd.DataFrame(
         {"mid": mid, "upper": upper, "lower": lower, "pct_b": pct_b}, index=close.index
     )
@@ -195,13 +200,13 @@ def bollinger(close: pd.Series, window: int = 20, k: float = 2.0) -> pd.DataFram
 
 def true_range(frame: pd.DataFrame) -> pd.Series:
     """max(high-low, |high-prev close|, |low-prev close|); NaN on the first bar."""
-    tr = _true_range_np(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
+    tr = true_range_values(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
     return pd.Series(tr, index=frame.index)
 
 
 def atr(frame: pd.DataFrame, period: int = 14) -> pd.Series:
     """Wilder's average true range."""
-    tr = _true_range_np(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
+    tr = true_range_values(_array(frame["high"]), _array(frame["low"]), _array(frame["close"]))
     return pd.Series(_seeded_ewm_np(tr, period, 1.0 / period), index=frame.index)
 
 
@@ -243,12 +248,12 @@ def _indicator_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "close": close,
         "return_1": _simple_returns_np(close, 1),
         "return_24": _simple_returns_np(close, 24),
-        "rsi_14": _rsi_np(close, 14),
+        "rsi_14": rsi_values(close, 14),
         "macd": line,
         "macd_signal": signal_line,
         "macd_hist": hist,
-        "bollinger_pct_b": _bollinger_np(close, 20, 2.0)[3],
-        "atr_14": _seeded_ewm_np(_true_range_np(high, low, close), 14, 1.0 / 14),
+        "bollinger_pct_b": bollinger_values(close, 20, 2.0)[3],
+        "atr_14": _seeded_ewm_np(true_range_values(high, low, close), 14, 1.0 / 14),
         "volatility_24": volatility,
         "volatility_annualised": volatility * math.sqrt(per_year)
         if per_year

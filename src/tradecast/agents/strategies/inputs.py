@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tradecast.domain import Candle
+from tradecast.market.indicators import bollinger_values, rsi_values, true_range_values
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -112,41 +113,28 @@ class StrategyInputs:
         return value if value > 0 else None
 
     def atr(self, days: int = 14) -> float | None:
-        """Average true range of the last ``days`` days, in price (None with too few)."""
+        """Average true range of the last ``days`` days, in price (None with too few); a
+        plain mean, unlike the hourly indicators' Wilder smoothing, so that every one of the
+        days counts alike."""
         if len(self.days) < days + 1:
             return None
         high, low, close = (
             a[-days - 1 :] for a in (self.days.high, self.days.low, self.days.close)
         )
-        previous = close[:-1]
-        ranges = np.maximum.reduce(
-            [high[1:] - low[1:], np.abs(high[1:] - previous), np.abs(low[1:] - previous)]
-        )
-        return float(np.mean(ranges))
+        return float(np.mean(true_range_values(high, low, close)[1:]))
 
     def rsi(self, days: int = 14) -> float | None:
         """Wilder's RSI over daily closes (None with fewer than ``2 * days`` days)."""
         if len(self.days) < 2 * days + 1:
             return None
-        changes = np.diff(self.days.close)
-        gains, losses = np.clip(changes, 0, None), np.clip(-changes, 0, None)
-        average_gain, average_loss = gains[:days].mean(), losses[:days].mean()
-        for gain, loss in zip(gains[days:], losses[days:], strict=True):
-            average_gain = (average_gain * (days - 1) + gain) / days
-            average_loss = (average_loss * (days - 1) + loss) / days
-        if average_loss == 0:
-            return 100.0 if average_gain > 0 else 50.0
-        return float(100.0 - 100.0 / (1.0 + average_gain / average_loss))
+        return float(rsi_values(self.days.close, days)[-1])
 
     def bollinger_pct_b(self, days: int = 20, width: float = 2.0) -> float | None:
         """Where the close sits in its Bollinger band: 0 at the lower, 1 at the upper."""
         if len(self.days) < days:
             return None
-        window = self.days.close[-days:]
-        spread = width * float(np.std(window, ddof=0))
-        if spread == 0:
-            return None
-        return float((window[-1] - (window.mean() - spread)) / (2 * spread))
+        pct_b = float(bollinger_values(self.days.close[-days:], days, width)[3][-1])
+        return None if math.isnan(pct_b) else pct_b
 
     def channel(self, days: int) -> tuple[float, float] | None:
         """(highest high, lowest low) of the ``days`` days before the latest one."""

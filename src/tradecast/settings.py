@@ -535,6 +535,12 @@ class APIConfig(_Frozen):
         le=104_857_600,
         description="larger request bodies are refused with 413 before they are read whole",
     )
+    session_ttl_s: int = Field(
+        default=8 * 3600,
+        ge=300,
+        le=7 * 86_400,
+        description="how long a console sign-in (session cookie) lasts, in seconds",
+    )
 
 
 class ClusterConfig(_Frozen):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from support.ticks import tick_report
-from tradecast.desk.store import DeskStore
+from tradecast.desk.store import DeskStore, StoredSession
 from tradecast.desk.store_db import PostgresStoreDb
 from tradecast.errors import NotFound, StoreUnavailable
 from tradecast.graphs.runner import TickResult, TickStatus
@@ -106,3 +106,27 @@ def test_desk_store_holds_a_limit_change_for_one_confirmation(store: DeskStore) 
         store.hold_change(f"cc{n}", actor, {"n": n}, later + n, 2)
     assert store.take_change("cc0", actor) is None, "only the newest are kept"
     assert store.take_change("cc2", actor) == {"n": 2}
+
+
+def test_desk_store_keeps_console_sessions_until_they_expire_or_close(store: DeskStore) -> None:
+    token = uuid.uuid4().hex
+    live = StoredSession(token, "key-digest", "csrf-1", time.time() + 60)
+    store.open_session(live)
+    assert store.session(token) == live
+    store.open_session(StoredSession(token + "-old", "key-digest", "csrf-2", time.time() - 1))
+    assert store.session(token + "-old") is None, "an expired session signs nobody in"
+    assert store.session("unknown") is None
+    assert store.close_session(token) is True
+    assert store.session(token) is None
+    assert store.close_session(token) is False
+
+
+def test_desk_store_reads_reports_oldest_first_and_the_first_decision(store: DeskStore) -> None:
+    assert store.first_decided_at("BTC/USDT") is None
+    for n in range(4):
+        store.record_tick(tick(n, action="BUY" if n % 2 else "HOLD"))
+    reports = store.decision_reports(3, "BTC/USDT")
+    assert [r["id"] for r in reports] == ["d-001", "d-002", "d-003"]
+    assert reports[0]["decision"]["action"] == "BUY"
+    assert store.decision_reports(10, "ETH/USDT") == []
+    assert store.first_decided_at("BTC/USDT") == datetime(2021, 1, 1, 0, tzinfo=UTC)

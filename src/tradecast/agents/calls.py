@@ -28,6 +28,9 @@ class LLMCall(DomainModel):
     completion_tokens: int = Field(default=0, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     error: str | None = None
+    tool_calls: tuple[str, ...] = Field(
+        default=(), description="the tools the model asked for, as name(arguments)"
+    )
 
 
 @functools.cache  # read on every agent call otherwise; package files do not change

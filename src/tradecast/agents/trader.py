@@ -5,8 +5,10 @@ The trader never places orders: its proposal goes through consensus and the risk
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -24,6 +26,12 @@ from tradecast.domain import Action, AgentSignal
 from tradecast.errors import LLMError
 
 MAX_TOOL_CALLS_PER_STEP = 3
+MAX_TOOL_CALL_CHARS = 200
+
+
+def _tool_call_text(name: str, args: dict[str, Any]) -> str:
+    """A tool call as the tick's report shows it: ``get_price({"symbol": "BTC/USDT"})``."""
+    return f"{name}({json.dumps(args, sort_keys=True, default=str)})"[:MAX_TOOL_CALL_CHARS]
 
 
 async def _tool_round(
@@ -46,13 +54,17 @@ async def _tool_round(
     )
     if not isinstance(reply, AIMessage) or not reply.tool_calls:
         return [], call
+    asked = reply.tool_calls[:MAX_TOOL_CALLS_PER_STEP]
+    call = call.model_copy(
+        update={"tool_calls": tuple(_tool_call_text(c["name"], c["args"]) for c in asked)}
+    )
     by_name = {tool.name: tool for tool in tools}
     results: list[BaseMessage] = []
-    for tool_call in reply.tool_calls[:MAX_TOOL_CALLS_PER_STEP]:
+    for tool_call in asked:
         tool = by_name.get(tool_call["name"])
         if tool is not None:
             results.append(await tool.ainvoke(tool_call))
-    kept = reply.model_copy(update={"tool_calls": reply.tool_calls[:MAX_TOOL_CALLS_PER_STEP]})
+    kept = reply.model_copy(update={"tool_calls": asked})
     return [kept, *results] if results else [], call
 
 

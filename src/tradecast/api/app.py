@@ -19,7 +19,7 @@ from tradecast.api.body_limit import install_body_limit
 from tradecast.api.errors import install_error_handlers
 from tradecast.api.lifespan import DeskOpener, OpenFailed, running_desk
 from tradecast.api.protocol import protocol_router
-from tradecast.api.routes import chat, desk, ops, persona, streams, viewers
+from tradecast.api.routes import charts, chat, desk, ops, persona, session, streams, viewers
 from tradecast.api.schemas import ApiIndex
 from tradecast.graphs.controls import Role
 from tradecast.logs import get_logger
@@ -28,14 +28,17 @@ from tradecast.settings import AgentRole, Settings
 
 log = get_logger(__name__)
 OVERLAY_DIR = Path(__file__).parent / "overlay"
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 DESCRIPTION = """
 A multi-agent LLM trading desk that runs on local hardware and broadcasts itself.
 
 **Auth**: every route but `/healthz` and `/readyz` needs an API key, sent as
 `Authorization: Bearer KEY` (or `X-Api-Key: KEY`; pages that cannot set headers may pass a
-viewer key as `?key=` on reads). Roles: `viewer` (streams and reads) < `operator` (chat, desk
-control, approvals) < `admin` (risk limits, kill switch). No key: 401; too low a role: 403;
+viewer key as `?key=` on reads). The console (`/console/`) signs in with `POST /v1/session`
+instead and sends a session cookie, with its `X-CSRF-Token` on every change. Roles:
+`viewer` (streams and reads) < `operator` (chat, desk control, approvals) < `admin` (risk
+limits, kill switch). No key: 401; too low a role: 403;
 control routes are rate limited per key: 429 with `Retry-After`.
 
 **Errors** are JSON: `{"error": {"code": "...", "message": "..."}}` (422s add `fields`).
@@ -125,7 +128,8 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["Content-Location", "Location", "X-Confirm-Token"],
         )
-    routers = (ops, desk, streams, persona, chat, viewers)
+    # charts before desk: /v1/decisions/markers must not be read as a decision id
+    routers = (ops, session, charts, desk, streams, persona, chat, viewers)
     for router in (module.router for module in routers):
         app.include_router(router)
     for prefix in dict.fromkeys(("/v1", settings.api.langgraph_prefix)):
@@ -139,8 +143,11 @@ def create_app(
             "docs": "/docs",
             "openapi": "/openapi.json",
             "overlay": "/overlay/?key=VIEWER_KEY",
+            "console": "/console/",
         }
 
     if OVERLAY_DIR.is_dir():
         app.mount("/overlay", StaticFiles(directory=OVERLAY_DIR, html=True), name="overlay")
+    if CONSOLE_DIR.is_dir():
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

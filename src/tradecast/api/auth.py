@@ -28,7 +28,8 @@ class Principal:
     name: str
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """The SHA-256 digest a key (or a session cookie) is known by."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -38,7 +39,7 @@ class KeyRing:
     def __init__(self, keys: Iterable[tuple[Role, str]]) -> None:
         self._by_digest: dict[str, Principal] = {}
         for role, key in keys:
-            digest = _digest(key)
+            digest = key_digest(key)
             if digest in self._by_digest:
                 raise ValueError("the same API key is configured twice")
             self._by_digest[digest] = Principal(role, f"{role}:{digest[:8]}")
@@ -80,7 +81,11 @@ class KeyRing:
         """The principal of ``key`` (None: not a configured key)."""
         if not key:
             return None
-        return self._by_digest.get(_digest(key))
+        return self._by_digest.get(key_digest(key))
+
+    def by_digest(self, digest: str) -> Principal | None:
+        """The principal of the key with this digest (None: no longer configured)."""
+        return self._by_digest.get(digest)
 
     def roles(self) -> Mapping[Role, int]:
         """How many keys each role has."""

@@ -1,9 +1,11 @@
 """What routes depend on: the app's services (:class:`ApiContext`) and the caller's role.
 
 Keys come as ``Authorization: Bearer KEY`` or ``X-Api-Key: KEY`` (what LangGraph SDK clients
-send). Pages that cannot set headers (the overlay, ``EventSource``) may pass a viewer key as
-``?key=`` on GET requests that need no more than the viewer role. No key: 401; a key whose
-role is too low: 403; control routes also spend from the key's rate limit: 429.
+send). The console signs in once and then sends a session cookie
+(:mod:`tradecast.api.sessions`), with its CSRF token on every change. Pages that cannot set
+headers (the overlay) may pass a viewer key as ``?key=`` on GET requests that need no more
+than the viewer role. No key: 401; a key whose role is too low: 403; control routes also
+spend from the key's rate limit: 429.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tradecast.api.audit import DeniedLog
 from tradecast.api.auth import KeyRing, Principal
 from tradecast.api.errors import ApiError
 from tradecast.api.runs import RunStore
+from tradecast.api.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_passes, session_of
 from tradecast.api.sse import FrameCache
 from tradecast.bus import EventBus
 from tradecast.desk.audience import Audience
@@ -116,8 +119,13 @@ def require(role: Role, *, limited: bool = False) -> Callable[..., Awaitable[Pri
 def _admit(
     ctx: ApiContext, request: Request, role: Role, key: str | None, query: str | None
 ) -> Principal:
-    """The caller's principal, or the 401/403 that refuses it."""
-    if not key and query:
+    """The caller's principal (by header key, else session cookie, else ``?key=``), or the
+    401/403 that refuses it."""
+    if key:
+        principal = _by_key(ctx, key)
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        principal = _by_session(ctx, request, cookie)
+    elif query:
         if role != "viewer" or request.method not in ("GET", "HEAD"):
             raise ApiError(
                 401,
@@ -126,17 +134,14 @@ def _admit(
                 "need the viewer role; send 'Authorization: Bearer KEY'",
                 _UNAUTHORIZED,
             )
-        key = query
-    if not key:
+        principal = _by_key(ctx, query)
+    else:
         raise ApiError(
             401,
             "unauthorized",
             "an API key is required: send 'Authorization: Bearer KEY'",
             _UNAUTHORIZED,
         )
-    principal = ctx.keys.lookup(key)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
     if not role_allows(principal.role, role):
         raise ApiError(
             403,
@@ -144,6 +149,31 @@ def _admit(
             f"this needs the {role} role; the key has the {principal.role} role",
         )
     return principal
+
+
+def _by_key(ctx: ApiContext, key: str) -> Principal:
+    principal = ctx.keys.lookup(key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown API key", _UNAUTHORIZED)
+    return principal
+
+
+def _by_session(ctx: ApiContext, request: Request, cookie: str) -> Principal:
+    session = session_of(ctx.desk.store, ctx.keys, cookie)
+    if session is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the console session has expired or was ended; sign in again",
+            _UNAUTHORIZED,
+        )
+    if not csrf_passes(session, request):
+        raise ApiError(
+            403,
+            "csrf_failed",
+            f"a change made with a session cookie needs the session's {CSRF_HEADER} header",
+        )
+    return session.principal
 
 
 viewer = require("viewer")

@@ -172,6 +172,7 @@ class ApiIndex(BaseModel):
     docs: str = Field(description="the interactive API docs")
     openapi: str = Field(description="this API's OpenAPI schema")
     overlay: str = Field(description="the stream overlay (pass a viewer key)")
+    console: str = Field(description="the operator console (sign in with a key)")
 
 
 class VoiceInfo(BaseModel):

@@ -374,6 +374,14 @@ class DeskService:
             log.warning("desk.broker_refresh_failed", reason=str(exc))
         return self.runtime.broker
 
+    def seen_until(self) -> datetime | None:
+        """The latest instant the desk has decided at while replaying (the instant before the
+        replay's start until its first tick), so a chart shows no bar the desk has not seen;
+        None live (now)."""
+        if self.timeline.last is None:
+            return None
+        return self._loop.cursor - self.timeline.step
+
     @property
     def state(self) -> DeskState:
         """What the loop is doing."""
@@ -530,12 +538,13 @@ class DeskService:
         self._next_due = time.monotonic() + self.config.seconds_per_tick
         if result.status == "awaiting_approval":
             await self._pending.opened(result, moment)
-            return
-        self._pending.closed(decision_id)
-        if moment >= self._loop.cursor:
-            self._advance(moment)
-        if not result.fills and not result.resumed:
-            await self._publish_pnl(result.thread_id)
+        else:
+            self._pending.closed(decision_id)
+            if moment >= self._loop.cursor:
+                self._advance(moment)
+            if not result.fills and not result.resumed:
+                await self._publish_pnl(result.thread_id)
+        await self._publish_recorded(result)
 
     def _advance(self, moment: datetime) -> None:
         self._loop.advance(moment)
@@ -583,6 +592,19 @@ class DeskService:
     async def _publish_status(self, reason: str) -> None:
         await self.publisher.publish(
             StreamEvent(channel="desk", event="status", data={**self.status(), "reason": reason})
+        )
+
+    async def _publish_recorded(self, result: TickResult) -> None:
+        """Say that a tick's report is stored (and the cursor moved), so a screen that reloads
+        its views on this event finds the report, its markers and the new bar."""
+        await self.publisher.publish(
+            StreamEvent(
+                channel="desk",
+                event="recorded",
+                run_id=result.thread_id,
+                thread_id=result.thread_id,
+                data={"decision_id": result.decision_id, "status": result.status},
+            )
         )
 
     async def _publish_pnl(self, thread_id: str) -> None:

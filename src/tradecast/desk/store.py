@@ -5,13 +5,15 @@ or, when replicas share it, in PostgreSQL (:mod:`tradecast.desk.store_db`):
 - the decisions: each tick's report, newest first, for ``GET /v1/decisions``;
 - desk state: the replay cursor and the risk-limit changes made at run time;
 - limit changes waiting for their actor's confirmation;
-- chat threads created through the threads API.
+- chat threads created through the threads API;
+- console sessions: the digest of each session cookie, its key's digest and CSRF token.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,22 @@ MAX_THREADS = 10_000
 """Chat threads a search looks through at most."""
 
 
+MAX_SESSIONS = 10_000
+"""Console sessions kept at most (the oldest go first)."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A console session as stored: digests only, so a copy of the table signs nobody in."""
+
+    token_digest: str
+    key_digest: str
+    csrf_token: str
+    expires_at: float
 
 
 class DeskStore:
@@ -175,6 +191,25 @@ class DeskStore:
         ]
         return items, (items[-1]["id"] if len(rows) > limit else None)
 
+    def decision_reports(self, limit: int, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` tick reports (JSON), oldest first, with their ``id``."""
+        where = " WHERE symbol = ?" if symbol is not None else ""
+        params = [symbol] if symbol is not None else []
+        rows, _ = self._db.execute(
+            "SELECT decision_id, result FROM decisions"
+            + where
+            + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [{"id": decision_id, **json.loads(result)} for decision_id, result in rows[::-1]]
+
+    def first_decided_at(self, symbol: str) -> datetime | None:
+        """When the first stored decision on ``symbol`` was made (None: none yet)."""
+        rows, _ = self._db.execute(
+            "SELECT MIN(decided_at) FROM decisions WHERE symbol = ?", (symbol,)
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+
     # --- desk state and threads ---------------------------------------------------------
 
     def get_state(self, key: str) -> Any | None:
@@ -217,6 +252,36 @@ class DeskStore:
             (token, actor, time.time()),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    # --- console sessions ---------------------------------------------------------------
+
+    def open_session(self, session: StoredSession) -> None:
+        """Keep ``session``, dropping expired ones and all but the newest MAX_SESSIONS."""
+        self._db.execute("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),))
+        self._db.execute(
+            "INSERT INTO sessions (token_digest, key_digest, csrf_token, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            (session.token_digest, session.key_digest, session.csrf_token, session.expires_at),
+        )
+        self._db.execute(
+            "DELETE FROM sessions WHERE token_digest NOT IN "
+            "(SELECT token_digest FROM sessions ORDER BY expires_at DESC LIMIT ?)",
+            (MAX_SESSIONS,),
+        )
+
+    def session(self, token_digest: str) -> StoredSession | None:
+        """The unexpired session whose cookie has this digest, or None."""
+        rows, _ = self._db.execute(
+            "SELECT token_digest, key_digest, csrf_token, expires_at FROM sessions "
+            "WHERE token_digest = ? AND expires_at > ?",
+            (token_digest, time.time()),
+        )
+        return StoredSession(*rows[0]) if rows else None
+
+    def close_session(self, token_digest: str) -> bool:
+        """End a session (sign-out); False when there was none."""
+        _, count = self._db.execute("DELETE FROM sessions WHERE token_digest = ?", (token_digest,))
+        return count > 0
 
     def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any] | None:
         """Create a chat thread; None when it exists already."""

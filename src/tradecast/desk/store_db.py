@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS confirmations (
     changes TEXT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    token_digest TEXT PRIMARY KEY,
+    key_digest TEXT NOT NULL,
+    csrf_token TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS threads (
     thread_id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,

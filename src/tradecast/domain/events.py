@@ -12,7 +12,14 @@ Channel = Literal["desk", "persona", "market"]
 CHANNELS: tuple[Channel, ...] = ("desk", "persona", "market")
 
 DeskEventType = Literal[
-    "decision", "order", "fill", "pnl", "risk_rejection", "approval_pending", "status"
+    "decision",
+    "order",
+    "fill",
+    "pnl",
+    "risk_rejection",
+    "approval_pending",
+    "status",
+    "recorded",
 ]
 PersonaEventType = Literal["token", "sentence", "emotion", "blocked", "speech", "speech_skipped"]
 MarketEventType = Literal["tick", "candle"]

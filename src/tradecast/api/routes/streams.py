@@ -31,7 +31,7 @@ async def stream(
     ctx: ApiContext = Depends(get_context),
 ) -> Response:
     """Server-sent events of one channel: ``desk`` (decision, order, fill, pnl,
-    risk_rejection, approval_pending, status), ``persona`` (token, sentence, emotion,
+    risk_rejection, approval_pending, recorded, status), ``persona`` (token, sentence, emotion,
     blocked) or ``market`` (tick).
 
     Every event has an ``id``; reconnect with ``Last-Event-ID`` (or ``?last_event_id=``) to

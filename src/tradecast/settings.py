@@ -541,6 +541,20 @@ class APIConfig(_Frozen):
         le=7 * 86_400,
         description="how long a console sign-in (session cookie) lasts, in seconds",
     )
+    secure_cookies: EnvStrictBool = Field(
+        default=False,
+        description="mark the session cookie Secure even when the request reached the server "
+        "as plain HTTP (behind a TLS proxy that sends no X-Forwarded-Proto); it is Secure "
+        "anyway when the request came over TLS",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        max_length=1000,
+        pattern=r"^(\*|[0-9A-Fa-f:./]+(,[0-9A-Fa-f:./]+)*)$",
+        description="proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or "
+        "networks, or *): the client address sign-ins are limited by and the scheme that "
+        "makes the session cookie Secure",
+    )
 
 
 class ClusterConfig(_Frozen):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from support.ticks import tick_report
-from tradecast.desk.store import DeskStore, StoredSession
+from tradecast.desk.store import MAX_SESSIONS_PER_KEY, DeskStore, StoredSession
 from tradecast.desk.store_db import PostgresStoreDb
 from tradecast.errors import NotFound, StoreUnavailable
 from tradecast.graphs.runner import TickResult, TickStatus
@@ -110,10 +110,11 @@ def test_desk_store_holds_a_limit_change_for_one_confirmation(store: DeskStore) 
 
 def test_desk_store_keeps_console_sessions_until_they_expire_or_close(store: DeskStore) -> None:
     token = uuid.uuid4().hex
-    live = StoredSession(token, "key-digest", "csrf-1", time.time() + 60)
+    live = StoredSession(token, "operator:1234abcd", "proof", "csrf-1", time.time() + 60)
     store.open_session(live)
     assert store.session(token) == live
-    store.open_session(StoredSession(token + "-old", "key-digest", "csrf-2", time.time() - 1))
+    old = StoredSession(token + "-old", "operator:1234abcd", "proof", "csrf-2", time.time() - 1)
+    store.open_session(old)
     assert store.session(token + "-old") is None, "an expired session signs nobody in"
     assert store.session("unknown") is None
     assert store.close_session(token) is True
@@ -129,4 +130,22 @@ def test_desk_store_reads_reports_oldest_first_and_the_first_decision(store: Des
     assert [r["id"] for r in reports] == ["d-001", "d-002", "d-003"]
     assert reports[0]["decision"]["action"] == "BUY"
     assert store.decision_reports(10, "ETH/USDT") == []
+    until = datetime(2021, 1, 1, 2, tzinfo=UTC)
+    assert [r["id"] for r in store.decision_reports(10, "BTC/USDT", until)] == [
+        "d-000",
+        "d-001",
+        "d-002",
+    ]
     assert store.first_decided_at("BTC/USDT") == datetime(2021, 1, 1, 0, tzinfo=UTC)
+    assert store.first_decided_at("BTC/USDT", until - timedelta(hours=3)) is None
+
+
+def test_desk_store_caps_sessions_per_key_not_across_keys(store: DeskStore) -> None:
+    now = time.time()
+    admin = StoredSession("admin-session", "admin:0000aaaa", "p", "c", now + 60)
+    store.open_session(admin)
+    for n in range(MAX_SESSIONS_PER_KEY + 1):
+        store.open_session(StoredSession(f"v-{n}", "viewer:1111bbbb", "p", "c", now + 100 + n))
+    assert store.session("v-0") is None, "the key's oldest session went"
+    assert store.session(f"v-{MAX_SESSIONS_PER_KEY}") is not None
+    assert store.session("admin-session") == admin, "another key's sessions stay"

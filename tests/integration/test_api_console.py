@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from support.api import ADMIN, OPERATOR, VIEWER, api_settings, auth, context, running_app
+from tradecast.api.auth import key_digest
 from tradecast.api.sessions import CSRF_HEADER, SESSION_COOKIE
 
 BAR = timedelta(hours=1)
@@ -182,16 +183,17 @@ async def test_markers_and_equity_history_are_what_the_broker_did(api):
     app, client = api
     viewer = auth(VIEWER)
     empty = (await client.get("/v1/portfolio/history", headers=viewer)).json()
-    assert empty == {"symbol": "BTC/USDT", "start_equity": "10000", "items": []}
+    assert empty["items"] == [] and Decimal(empty["start_equity"]) == Decimal("10000")
     reports = []
     for _ in range(3):
         response = await client.post("/v1/desk/tick", headers=auth(OPERATOR))
         reports.append(response.json())
     marks = (await client.get("/v1/decisions/markers", headers=viewer)).json()
     assert [m["id"] for m in marks["items"]] == [r["decision"]["id"] for r in reports]
+    assert reports[0]["fills"] and marks["items"][0]["outcome"] == "filled"
     for mark, report in zip(marks["items"], reports, strict=True):
         assert mark["action"] == report["decision"]["action"]
-        assert mark["outcome"] == ("filled" if report["fills"] else mark["outcome"])
+        assert (mark["outcome"] == "filled") == bool(report["fills"])
     broker_fills = context(app).desk.current_broker().fills()
     assert [(f["side"], f["price"]) for f in marks["fills"]] == [
         (f.side.value, str(f.price)) for f in broker_fills
@@ -203,4 +205,82 @@ async def test_markers_and_equity_history_are_what_the_broker_did(api):
     assert Decimal(points[0]["buy_and_hold"]) < Decimal("10000")  # the entry's cost
     assert all(Decimal(p["drawdown"]) >= 0 for p in points)
     portfolio = context(app).desk.current_broker().portfolio()
-    assert Decimal(points[-1]["equity"]) == portfolio.equity.quantize(Decimal("0.01"))
+    assert abs(Decimal(points[-1]["equity"]) - portfolio.equity) <= Decimal("0.01")
+
+
+async def test_lowercase_symbols_read_the_same_market(api):
+    _, client = api
+    assert (await client.post("/v1/desk/tick", headers=auth(OPERATOR))).status_code == 200
+    upper = await client.get("/v1/decisions/markers", headers=auth(VIEWER))
+    lower = await client.get(
+        "/v1/decisions/markers", params={"symbol": " btc/usdt"}, headers=auth(VIEWER)
+    )
+    assert lower.json() == upper.json() and len(upper.json()["items"]) == 1
+    candles = await client.get(
+        "/v1/market/candles", params={"symbol": "btc/usdt", "limit": 3}, headers=auth(VIEWER)
+    )
+    assert candles.json()["symbol"] == "BTC/USDT"
+
+
+async def test_a_waiting_decision_is_on_the_chart_with_its_bar(tmp_path: Path, embedder):
+    settings = api_settings(tmp_path / "data", require_approval=True)
+    async with running_app(settings, embedder) as (_, client):
+        report = (await client.post("/v1/desk/tick", headers=auth(OPERATOR))).json()
+        assert report["status"] == "awaiting_approval"
+        marks = (await client.get("/v1/decisions/markers", headers=auth(VIEWER))).json()
+        assert [m["outcome"] for m in marks["items"]] == ["waiting"]
+        bars = (
+            await client.get("/v1/market/candles", params={"limit": 1}, headers=auth(VIEWER))
+        ).json()["items"]
+        decided = datetime.fromisoformat(report["decision"]["decided_at"])
+        assert datetime.fromtimestamp(bars[-1]["t"], decided.tzinfo) + BAR == decided
+
+
+async def test_a_replay_started_again_earlier_shows_nothing_of_its_old_future(
+    tmp_path: Path, embedder
+):
+    async with running_app(api_settings(tmp_path / "data"), embedder) as (_, client):
+        for _ in range(2):
+            assert (await client.post("/v1/desk/tick", headers=auth(OPERATOR))).status_code == 200
+    earlier = api_settings(tmp_path / "data", replay_from="2021-01-04T12:00:00Z")
+    async with running_app(earlier, embedder) as (_, client):
+        viewer = auth(VIEWER)
+        marks = (await client.get("/v1/decisions/markers", headers=viewer)).json()
+        assert marks == {"items": [], "fills": []}
+        history = (await client.get("/v1/portfolio/history", headers=viewer)).json()
+        assert history["items"] == [] and Decimal(history["start_equity"]) == Decimal("10000")
+
+
+async def test_a_stale_cookie_neither_blocks_a_key_nor_sign_out(api):
+    _, client = api
+    client.cookies.set(SESSION_COOKIE, "a-session-that-ended")
+    assert (await client.get("/v1/portfolio", params={"key": VIEWER})).status_code == 200
+    assert (await client.get("/v1/portfolio", headers=auth(VIEWER))).status_code == 200
+    response = await client.delete("/v1/session")
+    assert response.status_code == 204 and 'tradecast_session=""' in response.headers["set-cookie"]
+
+
+async def test_signing_in_again_ends_the_session_held_before(api):
+    _, client = api
+    await sign_in(client, ADMIN)
+    admin_cookie = client.cookies[SESSION_COOKIE]
+    await sign_in(client, VIEWER)
+    client.cookies.set(SESSION_COOKIE, admin_cookie)
+    assert error_code(await client.get("/v1/session"), 401) == "unauthorized"
+
+
+async def test_the_store_holds_nothing_to_guess_a_key_from(api):
+    app, client = api
+    await sign_in(client, OPERATOR)
+    cookie = client.cookies[SESSION_COOKIE]
+    rows, _ = context(app).desk.store._db.execute("SELECT * FROM sessions", ())
+    stored = " ".join(str(value) for row in rows for value in row)
+    for secret in (OPERATOR, key_digest(OPERATOR), cookie):
+        assert secret not in stored
+
+
+async def test_secure_cookies_can_be_forced_behind_a_tls_proxy(tmp_path: Path, embedder):
+    settings = api_settings(tmp_path / "data", api={"secure_cookies": True})
+    async with running_app(settings, embedder) as (_, client):
+        response = await client.post("/v1/session", json={"key": VIEWER})
+        assert "secure" in response.headers["set-cookie"].lower()

@@ -10,6 +10,7 @@ public name (``operator:3f2a9c1d``, a digest prefix) is what the journal records
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ class Principal:
 def key_digest(key: str) -> str:
     """The SHA-256 digest a key (or a session cookie) is known by."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _proof(salt: str, digest: str) -> str:
+    return hashlib.sha256(f"{salt}:{digest}".encode()).hexdigest()
 
 
 class KeyRing:
@@ -83,9 +88,18 @@ class KeyRing:
             return None
         return self._by_digest.get(key_digest(key))
 
-    def by_digest(self, digest: str) -> Principal | None:
-        """The principal of the key with this digest (None: no longer configured)."""
-        return self._by_digest.get(digest)
+    def by_proof(self, salt: str, proof: str) -> Principal | None:
+        """The principal of the key whose :func:`key_proof` with ``salt`` is ``proof`` (None:
+        no configured key has it)."""
+        for digest, principal in self._by_digest.items():
+            if hmac.compare_digest(_proof(salt, digest), proof):
+                return principal
+        return None
+
+    def proof(self, salt: str, key: str) -> str:
+        """A digest of ``key`` salted with ``salt``: what a session stores instead of the key's
+        plain digest, so a copy of the store gives nothing to guess keys from offline."""
+        return _proof(salt, key_digest(key))
 
     def roles(self) -> Mapping[Role, int]:
         """How many keys each role has."""

@@ -22,7 +22,13 @@ from tradecast.api.audit import DeniedLog
 from tradecast.api.auth import KeyRing, Principal
 from tradecast.api.errors import ApiError
 from tradecast.api.runs import RunStore
-from tradecast.api.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_passes, session_of
+from tradecast.api.sessions import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Session,
+    csrf_passes,
+    session_of,
+)
 from tradecast.api.sse import FrameCache
 from tradecast.bus import EventBus
 from tradecast.desk.audience import Audience
@@ -121,10 +127,11 @@ def _admit(
 ) -> Principal:
     """The caller's principal (by header key, else session cookie, else ``?key=``), or the
     401/403 that refuses it."""
+    cookie = request.cookies.get(SESSION_COOKIE)
     if key:
         principal = _by_key(ctx, key)
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        principal = _by_session(ctx, request, cookie)
+    elif cookie and (session := session_of(ctx.desk.store, ctx.keys, cookie)) is not None:
+        principal = _by_session(request, session)
     elif query:
         if role != "viewer" or request.method not in ("GET", "HEAD"):
             raise ApiError(
@@ -135,6 +142,13 @@ def _admit(
                 _UNAUTHORIZED,
             )
         principal = _by_key(ctx, query)
+    elif cookie:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the console session has expired or was ended; sign in again",
+            _UNAUTHORIZED,
+        )
     else:
         raise ApiError(
             401,
@@ -158,15 +172,7 @@ def _by_key(ctx: ApiContext, key: str) -> Principal:
     return principal
 
 
-def _by_session(ctx: ApiContext, request: Request, cookie: str) -> Principal:
-    session = session_of(ctx.desk.store, ctx.keys, cookie)
-    if session is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "the console session has expired or was ended; sign in again",
-            _UNAUTHORIZED,
-        )
+def _by_session(request: Request, session: Session) -> Principal:
     if not csrf_passes(session, request):
         raise ApiError(
             403,

@@ -1,9 +1,10 @@
 """Console sign-in: an API key exchanged for a session cookie that carries no key.
 
 The cookie (:data:`SESSION_COOKIE`) is HttpOnly, SameSite=Strict, Secure when the request
-came over TLS, and expires after ``api.session_ttl_s``. The desk store keeps only its SHA-256
-digest and the key's digest, so sessions survive a restart, are shared by replicas, and end
-when their key is removed from the configuration.
+came over TLS (or ``api.secure_cookies``), and expires after ``api.session_ttl_s``. The desk
+store keeps only its SHA-256 digest and a digest of the key salted with the cookie, so
+sessions survive a restart, are shared by replicas, and end when their key is removed from the
+configuration.
 
 Cookies are ambient credentials, so a request that changes state and comes with one must also
 carry the session's CSRF token in :data:`CSRF_HEADER` (the synchronizer-token pattern). A key
@@ -56,7 +57,8 @@ def sign_in(store: DeskStore, keys: KeyRing, key: str, ttl_s: int) -> tuple[str,
     token = secrets.token_urlsafe(32)
     stored = StoredSession(
         token_digest=key_digest(token),
-        key_digest=key_digest(key),
+        key_name=principal.name,
+        key_proof=keys.proof(token, key),
         csrf_token=secrets.token_urlsafe(32),
         expires_at=time.time() + ttl_s,
     )
@@ -71,7 +73,7 @@ def session_of(store: DeskStore, keys: KeyRing, token: str) -> Session | None:
     stored = store.session(key_digest(token))
     if stored is None:
         return None
-    principal = keys.by_digest(stored.key_digest)
+    principal = keys.by_proof(token, stored.key_proof)
     if principal is None:
         return None
     return Session(principal, stored.csrf_token, stored.expires_at)
@@ -91,25 +93,27 @@ def csrf_passes(session: Session, request: Request) -> bool:
     return hmac.compare_digest(sent.encode(), session.csrf_token.encode())
 
 
-def set_session_cookie(response: Response, request: Request, token: str, ttl_s: int) -> None:
-    """Give the browser its session cookie."""
+def set_session_cookie(response: Response, token: str, *, ttl_s: int, secure: bool) -> None:
+    """Give the browser its session cookie (``secure``: over TLS only)."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
         max_age=ttl_s,
         path="/",
         httponly=True,
-        secure=request.url.scheme == "https",
+        secure=secure,
         samesite="strict",
     )
 
 
-def clear_session_cookie(response: Response, request: Request) -> None:
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
     """Tell the browser to forget its session cookie."""
     response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        httponly=True,
-        secure=request.url.scheme == "https",
-        samesite="strict",
+        SESSION_COOKIE, path="/", httponly=True, secure=secure, samesite="strict"
     )
+
+
+def cookie_secure(request: Request, always: bool) -> bool:
+    """Whether the cookie must be Secure: the request came over TLS (as the trusted proxy
+    says), or the settings say so (``api.secure_cookies``)."""
+    return always or request.url.scheme == "https"

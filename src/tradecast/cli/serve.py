@@ -65,6 +65,7 @@ def serve(
             # on reading headers; in production nginx in deploy/ enforces
             # client_header_timeout)
             timeout_keep_alive=5,
+            forwarded_allow_ips=settings.api.forwarded_allow_ips,
         )
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops (uvicorn re-raises it)

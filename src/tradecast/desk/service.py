@@ -376,11 +376,14 @@ class DeskService:
 
     def seen_until(self) -> datetime | None:
         """The latest instant the desk has decided at while replaying (the instant before the
-        replay's start until its first tick), so a chart shows no bar the desk has not seen;
-        None live (now)."""
+        replay's start until its first tick; a decision waiting for approval counts), so a
+        chart shows no bar the desk has not seen; None live (now). The stored cursor counts
+        too: on a replica that does not run the loop, its own lags."""
         if self.timeline.last is None:
             return None
-        return self._loop.cursor - self.timeline.step
+        cursor = max(self._loop.cursor, self._restore_cursor(quiet=True))
+        waiting = (self._pending.get(decision_id) for decision_id in self._pending.ids())
+        return max([cursor - self.timeline.step, *(p[1] for p in waiting if p is not None)])
 
     @property
     def state(self) -> DeskState:

@@ -27,8 +27,9 @@ MAX_THREADS = 10_000
 """Chat threads a search looks through at most."""
 
 
-MAX_SESSIONS = 10_000
-"""Console sessions kept at most (the oldest go first)."""
+MAX_SESSIONS_PER_KEY = 100
+"""Console sessions kept per API key (its oldest go first), so the holders of one key
+cannot push out the sessions of another."""
 
 
 def _now() -> str:
@@ -37,10 +38,14 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class StoredSession:
-    """A console session as stored: digests only, so a copy of the table signs nobody in."""
+    """A console session as stored: digests only, so a copy of the table signs nobody in and
+    gives nothing to guess a key from (its key is known by a digest salted with the cookie,
+    which the table does not hold)."""
 
     token_digest: str
-    key_digest: str
+    key_name: str
+    """The key's public name (``operator:3f2a9c1d``), as the journal records it."""
+    key_proof: str
     csrf_token: str
     expires_at: float
 
@@ -191,24 +196,31 @@ class DeskStore:
         ]
         return items, (items[-1]["id"] if len(rows) > limit else None)
 
-    def decision_reports(self, limit: int, symbol: str | None = None) -> list[dict[str, Any]]:
-        """The latest ``limit`` tick reports (JSON), oldest first, with their ``id``."""
-        where = " WHERE symbol = ?" if symbol is not None else ""
-        params = [symbol] if symbol is not None else []
+    def decision_reports(
+        self, limit: int, symbol: str, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest ``limit`` tick reports (JSON) on ``symbol`` decided at or before
+        ``until``, oldest first, with their ``id``."""
+        clauses, params = self._on_symbol_until(symbol, until)
         rows, _ = self._db.execute(
-            "SELECT decision_id, result FROM decisions"
-            + where
-            + " ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
+            f"SELECT decision_id, result FROM decisions WHERE {clauses} "
+            "ORDER BY decided_at DESC, decision_id DESC LIMIT ?",
             [*params, limit],
         )
         return [{"id": decision_id, **json.loads(result)} for decision_id, result in rows[::-1]]
 
-    def first_decided_at(self, symbol: str) -> datetime | None:
-        """When the first stored decision on ``symbol`` was made (None: none yet)."""
-        rows, _ = self._db.execute(
-            "SELECT MIN(decided_at) FROM decisions WHERE symbol = ?", (symbol,)
-        )
+    def first_decided_at(self, symbol: str, until: datetime | None = None) -> datetime | None:
+        """When the first decision on ``symbol`` (at or before ``until``) was made (None:
+        none)."""
+        clauses, params = self._on_symbol_until(symbol, until)
+        rows, _ = self._db.execute(f"SELECT MIN(decided_at) FROM decisions WHERE {clauses}", params)
         return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+
+    @staticmethod
+    def _on_symbol_until(symbol: str, until: datetime | None) -> tuple[str, list[Any]]:
+        if until is None:
+            return "symbol = ?", [symbol]
+        return "symbol = ? AND decided_at <= ?", [symbol, _sortable(until.isoformat())]
 
     # --- desk state and threads ---------------------------------------------------------
 
@@ -256,23 +268,31 @@ class DeskStore:
     # --- console sessions ---------------------------------------------------------------
 
     def open_session(self, session: StoredSession) -> None:
-        """Keep ``session``, dropping expired ones and all but the newest MAX_SESSIONS."""
+        """Keep ``session``, dropping expired ones and all but the newest
+        MAX_SESSIONS_PER_KEY of its key."""
         self._db.execute("DELETE FROM sessions WHERE expires_at <= ?", (time.time(),))
         self._db.execute(
-            "INSERT INTO sessions (token_digest, key_digest, csrf_token, expires_at) "
-            "VALUES (?, ?, ?, ?)",
-            (session.token_digest, session.key_digest, session.csrf_token, session.expires_at),
+            "INSERT INTO sessions (token_digest, key_name, key_proof, csrf_token, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                session.token_digest,
+                session.key_name,
+                session.key_proof,
+                session.csrf_token,
+                session.expires_at,
+            ),
         )
         self._db.execute(
-            "DELETE FROM sessions WHERE token_digest NOT IN "
-            "(SELECT token_digest FROM sessions ORDER BY expires_at DESC LIMIT ?)",
-            (MAX_SESSIONS,),
+            "DELETE FROM sessions WHERE key_name = ? AND token_digest NOT IN "
+            "(SELECT token_digest FROM sessions WHERE key_name = ? "
+            "ORDER BY expires_at DESC LIMIT ?)",
+            (session.key_name, session.key_name, MAX_SESSIONS_PER_KEY),
         )
 
     def session(self, token_digest: str) -> StoredSession | None:
         """The unexpired session whose cookie has this digest, or None."""
         rows, _ = self._db.execute(
-            "SELECT token_digest, key_digest, csrf_token, expires_at FROM sessions "
+            "SELECT token_digest, key_name, key_proof, csrf_token, expires_at FROM sessions "
             "WHERE token_digest = ? AND expires_at > ?",
             (token_digest, time.time()),
         )

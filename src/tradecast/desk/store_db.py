@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS confirmations (
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_digest TEXT PRIMARY KEY,
-    key_digest TEXT NOT NULL,
+    key_name TEXT NOT NULL,
+    key_proof TEXT NOT NULL,
     csrf_token TEXT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 );

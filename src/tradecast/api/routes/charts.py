@@ -3,6 +3,7 @@ markers, and the equity curve (:mod:`tradecast.api.chart_views`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -16,11 +17,14 @@ from tradecast.api.chart_views import (
     decision_marks,
     equity_points,
     fill_marks,
+    opening_cash,
 )
 from tradecast.api.deps import ApiContext, get_context, viewer
 from tradecast.api.errors import ERROR_RESPONSES, ApiError
-from tradecast.domain import Candle
-from tradecast.errors import BrokerError, MarketDataError
+from tradecast.broker.paper import Broker
+from tradecast.domain import Candle, Fill
+from tradecast.domain.base import parse_symbol
+from tradecast.errors import MarketDataError
 
 router = APIRouter(prefix="/v1")
 MAX_BARS = 20_000
@@ -28,11 +32,31 @@ MAX_MARKERS = 10_000
 SYMBOL = Query(None, max_length=40, description="default: the desk's symbol")
 
 
-async def _candles(ctx: ApiContext, symbol: str, limit: int) -> list[Candle]:
+def _symbol(ctx: ApiContext, symbol: str | None) -> str:
+    """The asked symbol, normalised like the desk's ('btc/usdt' is BTC/USDT), or 422."""
+    if symbol is None:
+        return ctx.desk.symbol
     try:
-        return list(await ctx.desk.runtime.market.candles(symbol, ctx.desk.seen_until(), limit))
+        base, quote = parse_symbol(symbol.strip())
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", f"symbol: {exc}") from None
+    return f"{base}/{quote}"
+
+
+async def _candles(
+    ctx: ApiContext, symbol: str, until: datetime | None, limit: int
+) -> list[Candle]:
+    try:
+        return list(await ctx.desk.runtime.market.candles(symbol, until, limit))
     except MarketDataError as exc:
         raise ApiError(422, "validation_error", f"symbol: {exc}") from None
+
+
+def _fills_until(broker: Broker, symbol: str, until: datetime | None) -> list[Fill]:
+    """The broker's fills on ``symbol`` in time order, none after ``until`` (a replay started
+    again earlier must not show the fills of its previous run's future)."""
+    fills = sorted((f for f in broker.fills() if f.symbol == symbol), key=lambda f: f.timestamp)
+    return [f for f in fills if until is None or f.timestamp <= until]
 
 
 @router.get(
@@ -46,8 +70,8 @@ async def candles(
 ) -> dict[str, Any]:
     """The last ``limit`` closed bars the desk has seen (a replay shows nothing past its last
     tick), oldest first; ``t`` is the bar's open time in epoch seconds."""
-    name = symbol or ctx.desk.symbol
-    bars = await _candles(ctx, name, limit)
+    name = _symbol(ctx, symbol)
+    bars = await _candles(ctx, name, ctx.desk.seen_until(), limit)
     return {
         "symbol": name,
         "timeframe": ctx.settings.market.timeframe,
@@ -70,15 +94,14 @@ async def markers(
     """The latest ``limit`` decisions on a symbol as chart markers (oldest first), each with
     its outcome (filled, rejected, hold, waiting, unfilled), and the broker's fills on it with
     their trigger (the desk, or a stop-loss / take-profit / time-stop exit)."""
-    name = symbol or ctx.desk.symbol
-    reports = ctx.desk.store.decision_reports(limit, name)
+    name, until = _symbol(ctx, symbol), ctx.desk.seen_until()
+    reports = ctx.desk.store.decision_reports(limit, name, until)
     broker = ctx.desk.current_broker()
-    try:
-        orders = broker.orders(symbol=name)
-    except BrokerError as exc:  # a symbol that is not BASE/QUOTE
-        raise ApiError(422, "validation_error", f"symbol: {exc}") from None
-    fills = [f for f in broker.fills() if f.symbol == name][-limit:]
-    return {"items": decision_marks(reports), "fills": fill_marks(fills, orders)}
+    fills = _fills_until(broker, name, until)[-limit:]
+    return {
+        "items": decision_marks(reports),
+        "fills": fill_marks(fills, broker.orders(symbol=name)),
+    }
 
 
 @router.get(
@@ -91,20 +114,21 @@ async def portfolio_history(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
     """Equity at each bar's close from the desk's first decision on (the broker's fills
-    marked at the close), beside buying and holding the desk's symbol from the same close,
-    and the drawdown from equity's running peak (at most the last 20,000 bars)."""
-    name = ctx.desk.symbol
-    cash = ctx.settings.broker.starting_cash
-    start = ctx.desk.store.first_decided_at(name)
+    marked at the close, from the account's opening cash), beside buying and holding the
+    desk's symbol from the same close, and the drawdown from equity's running peak (at most
+    the last 20,000 bars)."""
+    name, until = ctx.desk.symbol, ctx.desk.seen_until()
+    broker = ctx.desk.current_broker()
+    cash = opening_cash(broker.portfolio().cash, broker.fills())
+    start = ctx.desk.store.first_decided_at(name, until)
     if start is None:
         return {"symbol": name, "start_equity": str(cash), "items": []}
-    until = ctx.desk.seen_until() or ctx.desk.runtime.clock()
-    bars = int((until - start) / ctx.desk.bar) + 2
-    broker = ctx.desk.current_broker()
+    end = until or ctx.desk.runtime.clock()
+    bars = int((end - start) / ctx.desk.bar) + 2
     points = equity_points(
-        [f for f in broker.fills() if f.symbol == name],
+        _fills_until(broker, name, until),
         broker.orders(symbol=name),
-        await _candles(ctx, name, min(max(bars, 2), MAX_BARS)),
+        await _candles(ctx, name, until, min(max(bars, 2), MAX_BARS)),
         bar=ctx.desk.bar,
         start=start,
         starting_cash=cash,

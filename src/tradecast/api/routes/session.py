@@ -12,6 +12,7 @@ from tradecast.api.sessions import (
     SESSION_COOKIE,
     Session,
     clear_session_cookie,
+    cookie_secure,
     csrf_passes,
     session_of,
     set_session_cookie,
@@ -57,8 +58,8 @@ async def open_session(
     body: SignIn, request: Request, response: Response, ctx: ApiContext = Depends(get_context)
 ) -> dict[str, str]:
     """Sign in with an API key: sets the ``tradecast_session`` cookie (HttpOnly,
-    SameSite=Strict, Secure over TLS) and answers the session's CSRF token. Attempts are rate
-    limited per client address."""
+    SameSite=Strict, Secure over TLS) and answers the session's CSRF token; a session this
+    browser held before ends. Attempts are rate limited per client address."""
     client = request.client.host if request.client else "unknown"
     wait = await ctx.limiter.take(f"sign-in:{client}")
     if wait > 0:
@@ -71,7 +72,13 @@ async def open_session(
         ctx.denied.denied(request, 401, "sign-in with an unknown key", body.key)
         raise _unauthorized("unknown API key")
     token, session = opened
-    set_session_cookie(response, request, token, ctx.settings.api.session_ttl_s)
+    sign_out(ctx.desk.store, request.cookies.get(SESSION_COOKIE, ""))
+    set_session_cookie(
+        response,
+        token,
+        ttl_s=ctx.settings.api.session_ttl_s,
+        secure=cookie_secure(request, ctx.settings.api.secure_cookies),
+    )
     return session.as_json()
 
 
@@ -85,12 +92,13 @@ async def current_session(
 
 @router.delete("", status_code=204, responses=ERROR_RESPONSES)
 async def close_session(request: Request, ctx: ApiContext = Depends(get_context)) -> Response:
-    """Sign out: the session ends on the server and the cookie is cleared. Needs the CSRF
-    header."""
-    session = _current(request, ctx)
-    if not csrf_passes(session, request):
+    """Sign out: the session ends on the server and the cookie is cleared. A live session
+    needs its CSRF header; a cookie that is no longer a session is just cleared."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    session = session_of(ctx.desk.store, ctx.keys, token)
+    if session is not None and not csrf_passes(session, request):
         raise ApiError(403, "csrf_failed", "signing out needs the session's X-CSRF-Token")
-    sign_out(ctx.desk.store, request.cookies.get(SESSION_COOKIE, ""))
+    sign_out(ctx.desk.store, token)
     response = Response(status_code=204)
-    clear_session_cookie(response, request)
+    clear_session_cookie(response, secure=cookie_secure(request, ctx.settings.api.secure_cookies))
     return response

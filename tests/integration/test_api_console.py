@@ -200,6 +200,7 @@ async def test_markers_and_equity_history_are_what_the_broker_did(api):
     ]
     assert {f["trigger"] for f in marks["fills"]} == {"desk"}
     history = (await client.get("/v1/portfolio/history", headers=viewer)).json()
+    assert Decimal(history["start_equity"]) == Decimal("10000"), "every fill undone"
     points = history["items"]
     assert len(points) == 3, "one point per bar from the first decision to the last"
     assert Decimal(points[0]["buy_and_hold"]) < Decimal("10000")  # the entry's cost

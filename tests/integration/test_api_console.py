@@ -14,6 +14,7 @@ import pytest
 from support.api import ADMIN, OPERATOR, VIEWER, api_settings, auth, context, running_app
 from tradecast.api.auth import key_digest
 from tradecast.api.sessions import CSRF_HEADER, SESSION_COOKIE
+from tradecast.errors import StoreUnavailable
 
 BAR = timedelta(hours=1)
 
@@ -285,3 +286,16 @@ async def test_secure_cookies_can_be_forced_behind_a_tls_proxy(tmp_path: Path, e
     async with running_app(settings, embedder) as (_, client):
         response = await client.post("/v1/session", json={"key": VIEWER})
         assert "secure" in response.headers["set-cookie"].lower()
+
+
+async def test_an_unreachable_store_answers_503_not_500(api, monkeypatch):
+    app, client = api
+    await sign_in(client, VIEWER)
+
+    def down(*_: object) -> None:
+        raise StoreUnavailable("the desk store cannot be reached (test)")
+
+    monkeypatch.setattr(context(app).desk.store, "session", down)
+    response = await client.get("/v1/portfolio")
+    assert error_code(response, 503) == "unavailable"
+    assert response.headers["Retry-After"] == "5"

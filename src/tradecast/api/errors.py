@@ -22,10 +22,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tradecast.errors import ConfirmationRequired, DeskConflict, NotFound
+from tradecast.errors import ConfirmationRequired, DeskConflict, NotFound, StoreUnavailable
 from tradecast.logs import get_logger
 
 log = get_logger(__name__)
+
+
+RETRY_AFTER_S = 5
+"""What a 503 for an unreachable desk store tells the client to wait."""
 
 
 class ApiError(Exception):
@@ -123,6 +127,13 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return error_response(409, "conflict", str(exc))
 
 
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreUnavailable)
+    return error_response(
+        503, "unavailable", f"{exc}; retry shortly", headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
 async def _confirmation_required(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConfirmationRequired)
     response = error_response(409, "confirmation_required", str(exc))
@@ -186,6 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(DeskConflict, _conflict)
     app.add_exception_handler(ConfirmationRequired, _confirmation_required)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(CatchAllMiddleware)

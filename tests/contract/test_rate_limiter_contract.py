@@ -13,6 +13,7 @@ import pytest
 
 from support.services import REDIS_URL
 from tradecast.ratelimit import LocalRateLimiter, RateLimiter, retry_after
+from tradecast.ratelimit.buckets import MAX_BUCKETS
 from tradecast.ratelimit.shared import RedisRateLimiter
 
 
@@ -115,3 +116,14 @@ async def test_on_the_redis_servers_clock_the_wait_is_until_the_next_token(names
     wait = await limiter.take("k")
     assert 0.5 < wait <= 1.0, "a second per token, less the moment between the two calls"
     await client.aclose()
+
+
+async def test_the_local_limiter_forgets_full_buckets_but_not_spent_ones(clock: Clock):
+    limiter = LocalRateLimiter(per_minute=60, burst=2, clock=clock)
+    assert await limiter.take("spent") == 0.0 and await limiter.take("spent") == 0.0
+    for n in range(MAX_BUCKETS):  # one request each: a token back within a second
+        await limiter.take(f"client-{n}")
+    clock.now += 1.0
+    await limiter.take("one-more")  # past MAX_BUCKETS: the refilled buckets go
+    assert len(limiter._buckets) < MAX_BUCKETS
+    assert await limiter.take("spent") == 0.0 and await limiter.take("spent") > 0, "kept"

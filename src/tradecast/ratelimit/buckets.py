@@ -32,6 +32,11 @@ class RateLimiter(Protocol):
         ...
 
 
+MAX_BUCKETS = 10_000
+"""Buckets kept before full ones are forgotten (a forgotten bucket is a full one: nothing is
+lost). Sign-ins are limited per client address, so the keys are not only the configured ones."""
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -70,6 +75,8 @@ class LocalRateLimiter:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= MAX_BUCKETS:
+                self._forget_full(now)
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         elapsed = max(0.0, now - bucket.updated)
         bucket.tokens = min(self.burst, bucket.tokens + elapsed * self._rate)
@@ -78,6 +85,16 @@ class LocalRateLimiter:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self._rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled (they would start full again anyway)."""
+        full = [
+            key
+            for key, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.updated) * self._rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
 
 
 def retry_after(seconds: float) -> str:

@@ -1,9 +1,11 @@
 """The operator console in a real headless Chromium (Debian's, driven by Playwright) against a
-real `tradecast serve` with the embedded model: signing in as each role, a tick drawn on the
-chart and explained agent by agent, an order approved in the page, a risk limit changed (with
-the confirmation of a large loosening), the chat, forged requests refused, a server restart
-survived, no serious accessibility violation on any view (axe-core), and the screenshots of
-docs/CONSOLE.md.
+real `tradecast serve` with the embedded model: signing in as each role (and out, which ends
+the session on the server), a tick drawn on the chart and explained agent by agent, an order
+approved in the page and its fill in the explanation, a risk limit changed (with the
+confirmation of a large loosening), the chat streaming its answer, forged requests refused
+and a token renewed after the browser signed in elsewhere, a server restart with a tick missed
+while the page was disconnected, no serious accessibility violation on any view (axe-core),
+and the screenshots of docs/CONSOLE.md.
 
 One server serves the whole module (the desk waits for approval on every order and never
 ticks by itself: the tests tick it), so the tests run in file order and share its state; the
@@ -18,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from support.console import (
@@ -29,6 +32,7 @@ from support.console import (
     serious_violations,
     sign_in,
     wait_ready_page,
+    wait_sign_in_form,
 )
 from support.overlay import CHROMIUM, CHROMIUM_ARGS
 
@@ -41,9 +45,6 @@ SETTINGS = {
     "TRADECAST_DESK__REPLAY_FROM": "2020-07-26T00:00:00Z",
 }
 MAX_TICKS_FOR_AN_APPROVAL = 6
-FIRST_PAINT_BOUND_MS = (
-    5000  # the target is 1.5 s (bench/console_first_paint.py); this catches a regression
-)
 STATE = "window.tradecastConsole.state"
 
 
@@ -136,8 +137,11 @@ def test_each_role_signs_in_and_sees_only_what_it_may_use(
         tab = open_tab(browser, tabs)
         page = tab.page
         page.goto(f"{desk.base}/console/")
-        page.wait_for_selector("#api-key", state="visible")
+        wait_sign_in_form(page)
         if role == "viewer":
+            # a submit cannot put the key in a URL: POST, and the input has no name
+            assert page.get_attribute("#signin-form", "method") == "post"
+            assert page.get_attribute("#api-key", "name") is None
             assert_accessible(page, "sign-in")
             screenshot(page, "signin")
             page.fill("#api-key", "not-a-configured-key")
@@ -189,11 +193,18 @@ def test_each_role_signs_in_and_sees_only_what_it_may_use(
             assert page.is_visible("#kill-switch") == (role == "admin")
         assert tab.errors == [] and tab.state()["errors"] == []
 
-    # sign out: the session ends on the server too
+    # sign out: the session ends on the server too (the cookie the browser held is refused, not
+    # merely cleared from the browser)
     page = tabs[-1].page
+    held = next(c["value"] for c in tabs[-1].context.cookies() if c["name"] == "tradecast_session")
+    with httpx.Client(base_url=desk.base, cookies={"tradecast_session": held}) as client:
+        assert client.get("/v1/session").status_code == 200
     page.click("#sign-out")
     page.wait_for_selector("#api-key", state="visible")
-    assert tabs[-1].context.request.get(f"{desk.base}/v1/session").status == 401
+    assert not any(c["name"] == "tradecast_session" for c in tabs[-1].context.cookies())
+    with httpx.Client(base_url=desk.base, cookies={"tradecast_session": held}) as client:
+        answer = client.get("/v1/session")
+    assert answer.status_code == 401, answer.text
 
 
 @pytest.mark.slow
@@ -208,6 +219,21 @@ def test_forged_requests_are_refused(desk: ConsoleServer, browser: Any, tabs: li
         assert answer.json()["error"]["code"] == "csrf_failed"
     token = request.get(f"{desk.base}/v1/session").json()["csrf_token"]
     assert request.post(stop, headers={"X-CSRF-Token": token}).status == 200  # the real page
+
+    # the browser signs in elsewhere (another tab, another key): the cookie, and with it the
+    # token and the role, change under the page. Its next change is refused (csrf_failed); the
+    # page reads the session again and sends it once more, as the role it now has.
+    page = operator.page
+    page.click("#tab-control")
+    page.wait_for_selector("#desk-stop")
+    signed = request.post(f"{desk.base}/v1/session", data={"key": ROLE_KEYS["admin"]})
+    assert signed.status == 200 and signed.json()["csrf_token"] != token
+    page.click("#desk-stop")
+    page.wait_for_selector('#control-message[data-state="ok"]')
+    assert page.text_content("#control-message") == "The desk is stopped."
+    assert operator.state()["role"] == "admin" and page.text_content("#who-role") == "admin"
+    page.wait_for_selector("#kill-switch", state="visible")
+    assert operator.errors == [] and operator.state()["errors"] == []
 
     viewer = open_tab(browser, tabs)
     sign_in(viewer.page, desk.base, "viewer")
@@ -227,8 +253,8 @@ def test_a_tick_is_drawn_on_the_chart_and_explained_agent_by_agent(
     page.reload()
     wait_ready_page(page)
     state = tab.state()
-    assert 0 < state["firstChartPaintMs"] < FIRST_PAINT_BOUND_MS, state["firstChartPaintMs"]
-    print(f"first chart paint: {state['firstChartPaintMs']} ms, {state['candles']} candles")
+    # recorded only: the time is measured (and bounded) by bench/console_first_paint.py
+    assert state["firstChartPaintMs"] > 0, state["firstChartPaintMs"]
 
     with desk.client("operator") as api:
         report = api.post("/v1/desk/tick").json()  # waits for the tick's report
@@ -247,9 +273,21 @@ def test_a_tick_is_drawn_on_the_chart_and_explained_agent_by_agent(
         shown_pct = re.search(r"confidence(\d+)%", text)
         assert shown_pct and abs(int(shown_pct[1]) - row["confidence"] * 100) <= 0.5, text
         assert (row["action"] in text) or row["abstained"], text
-    # the whole report once it is stored: the gate's verdict, the LLM calls, the latency
-    page.wait_for_selector(f'{card}[data-complete="true"]', timeout=30_000)
+    # the whole report once it is stored: the gate's verdict, the LLM calls, the latency (and
+    # final unless the order waits for a human)
+    page.wait_for_selector(f'{card}[data-stored="true"]', timeout=30_000)
     wait_until_settled(page, desk, decision["id"])
+    waiting = report["status"] == "awaiting_approval"
+    assert page.get_attribute(card, "data-complete") == str(not waiting).lower()
+    # on the chart: first as "deciding" (heard on the stream before its report was stored,
+    # not yet a filled arrow), then as what came of it
+    first = tab.state()["lastProvisional"]
+    assert first["id"] == decision["id"], first
+    drawn = page.evaluate("id => window.tradecastConsole.markerOf(id)", decision["id"])
+    if decision["action"] != "HOLD":
+        assert first["marker"]["shape"] == "circle", first
+        assert first["marker"]["text"] == f"{decision['action']}\u2026", first
+        assert drawn["text"] != first["marker"]["text"], drawn
     text = page.text_content(card)
     assert "Verdict:" in text and f"{report['llm']['calls']} calls" in text
     assert all(node in text for node in report["latency_ms"])
@@ -296,6 +334,16 @@ def test_an_operator_approves_a_waiting_order_and_sees_its_fill(
     assert_accessible(page, "control")
     screenshot(page, "control", full_page=True)
 
+    # the decision explained while it waits: not final yet
+    page.click("#tab-tick")
+    page.wait_for_selector(f'#decision-select option[value="{decision_id}"]', state="attached")
+    page.select_option("#decision-select", decision_id)
+    card = f'#explain article.explain[data-decision-id="{decision_id}"]'
+    page.wait_for_selector(f'{card}[data-outcome="waiting"]')
+    assert page.get_attribute(card, "data-complete") == "false"
+    assert not page.is_checked("#follow-latest")
+    page.click("#tab-control")
+
     page.click(f'{item} button:has-text("Approve")')
     page.wait_for_function(
         f"id => {{ const a = {STATE}.lastApproval; return a && a.decisionId === id; }}",
@@ -307,6 +355,21 @@ def test_an_operator_approves_a_waiting_order_and_sees_its_fill(
     assert page.text_content("#approvals-message").startswith("Approved: filled")
     page.wait_for_selector(item, state="detached")
 
+    # the explanation reloads once the answer is stored: the order and its fill
+    page.click("#tab-tick")
+    page.wait_for_selector(f'{card}[data-complete="true"]', timeout=30_000)
+    assert page.get_attribute(card, "data-outcome") == "filled"
+    shown = page.eval_on_selector(
+        card,
+        """card => {
+            const part = [...card.querySelectorAll("section.explain-part")]
+                .find((s) => s.querySelector("h4").textContent === "Order and fills");
+            return {text: part.textContent, fills: part.querySelectorAll("li").length};
+        }""",
+    )
+    assert shown["fills"] == approval["fills"], shown
+    assert "filled" in shown["text"] and "@" in shown["text"], shown
+
     # the fill reaches the chart and the book
     page.wait_for_function(f"() => {STATE}.fillMarkers > 0")
     page.click("#tab-book")
@@ -316,6 +379,15 @@ def test_an_operator_approves_a_waiting_order_and_sees_its_fill(
     assert "No open position" not in page.text_content("#positions-table")
     assert_accessible(page, "book")
     assert tab.errors == [] and tab.state()["errors"] == []
+
+
+def journal_rows(page: Any, action: str) -> dict[int, str]:
+    """The page's control journal rows of ``action``: seq -> outcome."""
+    rows: list[list[str]] = page.eval_on_selector_all(
+        "#journal-table tbody tr:not(.empty)",
+        "rows => rows.map((r) => [...r.cells].map((c) => c.textContent))",
+    )
+    return {int(r[0]): r[5] for r in rows if r[3] == action}
 
 
 def set_limit(page: Any, value: Decimal) -> None:
@@ -335,11 +407,19 @@ def test_an_admin_changes_a_risk_limit_and_confirms_a_large_loosening(
     sign_in(page, desk.base, "admin")
     page.click("#tab-control")
     page.wait_for_selector("#limit-max_position_pct:enabled")
+    page.wait_for_selector("#journal-table tbody tr")
+    before = journal_rows(page, "set_limits")
     with desk.client("admin") as api:
 
         def limit() -> Decimal:
             return Decimal(api.get("/v1/risk/limits").json()["max_position_pct"])
 
+        def journaled() -> dict[int, str]:
+            items = api.get("/v1/desk/journal", params={"limit": 200}).json()["items"]
+            return {j["seq"]: j["outcome"] for j in items if j["action"] == "set_limits"}
+
+        journaled_before = journaled()
+        assert set(before) <= set(journaled_before)
         start = limit()
         tighter = start * Decimal("0.8")
         set_limit(page, tighter)
@@ -352,6 +432,7 @@ def test_an_admin_changes_a_risk_limit_and_confirms_a_large_loosening(
         set_limit(page, looser)
         page.wait_for_selector("#confirm-dialog[open]")
         assert "2x" in page.text_content("#confirm-text")
+        assert page.evaluate("document.activeElement.id") == "confirm-cancel"  # the safe answer
         assert_accessible(page, "confirmation dialog")
         page.click("#confirm-cancel")
         page.wait_for_selector("#confirm-dialog:not([open])", state="attached")
@@ -370,11 +451,44 @@ def test_an_admin_changes_a_risk_limit_and_confirms_a_large_loosening(
         set_limit(page, start)  # back to where it was (tighter: no confirmation)
         page.wait_for_selector('#limits-message[data-state="saved"]')
         assert limit() == start
-    # the journal shows the admin's changes
+        # journaled: the three changes applied and the two held for a confirmation
+        added = {seq: out for seq, out in journaled().items() if seq not in journaled_before}
+    assert sorted(added.values()) == sorted(["ok"] * 3 + ["awaiting confirmation"] * 2), added
+    # and the page's journal shows exactly those new rows, from the stream alone
     page.wait_for_function(
-        "document.querySelectorAll('#journal-table tbody tr').length >= 3", timeout=30_000
+        """([before, count]) => {
+            const rows = [...document.querySelectorAll('#journal-table tbody tr:not(.empty)')]
+                .map((r) => [...r.cells].map((c) => c.textContent));
+            const fresh = rows.filter((r) => r[3] === 'set_limits')
+                .filter((r) => !before.includes(Number(r[0])));
+            return fresh.length === count;
+        }""",
+        arg=[list(before), len(added)],
+        timeout=30_000,
     )
-    assert "set_limits" in page.text_content("#journal-table")
+    after = journal_rows(page, "set_limits")
+    assert {seq: out for seq, out in after.items() if seq not in before} == added
+    if len(page.query_selector_all("#journal-table tbody tr")) < 50:  # nothing scrolled out
+        assert len(after) == len(before) + len(added), (before, after)
+
+    # a change made elsewhere (the API, another admin, the chat) shows at once, from the
+    # stream, but a field being edited keeps what was typed
+    with desk.client("admin") as api:
+        limits = api.get("/v1/risk/limits").json()
+        page.fill("#limit-max_order_notional", "1234")
+        for count in (limits["max_open_positions"] + 1, limits["max_open_positions"]):
+            assert api.put("/v1/risk/limits", json={"max_open_positions": count}).is_success
+            page.wait_for_function(
+                "n => document.getElementById('limit-max_open_positions').value === String(n)",
+                arg=count,
+            )
+            assert page.input_value("#limit-max_order_notional") == "1234"
+        # the kill switch turned on elsewhere: the button shows it, and turns it off
+        assert api.post("/v1/risk/kill-switch", json={"on": True}).is_success
+        page.wait_for_selector('#kill-switch[aria-pressed="true"]')
+        page.click("#kill-switch")
+        page.wait_for_selector('#kill-switch[aria-pressed="false"]')
+        assert api.get("/v1/risk/limits").json()["kill_switch"] is False
     assert tab.errors == [] and tab.state()["errors"] == []
 
 
@@ -399,33 +513,82 @@ def test_an_operator_chats_with_the_desk(desk: ConsoleServer, browser: Any, tabs
     answer = page.locator(".chat-desk").last
     assert answer.get_attribute("data-command") == "ask"
     assert answer.locator(".chat-text").text_content().strip()
+    # it streamed: the page showed part of the answer before the reply came
+    chat = tab.state()["lastChat"]
+    assert chat["replied"] and chat["command"] == "ask", chat
+    assert chat["partials"] >= 1, chat
     assert_accessible(page, "chat")
     screenshot(page, "chat")
     assert tab.errors == [] and tab.state()["errors"] == []
 
 
 @pytest.mark.slow
+def test_a_failed_load_says_so_and_can_be_retried(
+    desk: ConsoleServer, browser: Any, tabs: list[Tab]
+):
+    tab = open_tab(browser, tabs)
+    page = tab.page
+    sign_in(page, desk.base, "viewer")
+    failing = "**/v1/portfolio/history"
+    page.route(
+        failing,
+        lambda route: route.fulfill(
+            status=500,
+            content_type="application/json",
+            body='{"error": {"code": "internal", "message": "the store is down"}}',
+        ),
+    )
+    page.click("#tab-book")
+    page.wait_for_selector("#load-error", state="visible")
+    assert page.get_attribute("#load-error", "role") == "alert"
+    assert "the book" in page.text_content("#load-error-text")
+    assert "the store is down" in page.text_content("#load-error-text")
+    assert tab.state()["loadErrors"] == ["book"]
+    assert_accessible(page, "error banner")
+
+    page.unroute(failing)
+    page.click("#load-retry")
+    page.wait_for_selector("#load-error", state="hidden")
+    assert page.text_content("#equity-summary")
+    assert tab.state()["loadErrors"] == [] and tab.errors == []
+
+
+@pytest.mark.slow
 def test_the_page_survives_a_server_restart(desk: ConsoleServer, browser: Any, tabs: list[Tab]):
+    """The server stops and starts again, and the desk ticks while the page cannot hear it:
+    once its stream is back, the page reloads what it shows and has that tick, without a page
+    reload."""
     approve_everything_waiting(desk)  # so the next tick decides a new bar
     tab = open_tab(browser, tabs)
     page = tab.page
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/v1/streams/" in r.url else None)
     sign_in(page, desk.base, "operator")
     page.click("#tab-tick")
     page.evaluate("window.sameDocument = true")
     reconnects = tab.state()["reconnects"]
+    # one stream per tab, the desk's: a browser has 6 connections per host for all its tabs
+    assert streams == [f"{desk.base}/v1/streams/desk"], streams
 
+    # the stream cannot come back until the tick is done (the server is up long before)
+    page.route("**/v1/streams/**", lambda route: route.abort())
     desk.stop()
     page.wait_for_function(f"{STATE}.connection === 'offline'", timeout=30_000)
     assert page.get_attribute("#connection", "data-state") == "offline"
     desk.start()
-    page.wait_for_function(f"{STATE}.connection === 'live'", timeout=120_000)
-    assert tab.state()["reconnects"] > reconnects
-
     with desk.client("operator") as api:
         decision = api.post("/v1/desk/tick").json()["decision"]
-    page.wait_for_function("id => window.tradecastConsole.hasMarker(id)", arg=decision["id"])
+    assert tab.state()["connection"] == "offline"
+    assert not page.evaluate("id => window.tradecastConsole.hasMarker(id)", decision["id"])
+
+    page.unroute("**/v1/streams/**")
+    page.wait_for_function(f"{STATE}.connection === 'live'", timeout=120_000)
+    assert tab.state()["reconnects"] > reconnects
+    page.wait_for_function(
+        "id => window.tradecastConsole.hasMarker(id)", arg=decision["id"], timeout=30_000
+    )
     card = f'#explain article.explain[data-decision-id="{decision["id"]}"]'
-    page.wait_for_selector(f'{card}[data-complete="true"]', timeout=30_000)
+    page.wait_for_selector(f'{card}[data-stored="true"]', timeout=30_000)
     wait_until_settled(page, desk, decision["id"])
     assert page.evaluate("window.sameDocument") is True, "the page was not reloaded"
     assert tab.errors == []

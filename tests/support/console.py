@@ -95,10 +95,16 @@ def sign_in(page: Any, base: str, role: str) -> None:
     """Open the console in ``page`` and sign in with ``role``'s key, through the form; returns
     once the chart has drawn and the streams are live."""
     page.goto(f"{base}/console/")
-    page.wait_for_selector("#api-key", state="visible")
+    wait_sign_in_form(page)
     page.fill("#api-key", ROLE_KEYS[role])
     page.press("#api-key", "Enter")
     wait_ready_page(page)
+
+
+def wait_sign_in_form(page: Any) -> None:
+    """The sign-in form is shown and bound (its button is enabled only then)."""
+    page.wait_for_selector("#api-key", state="visible")
+    page.wait_for_selector("#signin-submit:enabled")
 
 
 def wait_ready_page(page: Any) -> None:

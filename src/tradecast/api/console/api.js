@@ -4,12 +4,17 @@
  * script never sees it, and no key is ever kept in a URL or in storage). Every request goes
  * to this origin with `credentials: "same-origin"`, and every state-changing request carries
  * the session's CSRF token in `X-CSRF-Token`, which the server checks against the session:
- * another site can make the browser send the cookie, but cannot read the token. */
+ * another site can make the browser send the cookie, but cannot read the token.
+ *
+ * A change refused with 403 csrf_failed is sent once more after the page has read the
+ * session again (`setCsrfFailedHandler`): the browser may have signed in elsewhere (another
+ * tab, another key), which replaced the cookie and so the token and perhaps the role. */
 
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
 let csrfToken = "";
 let onUnauthorized = () => {};
+let onCsrfFailed = async () => false;
 
 /** An error answer: `status`, the server's `code` (csrf_failed, forbidden,
  * confirmation_required, ...), its message, and the response headers. */
@@ -30,6 +35,42 @@ export function setCsrfToken(token) {
 /** Called when the server answers 401 to a signed-in page (the session ended). */
 export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
+}
+
+/** `fn()` reads the session again after a 403 csrf_failed and resolves to true when the page
+ * holds a session (and its token) again: the refused change is then sent once more. */
+export function setCsrfFailedHandler(fn) {
+  onCsrfFailed = fn;
+}
+
+/** Whether an answer to a request is the newest of its kind. Each request takes a ticket
+ * before it is sent; its answer is applied only if no answer to a later request was applied
+ * already, so an answer that comes back late never puts older data over newer. */
+export class Latest {
+  constructor() {
+    this.issued = 0;
+    this.applied = 0;
+  }
+
+  ticket() {
+    const n = ++this.issued;
+    return {
+      /** No later answer was applied yet. */
+      fresh: () => n > this.applied,
+      /** Mark this answer applied; false (apply nothing) when a later one was. */
+      apply: () => {
+        if (n <= this.applied) return false;
+        this.applied = n;
+        return true;
+      },
+    };
+  }
+
+  /** The page has newer data than any answer still in flight (it made the change itself):
+   * drop them all. */
+  bump() {
+    this.applied = ++this.issued;
+  }
 }
 
 function headersFor(method, body, extra) {
@@ -56,8 +97,20 @@ async function errorOf(response) {
   );
 }
 
+/** Whether a refused change may be sent again after reading the session again. */
+async function renewedAfter(error, method, retried) {
+  if (retried || SAFE_METHODS.has(method)) return false;
+  if (error.status !== 403 || error.code !== "csrf_failed") return false;
+  try {
+    return Boolean(await onCsrfFailed());
+  } catch {
+    return false;
+  }
+}
+
 /** A JSON request; resolves to the parsed body (null for 204), throws ApiError. */
-export async function api(path, { method = "GET", body, headers = {}, signal, quiet401 } = {}) {
+export async function api(path, options = {}) {
+  const { method = "GET", body, headers = {}, signal, quiet401, retried = false } = options;
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
@@ -67,6 +120,7 @@ export async function api(path, { method = "GET", body, headers = {}, signal, qu
   });
   if (!response.ok) {
     const error = await errorOf(response);
+    if (await renewedAfter(error, method, retried)) return api(path, { ...options, retried: true });
     if (response.status === 401 && !quiet401) onUnauthorized(error);
     throw error;
   }
@@ -94,9 +148,10 @@ export function signOut() {
 }
 
 /** POST `body` and read the answer as server-sent events (POST /v1/chat streams its reply
- * over the response itself, which EventSource cannot do): `onEvent(name, data, id)` for each
- * event, in order. Resolves when the stream ends. */
-export async function postStream(path, body, onEvent, { signal } = {}) {
+ * over the response itself, which EventSource cannot do): `onOpen()` once the server has
+ * accepted the request (from then on it may have acted on it), then `onEvent(name, data, id)`
+ * for each event, in order. Resolves when the stream ends. */
+export async function postStream(path, body, onEvent, { signal, onOpen = () => {}, retried = false } = {}) {
   const response = await fetch(path, {
     method: "POST",
     credentials: "same-origin",
@@ -106,9 +161,13 @@ export async function postStream(path, body, onEvent, { signal } = {}) {
   });
   if (!response.ok) {
     const error = await errorOf(response);
+    if (await renewedAfter(error, "POST", retried)) {
+      return postStream(path, body, onEvent, { signal, onOpen, retried: true });
+    }
     if (response.status === 401) onUnauthorized(error);
     throw error;
   }
+  onOpen();
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";

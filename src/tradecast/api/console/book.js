@@ -3,9 +3,10 @@
  * fills tables (the latest rows only: the API pages, the page never draws thousands of rows).
  *
  * The chart is made the first time the view is shown (a chart in a hidden panel has no size),
- * and the view loads only when it is visible or becomes visible after a change. */
+ * and the view loads only when it is visible or becomes visible after a change. Only the newest
+ * load is shown: one that comes back after a later one is dropped. */
 
-import { api } from "./api.js";
+import { api, Latest } from "./api.js";
 import { byId, el, fillTable, fmtNum, fmtPct, fmtSigned, fmtTime, num, tableHead } from "./dom.js";
 
 const ROWS = 100;
@@ -43,6 +44,7 @@ export class BookView {
   constructor(state) {
     this.state = state;
     this.chart = null;
+    this.latest = new Latest();
     tableHead(byId("positions-table").tHead, POSITION_COLUMNS);
     tableHead(byId("orders-table").tHead, ORDER_COLUMNS);
     tableHead(byId("fills-table").tHead, FILL_COLUMNS);
@@ -71,12 +73,14 @@ export class BookView {
   /** Everything the book shows, fetched in parallel. */
   async load() {
     if (!this.chart) this.makeChart();
+    const ticket = this.latest.ticket();
     const [history, portfolio, orders, fills] = await Promise.all([
       api("/v1/portfolio/history"),
       api("/v1/portfolio"),
       api(`/v1/orders?limit=${ROWS}`),
       api(`/v1/fills?limit=${ROWS}`),
     ]);
+    if (!ticket.apply()) return;
     this.showHistory(history);
     this.showPortfolio(portfolio);
     fillTable(byId("orders-table").tBodies[0], orders.items, ORDER_COLUMNS, { limit: ROWS, empty: "No orders yet." });

@@ -2,9 +2,14 @@
  * what a role cannot do): start / stop / tick, the approvals queue with each order's
  * explanation beside it, the risk limits (an admin edits them; a change that loosens a limit
  * more than 2x comes back 409 confirmation_required and is applied only once confirmed in a
- * dialog, with PUT ?confirm=TOKEN), the kill switch (admin) and the control journal. */
+ * dialog, with PUT ?confirm=TOKEN), the kill switch (admin) and the control journal.
+ *
+ * Each part (approvals, limits, journal) applies only the newest answer it asked for (see
+ * Latest in api.js), and what the page changed itself drops the answers still in flight. The
+ * limits are reloaded whenever the desk says its status changed, but a field the user is
+ * editing keeps what they typed; the kill switch sends the opposite of what it shows. */
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, Latest } from "./api.js";
 import { byId, el, fillTable, fmtNum, fmtTime, tableHead } from "./dom.js";
 import { explanationCard } from "./explain.js";
 
@@ -41,6 +46,7 @@ export class ControlView {
     this.onChanged = onChanged;
     this.limits = null;
     this.pendingChange = null;
+    this.latest = { approvals: new Latest(), limits: new Latest(), journal: new Latest() };
     tableHead(byId("journal-table").tHead, JOURNAL_COLUMNS);
     for (const action of ["start", "stop", "tick"]) {
       byId(`desk-${action}`).addEventListener("click", () => this.deskAction(action));
@@ -55,22 +61,40 @@ export class ControlView {
     byId("confirm-dialog").addEventListener("cancel", () => this.cancelChange());
   }
 
-  async load() {
-    const [approvals, limits, journal] = await Promise.all([
-      api("/v1/approvals"), api("/v1/risk/limits"), api("/v1/desk/journal?limit=50"),
-    ]);
-    await this.showApprovals(approvals.items);
-    this.showLimits(limits);
-    this.showJournal(journal.items);
+  /** Load one part: "approvals", "limits" or "journal". */
+  load(part) {
+    if (part === "approvals") return this.loadApprovals();
+    if (part === "limits") return this.loadLimits();
+    if (part === "journal") return this.loadJournal();
+    throw new Error(`no such part: ${part}`);
   }
 
   async loadApprovals() {
+    const ticket = this.latest.approvals.ticket();
     const approvals = await api("/v1/approvals");
-    await this.showApprovals(approvals.items);
+    // each order beside its explanation (the full report when it is stored)
+    const reports = await Promise.all(approvals.items.map((item) => api(`/v1/decisions/${encodeURIComponent(item.decision_id)}`)
+      .catch(() => ({ id: item.decision_id, decision: item.decision, status: "awaiting_approval" }))));
+    if (ticket.apply()) this.showApprovals(approvals.items, reports);
+  }
+
+  async loadLimits() {
+    const ticket = this.latest.limits.ticket();
+    const limits = await api("/v1/risk/limits");
+    if (ticket.apply()) this.showLimits(limits);
   }
 
   async loadJournal() {
-    this.showJournal((await api("/v1/desk/journal?limit=50")).items);
+    const ticket = this.latest.journal.ticket();
+    const journal = await api("/v1/desk/journal?limit=50");
+    if (ticket.apply()) this.showJournal(journal.items);
+  }
+
+  /** The limits as a desk `status` event carried them (after a change): newer than any
+   * answer still in flight. */
+  limitsChanged(limits) {
+    this.latest.limits.bump();
+    this.showLimits(limits);
   }
 
   say(text, state = "info", where = "control-message") {
@@ -107,18 +131,27 @@ export class ControlView {
 
   // ---- approvals -------------------------------------------------------------------------
 
-  async showApprovals(items) {
+  /** The list, rebuilt; the focus stays on the same button of the same order (or, if that
+   * order is gone, on the list), so a keyboard user is not thrown to the top of the page. */
+  showApprovals(items, reports) {
     this.state.approvals = items.map((item) => item.decision_id);
     const list = byId("approvals");
+    const focused = list.contains(document.activeElement) ? document.activeElement : null;
+    const was = focused && focused.dataset.act
+      ? { id: focused.closest("li").dataset.decisionId, act: focused.dataset.act } : null;
     list.dataset.count = String(items.length);
     if (!items.length) {
       list.replaceChildren(el("li", { class: "muted", text: "No order waits for approval." }));
-      return;
+    } else {
+      list.replaceChildren(...items.map((item, i) => this.approvalItem(item, reports[i])));
     }
-    // each order beside its explanation (the full report when it is stored)
-    const reports = await Promise.all(items.map((item) => api(`/v1/decisions/${encodeURIComponent(item.decision_id)}`)
-      .catch(() => ({ id: item.decision_id, decision: item.decision, status: "awaiting_approval" }))));
-    list.replaceChildren(...items.map((item, i) => this.approvalItem(item, reports[i])));
+    if (focused) {
+      const again = was && [...list.querySelectorAll("li.approval")]
+        .find((li) => li.dataset.decisionId === was.id);
+      const target = again && again.querySelector(`button[data-act="${was.act}"]`);
+      if (target && !target.disabled) target.focus();
+      else list.focus();
+    }
   }
 
   approvalItem(item, report) {
@@ -127,8 +160,12 @@ export class ControlView {
       ? `${intent.side.toUpperCase()} ${fmtNum(intent.quantity, 6)} ${intent.symbol}`
       : `${item.decision ? item.decision.action : "order"} (decision ${item.decision_id})`;
     const reasons = (item.request && item.request.reasons) || [];
-    const approve = el("button", { type: "button", class: "primary", text: "Approve", "aria-label": `Approve ${what}` });
-    const reject = el("button", { type: "button", class: "danger", text: "Reject", "aria-label": `Reject ${what}` });
+    const approve = el("button", {
+      type: "button", class: "primary", text: "Approve", "aria-label": `Approve ${what}`, dataset: { act: "approve" },
+    });
+    const reject = el("button", {
+      type: "button", class: "danger", text: "Reject", "aria-label": `Reject ${what}`, dataset: { act: "reject" },
+    });
     approve.addEventListener("click", () => this.decide(item.decision_id, true, [approve, reject]));
     reject.addEventListener("click", () => this.decide(item.decision_id, false, [approve, reject]));
     return el("li", { class: "approval", dataset: { decisionId: item.decision_id } },
@@ -152,6 +189,17 @@ export class ControlView {
         : approved ? `Approved; no fill (${(result.risk.reasons || []).join("; ") || result.status}).` : "Rejected: no order.";
       this.state.lastApproval = { decisionId, approved, fills: fills.length };
       this.say(text, "ok", "approvals-message");
+      // answered: no list asked for before this may show it again (with live buttons)
+      this.latest.approvals.bump();
+      this.state.approvals = this.state.approvals.filter((id) => id !== decisionId);
+      const list = byId("approvals");
+      const item = [...list.querySelectorAll("li.approval")].find((li) => li.dataset.decisionId === decisionId);
+      if (item) {
+        if (item.contains(document.activeElement)) list.focus();
+        item.remove();
+      }
+      list.dataset.count = String(list.querySelectorAll("li.approval").length);
+      if (list.dataset.count === "0") list.replaceChildren(el("li", { class: "muted", text: "No order waits for approval." }));
     } catch (error) {
       this.say(`Not done: ${error.message}`, "error", "approvals-message");
       buttons.forEach((b) => { b.disabled = false; });
@@ -161,7 +209,10 @@ export class ControlView {
 
   // ---- risk limits -----------------------------------------------------------------------
 
-  showLimits(limits) {
+  /** Show `limits`. The fields are built once (and again if the role changes); a field the
+   * user is editing (focused, or changed from what was shown) keeps its value unless `force`
+   * (after a save, or a cancelled confirmation). */
+  showLimits(limits, { force = false } = {}) {
     this.limits = limits;
     const admin = this.isAdmin();
     const fields = byId("limits-fields");
@@ -170,17 +221,28 @@ export class ControlView {
     byId("limits-note").textContent = admin
       ? "Changes are checked as a whole and journaled. Loosening a limit more than 2x asks for a confirmation."
       : "Only an admin may change the limits.";
-    fields.replaceChildren(el("legend", { text: "Risk limits" }), ...Object.entries(LIMIT_LABELS).map(([name, [label, hint]]) => {
-      const id = `limit-${name}`;
-      const integer = typeof limits[name] === "number";
-      return el("div", { class: "field" },
-        el("label", { for: id, text: label }),
-        el("input", {
-          id, name, type: "number", inputmode: "decimal", step: integer ? "1" : "any", min: "0",
-          value: String(limits[name]), required: true, "aria-describedby": `${id}-hint`,
-        }),
-        el("span", { id: `${id}-hint`, class: "hint", text: hint }));
-    }));
+    if (fields.dataset.admin !== String(admin)) {
+      fields.dataset.admin = String(admin);
+      fields.replaceChildren(el("legend", { text: "Risk limits" }), ...Object.entries(LIMIT_LABELS).map(([name, [label, hint]]) => {
+        const id = `limit-${name}`;
+        const integer = typeof limits[name] === "number";
+        return el("div", { class: "field" },
+          el("label", { for: id, text: label }),
+          el("input", {
+            id, name, type: "number", inputmode: "decimal", step: integer ? "1" : "any", min: "0",
+            required: true, "aria-describedby": `${id}-hint`,
+          }),
+          el("span", { id: `${id}-hint`, class: "hint", text: hint }));
+      }));
+      force = true;
+    }
+    for (const name of Object.keys(LIMIT_LABELS)) {
+      const input = byId(`limit-${name}`);
+      const value = String(limits[name]);
+      const editing = input === document.activeElement || input.value !== (input.dataset.shown ?? input.value);
+      if (force || !editing) input.value = value;
+      input.dataset.shown = value;
+    }
     const on = Boolean(limits.kill_switch);
     const kill = byId("kill-switch");
     kill.setAttribute("aria-pressed", String(on));
@@ -207,25 +269,28 @@ export class ControlView {
       this.say("Nothing changed.", "info", "limits-message");
       return;
     }
+    const before = this.limits;
     try {
       const limits = await api("/v1/risk/limits", { method: "PUT", body: changes });
-      this.saved(changes, limits);
+      this.latest.limits.bump();
+      this.saved(changes, limits, before);
     } catch (error) {
       if (error instanceof ApiError && error.status === 409 && error.code === "confirmation_required") {
-        this.askConfirmation(changes, error);
+        this.askConfirmation(changes, error, before);
       } else {
         this.say(`Not saved: ${error.message}`, "error", "limits-message");
       }
     }
   }
 
-  askConfirmation(changes, error) {
-    this.pendingChange = { changes, token: confirmToken(error) };
+  askConfirmation(changes, error, before) {
+    this.pendingChange = { changes, token: confirmToken(error), before };
     byId("confirm-text").textContent = error.message;
     this.say("Waiting for your confirmation.", "pending", "limits-message");
     const dialog = byId("confirm-dialog");
     dialog.dataset.token = this.pendingChange.token || "";
     dialog.showModal();
+    byId("confirm-cancel").focus(); // the safe answer first: Enter does not loosen a limit
   }
 
   async confirmChange() {
@@ -240,7 +305,8 @@ export class ControlView {
       const limits = await api(`/v1/risk/limits?confirm=${encodeURIComponent(pending.token)}`, {
         method: "PUT", body: pending.changes,
       });
-      this.saved(pending.changes, limits, true);
+      this.latest.limits.bump();
+      this.saved(pending.changes, limits, pending.before, true);
     } catch (error) {
       this.say(`Not saved: ${error.message}`, "error", "limits-message");
     }
@@ -252,26 +318,36 @@ export class ControlView {
     const dialog = byId("confirm-dialog");
     if (dialog.open) dialog.close();
     this.say("Not applied: the change was not confirmed.", "info", "limits-message");
-    if (this.limits) this.showLimits(this.limits);
+    if (this.limits) this.showLimits(this.limits, { force: true });
   }
 
-  saved(changes, limits, confirmed = false) {
-    const old = this.limits || {};
+  /** A change applied: `before` is what the limits were when it was asked for (a status
+   * event may have brought the new ones already). */
+  saved(changes, limits, before, confirmed = false) {
+    const old = before || {};
     const described = Object.keys(changes).map((k) => `${k} ${old[k]} → ${limits[k]}`).join(", ");
-    this.showLimits(limits);
+    this.showLimits(limits, { force: true });
     this.say(`Saved${confirmed ? " (confirmed)" : ""}: ${described}.`, "saved", "limits-message");
     this.onChanged("limits");
   }
 
+  /** Turn the kill switch to the opposite of what the button shows now (the limits are
+   * reloaded on every desk status event, so what it shows is fresh). */
   async toggleKillSwitch() {
-    const on = !(this.limits && this.limits.kill_switch);
+    const kill = byId("kill-switch");
+    if (kill.disabled) return;
+    const on = kill.getAttribute("aria-pressed") !== "true";
+    kill.disabled = true;
     try {
       const limits = await api("/v1/risk/kill-switch", { method: "POST", body: { on } });
+      this.latest.limits.bump();
       this.showLimits(limits);
       this.say(on ? "Kill switch on: the risk gate rejects every new order." : "Kill switch off.", "saved", "limits-message");
       this.onChanged("limits");
     } catch (error) {
       this.say(`Kill switch unchanged: ${error.message}`, "error", "limits-message");
+    } finally {
+      kill.disabled = false;
     }
   }
 

@@ -99,12 +99,21 @@ export function tableHead(thead, columns) {
   thead.replaceChildren(el("tr", {}, columns.map(([name]) => el("th", { scope: "col", text: name }))));
 }
 
-/** Call `fn` once after `ms` of quiet, however often it is asked for meanwhile. */
-export function debounce(fn, ms) {
+/** Call `fn` once after `ms` of quiet, however often it is asked for meanwhile, but no later
+ * than `maxWait` ms after the first ask: a steady stream of asks cannot put it off for ever. */
+export function debounce(fn, ms, { maxWait = Infinity } = {}) {
   let timer = null;
+  let first = null; // when the first ask of the waiting call came
   return (...args) => {
+    const now = performance.now();
+    if (first === null) first = now;
     clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+    const wait = Math.max(0, Math.min(ms, first + maxWait - now));
+    timer = setTimeout(() => {
+      timer = null;
+      first = null;
+      fn(...args);
+    }, wait);
   };
 }
 

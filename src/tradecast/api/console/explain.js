@@ -4,8 +4,11 @@
  * calls, tokens and latency per node, and what the persona said.
  *
  * It renders a full report (GET /v1/decisions/{id}) or, while the tick is still running, just
- * the decision from the stream's `decision` event (data-complete="false"); the rest follows
- * when the report is stored. All text is written as text (see dom.js). */
+ * the decision from the stream's `decision` event. The card says when the report is stored
+ * (data-stored="true"), and is complete (data-complete="true") once it is stored with the
+ * gate's verdict and no longer waits for a human: a report awaiting approval is shown as it is
+ * and reloaded when the answer (and the fill) is stored.
+ * All text is written as text (see dom.js). */
 
 import { badge, el, fmtNum, fmtPct, fmtSigned, fmtTime } from "./dom.js";
 
@@ -17,6 +20,11 @@ const AGENT_NAMES = {
 
 export function agentName(agent) {
   return AGENT_NAMES[agent] || agent;
+}
+
+/** Whether `report` is final: stored with the gate's verdict, and not waiting for a human. */
+export function isComplete(report) {
+  return Boolean(report && report.risk && report.status !== "awaiting_approval");
 }
 
 /** What came of a decision, in one word. */
@@ -124,28 +132,30 @@ function orderPart(report) {
 }
 
 /** The card of `report` ({decision, status, risk, order, fills, persona, llm, latency_ms}, or
- * only {decision} while the tick runs). `live` adds persona lines heard on the stream. */
-export function explanationCard(report, { live = [] } = {}) {
+ * only {decision} while the tick runs). */
+export function explanationCard(report) {
   const d = report.decision;
   if (!d) {
     return el("article", { class: "explain", dataset: { decisionId: report.id || "" } },
       el("p", { class: "muted", text: "This tick decided nothing." }));
   }
-  const complete = Boolean(report.risk);
+  const complete = isComplete(report);
   const outcome = outcomeOf(report);
   const attribution = d.attribution || [];
   const total = attribution.reduce((sum, row) => sum + (row.abstained ? 0 : row.weight), 0);
-  const persona = report.persona && report.persona.text ? report.persona.text : live.join(" ");
+  const persona = report.persona && report.persona.text ? report.persona.text : "";
   const qty = Number(d.quantity) ? ` ${fmtNum(d.quantity, 6)}` : "";
   return el("article", {
-    class: "explain", dataset: { decisionId: d.id, complete: String(complete), outcome },
+    class: "explain",
+    dataset: { decisionId: d.id, stored: String(Boolean(report.status)), complete: String(complete), outcome },
     "aria-label": `Decision ${d.id}`,
   },
   el("header", { class: "explain-head" },
     el("h3", {}, badge(d.action), ` ${d.symbol}${qty} @ ${fmtNum(d.price)}`),
     el("p", {},
       badge(outcome), ` decided ${fmtTime(d.decided_at)} · confidence ${fmtPct(d.confidence, 0)}`,
-      d.regime ? ` · regime ${d.regime}` : "", complete ? "" : " · tick still running…"),
+      d.regime ? ` · regime ${d.regime}` : "",
+      complete ? "" : outcome === "waiting" ? " · waiting for a human's answer" : " · tick still running…"),
     el("p", { class: "muted small", text: `id ${d.id}` })),
   d.rationale ? el("p", { class: "rationale", text: d.rationale }) : null,
   d.sizing ? el("p", { class: "muted small", text: `Sizing: ${d.sizing}` }) : null,

@@ -1,25 +1,34 @@
 /* The market view: the desk symbol's candlesticks (lightweight-charts) with one marker per
- * decision (buy, sell, hold, rejected, waiting) and one per fill, and the open position's
- * stop-loss / take-profit as price lines.
+ * decision (buy, sell, hold, rejected, waiting, and "deciding" while its tick still runs) and
+ * one per fill, and the open position's stop-loss / take-profit as price lines.
  *
  * Speed: a year of hourly bars (8,760) and a thousand decisions are drawn with one setData and
  * one setMarkers call; later updates only touch the last bars (series.update) and merge the
- * latest markers by id. Nothing here creates a DOM node per candle or per marker. */
+ * latest markers by id. Nothing here creates a DOM node per candle or per marker, and what is
+ * kept is capped (MAX_BARS, MAX_DECISIONS, MAX_FILLS: the API's own limits) however long the
+ * page stays open. */
 
 import { el, fmtNum, fmtTime, num, plural } from "./dom.js";
+
+export const MAX_BARS = 20000; // GET /v1/market/candles gives at most this many
+export const MAX_DECISIONS = 10000; // GET /v1/decisions/markers likewise
+const MAX_FILLS = 10000;
 
 const COLORS = {
   up: "#22c55e", down: "#ef4444", buy: "#4ade80", sell: "#f87171", hold: "#94a3b8",
   rejected: "#fbbf24", waiting: "#60a5fa", unfilled: "#a1a1aa", fill: "#38bdf8", exit: "#f0abfc",
+  deciding: "#e2e8f0",
   stop: "#f87171", target: "#4ade80", entry: "#cbd5e1", selected: "#facc15",
 };
 
-/** How a decision's marker looks, by what came of it (the word is in the legend too). */
+/** How a decision's marker looks, by what came of it (the word is in the legend too). A BUY or
+ * SELL heard on the stream before its report is stored has no outcome yet: it is drawn as
+ * "deciding" (a light dot with the action and an ellipsis), never as a filled arrow. */
 function decisionMarker(item, time, selected) {
   const base = { time, id: item.id };
-  const outcome = item.outcome || (item.action === "HOLD" ? "hold" : "pending");
+  const outcome = item.action === "HOLD" ? "hold" : item.outcome || "deciding";
   let marker;
-  if (outcome === "hold" || item.action === "HOLD") {
+  if (outcome === "hold") {
     marker = { ...base, position: "aboveBar", shape: "circle", color: COLORS.hold, size: 0.5 };
   } else if (outcome === "rejected") {
     marker = { ...base, position: "aboveBar", shape: "square", color: COLORS.rejected, text: "rejected" };
@@ -27,10 +36,15 @@ function decisionMarker(item, time, selected) {
     marker = { ...base, position: "aboveBar", shape: "circle", color: COLORS.waiting, text: "approval?" };
   } else if (outcome === "unfilled") {
     marker = { ...base, position: "aboveBar", shape: "square", color: COLORS.unfilled, text: "unfilled" };
-  } else if (item.action === "BUY") {
+  } else if (outcome === "filled" && item.action === "BUY") {
     marker = { ...base, position: "belowBar", shape: "arrowUp", color: COLORS.buy, text: "BUY" };
-  } else {
+  } else if (outcome === "filled") {
     marker = { ...base, position: "aboveBar", shape: "arrowDown", color: COLORS.sell, text: "SELL" };
+  } else {
+    marker = {
+      ...base, position: item.action === "BUY" ? "belowBar" : "aboveBar", shape: "circle",
+      color: COLORS.deciding, size: 0.8, text: `${item.action}\u2026`,
+    };
   }
   if (selected) marker = { ...marker, color: COLORS.selected, size: 1.6 };
   return marker;
@@ -72,20 +86,25 @@ export class MarketChart {
 
   // ---- candles ---------------------------------------------------------------------------
 
-  /** The whole series at once (the first paint). */
+  /** The whole series at once (the first paint, or a reload after a gap); the first shows the
+   * latest 200 bars, a reload keeps what the user scrolled to. */
   setCandles(items) {
     const bars = items.map(toBar);
     this.series.setData(bars);
     this.times = bars.map((b) => b.time);
     this.lastBar = bars.length ? bars[bars.length - 1] : null;
-    if (bars.length) this.chart.timeScale().setVisibleLogicalRange({ from: bars.length - 200, to: bars.length + 8 });
+    if (bars.length && !this.painted) {
+      this.chart.timeScale().setVisibleLogicalRange({ from: bars.length - 200, to: bars.length + 8 });
+    }
     this.renderMarkers();
     this.notePaint();
   }
 
-  /** The latest bars; false when they do not join the series (a gap: reload it whole). */
+  /** The latest bars; false when they do not join the series (a gap: reload it whole) or the
+   * series has grown past MAX_BARS (reload the latest MAX_BARS). */
   mergeCandles(items) {
     if (!items.length) return true;
+    if (this.times.length + items.length > MAX_BARS) return false;
     const bars = items.map(toBar);
     if (this.lastBar && bars[0].time > this.lastBar.time) {
       const step = this.times.length > 1 ? this.times[1] - this.times[0] : 3600;
@@ -114,6 +133,7 @@ export class MarketChart {
   setMarkers(page) {
     this.decisions = new Map(page.items.map((item) => [item.id, item]));
     this.fills = new Map((page.fills || []).map((fill) => [fillKey(fill), fill]));
+    this.cap();
     this.renderMarkers();
   }
 
@@ -121,7 +141,20 @@ export class MarketChart {
   mergeMarkers(page) {
     for (const item of page.items) this.decisions.set(item.id, item);
     for (const fill of page.fills || []) this.fills.set(fillKey(fill), fill);
+    this.cap();
     this.renderMarkers();
+  }
+
+  /** Keep the newest MAX_DECISIONS decisions and MAX_FILLS fills. */
+  cap() {
+    if (this.decisions.size > MAX_DECISIONS) {
+      const keep = [...this.decisions.values()].sort((a, b) => a.t - b.t).slice(-MAX_DECISIONS);
+      this.decisions = new Map(keep.map((item) => [item.id, item]));
+    }
+    if (this.fills.size > MAX_FILLS) {
+      const keep = [...this.fills.entries()].sort((a, b) => a[1].t - b[1].t).slice(-MAX_FILLS);
+      this.fills = new Map(keep);
+    }
   }
 
   /** A fill heard on the stream (a Fill, with `trigger` for the broker's exits). */
@@ -131,11 +164,13 @@ export class MarketChart {
       quantity: String(fill.quantity), trigger: fill.trigger || "desk",
     };
     this.fills.set(fillKey(mark), mark);
+    this.cap();
     this.renderMarkers();
   }
 
-  /** A decision heard on the stream before its report is stored: drawn at once, refined when
-   * the markers are fetched again. */
+  /** A decision heard on the stream before its report is stored: drawn at once as "deciding"
+   * (no outcome), replaced by its stored marker when the markers are fetched again (and
+   * dropped by a full reload if it was never stored). */
   addProvisional(decision) {
     if (this.decisions.has(decision.id) && this.decisions.get(decision.id).outcome) return;
     this.decisions.set(decision.id, {
@@ -144,6 +179,7 @@ export class MarketChart {
       status: null, outcome: decision.action === "HOLD" ? "hold" : null,
       quantity: decision.quantity, price: decision.price, confidence: decision.confidence,
     });
+    this.cap();
     this.renderMarkers();
   }
 
@@ -154,6 +190,12 @@ export class MarketChart {
   /** Whether a marker for decision `id` is on the chart (it has a bar to sit on). */
   drawnMarker(id) {
     return Boolean(this.drawn && this.drawn.has(id));
+  }
+
+  /** How decision `id` is drawn now ({shape, color, text, position}), or null. */
+  markerOf(id) {
+    const marker = this.drawn && this.drawn.get(id);
+    return marker ? { shape: marker.shape, color: marker.color, text: marker.text ?? null, position: marker.position } : null;
   }
 
   /** The decisions, newest first (for the selector). */
@@ -202,7 +244,7 @@ export class MarketChart {
     markers.sort((a, b) => a.time - b.time);
     this.markersPlugin.setMarkers(markers);
     this.markerCount = markers.length;
-    this.drawn = new Set(markers.map((m) => m.id));
+    this.drawn = new Map(markers.map((m) => [m.id, m]));
   }
 
   onClick(param) {
@@ -264,6 +306,7 @@ export function legend() {
     item(COLORS.hold, "dot", "hold"),
     item(COLORS.rejected, "square", "rejected by the risk gate"),
     item(COLORS.waiting, "dot", "waiting for approval"),
+    item(COLORS.deciding, "dot", "deciding (the tick is still running)"),
     item(COLORS.fill, "dot", "fill (at its price)"),
     item(COLORS.exit, "dot", "exit fill (stop loss, take profit, time stop)"),
     item(COLORS.selected, "dot", "selected decision"),

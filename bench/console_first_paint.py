@@ -7,7 +7,9 @@ chart's candles run from the dataset's first bar (2020-06-09) to there. One real
 real tick report; 999 copies of it, one an hour before it (HOLDs, and every tenth a BUY or SELL
 the gate refused, so no fill is invented), fill the store to 1,000 decisions. Each run opens a
 fresh browser context, signs in over the API (the session cookie), loads /console/ and reads
-the page's own first-paint mark (``performance.now()`` when the chart has drawn its data).
+the page's own marks (``performance.now()`` from navigation start): when the candles were
+first drawn, and when the decisions' markers were first drawn on them (the first chart
+paint the target is about).
 
 Run: .venv/bin/python bench/console_first_paint.py [--runs 5]
 """
@@ -153,11 +155,12 @@ def first_paint(base: str, runs: int) -> list[dict[str, float]]:
             page = context.new_page()
             page.goto(f"{base}/console/")
             page.wait_for_function(
-                "window.tradecastConsole?.state.firstChartPaintMs != null",
+                "window.tradecastConsole?.state.firstMarkersPaintMs != null",
                 timeout=60_000,
             )
             state = page.evaluate(
-                "({paint: window.tradecastConsole.state.firstChartPaintMs,"
+                "({candles_paint: window.tradecastConsole.state.firstChartPaintMs,"
+                " paint: window.tradecastConsole.state.firstMarkersPaintMs,"
                 " candles: window.tradecastConsole.state.candles,"
                 " markers: window.tradecastConsole.state.markers,"
                 " dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd})"
@@ -199,10 +202,12 @@ def main() -> None:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=60)
     paints = [float(r["paint"]) for r in rows]
+    candle_paints = [float(r["candles_paint"]) for r in rows]
     raw, packed, sizes = asset_sizes()
     print(f"real tick: {report.decision_id} ({len(report.model_dump_json())} bytes of report)")
     print(f"candles on the chart: {rows[-1]['candles']}, decision markers: {rows[-1]['markers']}")
-    print(f"first chart paint over {len(paints)} loads (ms): {[round(p) for p in paints]}")
+    print(f"candles first drawn over {len(paints)} loads (ms): {[round(p) for p in candle_paints]}")
+    print(f"first chart paint with its markers (ms): {[round(p) for p in paints]}")
     print(
         f"median {statistics.median(paints):.0f} ms, worst {max(paints):.0f} ms "
         f"(target <= {TARGET_MS} ms: {'met' if max(paints) <= TARGET_MS else 'MISSED'})"

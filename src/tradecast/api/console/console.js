@@ -172,6 +172,7 @@ async function start(session) {
     app.market = new MarketChart(byId("market-chart"), {
       onSelect: (id) => { byId("follow-latest").checked = false; selectDecision(id); showView("tick"); },
       onFirstPaint: (ms) => { if (state.firstChartPaintMs === null) state.firstChartPaintMs = Math.round(ms); },
+      onMarkersPaint: (ms) => { if (state.firstMarkersPaintMs === null) state.firstMarkersPaintMs = Math.round(ms); },
     });
     byId("market-legend").replaceChildren(...legend());
     app.book = new BookView(state);

@@ -51,7 +51,7 @@ function decisionMarker(item, time, selected) {
 }
 
 export class MarketChart {
-  /** @param {{onSelect: (decisionId: string) => void, onFirstPaint: (ms: number) => void}} hooks */
+  /** @param {{onSelect: (decisionId: string) => void, onFirstPaint: (ms: number) => void, onMarkersPaint?: (ms: number) => void}} hooks */
   constructor(container, hooks) {
     const LC = window.LightweightCharts;
     this.LC = LC;
@@ -80,6 +80,7 @@ export class MarketChart {
     this.priceLines = [];
     this.selected = null;
     this.painted = false;
+    this.markersPainted = false; // the first markers drawn (what the first-paint bench waits for)
     this.markerCount = 0;
     this.chart.subscribeClick((param) => this.onClick(param));
   }
@@ -135,6 +136,10 @@ export class MarketChart {
     this.fills = new Map((page.fills || []).map((fill) => [fillKey(fill), fill]));
     this.cap();
     this.renderMarkers();
+    if (!this.markersPainted && this.decisions.size) {
+      this.markersPainted = true;
+      requestAnimationFrame(() => this.hooks.onMarkersPaint?.(performance.now()));
+    }
   }
 
   /** The latest markers, replacing the ones with the same id (fills: the same fill). */

@@ -33,7 +33,8 @@ export const state = {
   selectedDecision: null, // the decision asked for (the card shows it once it is loaded)
   explained: null, // the decision id the explanation card shows
   explainedComplete: false,
-  firstChartPaintMs: null,
+  firstChartPaintMs: null, // performance.now() when the candles were first drawn
+  firstMarkersPaintMs: null, // ... and when the decisions' markers were first drawn on them
   approvals: [],
   fills: 0, // rows in the book's fills table
   fillMarkers: 0,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import run_tradecast
+from support.ticks import DESK_VOTERS
 from tradecast.bootstrap import build_broker, build_journal
 from tradecast.settings import load_settings
 
@@ -27,16 +28,7 @@ def test_tick_json_on_the_embedded_model(tmp_path: Path):
     assert decision["symbol"] == "BTC/USDT"
     assert float(decision["price"]) > 0 and 0 <= decision["confidence"] <= 1
     agents = {row["agent"] for row in decision["attribution"]}
-    assert agents == {
-        "rules",
-        "trend",
-        "mean_reversion",
-        "breakout",
-        "dca",
-        "analyst",
-        "trader",
-        "risk",
-    }
+    assert agents == DESK_VOTERS
     assert 1 <= tick["llm"]["calls"] <= 5
     assert tick["llm"]["prompt_tokens"] > 0 and tick["llm"]["completion_tokens"] > 0
     assert tick["persona"]["text"] and tick["persona"]["emotion"]

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from support.ticks import DESK_VOTERS
 from tradecast.errors import LLMError
 from tradecast.graphs.review import ReviewAnswer
 
@@ -40,16 +41,7 @@ async def test_desk_tick_buys_within_limits_and_narrates(open_test_desk, events)
     assert result.risk.approved is True
     assert result.order is not None and result.order.status == "filled"
     assert result.llm.calls == 5 and result.llm.failed == 0
-    assert {row.agent for row in result.decision.attribution} == {
-        "rules",
-        "trend",
-        "mean_reversion",
-        "breakout",
-        "dca",
-        "analyst",
-        "trader",
-        "risk",
-    }
+    assert {row.agent for row in result.decision.attribution} == DESK_VOTERS
     assert result.decision.regime is not None
     assert all(row.weight_note for row in result.decision.attribution if row.agent != "risk")
     assert portfolio.position("BTC/USDT") is not None

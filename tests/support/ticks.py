@@ -10,6 +10,10 @@ from tradecast.domain import Action, Decision
 from tradecast.graphs.report import LLMUsage, PersonaReport, RiskReport, TickStatus
 from tradecast.graphs.runner import TickResult
 
+DESK_VOTERS = {"rules", "trend", "mean_reversion", "breakout", "dca", "analyst", "trader", "risk"}
+"""Who has a row in a default desk's attribution: the rules, the four strategy agents and the
+three LLM agents."""
+
 
 def tick_report(
     decision_id: str,

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from tradecast.domain import Order, OrderIntent, OrderType, Portfolio, Side, parse_symbol
+from tradecast.domain import Order, OrderIntent, OrderType, Portfolio, Side, canonical_symbol
 from tradecast.errors import MarketDataError
 from tradecast.market.indicators import candles_to_frame, summarize
 from tradecast.risk.execution import ExecutionReport, GatedExecutor
@@ -60,8 +60,7 @@ class SymbolArgs(_Args):
     @field_validator("symbol")
     @classmethod
     def _symbol(cls, value: str) -> str:
-        base, quote = parse_symbol(value.strip())
-        return f"{base}/{quote}"
+        return canonical_symbol(value)
 
 
 class NoArgs(_Args):

@@ -16,10 +16,9 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from tradecast.broker.market_rules import money
-from tradecast.domain import Candle, Fill, Order, Side
+from tradecast.domain import Candle, Fill, Order
 from tradecast.evals.baselines import buy_and_hold_equity
-from tradecast.evals.ledger import equity_curve, price_grid, trade_log, trigger_of
+from tradecast.evals.ledger import ZERO, equity_curve, price_grid, trade_log, trigger_of
 from tradecast.evals.metrics import drawdowns
 
 Outcome = Literal["filled", "rejected", "hold", "waiting", "unfilled"]
@@ -170,14 +169,10 @@ def fill_marks(fills: Sequence[Fill], orders: Sequence[Order]) -> list[dict[str,
 def opening_cash(cash_now: Decimal, fills: Sequence[Fill]) -> Decimal:
     """The account's cash before its first fill: today's cash with every fill undone (the
     broker's own rounding of each notional), so the curve starts where the broker did even
-    when the starting-cash setting has changed since."""
-    for fill in fills:
-        notional = money(fill.quantity * fill.price)
-        if fill.side is Side.BUY:
-            cash_now += notional + fill.fee
-        else:
-            cash_now -= notional - fill.fee
-    return cash_now
+    when the starting-cash setting has changed since. The ledger the curve is drawn with
+    gives what the fills did to cash."""
+    moved = trade_log(fills, (), ZERO)
+    return cash_now - moved[-1].cash_after if moved else cash_now
 
 
 def equity_points(

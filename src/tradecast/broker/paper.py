@@ -55,7 +55,7 @@ from tradecast.domain import (
     Portfolio,
     Position,
     Side,
-    parse_symbol,
+    canonical_symbol,
     utc_now,
 )
 from tradecast.errors import BrokerError
@@ -646,10 +646,9 @@ def _count(events: list[JournalEvent], kind: str) -> int:
 
 def _symbol(symbol: str) -> str:
     try:
-        base, quote = parse_symbol(str(symbol).strip())
+        return canonical_symbol(str(symbol))
     except ValueError as exc:
         raise BrokerError(str(exc)) from None
-    return f"{base}/{quote}"
 
 
 def _to_decimal(value: PriceInput, what: str) -> Decimal:

@@ -8,6 +8,7 @@ from tradecast.domain.base import (
     Quantity,
     Symbol,
     UtcDatetime,
+    canonical_symbol,
     parse_symbol,
     utc_now,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "Ticker",
     "UtcDatetime",
     "ViewerMessage",
+    "canonical_symbol",
     "parse_symbol",
     "utc_now",
 ]

@@ -65,12 +65,13 @@ def parse_symbol(symbol: str) -> tuple[str, str]:
     return base.upper(), quote.upper()
 
 
-def _symbol(value: str) -> str:
+def canonical_symbol(value: str) -> str:
+    """'btc/usdt ' -> 'BTC/USDT'; ValueError (from :func:`parse_symbol`) on anything else."""
     base, quote = parse_symbol(value.strip())
     return f"{base}/{quote}"
 
 
-Symbol = Annotated[str, AfterValidator(_symbol)]
+Symbol = Annotated[str, AfterValidator(canonical_symbol)]
 """A market symbol, normalised to upper-case 'BASE/QUOTE'."""
 
 

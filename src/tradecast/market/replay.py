@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from tradecast.domain import Candle, OrderBook, Ticker, parse_symbol
+from tradecast.domain import Candle, OrderBook, Ticker, canonical_symbol
 from tradecast.errors import MarketDataError
 from tradecast.logs import get_logger
 
@@ -49,10 +49,9 @@ Clock = Callable[[], datetime]
 def normalize_symbol(symbol: str) -> str:
     """'btc/usdt' -> 'BTC/USDT'; a MarketDataError for anything not shaped BASE/QUOTE."""
     try:
-        base, quote = parse_symbol(symbol.strip())
+        return canonical_symbol(symbol)
     except ValueError as exc:
         raise MarketDataError(str(exc)) from None
-    return f"{base}/{quote}"
 
 
 def to_epoch_ns(moment: datetime, what: str = "time") -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradecast.domain import Action, MemoryHit, parse_symbol
+from tradecast.domain import Action, MemoryHit, canonical_symbol
 from tradecast.errors import MemoryStoreError
 from tradecast.memory.base import VOTE_ACTIONS, DecisionRecord, Outcome, horizon_delta
 
@@ -277,7 +277,6 @@ def symbol_filter(symbol: str | None) -> str | None:
     if symbol is None:
         return None
     try:
-        base, quote = parse_symbol(symbol.strip())
+        return canonical_symbol(symbol)
     except (ValueError, AttributeError) as exc:
         raise MemoryStoreError(str(exc)) from None
-    return f"{base}/{quote}"

@@ -3,6 +3,7 @@ markers, and the equity curve (:mod:`tradecast.api.chart_views`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,7 @@ from tradecast.api.chart_views import (
 )
 from tradecast.api.deps import ApiContext, get_context, viewer
 from tradecast.api.errors import ERROR_RESPONSES, ApiError
-from tradecast.broker.paper import Broker
-from tradecast.domain import Candle, Fill
-from tradecast.domain.base import parse_symbol
+from tradecast.domain import Candle, Fill, canonical_symbol
 from tradecast.errors import MarketDataError
 
 router = APIRouter(prefix="/v1")
@@ -37,10 +36,9 @@ def _symbol(ctx: ApiContext, symbol: str | None) -> str:
     if symbol is None:
         return ctx.desk.symbol
     try:
-        base, quote = parse_symbol(symbol.strip())
+        return canonical_symbol(symbol)
     except ValueError as exc:
         raise ApiError(422, "validation_error", f"symbol: {exc}") from None
-    return f"{base}/{quote}"
 
 
 async def _candles(
@@ -52,11 +50,11 @@ async def _candles(
         raise ApiError(422, "validation_error", f"symbol: {exc}") from None
 
 
-def _fills_until(broker: Broker, symbol: str, until: datetime | None) -> list[Fill]:
-    """The broker's fills on ``symbol`` in time order, none after ``until`` (a replay started
-    again earlier must not show the fills of its previous run's future)."""
-    fills = sorted((f for f in broker.fills() if f.symbol == symbol), key=lambda f: f.timestamp)
-    return [f for f in fills if until is None or f.timestamp <= until]
+def _fills_until(fills: Sequence[Fill], symbol: str, until: datetime | None) -> list[Fill]:
+    """The fills on ``symbol`` in time order, none after ``until`` (a replay started again
+    earlier must not show the fills of its previous run's future)."""
+    on_symbol = sorted((f for f in fills if f.symbol == symbol), key=lambda f: f.timestamp)
+    return [f for f in on_symbol if until is None or f.timestamp <= until]
 
 
 @router.get(
@@ -97,7 +95,7 @@ async def markers(
     name, until = _symbol(ctx, symbol), ctx.desk.seen_until()
     reports = ctx.desk.store.decision_reports(limit, name, until)
     broker = ctx.desk.current_broker()
-    fills = _fills_until(broker, name, until)[-limit:]
+    fills = _fills_until(broker.fills(), name, until)[-limit:]
     return {
         "items": decision_marks(reports),
         "fills": fill_marks(fills, broker.orders(symbol=name)),
@@ -119,14 +117,15 @@ async def portfolio_history(
     the last 20,000 bars)."""
     name, until = ctx.desk.symbol, ctx.desk.seen_until()
     broker = ctx.desk.current_broker()
-    cash = opening_cash(broker.portfolio().cash, broker.fills())
+    every_fill = broker.fills()
+    cash = opening_cash(broker.portfolio().cash, every_fill)
     start = ctx.desk.store.first_decided_at(name, until)
     if start is None:
         return {"symbol": name, "start_equity": str(cash), "items": []}
     end = until or ctx.desk.runtime.clock()
     bars = int((end - start) / ctx.desk.bar) + 2
     points = equity_points(
-        _fills_until(broker, name, until),
+        _fills_until(every_fill, name, until),
         broker.orders(symbol=name),
         await _candles(ctx, name, until, min(max(bars, 2), MAX_BARS)),
         bar=ctx.desk.bar,

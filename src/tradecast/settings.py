@@ -7,6 +7,7 @@ Nested values use ``__`` as a separator, e.g. ``TRADECAST_LLM__BACKEND=ollama`` 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -26,8 +27,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tradecast.domain.base import canonical_symbol
 from tradecast.errors import SettingsError
 
 ENV_PREFIX = "TRADECAST_"
@@ -284,6 +286,59 @@ class RiskLimits(_Frozen):
     max_drawdown_pct: Decimal = Field(default=Decimal("0.15"), gt=0, le=1)
     cooldown_minutes: int = Field(default=60, ge=0, le=MAX_COOLDOWN_MINUTES)
     kill_switch: bool = False
+    # Portfolio limits (risk.portfolio): shares of equity, on the whole book after the orders.
+    max_gross_exposure_pct: Decimal = Field(
+        default=Decimal("0.50"), gt=0, le=10, description="sum of |position value| / equity"
+    )
+    max_net_exposure_pct: Decimal = Field(
+        default=Decimal("0.50"), gt=0, le=10, description="|longs - shorts| / equity"
+    )
+    max_correlated_exposure_pct: Decimal = Field(
+        default=Decimal("0.25"),
+        gt=0,
+        le=10,
+        description="|net value| of a group of highly correlated symbols / equity",
+    )
+    correlation_threshold: Decimal = Field(
+        default=Decimal("0.7"), gt=0, le=1, description="daily-return correlation that groups"
+    )
+    max_var_pct: Decimal = Field(
+        default=Decimal("0.03"), gt=0, le=1, description="95% one-day historical VaR / equity"
+    )
+    max_cvar_pct: Decimal = Field(
+        default=Decimal("0.05"), gt=0, le=1, description="95% one-day historical CVaR / equity"
+    )
+    risk_window_days: int = Field(
+        default=90, ge=10, le=1000, description="days of returns for correlation and VaR"
+    )
+
+
+class MarginConfig(_Frozen):
+    """The paper broker's optional margin account: shorts, borrow fees and liquidation
+    (off by default: spot, long only)."""
+
+    enabled: EnvStrictBool = Field(default=False, description="allow SELL to open a short")
+    initial_margin_pct: Decimal = Field(
+        default=Decimal("0.5"), gt=0, le=1, description="equity needed per short notional to open"
+    )
+    maintenance_margin_pct: Decimal = Field(
+        default=Decimal("0.25"),
+        gt=0,
+        le=1,
+        description="equity per short notional under which shorts are liquidated",
+    )
+    borrow_bps_per_interval: Decimal = Field(
+        default=Decimal("1"), ge=0, le=1000, description="borrow fee on short notional"
+    )
+    borrow_interval_hours: int = Field(
+        default=8, ge=1, le=168, description="how often the borrow fee is charged"
+    )
+
+    @model_validator(mode="after")
+    def _maintenance_below_initial(self) -> MarginConfig:
+        if self.maintenance_margin_pct >= self.initial_margin_pct:
+            raise ValueError("maintenance_margin_pct must be below initial_margin_pct")
+        return self
 
 
 class BrokerConfig(_Frozen):
@@ -296,6 +351,7 @@ class BrokerConfig(_Frozen):
     slippage_impact_bps_per_1k: Decimal = Field(
         default=Decimal("0.5"), ge=0, description="extra slippage per 1,000 quote of notional"
     )
+    margin: MarginConfig = MarginConfig()
 
 
 class MarketConfig(_Frozen):
@@ -455,10 +511,30 @@ class StrategyConfig(_Frozen):
     )
 
 
+MAX_DESK_SYMBOLS = 16
+"""The most symbols one desk decides per tick (each costs up to 4 LLM calls)."""
+
+
+def _symbol_list(value: Any) -> Any:
+    """``TRADECAST_DESK__SYMBOLS`` as a JSON list or comma-separated text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class DeskConfig(_Frozen):
     """How the desk combines its agents and what a tick does."""
 
     symbol: str = "BTC/USDT"
+    symbols: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_symbol_list)] = Field(
+        default=(),
+        max_length=MAX_DESK_SYMBOLS,
+        description="the portfolio desk's symbols, comma-separated or a JSON list "
+        "(empty: `symbol` alone)",
+    )
     every: str = Field(default="1h", pattern=r"^\d+[mhd]$", description="tick cadence, e.g. 1h")
     candles: int = Field(default=200, ge=30, le=5000, description="bars of context per tick")
     # The embedded 135M model's votes measured as noise (docs/STRATEGIES.md), so the LLM
@@ -492,6 +568,38 @@ class DeskConfig(_Frozen):
     seconds_per_tick: float = Field(
         default=5.0, ge=0, le=86400, description="wall-clock pause between replayed ticks"
     )
+
+    @model_validator(mode="after")
+    def _one_symbol_list(self) -> DeskConfig:
+        """``symbols`` are canonical and distinct; ``symbol`` is their first unless both were
+        set, when it must be among them (nothing ambiguous decides what trades)."""
+        if not self.symbols:
+            return self
+        canonical = tuple(canonical_symbol(s) for s in self.symbols)
+        if len(set(canonical)) != len(canonical):
+            raise ValueError(f"symbols are listed twice: {', '.join(self.symbols)}")
+        if len(canonical) > 1 and self.require_approval:
+            raise ValueError(
+                "require_approval is for the one-symbol desk: a portfolio desk (several "
+                "symbols) does not stop for approval"
+            )
+        if "symbol" in self.model_fields_set:
+            if canonical_symbol(self.symbol) not in canonical:
+                raise ValueError(
+                    f"symbol {self.symbol} is not among symbols {', '.join(canonical)}: "
+                    "set one of the two"
+                )
+            first = canonical_symbol(self.symbol)
+        else:
+            first = canonical[0]
+        object.__setattr__(self, "symbols", canonical)
+        object.__setattr__(self, "symbol", first)
+        return self
+
+    @property
+    def desk_symbols(self) -> tuple[str, ...]:
+        """Every symbol the desk decides each tick (``symbol`` alone unless ``symbols``)."""
+        return self.symbols or (self.symbol,)
 
 
 class APIConfig(_Frozen):

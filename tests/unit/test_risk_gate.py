@@ -14,7 +14,7 @@ from tradecast.broker.market_rules import CostModel, rules_for
 from tradecast.domain import Order, OrderStatus, Portfolio, Position, RiskVerdict
 from tradecast.errors import RiskLimitsError
 from tradecast.risk.gate import MarketContext, check_order, updated_limits
-from tradecast.settings import RiskLimits
+from tradecast.settings import MarginConfig, RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.broker import BTC, ETH, T0, buy, sell
@@ -293,3 +293,113 @@ def test_risk_limits_update_refuses_nonsense(changes: dict[str, Any], message: s
     with pytest.raises(RiskLimitsError, match=message):
         updated_limits(current, **changes)
     assert current == RiskLimits()
+
+
+# --- shorts on a margin account -------------------------------------------------------------
+
+MARGIN = MarginConfig(enabled=True)
+
+
+def margin_market(price: str = "50000", symbol: str = BTC, **extra: Any) -> MarketContext:
+    return MarketContext(
+        symbol=symbol, price=D(price), rules=rules_for(symbol), costs=CostModel(), **extra
+    ).model_copy(update={"margin": MARGIN})
+
+
+def btc_short(quantity: str, avg: str = "50000") -> Position:
+    return Position(symbol=BTC, quantity=D(quantity), avg_price=D(avg), side="short")
+
+
+def test_risk_gate_spot_still_rejects_a_sell_of_nothing_held() -> None:
+    verdict = check(sell("0.01"))
+    assert not verdict.approved and "no shorts" in verdict.reasons[0]
+    disabled = market().model_copy(update={"margin": MarginConfig()})
+    assert not check(sell("0.01"), context=disabled).approved
+
+
+def test_risk_gate_margin_approves_a_small_short() -> None:
+    intent = sell("0.01")
+    verdict = check(intent, context=margin_market())
+    assert verdict == RiskVerdict(approved=True, intent=intent, reasons=(), shrunk=False)
+
+
+def test_risk_gate_margin_sell_with_a_long_closes_at_most_the_long() -> None:
+    folio = portfolio(positions=(btc_position("0.01"),), prices={BTC: D(50000)})
+    verdict = check(sell("0.05"), folio, LOOSE, margin_market())
+    assert verdict.approved and verdict.intent is not None
+    assert verdict.intent.quantity == D("0.01")
+
+
+def test_risk_gate_margin_shrinks_a_short_to_the_position_and_margin_limits() -> None:
+    verdict = check(sell("1"), context=margin_market())
+    assert verdict.approved and verdict.intent is not None and verdict.shrunk
+    assert "max position 10% of equity" in verdict.reasons[0]
+    assert verdict.intent.quantity * D(50000) <= D(1000)
+    # With an ETH short of 15,000 open, the initial margin binds first: equity 10,000 must
+    # stay >= 0.5 * (15,000 + the new short), so at most 5,000 of BTC (less the costs).
+    eth = Position(symbol=ETH, quantity=D("7.5"), avg_price=D(2000), side="short")
+    folio = portfolio("25000", positions=(eth,), prices={ETH: D(2000)})
+    loose = check(sell("1"), folio, LOOSE, margin_market())
+    assert loose.approved and loose.intent is not None
+    assert "initial margin" in loose.reasons[0]
+    assert D("0.099") < loose.intent.quantity < D("0.1")
+
+
+def test_risk_gate_margin_locks_block_new_shorts_but_never_covers() -> None:
+    locked = portfolio(
+        "20000",
+        positions=(btc_short("0.1"),),
+        prices={BTC: D(50000)},
+        peak_equity=D(30000),
+    )
+    short = check(sell("0.01"), locked, LOOSE, margin_market())
+    assert not short.approved and "max drawdown lock" in short.reasons[0]
+    assert "no new shorts" in short.reasons[0]
+    cover = check(buy("0.05"), locked, LOOSE, margin_market())
+    assert cover.approved and cover.intent is not None and cover.intent.quantity == D("0.05")
+
+
+def test_risk_gate_margin_cover_is_never_shrunk_by_position_caps() -> None:
+    folio = portfolio("20000", positions=(btc_short("0.1"),), prices={BTC: D(50000)})
+    tight = RiskLimits(max_position_pct=D("0.01"), max_order_notional=D("1000000"))
+    verdict = check(buy("0.1"), folio, tight, margin_market())
+    assert verdict.approved and verdict.intent is not None and not verdict.shrunk
+    # ... only by the short itself (no flip through zero) and the order notional
+    more = check(buy("0.5"), folio, tight, margin_market())
+    assert more.intent is not None and more.intent.quantity == D("0.1")
+    small = RiskLimits(max_order_notional=D("1000"))
+    capped = check(buy("0.1"), folio, small, margin_market())
+    assert capped.intent is not None and capped.intent.quantity == D("0.01999")
+    assert "max order notional" in capped.reasons[0]
+
+
+def test_risk_gate_margin_cover_checks_the_cash() -> None:
+    folio = portfolio("1000", positions=(btc_short("0.1"),), prices={BTC: D(50000)})
+    verdict = check(buy("0.1"), folio, LOOSE, margin_market())
+    assert verdict.approved and verdict.intent is not None
+    assert "available cash" in verdict.reasons[0]
+    assert verdict.intent.quantity < D("0.02")
+
+
+def test_risk_gate_margin_short_cooldown_kill_switch_and_protection() -> None:
+    stopped = portfolio(stop_outs={BTC: T0 - timedelta(minutes=5)})
+    verdict = check(sell("0.01"), stopped, context=margin_market())
+    assert not verdict.approved and "cooldown" in verdict.reasons[0]
+    killed = RiskLimits(kill_switch=True)
+    assert not check(sell("0.01"), limits=killed, context=margin_market()).approved
+    wrong = check(sell("0.01", stop_loss=D(49000)), context=margin_market())
+    assert not wrong.approved and "must be above the entry" in wrong.reasons[0]
+    right = check(sell("0.01", stop_loss=D(51000), take_profit=D(45000)), context=margin_market())
+    assert right.approved
+    resting = check(sell("0.01", limit_price=D(51000)), context=margin_market())
+    assert not resting.approved and "must fill at once" in resting.reasons[0]
+
+
+def test_risk_gate_margin_max_open_positions_counts_shorts() -> None:
+    folio = portfolio(
+        positions=(Position(symbol=ETH, quantity=D(1), avg_price=D(2000), side="short"),),
+        prices={ETH: D(2000)},
+    )
+    limits = RiskLimits(max_open_positions=1)
+    verdict = check(sell("0.001"), folio, limits, margin_market())
+    assert not verdict.approved and "max open positions" in verdict.reasons[0]

@@ -17,12 +17,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tradecast.broker.journal import SqliteJournal
 from tradecast.broker.market_rules import money
 from tradecast.broker.paper import PaperBroker
 from tradecast.domain import OrderIntent, OrderStatus, OrderType, Portfolio, Position, Side
 from tradecast.errors import BrokerError
 from tradecast.risk.gate import MarketContext, check_order
-from tradecast.settings import RiskLimits
+from tradecast.settings import MarginConfig, RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.broker import BTC, ETH, T0, Clock, paper_broker, run
@@ -226,3 +227,116 @@ def _open_before(resting: list, portfolio: Portfolio) -> int:
         {p.symbol for p in portfolio.positions}
         | {o.intent.symbol for o in resting if o.intent.side is Side.BUY}
     )
+
+
+# --- shorts on a margin account -------------------------------------------------------------
+
+MARGIN = MarginConfig(enabled=True)
+
+
+@st.composite
+def margin_scenes(draw: st.DrawFn) -> Scene:
+    """A margin account with random longs and shorts, watermarks (locks), a recent stop-out,
+    and a SELL (a short when nothing is held long) or a BUY (a cover when held short)."""
+    prices = {BTC: draw(decimals("1000", "100000", 2)), ETH: draw(decimals("50", "5000", 2))}
+    seed = []
+    for symbol in SYMBOLS:
+        kind = draw(st.sampled_from(["none", "long", "short", "short"]))
+        if kind != "none":
+            avg = money(prices[symbol] * draw(decimals("0.5", "1.5", 2)))
+            quantity = draw(decimals("0.0001", "3", 4))
+            seed.append(Position(symbol=symbol, quantity=quantity, avg_price=avg, side=kind))
+    clock = Clock(T0)
+    broker = PaperBroker(
+        SqliteJournal(":memory:"),
+        starting_cash=draw(decimals("0", "80000", 2) | decimals("50000", "400000", 2)),
+        clock=clock,
+        seed_positions=tuple(seed),
+        margin=MARGIN,
+    )
+    for symbol in SYMBOLS:
+        run(broker.on_price(symbol, prices[symbol], T0))
+    base = broker.portfolio()
+    equity = base.equity
+    stop_outs = {}
+    if draw(st.booleans()):
+        stop_outs[draw(st.sampled_from(SYMBOLS))] = T0 - timedelta(
+            minutes=draw(st.integers(0, 300))
+        )
+    portfolio = base.model_copy(
+        update={
+            "peak_equity": max(equity, D(0)) * draw(st.just(D(1)) | decimals("1", "1.6", 2)),
+            "day_start_equity": max(equity, D(0)) * draw(st.just(D(1)) | decimals("0.8", "1.3", 2)),
+            "stop_outs": stop_outs,
+        }
+    )
+    symbol = draw(st.sampled_from(SYMBOLS))
+    side = draw(st.sampled_from(Side))
+    extra: dict[str, object] = {}
+    if draw(st.booleans()):
+        extra["order_type"] = OrderType.LIMIT
+        factor = draw(decimals("0.9", "1.1", 3))
+        extra["limit_price"] = money(prices[symbol] * factor).quantize(D("0.001"))
+    intent = OrderIntent(
+        symbol=symbol, side=side, quantity=draw(decimals("0.00001", "20", 5)), **extra
+    )
+    return Scene(broker, portfolio, draw(limits_strategy), intent, T0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scene=margin_scenes())
+def test_risk_margin_approved_shorts_stay_within_limits_and_covers_pass_locks(
+    scene: Scene,
+) -> None:
+    broker, portfolio, limits, intent = scene.broker, scene.portfolio, scene.limits, scene.intent
+    price = portfolio.prices[intent.symbol]
+    context = MarketContext(
+        symbol=intent.symbol,
+        price=price,
+        rules=broker.market_rules(intent.symbol),
+        costs=broker.cost_model,
+        open_orders=tuple(broker.orders(status=OrderStatus.OPEN)),
+        margin=MARGIN,
+    )
+    held_short = portfolio.short(intent.symbol)
+    opens_short = intent.side is Side.SELL and portfolio.position(intent.symbol) is None
+    covers = intent.side is Side.BUY and held_short is not None
+    verdict = check_order(intent, portfolio, limits, context, scene.now)
+    kind = "short" if opens_short else "cover" if covers else intent.side.value
+    outcome = "approved" if verdict.approved else f"rejected ({verdict.reasons[0][:18]})"
+    event(f"{kind} {outcome}")
+    if covers and not verdict.approved:
+        # Covering is an exit: never blocked by the locks, the cooldown or the caps.
+        text = " ".join(verdict.reasons)
+        assert not any(
+            word in text for word in ("drawdown", "daily loss", "cooldown", "max position")
+        )
+    if not verdict.approved:
+        return
+    approved = verdict.intent
+    assert approved is not None and not limits.kill_switch
+    assert approved.quantity <= intent.quantity
+    equity_before = portfolio.equity
+    execution = run(broker.submit(approved, at=scene.now))  # the broker accepts it
+    after = broker.portfolio()
+    for fill in execution.fills:
+        assert fill.quantity * fill.price <= limits.max_order_notional
+    if covers:
+        assert held_short is not None
+        short_after = after.short(intent.symbol)
+        assert (short_after.quantity if short_after else D(0)) >= 0
+        assert after.position(intent.symbol) is None  # never through zero
+        return
+    if not opens_short:
+        return
+    (fill,) = execution.fills
+    short = after.short(intent.symbol)
+    assert short is not None
+    assert short.quantity * price <= limits.max_position_pct * after.equity
+    # Initial margin: equity after >= initial pct * shorts (the new quantity at its fill price).
+    shorts = sum(
+        (p.quantity * after.prices[p.symbol] for p in after.positions if p.side == "short"),
+        D(0),
+    ) - fill.quantity * (price - fill.price)
+    assert after.equity >= MARGIN.initial_margin_pct * shorts
+    assert after.equity > (portfolio.peak_equity or equity_before) * (1 - limits.max_drawdown_pct)

@@ -39,6 +39,15 @@ class SizingContext:
     note: str = ""
     firm: bool = True
     """Whether a position above the target is trimmed to it (not for a probe size)."""
+    shorts: bool = False
+    """Whether a SELL with nothing held opens a short (a margin account)."""
+    short_quantity: Decimal = Decimal(0)
+    """What is held short (a BUY covers it all, an exit the risk agent cannot shrink)."""
+
+    @property
+    def opens_short(self) -> bool:
+        """Whether a SELL now would open or add to a short rather than close a long."""
+        return self.shorts and self.held_quantity <= 0
 
 
 def decision_id(symbol: str, at: datetime) -> str:
@@ -83,6 +92,10 @@ def _backing_fraction(
 
 
 def _quantity(action: Action, fraction: float, confidence: float, sizing: SizingContext) -> Decimal:
+    if action is Action.BUY and sizing.short_quantity > 0:
+        return sizing.short_quantity  # cover the whole short first
+    if action is Action.SELL and sizing.opens_short:
+        return _short_quantity(fraction, confidence, sizing)
     if action is Action.SELL:
         raw = sizing.held_quantity * Decimal(str(fraction))
     elif action is Action.BUY and sizing.target_weight is None:
@@ -94,6 +107,18 @@ def _quantity(action: Action, fraction: float, confidence: float, sizing: Sizing
         raw = max(Decimal(0), gap) * Decimal(str(fraction)) / sizing.price
     else:
         return Decimal(0)
+    return raw.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+
+
+def _short_quantity(fraction: float, confidence: float, sizing: SizingContext) -> Decimal:
+    """A short sized as a BUY is: toward the target weight (or a share of the cap)."""
+    if sizing.target_weight is None:
+        scale = Decimal(str(fraction)) * Decimal(str(confidence))
+        raw = sizing.equity * sizing.max_position_pct * scale / sizing.price
+    else:
+        target = min(sizing.target_weight, sizing.max_position_pct) * sizing.equity
+        gap = target - sizing.short_quantity * sizing.price
+        raw = max(Decimal(0), gap) * Decimal(str(fraction)) / sizing.price
     return raw.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
 
 
@@ -119,17 +144,16 @@ def combine(
         )
         action = Action.HOLD
     risk_fraction = _risk_fraction(risk, config)
-    if action is Action.BUY and risk_fraction == 0:
+    opening = _opens_risk(action, sizing)
+    if opening and risk_fraction == 0:
         notes.append("risk agent vetoed")
         action = Action.HOLD
-    if action is Action.SELL and sizing.held_quantity <= 0:
+    if action is Action.SELL and sizing.held_quantity <= 0 and not sizing.shorts:
         notes.append("nothing held to sell (spot, long only)")
         action = Action.HOLD
-    # the risk agent shrinks the risk taken: a buy, never an exit
-    fraction = 1.0 if action is Action.SELL else _backing_fraction(signals, action, weight_of)
-    quantity = _quantity(
-        action, fraction * (risk_fraction if action is Action.BUY else 1.0), confidence, sizing
-    )
+    # the risk agent shrinks the risk taken (a buy or a new short), never an exit
+    fraction = _backing_fraction(signals, action, weight_of) if opening else 1.0
+    quantity = _quantity(action, fraction * (risk_fraction if opening else 1.0), confidence, sizing)
     if action is not Action.HOLD and quantity <= 0:
         at_target = action is Action.BUY and sizing.target_weight is not None
         notes.append(
@@ -155,8 +179,15 @@ def combine(
         memory_hits=memory_hits,
         rationale="; ".join(notes) or _lead_rationale(signals, action),
         regime=regime,
-        sizing=sizing.note if action is Action.BUY or trimmed else "",
+        sizing=sizing.note if _opens_risk(action, sizing) or trimmed else "",
     )
+
+
+def _opens_risk(action: Action, sizing: SizingContext) -> bool:
+    """Whether ``action`` adds exposure (a buy that covers nothing, or a new short)."""
+    if action is Action.BUY:
+        return sizing.short_quantity <= 0
+    return action is Action.SELL and sizing.opens_short
 
 
 def _excess(sizing: SizingContext) -> Decimal:

@@ -125,6 +125,8 @@ class DeskSnapshot:
     """(agent, action, confidence in percent) behind the latest decision."""
     max_position_pct: Decimal
     daily_loss_limit_pct: Decimal
+    symbols: tuple[str, ...] = ()
+    """Every symbol the desk decides (several: a portfolio desk)."""
 
     def facts(self) -> PersonaFacts | None:
         """The latest decision's facts, with the rest of the sheet's numbers also true."""
@@ -138,7 +140,7 @@ class DeskSnapshot:
 
     def prompt_lines(self) -> str:
         """The fact sheet as lines the model may quote."""
-        lines = [f"- desk: {self.state}, trading {self.symbol}"]
+        lines = [f"- desk: {self.state}, trading {', '.join(self.symbols or (self.symbol,))}"]
         if self.decision is not None:
             lines.append(facts_prompt(self.decision))
         if self.votes:
@@ -197,6 +199,7 @@ def snapshot_of(
         votes=votes,
         max_position_pct=Decimal(str(limits.max_position_pct)),
         daily_loss_limit_pct=Decimal(str(limits.daily_loss_limit_pct)),
+        symbols=tuple(str(s) for s in status.get("symbols") or ()),
     )
 
 
@@ -211,7 +214,8 @@ def template_answer(snapshot: DeskSnapshot, topic: Topic) -> str:
     if topic == "position" and snapshot.equity is not None:
         return f"The desk's equity is {format_price(snapshot.equity)} {snapshot._quote}."
     if facts is None:
-        return f"The desk is {snapshot.state} on {snapshot.symbol} and has not decided yet."
+        trading = ", ".join(snapshot.symbols or (snapshot.symbol,))
+        return f"The desk is {snapshot.state} on {trading} and has not decided yet."
     if topic == "price":
         price = format_price(facts.fill_price or facts.price)
         return f"{facts.symbol} was at {price} {facts.quote} at the last decision."

@@ -9,6 +9,7 @@ eval harness scores (:mod:`tradecast.evals.ledger`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -175,38 +176,61 @@ def opening_cash(cash_now: Decimal, fills: Sequence[Fill]) -> Decimal:
     return cash_now - moved[-1].cash_after if moved else cash_now
 
 
+@dataclass(frozen=True)
+class SymbolTrades:
+    """One symbol's part of the book: its fills, orders and closed bars."""
+
+    fills: Sequence[Fill]
+    orders: Sequence[Order]
+    candles: Sequence[Candle]
+
+
 def equity_points(
-    fills: Sequence[Fill],
-    orders: Sequence[Order],
-    candles: Sequence[Candle],
+    book: Sequence[SymbolTrades],
     *,
     bar: timedelta,
     start: datetime,
     starting_cash: Decimal,
     fee_bps: float,
 ) -> list[dict[str, Any]]:
-    """Equity, buy-and-hold and drawdown at each bar close from ``start`` on, for one symbol's
-    fills (the account's cash is ``starting_cash`` before the first)."""
-    if not candles:
+    """Equity, buy-and-hold and drawdown at each bar close from ``start`` on, for the fills
+    of every symbol of the book (the account's cash is ``starting_cash`` before the first).
+
+    Each symbol adds what its fills did to cash and its holding at the close; buy-and-hold
+    puts an equal share of the starting cash in each symbol. The first symbol's closes are
+    the grid; the others are carried forward onto it."""
+    grids = [_prices(part.candles, bar, start) for part in book]
+    if not book or grids[0].empty:
         return []
+    times = grids[0].index
+    equity = pd.Series(float(starting_cash), index=times)
+    hold = pd.Series(0.0, index=times)
+    share = float(starting_cash) / len(book)
+    for part, grid in zip(book, grids, strict=True):
+        prices = grid.reindex(times, method="ffill").bfill()
+        if prices.isna().all():
+            hold += share  # no bars of this symbol yet: its share stays in cash
+            continue
+        curve = equity_curve(trade_log(part.fills, part.orders, ZERO), prices, ZERO)
+        equity += curve["equity"].to_numpy()
+        hold += buy_and_hold_equity(prices.to_numpy(), share, fee_bps)
+    falls = drawdowns(equity.to_numpy())
+    return [
+        {
+            "t": epoch(instant.to_pydatetime()),
+            "equity": f"{value:.2f}",
+            "buy_and_hold": f"{held:.2f}",
+            "drawdown": f"{fall:.6f}",
+        }
+        for instant, value, held, fall in zip(times, equity, hold, falls, strict=True)
+    ]
+
+
+def _prices(candles: Sequence[Candle], bar: timedelta, start: datetime) -> pd.Series:
+    if not candles:
+        return pd.Series(dtype="float64")
     frame = pd.DataFrame(
         {"close": [float(c.close) for c in candles]},
         index=pd.DatetimeIndex([c.timestamp for c in candles]),
     )
-    prices = price_grid(frame, bar, start, candles[-1].timestamp + bar)
-    if prices.empty:
-        return []
-    curve = equity_curve(trade_log(fills, orders, starting_cash), prices, starting_cash)
-    hold = buy_and_hold_equity(prices.to_numpy(), float(starting_cash), fee_bps)
-    falls = drawdowns(curve["equity"])
-    return [
-        {
-            "t": epoch(instant.to_pydatetime()),
-            "equity": f"{equity:.2f}",
-            "buy_and_hold": f"{held:.2f}",
-            "drawdown": f"{fall:.6f}",
-        }
-        for instant, equity, held, fall in zip(
-            curve.index, curve["equity"], hold, falls, strict=True
-        )
-    ]
+    return price_grid(frame, bar, start, candles[-1].timestamp + bar)

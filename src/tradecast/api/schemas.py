@@ -17,6 +17,7 @@ from tradecast.desk.status import DeskStatus
 from tradecast.domain import Decision, Fill, Order, Portfolio, Position, StreamEvent
 from tradecast.domain.viewers import MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS
 from tradecast.graphs.runner import TickResult
+from tradecast.risk.exposure import Exposure
 from tradecast.settings import RiskLimits
 
 THREAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:.\-]{0,99}$"
@@ -262,14 +263,36 @@ class PositionView(BaseModel):
     )
     opened_at: str | None = Field(description="when it was opened (ISO 8601)")
     price: str = Field(description="the mark: the latest price, or the average price")
-    market_value: str = Field(description="quantity at the mark")
+    market_value: str = Field(description="quantity at the mark (negative for a short)")
     unrealized_pnl: str = Field(description="gain or loss at the mark, before fees")
+    side: Literal["long", "short"] = Field(
+        default="long", description="short only in a margin account"
+    )
+    liquidation_price: str | None = Field(
+        default=None, description="a short's price at which the broker liquidates the shorts"
+    )
 
 
 class PositionList(BaseModel):
     """Open positions."""
 
     items: list[PositionView]
+
+
+class ExposureOut(BaseModel):
+    """The book's exposure against the portfolio limits (shares of equity, as strings)."""
+
+    gross: str = Field(description="sum of |position value| / equity")
+    net: str = Field(description="|longs - shorts| / equity")
+    values: dict[str, str] = Field(description="signed position value per symbol")
+    groups: list[list[str]] = Field(description="symbols whose daily returns move together")
+    group_net: dict[str, str] = Field(description="|net value| of each group / equity")
+    var: str | None = Field(
+        description="95% one-day historical VaR / equity (None: too little history)"
+    )
+    cvar: str | None = Field(description="95% one-day historical CVaR / equity")
+    days: int = Field(description="daily scenarios the VaR was computed from")
+    limits: dict[str, str] = Field(description="the portfolio limits these are held to")
 
 
 class PortfolioView(BaseModel):
@@ -281,6 +304,7 @@ class PortfolioView(BaseModel):
     prices: dict[str, str] = Field(description="the latest mark of each symbol")
     realized_pnl: str
     fees_paid: str
+    borrow_paid: str = Field(default="0", description="borrow fees paid on shorts (margin)")
     peak_equity: str | None
     day_start_equity: str | None
     timestamp: str | None = Field(description="when it was last marked (ISO 8601)")
@@ -291,6 +315,10 @@ class PortfolioView(BaseModel):
     positions_value: str = Field(description="positions at market")
     unrealized_pnl: str = Field(description="gain or loss of the open positions at market")
     open_positions: int
+    symbols: list[str] = Field(default_factory=list, description="the symbols the desk decides")
+    exposure: ExposureOut | None = Field(
+        default=None, description="exposure and VaR (None when the bars cannot be read)"
+    )
 
 
 class OrderList(BaseModel):
@@ -312,6 +340,7 @@ DecisionReport: type[BaseModel] = create_model(  # type: ignore[call-overload]
     **{
         name: (field.annotation, Field(default=field.default, description=field.description))
         for name, field in TickResult.model_fields.items()
+        if not field.exclude  # a portfolio tick's companions are reports of their own
     },
 )
 
@@ -403,6 +432,33 @@ def portfolio_json(portfolio: Portfolio) -> dict[str, Any]:
         "positions_value": str(portfolio.positions_value),
         "unrealized_pnl": str(portfolio.unrealized_pnl),
         "open_positions": portfolio.open_positions,
+    }
+
+
+PORTFOLIO_LIMITS = (
+    "max_position_pct",
+    "max_gross_exposure_pct",
+    "max_net_exposure_pct",
+    "max_correlated_exposure_pct",
+    "correlation_threshold",
+    "max_var_pct",
+    "max_cvar_pct",
+    "risk_window_days",
+)
+
+
+def exposure_json(exposure: Exposure, limits: RiskLimits) -> dict[str, Any]:
+    """The book's exposure with the limits it is held to."""
+    return {
+        "gross": str(exposure.gross),
+        "net": str(exposure.net),
+        "values": {s: str(v) for s, v in exposure.values.items()},
+        "groups": [list(g) for g in exposure.groups],
+        "group_net": {g: str(v) for g, v in exposure.group_net.items()},
+        "var": None if exposure.var is None else str(exposure.var),
+        "cvar": None if exposure.cvar is None else str(exposure.cvar),
+        "days": exposure.days,
+        "limits": {name: str(getattr(limits, name)) for name in PORTFOLIO_LIMITS},
     }
 
 

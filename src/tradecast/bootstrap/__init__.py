@@ -37,6 +37,8 @@ from tradecast.domain import Channel, StreamEvent, utc_now
 from tradecast.graphs.checkpoints import InlineSqliteSaver, desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
 from tradecast.graphs.nodes import MemoryCalls
+from tradecast.graphs.portfolio import PortfolioDependencies, build_portfolio_graph
+from tradecast.graphs.portfolio_runner import PortfolioRunner
 from tradecast.graphs.runner import DeskRunner, EventSink
 from tradecast.llm.breaker import LOCAL_BOARD, BreakerBoard
 from tradecast.llm.breaker_redis import RedisBreakerBoard
@@ -272,7 +274,7 @@ def build_executor(
     clock: Callable[[], datetime] = utc_now,
 ) -> GatedExecutor:
     """The risk-gated path to the broker that agents, chat and the API use."""
-    return GatedExecutor(broker, market, settings.risk, clock)
+    return GatedExecutor(broker, market, settings.risk, clock, margin=settings.broker.margin)
 
 
 def build_desk_models(settings: Settings) -> dict[AgentRole, BaseChatModel]:
@@ -323,18 +325,42 @@ async def open_desk(
             bar=bar,
             memory_calls=memory_calls,
             news=news,
+            shorts=executor.margin is not None and executor.margin.enabled,
         )
         async with checkpointer(settings) as saver:
-            graph = build_desk_graph(deps, saver)
-            runner = DeskRunner(graph, sink or _no_sink, set_clock=clock.set)
+            runner = build_runner(settings, deps, saver, sink or _no_sink, clock)
             yield DeskRuntime(
-                settings, market, broker, executor, deps.memory, runner, clock, timelines, news
+                settings,
+                market,
+                broker,
+                executor,
+                deps.memory,
+                runner,
+                clock,
+                timelines,
+                news,
+                deps,
             )
     finally:
         if news is not None:
             await news.aclose()
         journal.close()
         await source.aclose()
+
+
+def build_runner(
+    settings: Settings,
+    deps: DeskDependencies,
+    saver: BaseCheckpointSaver,
+    sink: EventSink,
+    clock: TickClock,
+) -> DeskRunner:
+    """The one-symbol desk, or the portfolio desk when ``desk.symbols`` lists several."""
+    symbols = settings.desk.desk_symbols
+    if len(symbols) == 1:
+        return DeskRunner(build_desk_graph(deps, saver), sink, set_clock=clock.set)
+    graph = build_portfolio_graph(PortfolioDependencies(deps, symbols), saver)
+    return PortfolioRunner(graph, symbols, sink=sink, set_clock=clock.set)
 
 
 READ_ONLY_TOOLS = frozenset({"get_price", "get_candles_summary", "get_portfolio"})

@@ -1,9 +1,38 @@
 """The broker interface and the paper broker (simulated fills with fees and slippage).
 
-The paper broker is spot and long-only: market and limit orders, fees in bps, slippage in bps
-plus a size-aware term, positions with an average price and realised/unrealised P&L, and
-stop-loss / take-profit / time-stop exits triggered by prices. Every change is journaled before
-it is applied (see :mod:`tradecast.broker.book`), so a restart restores it exactly.
+The paper broker is spot and long-only by default: market and limit orders, fees in bps,
+slippage in bps plus a size-aware term, positions with an average price and realised/unrealised
+P&L, and stop-loss / take-profit / time-stop exits triggered by prices. Every change is
+journaled before it is applied (see :mod:`tradecast.broker.book`), so a restart restores it
+exactly.
+
+A **margin account** (``margin`` terms enabled; arithmetic in :mod:`tradecast.broker.margin`)
+also sells short:
+
+- a SELL of a symbol with no long opens or adds to a short (cash gets the proceeds minus the
+  fee; the short keeps its average entry); a BUY of a symbol held short covers it (realised
+  P&L: entry minus cover price, times the quantity). No order goes through zero: selling more
+  than the long, or buying more than the short (less what resting buys already cover), is a
+  BrokerError; the desk sends two orders. Opening a short while buy orders rest in the symbol
+  is refused too (they would cover it instead of buying);
+- a short-opening SELL must fill at once (market, or a marketable limit): **resting
+  short-opening limits are refused** rather than reserving margin for a fill at an unknown
+  time. Resting BUY limits may cover a short (they hold back cash like any buy);
+- opening or adding to a short needs the **initial margin** after the fill; on every mark,
+  after the exits, an account under its **maintenance** line is **liquidated** (every short
+  bought back at the mark with the usual slippage and fees; the fills' trigger is
+  ``liquidation``; resting orders in those symbols are cancelled). Only marks liquidate;
+- a short may carry protection like a long: ``stop_loss`` above the entry, ``take_profit``
+  below it, ``time_stop_at`` (exits are BUYs to cover). A cover BUY takes none;
+- **borrow fees** are charged on marks and submits for every interval boundary crossed
+  (journaled ``borrow`` events, before the event's own mark or order).
+
+The margin terms are journaled (in the ``opened`` event, or a ``margin`` event when a spot
+account is turned into a margin account), and **the journal's terms rule**: a broker built
+with different terms for an existing account is refused with a BrokerError (spot terms for a
+margin account included), except that margin terms given to a spot account turn it into a
+margin account from then on. ``margin=None`` takes whatever the journal says (spot for a new
+account).
 
 Submitting is idempotent on ``client_order_id``: a repeat returns the original order and fills
 once. Bad input raises :class:`BrokerError` with a clear message and changes nothing.
@@ -30,14 +59,25 @@ from tradecast.broker.book import (
     ZERO,
     PaperBook,
     Trigger,
+    borrow_event,
     cancel_event,
     fill_event,
+    margin_event,
     mark_event,
     opened_event,
     order_event,
     stop_out_event,
 )
 from tradecast.broker.journal import Journal, JournalConflict, JournalEvent
+from tradecast.broker.margin import (
+    Projection,
+    after_short_fill,
+    borrow_amount,
+    boundaries_crossed,
+    describe_terms,
+    equity,
+    meets_initial_margin,
+)
 from tradecast.broker.market_rules import (
     DEFAULT_MARKET_RULES,
     CostModel,
@@ -60,7 +100,7 @@ from tradecast.domain import (
 )
 from tradecast.errors import BrokerError
 from tradecast.logs import get_logger
-from tradecast.settings import BrokerConfig
+from tradecast.settings import BrokerConfig, MarginConfig
 
 log = get_logger(__name__)
 
@@ -143,11 +183,13 @@ COMMIT_ATTEMPTS = 5
 
 
 class PaperBroker:
-    """A simulated spot exchange account, journaled and restorable.
+    """A simulated spot (or margin) exchange account, journaled and restorable.
 
     On construction it replays ``account``'s events from ``journal``; an empty journal opens
-    the account with ``starting_cash`` (and ``seed_positions``, e.g. for evaluations).
+    the account with ``starting_cash`` (and ``seed_positions``, e.g. for evaluations; shorts
+    only on a margin account) and ``margin`` terms when they are enabled.
     ``symbols`` lists what it trades (default: the symbols with bundled or given ``rules``).
+    ``margin`` must match an existing account's journaled terms (None: take the journal's).
     """
 
     def __init__(
@@ -162,6 +204,7 @@ class PaperBroker:
         symbols: Iterable[str] | None = None,
         clock: Clock = utc_now,
         seed_positions: tuple[Position, ...] = (),
+        margin: MarginConfig | None = None,
     ) -> None:
         self._journal = journal
         self.account = account
@@ -188,22 +231,50 @@ class PaperBroker:
                 cash=str(self._book.cash),
                 positions=len(self._book.holdings),
             )
+            if margin is not None:
+                self._agree_terms(margin)
         else:
+            terms = margin if margin is not None and margin.enabled else None
+            if terms is None and any(p.side == "short" for p in seed_positions):
+                raise BrokerError("seed positions may be short only on a margin account")
             cash = _checked_money(starting_cash, "starting_cash")
-            opened = opened_event(cash, quote_currency, self._now(None), seed_positions)
+            opened = opened_event(cash, quote_currency, self._now(None), seed_positions, terms)
             if not self._try_commit([opened]):
                 log.info("broker.opened_elsewhere", account=account, seq=self._seq)
+                if margin is not None:
+                    self._agree_terms(margin)
 
     @classmethod
     def from_config(cls, config: BrokerConfig, journal: Journal, **kwargs: object) -> PaperBroker:
-        """A paper broker with the starting cash, currency and costs of ``config``."""
+        """A paper broker with the starting cash, currency, costs and margin terms of
+        ``config``."""
         return cls(
             journal,
             starting_cash=config.starting_cash,
             quote_currency=config.quote_currency,
             costs=CostModel.from_config(config),
+            margin=config.margin,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def _agree_terms(self, margin: MarginConfig) -> None:
+        """Check ``margin`` against the journal's terms; a spot account given margin terms
+        becomes a margin account (journaled), anything else that differs is refused."""
+        wanted = margin if margin.enabled else None
+        for _ in range(COMMIT_ATTEMPTS):
+            journaled = self._book.margin
+            if wanted == journaled:
+                return
+            if journaled is not None or wanted is None:
+                raise BrokerError(
+                    f"account {self.account!r} was opened as {describe_terms(journaled)}, but "
+                    f"this broker is configured for {describe_terms(wanted)}: the journal's "
+                    "terms rule its positions; restore the settings or use another account"
+                )
+            if self._try_commit([margin_event(wanted, self._now(None))]):
+                log.info("broker.margin_enabled", account=self.account)
+                return
+        raise self._busy("enable margin")
 
     # --- Broker -----------------------------------------------------------------------
 
@@ -233,7 +304,7 @@ class PaperBroker:
                 break
         else:
             raise self._busy("submit")
-        order = self._book.orders[events[0].data["order"]["id"]]
+        order = self._book.orders[next(e for e in events if e.kind == "order").data["order"]["id"]]
         fills = tuple(self._book.fills_by_order.get(order.id, ()))
         log.info(
             "broker.order",
@@ -267,7 +338,12 @@ class PaperBroker:
         when = self._now(at)
         self.refresh()
         for _ in range(COMMIT_ATTEMPTS):
-            events = [mark_event(symbol, mark, when), *self._triggered(symbol, mark, when)]
+            events = [
+                *self._borrow_events(when),
+                mark_event(symbol, mark, when),
+                *self._triggered(symbol, mark, when),
+            ]
+            events += self._liquidation(events, when)
             if self._try_commit(events):
                 break
         else:
@@ -325,6 +401,16 @@ class PaperBroker:
         """Total cost of fills against the mark at the time (slippage and limit fills)."""
         return self._book.slippage_paid
 
+    @property
+    def margin_terms(self) -> MarginConfig | None:
+        """The account's margin terms, as journaled (None: a spot account)."""
+        return self._book.margin
+
+    def fill_trigger(self, order_id: str) -> Trigger | None:
+        """What filled the order (market, limit, stop_loss, take_profit, time_stop,
+        liquidation); None while it has not filled."""
+        return self._book.triggers.get(self._find_order(order_id).id)
+
     # --- planning (reads the book, never changes it) ------------------------------------
 
     def _repeat(self, intent: OrderIntent) -> Execution | None:
@@ -343,8 +429,14 @@ class PaperBroker:
     def _plan_order(self, intent: OrderIntent, at: datetime) -> list[JournalEvent]:
         symbol = self._known_symbol(intent.symbol)
         rules = self.market_rules(symbol)
+        borrow = self._borrow_events(at)
+        charged = sum((Decimal(e.data["amount"]) for e in borrow), ZERO)
+        opens_short = covers = False
         if intent.side is Side.SELL:
-            self._check_can_sell(symbol, intent.quantity)
+            opens_short = self._check_can_sell(symbol, intent.quantity)
+        elif self._book.held_short(symbol) is not None:
+            covers = True
+            self._check_can_cover(symbol, intent.quantity)
         mark = self._book.prices.get(symbol)
         if intent.order_type is OrderType.MARKET:
             if mark is None:
@@ -355,7 +447,7 @@ class PaperBroker:
         else:
             entry = _checked_limit(intent, rules)
         problems = rules.violations(intent.quantity, entry)
-        problems += _protection_problems(intent, entry, at)
+        problems += _protection_problems(intent, entry, at, opens_short, covers)
         if problems:
             raise BrokerError(f"order {_describe(intent)} refused: " + "; ".join(problems))
         order = Order(
@@ -369,18 +461,28 @@ class PaperBroker:
             price = self._taker_price(intent, intent.quantity, mark, rules)
             fill = self._fill(order, intent.quantity, price, at)
             if intent.side is Side.BUY:
-                self._check_cash(intent, fill)
+                self._check_cash(intent, fill, charged)
+            elif opens_short:
+                self._check_initial_margin(intent, fill, mark, charged)
             trigger: Trigger = "market" if intent.order_type is OrderType.MARKET else "limit"
-            return [order_event(order, resting=False), fill_event(fill, mark, trigger)]
-        return [self._resting_order_event(order, entry)]
+            return [*borrow, order_event(order, resting=False), fill_event(fill, mark, trigger)]
+        if opens_short:
+            raise BrokerError(
+                f"order {_describe(intent)} refused: a SELL that opens or adds to a short must "
+                f"fill at once (market, or a limit at or below the mark {mark}); resting "
+                "short-opening limit orders are not supported"
+            )
+        return [*borrow, self._resting_order_event(order, entry, charged)]
 
-    def _resting_order_event(self, order: Order, limit: Decimal) -> JournalEvent:
+    def _resting_order_event(
+        self, order: Order, limit: Decimal, charged: Decimal = ZERO
+    ) -> JournalEvent:
         intent = order.intent
         if intent.side is Side.SELL:
             return order_event(order, resting=True, reserved_qty=intent.quantity)
         notional = money(intent.quantity * limit)
         reserve = notional + self._costs.fee(notional)
-        available = self._book.available_cash()
+        available = self._book.available_cash() - charged
         if reserve > available:
             raise BrokerError(
                 f"insufficient cash for {_describe(intent)}: it holds back {reserve} "
@@ -389,21 +491,141 @@ class PaperBroker:
             )
         return order_event(order, resting=True, reserved_cash=reserve)
 
-    def _check_can_sell(self, symbol: str, quantity: Decimal) -> None:
+    def _check_can_sell(self, symbol: str, quantity: Decimal) -> bool:
+        """Refuse a SELL the account cannot make; True when it opens or adds to a short."""
         free = self._book.free_quantity(symbol)
+        long = self._book.held_long(symbol)
+        if self._book.margin is not None and long is None:
+            buying = self._book.resting_qty(symbol, Side.BUY)
+            if buying > 0:
+                raise BrokerError(
+                    f"cannot sell {quantity} {symbol} short while buy orders for {buying} rest "
+                    "in it (they would cover the short): cancel them first"
+                )
+            return True
         if quantity > free:
-            held = self._book.holdings.get(symbol)
-            held_qty = held.quantity if held else ZERO
+            held_qty = long.quantity if long else ZERO
             offered = held_qty - free
             extra = f", of which {offered} is offered by open sell orders" if offered else ""
+            if self._book.margin is not None and quantity > held_qty:
+                raise BrokerError(
+                    f"cannot sell {quantity} {symbol}: holding {held_qty}{extra}; an order may "
+                    f"not go from long to short in one go: sell the {held_qty} held, then sell "
+                    "short the rest"
+                )
             raise BrokerError(
                 f"cannot sell {quantity} {symbol}: holding {held_qty}{extra} "
                 "(spot account: no short selling)"
             )
+        return False
 
-    def _check_cash(self, intent: OrderIntent, fill: Fill) -> None:
+    def _check_can_cover(self, symbol: str, quantity: Decimal) -> None:
+        short = self._book.held_short(symbol)
+        short_qty = short.quantity if short else ZERO
+        covering = self._book.resting_qty(symbol, Side.BUY)
+        if quantity > short_qty - covering:
+            extra = f", of which {covering} is covered by open buy orders" if covering else ""
+            raise BrokerError(
+                f"cannot buy {quantity} {symbol}: short {short_qty}{extra}; an order may not go "
+                f"from short to long in one go: buy back the {short_qty - covering} short, "
+                "then buy the rest"
+            )
+
+    def _check_initial_margin(
+        self, intent: OrderIntent, fill: Fill, mark: Decimal, charged: Decimal
+    ) -> None:
+        terms = self._book.margin
+        if terms is None:  # pragma: no cover - only margin accounts open shorts
+            raise BrokerError("a spot account cannot sell short")
+        equity_after, shorts_after = after_short_fill(
+            self._book.cash - charged,
+            self._book.signed_quantities(),
+            {**self._book.marks(), intent.symbol: mark},
+            intent.symbol,
+            fill.quantity,
+            fill.price,
+            fill.fee,
+        )
+        if not meets_initial_margin(equity_after, shorts_after, terms):
+            need = money(terms.initial_margin_pct * shorts_after)
+            raise BrokerError(
+                f"insufficient margin for {_describe(intent)}: equity after the fill "
+                f"{money(equity_after)} {self._book.quote_currency} is below the initial margin "
+                f"{terms.initial_margin_pct} of the short notional {money(shorts_after)} "
+                f"(needs {need})"
+            )
+
+    def _borrow_events(self, at: datetime) -> list[JournalEvent]:
+        """The borrow fees due at ``at``: one event per short with a boundary crossed."""
+        terms = self._book.margin
+        if terms is None or terms.borrow_bps_per_interval == 0:
+            return []
+        events = []
+        for symbol, holding in sorted(self._book.holdings.items()):
+            if holding.side != "short" or holding.borrow_from is None:
+                continue
+            intervals = boundaries_crossed(holding.borrow_from, at, terms.borrow_interval_hours)
+            if intervals > 0:
+                mark = self._book.prices.get(symbol, holding.avg_price)
+                amount = borrow_amount(holding.quantity, mark, terms, intervals)
+                events.append(borrow_event(symbol, amount, intervals, at))
+        return events
+
+    def _liquidation(self, planned: list[JournalEvent], at: datetime) -> list[JournalEvent]:
+        """Buy back every short when the account, once ``planned`` is applied, is under its
+        maintenance line; resting orders in those symbols are cancelled first."""
+        terms = self._book.margin
+        if terms is None:
+            return []
+        book = self._book
+        projection = Projection(book.cash, book.signed_quantities(), book.marks()).apply(planned)
+        if not projection.below_maintenance(terms.maintenance_margin_pct):
+            return []
+        done = {e.data["fill"]["order_id"] for e in planned if e.kind == "fill"}
+        done |= {e.data["order_id"] for e in planned if e.kind == "cancel"}
+        events: list[JournalEvent] = []
+        new_orders = _count(planned, "order")
+        for symbol, quantity in projection.shorts().items():
+            events += [
+                cancel_event(order_id, "cancelled: the account's shorts were liquidated", at)
+                for order_id in book.open_orders.get(symbol, {})
+                if order_id not in done
+            ]
+            mark = projection.prices[symbol]
+            price = self._costs.taker_price(Side.BUY, quantity, mark, self.market_rules(symbol))
+            order = self._exit_order(
+                OrderIntent(symbol=symbol, side=Side.BUY, quantity=quantity),
+                "liquidation",
+                new_orders,
+                at,
+            )
+            new_orders += 1
+            events.append(order_event(order, resting=False))
+            events.append(fill_event(self._fill(order, quantity, price, at), mark, "liquidation"))
+        log.warning(
+            "broker.liquidation",
+            account=self.account,
+            equity=str(equity(projection.cash, projection.signed, projection.prices)),
+            shorts=sorted(projection.shorts()),
+        )
+        return events
+
+    def _exit_order(
+        self, intent: OrderIntent, trigger: Trigger, new_orders: int, at: datetime
+    ) -> Order:
+        order_id = self._next_order_id(offset=new_orders)
+        client_id = f"{trigger}-{order_id}"
+        return Order(
+            id=order_id,
+            client_order_id=client_id,
+            intent=intent.model_copy(update={"client_order_id": client_id}),
+            status=OrderStatus.OPEN,
+            created_at=at,
+        )
+
+    def _check_cash(self, intent: OrderIntent, fill: Fill, charged: Decimal = ZERO) -> None:
         need = money(fill.quantity * fill.price) + fill.fee
-        available = self._book.available_cash()
+        available = self._book.available_cash() - charged
         if need > available:
             raise BrokerError(
                 f"insufficient cash for {_describe(intent)}: needs {need} "
@@ -413,13 +635,13 @@ class PaperBroker:
 
     def _triggered(self, symbol: str, price: Decimal, at: datetime) -> list[JournalEvent]:
         """Fills of resting limits crossed by ``price``, then a stop-loss/take-profit/time-stop
-        exit."""
+        exit (a SELL for a long, a BUY to cover for a short)."""
         resting = self._book.open_orders.get(symbol, {})
         holding = self._book.holdings.get(symbol)
         if not resting and (holding is None or not holding.protected):
             return []
         events: list[JournalEvent] = []
-        quantity = holding.quantity if holding else ZERO
+        signed = holding.signed_quantity if holding else ZERO
         stop_loss = holding.stop_loss if holding else None
         take_profit = holding.take_profit if holding else None
         time_stop_at = holding.time_stop_at if holding else None
@@ -435,30 +657,31 @@ class PaperBroker:
                     fill_event(self._fill(order, intent.quantity, limit, at), price, "limit")
                 )
                 if intent.side is Side.BUY:
-                    quantity += intent.quantity
+                    # (A BUY covering a short carries no protection: these stay the short's.)
+                    signed += intent.quantity
                     stop_loss = intent.stop_loss or stop_loss
                     take_profit = intent.take_profit or take_profit
                     time_stop_at = intent.time_stop_at or time_stop_at
                 else:
-                    quantity -= intent.quantity
+                    signed -= intent.quantity
             else:
                 still_resting.append(order)
-        if quantity > 0:
+        if signed != 0:
             events += self._protective_exit(
                 symbol,
-                quantity,
+                signed,
                 price,
                 at,
                 (stop_loss, take_profit, time_stop_at),
                 still_resting,
-                len(events),
+                _count(events, "order"),
             )
         return events
 
     def _protective_exit(
         self,
         symbol: str,
-        quantity: Decimal,
+        signed: Decimal,
         price: Decimal,
         at: datetime,
         protection: tuple[Decimal | None, Decimal | None, datetime | None],
@@ -466,20 +689,25 @@ class PaperBroker:
         new_orders: int,
     ) -> list[JournalEvent]:
         """The exit ``price`` at ``at`` triggers, if any: stop-loss first, then take-profit,
-        then the time stop (``protection`` is stop_loss, take_profit, time_stop_at)."""
+        then the time stop (``protection`` is stop_loss, take_profit, time_stop_at). A long
+        (``signed`` > 0) exits with a SELL, a short with a BUY; its stop is above the price
+        and its take-profit below."""
         stop_loss, take_profit, time_stop_at = protection
-        if stop_loss is not None and price <= stop_loss:
+        short = signed < 0
+        side = Side.BUY if short else Side.SELL
+        quantity = abs(signed)
+        stopped = stop_loss is not None and (price >= stop_loss if short else price <= stop_loss)
+        took = take_profit is not None and (price <= take_profit if short else price >= take_profit)
+        if stopped:
             trigger: Trigger = "stop_loss"
-            fill_price = self._costs.taker_price(
-                Side.SELL, quantity, price, self.market_rules(symbol)
-            )
-            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity)
-        elif take_profit is not None and price >= take_profit:
+            fill_price = self._costs.taker_price(side, quantity, price, self.market_rules(symbol))
+            intent = OrderIntent(symbol=symbol, side=side, quantity=quantity)
+        elif took and take_profit is not None:
             trigger = "take_profit"
             fill_price = take_profit
             intent = OrderIntent(
                 symbol=symbol,
-                side=Side.SELL,
+                side=side,
                 quantity=quantity,
                 order_type=OrderType.LIMIT,
                 limit_price=take_profit,
@@ -487,27 +715,18 @@ class PaperBroker:
         elif time_stop_at is not None and at >= time_stop_at:
             # Time is up: close at the market, like a stop (but not a stop-out: no cooldown).
             trigger = "time_stop"
-            fill_price = self._costs.taker_price(
-                Side.SELL, quantity, price, self.market_rules(symbol)
-            )
-            intent = OrderIntent(symbol=symbol, side=Side.SELL, quantity=quantity)
+            fill_price = self._costs.taker_price(side, quantity, price, self.market_rules(symbol))
+            intent = OrderIntent(symbol=symbol, side=side, quantity=quantity)
         else:
             return []
         events: list[JournalEvent] = [
             cancel_event(o.id, f"position closed by {trigger.replace('_', '-')}", at)
             for o in still_resting
-            if o.intent.side is Side.SELL
+            if o.intent.side is side
         ]
         if trigger == "stop_loss" and stop_loss is not None:
             events.append(stop_out_event(symbol, price, stop_loss, at))
-        order_id = self._next_order_id(offset=new_orders)
-        order = Order(
-            id=order_id,
-            client_order_id=f"{trigger}-{order_id}",
-            intent=intent.model_copy(update={"client_order_id": f"{trigger}-{order_id}"}),
-            status=OrderStatus.OPEN,
-            created_at=at,
-        )
+        order = self._exit_order(intent, trigger, new_orders, at)
         events.append(order_event(order, resting=False))
         events.append(fill_event(self._fill(order, quantity, fill_price, at), price, trigger))
         return events
@@ -614,13 +833,23 @@ def _checked_limit(intent: OrderIntent, rules: MarketRules) -> Decimal:
     return limit
 
 
-def _protection_problems(intent: OrderIntent, entry: Decimal, at: datetime) -> list[str]:
+def _protection_problems(
+    intent: OrderIntent, entry: Decimal, at: datetime, opens_short: bool, covers: bool
+) -> list[str]:
+    """Why the protection of ``intent`` is wrong: it belongs on orders that open or add to a
+    position (a BUY for a long, a short-opening SELL), with the stop on the losing side of the
+    entry and the take-profit on the winning side."""
     if intent.stop_loss is None and intent.take_profit is None and intent.time_stop_at is None:
         return []
-    if intent.side is Side.SELL:
+    if intent.side is Side.SELL and not opens_short:
         return [
             "stop_loss/take_profit/time_stop_at only apply to BUY orders "
             "(they protect the position)"
+        ]
+    if covers:
+        return [
+            "stop_loss/take_profit/time_stop_at do not apply to a BUY that covers a short "
+            "(put them on the SELL that opens it)"
         ]
     problems = []
     if intent.time_stop_at is not None and intent.time_stop_at <= at:
@@ -628,6 +857,16 @@ def _protection_problems(intent: OrderIntent, entry: Decimal, at: datetime) -> l
             f"time_stop_at {intent.time_stop_at.isoformat()} must be after the order time "
             f"{at.isoformat()}"
         )
+    if opens_short:
+        if intent.stop_loss is not None and intent.stop_loss <= entry:
+            problems.append(
+                f"stop_loss {intent.stop_loss} of a short must be above the entry price {entry}"
+            )
+        if intent.take_profit is not None and intent.take_profit >= entry:
+            problems.append(
+                f"take_profit {intent.take_profit} of a short must be below the entry price {entry}"
+            )
+        return problems
     if intent.stop_loss is not None and intent.stop_loss >= entry:
         problems.append(f"stop_loss {intent.stop_loss} must be below the entry price {entry}")
     if intent.take_profit is not None and intent.take_profit <= entry:

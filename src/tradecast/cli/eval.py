@@ -146,6 +146,12 @@ def eval_main(
         help="timestamped news items (JSONL or CSV, docs/NEWS.md) the analyst reads as they "
         "are published; each window also runs without them and the report compares the two",
     ),
+    portfolio: bool = typer.Option(
+        False,
+        "--portfolio",
+        help="trade every --dataset as one book with the portfolio desk (one report, with "
+        "exposure, VaR and P&L by symbol) instead of independent runs",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the report(s) as JSON"),
 ) -> None:
@@ -183,6 +189,9 @@ def eval_main(
         options = replace(options, news=True)
     overrides = ModelOverrides(backend, model, temperature, seed, max_tokens)
     settings = ready_settings(settings, overrides, fill, progress)
+    if portfolio:
+        _portfolio(settings, options, as_json)
+        return
     try:
         reports = _run(settings, options)
     except TradecastError as exc:
@@ -374,6 +383,27 @@ def _looks_like_eval(folder: Path) -> bool:
         and (not files or "report.json" in names)
         and all(e.is_file() or e.name == "data" for e in files)
     )
+
+
+def _portfolio(settings: Settings, options: EvalOptions, as_json: bool) -> None:
+    from tradecast.cli.eval_portfolio import print_portfolio, run_portfolio
+
+    if options.news or options.token_budget is not None:
+        fail("--portfolio does not take --news or --token-budget yet", code=2)
+    try:
+        summary = run_portfolio(settings, options)
+    except TradecastError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(summary)
+    else:
+        print_portfolio(summary)
+    if summary["risk_violations"] or summary["persona_grounding_errors"]:
+        fail(
+            "portfolio risk violations or ungrounded persona sentences found (they must be "
+            "0); see report.json",
+            code=3,
+        )
 
 
 def _run(settings: Settings, options: EvalOptions) -> list[dict[str, Any]]:

@@ -80,16 +80,21 @@ class Metrics:
             registry=r,
         )
 
-    def observe_tick(self, result: TickResult, previous: TickResult | None) -> None:
-        """Count what ``result`` adds to the ``previous`` report of the same tick (if any)."""
+    def observe_tick(
+        self, result: TickResult, previous: TickResult | None, *, whole_tick: bool = True
+    ) -> None:
+        """Count what ``result`` adds to the ``previous`` report of the same decision (if
+        any); ``whole_tick`` False for a portfolio tick's other symbols (the tick is counted
+        and timed once)."""
         new_calls: Sequence[LLMCall] = result.llm.by_agent
         if previous is not None:
             new_calls = new_calls[len(previous.llm.by_agent) :]
         else:
-            self.tick_seconds.observe(result.latency_ms.get("total", 0.0) / 1000)
+            if whole_tick:
+                self.tick_seconds.observe(result.latency_ms.get("total", 0.0) / 1000)
             if result.decision:
                 self.decisions.labels(result.decision.action.value).inc()
-        if previous is None or previous.status != result.status:
+        if whole_tick and (previous is None or previous.status != result.status):
             self.ticks.labels(result.status).inc()
         for call in new_calls:
             self.llm_calls.labels(call.agent, str(call.ok).lower()).inc()

@@ -9,6 +9,7 @@ from datetime import datetime
 from tradecast.broker.paper import Broker
 from tradecast.desk.timeline import TimelineFactory
 from tradecast.domain import utc_now
+from tradecast.graphs.desk import DeskDependencies
 from tradecast.graphs.runner import DeskRunner
 from tradecast.market.base import MarketData
 from tradecast.memory.base import DecisionMemory
@@ -46,3 +47,5 @@ class DeskRuntime:
     """The timeline of a desk configuration on this market (replay or live)."""
     news: NewsView | None = None
     """The news the analyst reads (None: no news source)."""
+    deps: DeskDependencies | None = None
+    """What the desk graph was built from (the portfolio desk builds its graph from it)."""

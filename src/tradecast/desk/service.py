@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,7 +51,7 @@ from tradecast.desk.runtime import DeskRuntime
 from tradecast.desk.status import DeskState, DeskStatus
 from tradecast.desk.store import DeskStore
 from tradecast.desk.timeline import Timeline
-from tradecast.domain import StreamEvent
+from tradecast.domain import Portfolio, StreamEvent, utc_now
 from tradecast.errors import (
     BrokerError,
     ConfirmationRequired,
@@ -65,6 +65,8 @@ from tradecast.graphs.runner import TickResult, tick_result
 from tradecast.graphs.streaming import GraphTap
 from tradecast.logs import get_logger
 from tradecast.market.closed_bars import parse_timeframe
+from tradecast.risk.book_exposure import book_exposure
+from tradecast.risk.exposure import Exposure
 from tradecast.risk.gate import updated_limits
 from tradecast.settings import RiskLimits
 
@@ -201,6 +203,7 @@ class DeskService:
             "ticking": self._lock.locked(),
             "mode": timeline.mode,
             "symbol": self.symbol,
+            "symbols": list(self.config.desk_symbols),
             "every": self.config.every,
             "seconds_per_tick": self.config.seconds_per_tick,
             "next_tick_at": None if self.finished else self._loop.cursor.isoformat(),
@@ -385,6 +388,18 @@ class DeskService:
         waiting = (self._pending.get(decision_id) for decision_id in self._pending.ids())
         return max([cursor - self.timeline.step, *(p[1] for p in waiting if p is not None)])
 
+    async def exposure(self, book: Portfolio) -> Exposure | None:
+        """The book's exposure and historical VaR from the bars the desk has seen (None when
+        the bars cannot be read: an exchange error live)."""
+        deps = self.runtime.deps
+        bar = deps.bar if deps is not None else timedelta(hours=1)
+        until = self.seen_until() or utc_now()
+        try:
+            return await book_exposure(self.runtime.market, bar, book, until, self.limits())
+        except MarketDataError as exc:
+            log.warning("desk.exposure_unavailable", reason=str(exc))
+            return None
+
     @property
     def state(self) -> DeskState:
         """What the loop is doing."""
@@ -524,9 +539,13 @@ class DeskService:
                 stop()
 
     async def _after_tick(self, result: TickResult, moment: datetime) -> None:
-        previous = self.store.record_tick(result)
-        if self.metrics is not None:
-            self.metrics.observe_tick(result, previous)
+        # a portfolio tick is one report per symbol; the first (the headline) stands for it
+        previous = None
+        for i, report in enumerate(result.reports()):
+            replaced = self.store.record_tick(report)
+            if self.metrics is not None:
+                self.metrics.observe_tick(report, replaced, whole_tick=i == 0)
+            previous = replaced if i == 0 else previous
         if previous is None:
             self._ticks += 1
         decision_id = result.decision_id
@@ -547,7 +566,8 @@ class DeskService:
                 self._advance(moment)
             if not result.fills and not result.resumed:
                 await self._publish_pnl(result.thread_id)
-        await self._publish_recorded(result)
+        for report in result.reports():
+            await self._publish_recorded(report)
 
     def _advance(self, moment: datetime) -> None:
         self._loop.advance(moment)

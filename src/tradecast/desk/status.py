@@ -50,6 +50,9 @@ class DeskStatus(_Frozen):
     ticking: bool = Field(description="a tick is running now")
     mode: Literal["replay", "live"] = Field(description="replayed candles or the live market")
     symbol: str
+    symbols: list[str] = Field(
+        default_factory=list, description="every symbol a tick decides (the portfolio desk)"
+    )
     every: str = Field(description="the tick cadence, e.g. 1h")
     seconds_per_tick: float = Field(description="wall time between replayed ticks")
     next_tick_at: str | None = Field(

@@ -36,6 +36,7 @@ from tradecast.domain.orders import (
     OrderType,
     Portfolio,
     Position,
+    PositionSide,
     Side,
 )
 from tradecast.domain.viewers import ViewerMessage
@@ -67,6 +68,7 @@ __all__ = [
     "PnL",
     "Portfolio",
     "Position",
+    "PositionSide",
     "PositiveQuantity",
     "Price",
     "Quantity",

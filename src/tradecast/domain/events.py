@@ -20,6 +20,7 @@ DeskEventType = Literal[
     "approval_pending",
     "status",
     "recorded",
+    "portfolio",
 ]
 PersonaEventType = Literal["token", "sentence", "emotion", "blocked", "speech", "speech_skipped"]
 MarketEventType = Literal["tick", "candle"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -89,25 +90,41 @@ class Fill(DomainModel):
     timestamp: UtcDatetime
 
 
+PositionSide = Literal["long", "short"]
+
+
 class Position(DomainModel):
-    """A long position in one symbol (spot: no shorts)."""
+    """A position in one symbol: long (spot or margin), or short (a margin account only).
+    ``quantity`` is never negative; ``side`` says which way it points."""
 
     symbol: Symbol
     quantity: Quantity
     avg_price: Price
+    side: PositionSide = "long"
     realized_pnl: Money = Decimal(0)
     stop_loss: Price | None = None
     take_profit: Price | None = None
     time_stop_at: UtcDatetime | None = None
     opened_at: UtcDatetime | None = None
+    liquidation_price: Price | None = Field(
+        default=None,
+        description="a short's price at which the margin account reaches its maintenance "
+        "line, other marks unchanged (None: a long, or a spot account)",
+    )
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        """The quantity, negative for a short."""
+        return -self.quantity if self.side == "short" else self.quantity
 
     def market_value(self, price: Decimal) -> Decimal:
-        """Value of the position at ``price``."""
-        return self.quantity * price
+        """Value of the position at ``price`` (negative for a short: what buying it back
+        costs)."""
+        return self.signed_quantity * price
 
     def unrealized_pnl(self, price: Decimal) -> Decimal:
         """Gain or loss if the position were closed at ``price`` (before fees)."""
-        return (price - self.avg_price) * self.quantity
+        return (price - self.avg_price) * self.signed_quantity
 
 
 class Portfolio(DomainModel):
@@ -125,10 +142,32 @@ class Portfolio(DomainModel):
     stop_outs: dict[str, UtcDatetime] = Field(
         default_factory=dict, description="when each symbol last hit its stop-loss (cooldown)"
     )
+    borrow_paid: Money = Field(
+        default=Decimal(0),
+        description="borrow fees paid on shorts so far (margin accounts; in realized_pnl)",
+    )
 
     def position(self, symbol: str) -> Position | None:
-        """The open position in ``symbol``, if any."""
-        return next((p for p in self.positions if p.symbol == symbol and p.quantity > 0), None)
+        """The open long position in ``symbol``, if any."""
+        return next(
+            (
+                p
+                for p in self.positions
+                if p.symbol == symbol and p.quantity > 0 and p.side == "long"
+            ),
+            None,
+        )
+
+    def short(self, symbol: str) -> Position | None:
+        """The open short position in ``symbol``, if any (margin accounts only)."""
+        return next(
+            (
+                p
+                for p in self.positions
+                if p.symbol == symbol and p.quantity > 0 and p.side == "short"
+            ),
+            None,
+        )
 
     @property
     def positions_value(self) -> Decimal:

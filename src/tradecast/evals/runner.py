@@ -183,7 +183,7 @@ async def run_eval(
             memory_calls=run_memory.calls,
             embedder=vectors,
         ) as desk:
-            await _warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
+            await warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             if desk.news is not None:
                 await _warm_news(desk.news, times, run_settings, vectors)
             desk.runner.durability = "exit"
@@ -240,7 +240,7 @@ async def _decide(
     async def record(_: datetime, result: TickResult) -> None:
         state = await desk.runner.state(result.thread_id)
         row = decision_row(result, state)
-        row["risk_violations"] = risk_violations(state, limits, rules, costs)
+        row["risk_violations"] = risk_violations(state, limits, rules, costs, desk.executor.margin)
         row["grounding_errors"] = grounding_errors(state)
         rows.append(row)
         if progress is not None:
@@ -368,7 +368,7 @@ def describe_models(models: Mapping[AgentRole, BaseChatModel]) -> dict[str, dict
     return described
 
 
-async def _warm_embeddings(
+async def warm_embeddings(
     market: MarketData,
     symbol: str,
     settings: Settings,

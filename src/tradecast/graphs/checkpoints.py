@@ -43,6 +43,13 @@ from tradecast.domain import (
 )
 from tradecast.graphs.chat import ChatReply
 from tradecast.graphs.commands import Command
+from tradecast.graphs.portfolio import (
+    PlannedOrder,
+    PortfolioReview,
+    SymbolOutcome,
+    SymbolProposal,
+)
+from tradecast.graphs.report import ExposureView
 from tradecast.graphs.state import DeskContext, TraderExits
 from tradecast.market.indicators import IndicatorSummary
 
@@ -57,6 +64,7 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     Decision,
     DeskContext,
     Execution,
+    ExposureView,
     Fill,
     IndicatorSummary,
     LLMCall,
@@ -67,10 +75,14 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     OrderStatus,
     OrderType,
     PersonaLine,
+    PlannedOrder,
     Portfolio,
+    PortfolioReview,
     Position,
     RiskVerdict,
     Side,
+    SymbolOutcome,
+    SymbolProposal,
     TraderExits,
 )
 

@@ -63,6 +63,8 @@ class DeskDependencies:
     """How the nodes call ``memory`` (on a worker thread unless its calls take microseconds)."""
     news: NewsView | None = None
     """What the analyst may read of the news (None: no news source configured)."""
+    shorts: bool = False
+    """Whether a SELL with nothing held opens a short (the broker's margin account is on)."""
 
 
 def route_after_gate(
@@ -75,37 +77,28 @@ def route_after_gate(
     return "execute"
 
 
-def build_desk_graph(
-    deps: DeskDependencies, checkpointer: BaseCheckpointSaver | None = None
-) -> CompiledStateGraph:
-    """The compiled desk graph over ``deps`` (checkpointed when a saver is given)."""
+def decision_graph(deps: DeskDependencies) -> StateGraph:
+    """The part of the desk that decides on one symbol, up to the consensus:
+    gather_context -> [analyst, risk] -> trader -> consensus (no order is sent). The one-symbol
+    desk goes on from ``consensus``; the portfolio desk runs it once per symbol."""
     config = deps.config
     sources = ContextSources(
         deps.market, deps.executor, deps.memory, config, deps.bar, deps.memory_calls, deps.news
     )
-    sinks = MemorySinks(
-        deps.memory, deps.market, config.outcome_horizons, deps.bar, deps.memory_calls
-    )
     max_position: Callable[[], Decimal] = lambda: deps.executor.limits.max_position_pct  # noqa: E731
-
     agents: dict[str, Node] = {
         "analyst": analyst_node(deps.models["analyst"]),
         "risk": risk_agent_node(deps.models["risk"]),
         "trader": trader_node(deps.models["trader"], deps.trader_tools, config.trader_tool_steps),
-        "persona": persona_node(deps.models["persona"], deps.card, config.persona_max_tokens),
     }
     for agent in config.ablate:
-        agents[agent] = ablated_node(agent)
+        if agent in agents:
+            agents[agent] = ablated_node(agent)
     graph = StateGraph(DeskState)
     nodes: dict[str, Node] = {
         "gather_context": gather_context(sources),
         **agents,
-        "consensus": consensus_node(config, max_position),
-        "risk_gate": risk_gate_node(deps.executor),
-        "request_approval": request_approval_node(),
-        "approval": approval_node(),
-        "execute": execute_node(deps.executor),
-        "remember": remember_node(sinks),
+        "consensus": consensus_node(config, max_position, shorts=deps.shorts),
     }
     for name, node in nodes.items():
         graph.add_node(name, timed(name, node))
@@ -114,6 +107,39 @@ def build_desk_graph(
     graph.add_edge("gather_context", "risk")
     graph.add_edge(["analyst", "risk"], "trader")
     graph.add_edge("trader", "consensus")
+    return graph
+
+
+def persona_or_ablated(deps: DeskDependencies) -> Node:
+    """The persona node, or its ablation when the run leaves the persona out."""
+    if "persona" in deps.config.ablate:
+        return ablated_node("persona")
+    return persona_node(deps.models["persona"], deps.card, deps.config.persona_max_tokens)
+
+
+def memory_sinks(deps: DeskDependencies) -> MemorySinks:
+    """What the remember node writes to."""
+    return MemorySinks(
+        deps.memory, deps.market, deps.config.outcome_horizons, deps.bar, deps.memory_calls
+    )
+
+
+def build_desk_graph(
+    deps: DeskDependencies, checkpointer: BaseCheckpointSaver | None = None
+) -> CompiledStateGraph:
+    """The compiled desk graph over ``deps`` (checkpointed when a saver is given)."""
+    config = deps.config
+    graph = decision_graph(deps)
+    nodes: dict[str, Node] = {
+        "risk_gate": risk_gate_node(deps.executor),
+        "request_approval": request_approval_node(),
+        "approval": approval_node(),
+        "execute": execute_node(deps.executor),
+        "persona": persona_or_ablated(deps),
+        "remember": remember_node(memory_sinks(deps)),
+    }
+    for name, node in nodes.items():
+        graph.add_node(name, timed(name, node))
     graph.add_edge("consensus", "risk_gate")
     graph.add_conditional_edges(
         "risk_gate",

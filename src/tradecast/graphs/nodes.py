@@ -241,12 +241,16 @@ def ablated_node(agent: AblatableAgent) -> Node:
     return node
 
 
-def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) -> Node:
-    """Combine the votes into one Decision and, unless HOLD, an order intent."""
+def consensus_node(
+    config: DeskConfig, max_position_pct: Callable[[], Decimal], *, shorts: bool = False
+) -> Node:
+    """Combine the votes into one Decision and, unless HOLD, an order intent. With ``shorts``
+    a SELL with nothing held opens a short, sized as a BUY is."""
 
     async def node(state: DeskState) -> dict[str, Any]:
         context = state["context"]
         position = context.portfolio.position(context.symbol)
+        short = context.portfolio.short(context.symbol) if shorts else None
         cap = max_position_pct()
         target = _target(config, context, cap)
         sizing = SizingContext(
@@ -257,6 +261,8 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
             target_weight=None if target is None else Decimal(str(target.weight)),
             note=target.note if target else "",
             firm=target.firm if target else True,
+            shorts=shorts,
+            short_quantity=short.quantity if short else Decimal(0),
         )
         decision = combine(
             symbol=context.symbol,
@@ -273,7 +279,12 @@ def consensus_node(config: DeskConfig, max_position_pct: Callable[[], Decimal]) 
             decision = decision.model_copy(update={"news": context.news})
         emit("desk", "decision", _jsonable(decision))
         plan = _exit_plan(config, context, state.get("exits"))
-        return {"decision": decision, "intent": _intent(decision, plan)}
+        opens_short = sizing.opens_short and decision.action is Action.SELL
+        if opens_short:
+            plan = plan.for_short(context.price)
+        # exits protect a new position: a long bought or a short opened, not a cover or a sale
+        opening = opens_short or (decision.action is Action.BUY and short is None)
+        return {"decision": decision, "intent": _intent(decision, plan, opening)}
 
     return node
 
@@ -299,17 +310,16 @@ def _exit_plan(config: DeskConfig, context: DeskContext, exits: TraderExits | No
     return atr_exits(config.strategy, context.price, context.daily_atr, context.at)
 
 
-def _intent(decision: Decision, plan: ExitPlan) -> OrderIntent | None:
+def _intent(decision: Decision, plan: ExitPlan, opening: bool) -> OrderIntent | None:
     if decision.action is Action.HOLD:
         return None
-    buying = decision.action is Action.BUY
     return OrderIntent(
         symbol=decision.symbol,
         side=Side(decision.action.value),
         quantity=decision.quantity,
-        stop_loss=plan.stop_loss if buying else None,
-        take_profit=plan.take_profit if buying else None,
-        time_stop_at=plan.time_stop_at if buying else None,
+        stop_loss=plan.stop_loss if opening else None,
+        take_profit=plan.take_profit if opening else None,
+        time_stop_at=plan.time_stop_at if opening else None,
         client_order_id=f"tc-{decision.id}",
     )
 

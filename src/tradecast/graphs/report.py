@@ -6,6 +6,7 @@ Built from the domain types the graph produced; its JSON (``model_dump(mode="jso
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
@@ -46,6 +47,36 @@ class LLMUsage(DomainModel):
     by_agent: list[LLMCall]
 
 
+class ExposureView(DomainModel):
+    """The book's exposure as shares of equity (:class:`tradecast.risk.portfolio.Exposure`)."""
+
+    equity: Decimal
+    values: dict[str, Decimal] = Field(description="signed position value per symbol")
+    gross: Decimal = Field(description="sum of |position value| / equity")
+    net: Decimal = Field(description="|longs - shorts| / equity")
+    groups: tuple[tuple[str, ...], ...] = Field(description="highly correlated symbols")
+    group_net: dict[str, Decimal] = Field(description="|net value| of each group / equity")
+    var: Decimal | None = Field(default=None, description="95% one-day historical VaR / equity")
+    cvar: Decimal | None = Field(default=None, description="95% one-day CVaR / equity")
+    days: int = Field(default=0, description="daily scenarios VaR was computed from")
+
+
+class PortfolioSummary(DomainModel):
+    """A portfolio tick as each of its symbols' reports carries it."""
+
+    symbols: list[str]
+    headline: str | None = Field(description="the symbol the persona talked about")
+    held: dict[str, Decimal] = Field(description="signed holding per symbol before the tick")
+    asked: dict[str, Decimal] = Field(description="the holding each decision asked for")
+    approved: dict[str, Decimal] = Field(description="what the portfolio check allowed")
+    reasons: dict[str, list[str]] = Field(description="why a symbol's target was cut")
+    notes: list[str] = Field(description="book-wide notes of the portfolio check")
+    scale: float = Field(description="share of the asked increases allowed")
+    before: ExposureView
+    after: ExposureView
+    llm_calls: dict[str, int] = Field(description="LLM calls per symbol (persona: headline)")
+
+
 class TickResult(DomainModel):
     """One tick: the decision, the gate's verdict, the order and fills, what the persona
     said, the LLM calls and the time each node took."""
@@ -60,6 +91,16 @@ class TickResult(DomainModel):
     llm: LLMUsage
     latency_ms: dict[str, float]
     resumed: bool = False
+    portfolio: PortfolioSummary | None = Field(
+        default=None, description="the portfolio tick this decision was part of, if any"
+    )
+    companions: list[TickResult] = Field(default_factory=list, exclude=True)
+    """The other symbols' reports of the same portfolio tick (not part of this report's
+    JSON: each is stored as a report of its own)."""
+
+    def reports(self) -> list[TickResult]:
+        """This report and its companions, one per symbol decided."""
+        return [self, *self.companions]
 
     @property
     def decision_id(self) -> str:

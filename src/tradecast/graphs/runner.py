@@ -75,10 +75,14 @@ class DeskRunner:
         if snapshot.values and (waiting or _finished(snapshot)):
             self._last_state = (thread, snapshot.values)
             return self._result(thread, snapshot.values, 0.0, resumed=True, waiting=waiting)
-        payload: Any = None if snapshot.values else {"symbol": symbol, "at": at}
+        payload: Any = None if snapshot.values else self.first_input(symbol, at)
         if payload is None:
             log.info("desk.tick_resumed", next=list(snapshot.next))
         return await self._run(thread, config, payload, resumed=payload is None)
+
+    def first_input(self, symbol: str, at: datetime) -> dict[str, Any]:
+        """What a new tick's graph starts from."""
+        return {"symbol": symbol, "at": at}
 
     async def state(self, thread: str) -> dict[str, Any]:
         """The graph state of ``thread``: when this runner's last tick was that thread, the

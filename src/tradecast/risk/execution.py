@@ -3,6 +3,11 @@
 :class:`GatedExecutor` marks the symbol to the market's current price, asks the pure risk gate
 (:func:`tradecast.risk.gate.check_order`) and submits only the approved (possibly shrunk)
 intent. Nothing that calls it can skip the gate.
+
+On a margin account the gate also learns the margin terms, so a SELL with nothing held may
+open a short: the executor takes them from the broker when it journals them
+(:attr:`tradecast.broker.paper.PaperBroker.margin_terms`, the account's own terms), else from
+its ``margin`` argument (a broker that does not say, e.g. a wrapper).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from tradecast.errors import BrokerError, MarketDataError
 from tradecast.logs import get_logger
 from tradecast.market.base import MarketData
 from tradecast.risk.gate import MarketContext, check_order, updated_limits
-from tradecast.settings import RiskLimits
+from tradecast.settings import MarginConfig, RiskLimits
 
 log = get_logger(__name__)
+
+_UNSET = object()
 
 Clock = Callable[[], datetime]
 
@@ -60,11 +67,21 @@ class GatedExecutor:
         market: MarketData,
         limits: RiskLimits,
         clock: Clock = utc_now,
+        margin: MarginConfig | None = None,
     ) -> None:
         self.broker = broker
         self.market = market
         self._limits = limits
         self._clock = clock
+        self._margin = margin
+
+    @property
+    def margin(self) -> MarginConfig | None:
+        """The margin terms the gate judges shorts by (None or disabled: spot)."""
+        journaled = getattr(self.broker, "margin_terms", _UNSET)
+        if journaled is not _UNSET:
+            return journaled if isinstance(journaled, MarginConfig) else None
+        return self._margin
 
     @property
     def limits(self) -> RiskLimits:
@@ -97,7 +114,7 @@ class GatedExecutor:
         self, symbol: str, now: datetime | None = None
     ) -> tuple[Decimal, tuple[tuple[Fill, str], ...]]:
         """:meth:`mark`, with the fills the price triggered and what triggered each
-        (``stop_loss``, ``take_profit``, ``time_stop`` or ``limit``)."""
+        (``stop_loss``, ``take_profit``, ``time_stop``, ``liquidation`` or ``limit``)."""
         moment = now or self._clock()
         ticker = await self.market.ticker(symbol, at=moment)
         fills = await self.broker.on_price(ticker.symbol, ticker.last, moment)
@@ -106,7 +123,8 @@ class GatedExecutor:
     def _trigger_of(self, fill: Fill) -> str:
         order = self.broker.order(fill.order_id)
         prefix = order.client_order_id.partition("-")[0] if order else ""
-        return prefix if prefix in ("stop_loss", "take_profit", "time_stop") else "limit"
+        exits = ("stop_loss", "take_profit", "time_stop", "liquidation")
+        return prefix if prefix in exits else "limit"
 
     async def review(
         self, intent: OrderIntent, now: datetime | None = None
@@ -120,6 +138,7 @@ class GatedExecutor:
             rules=self.broker.market_rules(intent.symbol),
             costs=self.broker.cost_model,
             open_orders=tuple(self.broker.orders(status=OrderStatus.OPEN)),
+            margin=self.margin,
         )
         verdict = check_order(intent, self.broker.portfolio(), self._limits, context, moment)
         return verdict, price

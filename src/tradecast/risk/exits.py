@@ -27,6 +27,16 @@ class ExitPlan:
     take_profit: Decimal | None = None
     time_stop_at: datetime | None = None
 
+    def for_short(self, price: Decimal) -> ExitPlan:
+        """The same distances for a short opened at ``price``: the stop above it, the target
+        below it (none where that would be at or below zero)."""
+        take = 2 * price - self.take_profit if self.take_profit is not None else None
+        return ExitPlan(
+            stop_loss=2 * price - self.stop_loss if self.stop_loss is not None else None,
+            take_profit=take if take is not None and take > 0 else None,
+            time_stop_at=self.time_stop_at,
+        )
+
 
 def atr_exits(
     config: StrategyConfig, price: Decimal, daily_atr: float | None, at: datetime

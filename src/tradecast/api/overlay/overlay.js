@@ -568,10 +568,42 @@ function fmt(value, digits = 2) {
   return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits }) : "?";
 }
 
+// the latest decision per symbol: a portfolio desk decides several at each tick
+const latestDecisions = new Map();
+
 function onDecision(d) {
+  latestDecisions.set(d.symbol, d);
+  const el = document.getElementById("ticker-decision");
+  if (latestDecisions.size > 1) {
+    el.textContent = [...latestDecisions.values()]
+      .map((x) => `${x.symbol.split("/")[0]} ${x.action}`)
+      .join(" · ");
+    return;
+  }
   const qty = Number(d.quantity) ? ` ${fmt(d.quantity, 6)}` : "";
-  document.getElementById("ticker-decision").textContent =
+  el.textContent =
     `${d.symbol} ${d.action}${qty} @ ${fmt(d.price)} · conf ${Math.round(d.confidence * 100)}%`;
+}
+
+function pct(share) {
+  const n = Number(share) * 100;
+  return Number.isFinite(n) ? `${n >= 0 ? "" : "−"}${Math.abs(n).toFixed(1)}%` : "?";
+}
+
+/** The book across symbols: each position's share of equity (shorts negative), gross
+ * exposure and VaR. `exposure` is /v1/portfolio's, or a `portfolio` desk event's `after`. */
+function onBook(exposure) {
+  const el = document.getElementById("ticker-book");
+  if (!exposure || !exposure.values || !Number(exposure.equity || 1)) return;
+  const equity = Number(exposure.equity || 0);
+  const held = Object.entries(exposure.values).filter(([, v]) => Number(v) !== 0);
+  const parts = held.map(([symbol, v]) =>
+    `${symbol.split("/")[0]} ${equity ? pct(Number(v) / equity) : fmt(v)}`);
+  if (held.length || latestDecisions.size > 1) parts.push(`gross ${pct(exposure.gross)}`);
+  if (exposure.var !== null && exposure.var !== undefined && held.length) {
+    parts.push(`VaR ${pct(exposure.var)}`);
+  }
+  el.textContent = parts.join(" · ");
 }
 
 function onPnl(p) {
@@ -594,6 +626,7 @@ const HANDLERS = {
   viewer_answer: onViewerAnswer,
   decision: onDecision,
   pnl: onPnl,
+  portfolio: (d) => onBook(d.after),
   resync: () => resync(),
 };
 const CHANNEL_EVENTS = {
@@ -601,7 +634,7 @@ const CHANNEL_EVENTS = {
     "token", "sentence", "emotion", "speech", "speech_skipped", "blocked",
     "viewer_question", "viewer_answer", "resync",
   ],
-  desk: ["decision", "pnl", "resync"],
+  desk: ["decision", "pnl", "portfolio", "resync"],
 };
 
 /** One event, from the stream or a test: `meta` is {channel, id, timestamp} (or {live}). */
@@ -658,6 +691,9 @@ async function resync() {
     const items = decisions.items || decisions;
     if (items && items.length) onDecision(items[0].decision || items[0]);
     if (portfolio && portfolio.equity !== undefined) onPnl(portfolio);
+    if (portfolio && portfolio.exposure) {
+      onBook({ ...portfolio.exposure, equity: portfolio.equity });
+    }
   } catch (err) {
     console.warn("resync failed", err);
   }

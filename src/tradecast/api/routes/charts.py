@@ -14,6 +14,7 @@ from tradecast.api.chart_views import (
     CandleList,
     EquityHistory,
     MarkerList,
+    SymbolTrades,
     candle_bars,
     decision_marks,
     equity_points,
@@ -111,10 +112,10 @@ async def markers(
 async def portfolio_history(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
-    """Equity at each bar's close from the desk's first decision on (the broker's fills
-    marked at the close, from the account's opening cash), beside buying and holding the
-    desk's symbol from the same close, and the drawdown from equity's running peak (at most
-    the last 20,000 bars)."""
+    """Equity at each bar's close from the desk's first decision on (the broker's fills on
+    every symbol of the desk marked at the close, from the account's opening cash), beside
+    buying and holding the desk's symbols in equal shares from the same close, and the
+    drawdown from equity's running peak (at most the last 20,000 bars)."""
     name, until = ctx.desk.symbol, ctx.desk.seen_until()
     broker = ctx.desk.current_broker()
     every_fill = broker.fills()
@@ -123,11 +124,17 @@ async def portfolio_history(
     if start is None:
         return {"symbol": name, "start_equity": str(cash), "items": []}
     end = until or ctx.desk.runtime.clock()
-    bars = int((end - start) / ctx.desk.bar) + 2
+    bars = min(max(int((end - start) / ctx.desk.bar) + 2, 2), MAX_BARS)
+    book = [
+        SymbolTrades(
+            fills=_fills_until(every_fill, symbol, until),
+            orders=broker.orders(symbol=symbol),
+            candles=await _candles(ctx, symbol, until, bars),
+        )
+        for symbol in ctx.desk.config.desk_symbols
+    ]
     points = equity_points(
-        _fills_until(every_fill, name, until),
-        broker.orders(symbol=name),
-        await _candles(ctx, name, until, min(max(bars, 2), MAX_BARS)),
+        book,
         bar=ctx.desk.bar,
         start=start,
         starting_cash=cash,

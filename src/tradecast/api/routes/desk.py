@@ -33,11 +33,12 @@ from tradecast.api.schemas import (
     PortfolioView,
     PositionList,
     TickAccepted,
+    exposure_json,
     portfolio_json,
     positions_json,
 )
 from tradecast.desk.status import DeskStatus
-from tradecast.domain import OrderStatus
+from tradecast.domain import OrderStatus, canonical_symbol
 from tradecast.errors import BrokerError, DeskConflict, NotFound
 from tradecast.graphs.runner import TickResult
 from tradecast.settings import RiskLimits
@@ -234,8 +235,15 @@ async def kill_switch(
 async def portfolio(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
-    """Cash, positions, equity and P&L at the latest marks."""
-    return portfolio_json(ctx.desk.current_broker().portfolio())
+    """Cash, positions, equity and P&L at the latest marks, the desk's symbols, and the
+    book's exposure and historical VaR against the portfolio limits."""
+    book = ctx.desk.current_broker().portfolio()
+    exposure = await ctx.desk.exposure(book)
+    return {
+        **portfolio_json(book),
+        "symbols": list(ctx.desk.config.desk_symbols),
+        "exposure": None if exposure is None else exposure_json(exposure, ctx.desk.limits()),
+    }
 
 
 @router.get(
@@ -289,9 +297,14 @@ async def decisions(
     ctx: ApiContext = Depends(get_context),
 ) -> dict[str, Any]:
     """Tick reports (decision, risk verdict, order, fills, persona, LLM use), newest first;
-    ``next`` pages on."""
+    ``next`` pages on. ``symbol`` ('eth/busd' is ETH/BUSD) keeps one symbol's: a portfolio
+    desk reports each symbol of a tick as a decision of its own."""
     try:
-        items, cursor = ctx.desk.store.decisions(limit, before, symbol, action)
+        wanted = None if symbol is None else canonical_symbol(symbol)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", f"symbol: {exc}") from None
+    try:
+        items, cursor = ctx.desk.store.decisions(limit, before, wanted, action)
     except NotFound as exc:  # an unknown cursor is invalid input, not a missing resource
         raise ApiError(422, "validation_error", f"before: {exc}") from None
     return {"items": items, "next": cursor}

@@ -10,6 +10,7 @@ shifted back by whole months and renamed (S3/USDT, ...), so each symbol has its 
 correlations are neither 1 nor 0. Every tick decides all symbols at one instant (4h apart).
 
 Run: .venv/bin/python bench/portfolio_tick.py [--ticks N] [--embedded-ticks M] [--sizes 1,2,4,8]
+     [--at-once K]
 """
 
 from __future__ import annotations
@@ -63,13 +64,15 @@ def symbol_files(count: int, folder: Path) -> dict[str, Path]:
     return files
 
 
-async def run(size: int, ticks: int, models: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+async def run(
+    size: int, ticks: int, models: dict[str, Any] | None, folder: Path, at_once: int
+) -> dict[str, Any]:
     files = symbol_files(size, folder)
     extra = {s: str(p) for s, p in files.items() if s not in BUNDLED}
     settings = load_settings(
         data_dir=folder / f"data-{size}-{'scripted' if models else 'embedded'}",
         market={"csv_paths": extra},
-        desk={"symbols": list(files), "memory_k": 0},
+        desk={"symbols": list(files), "memory_k": 0, "symbols_at_once": at_once},
     )
     walls: list[float] = []
     calls: list[int] = []
@@ -112,7 +115,7 @@ async def main(args: argparse.Namespace) -> None:
                 continue
             base = None
             for size in sizes:
-                figures = await run(size, ticks, factory(), Path(tmp))
+                figures = await run(size, ticks, factory(), Path(tmp), args.at_once)
                 print(line(label, figures, base), flush=True)
                 base = base or statistics.median(figures["walls"])
 
@@ -122,5 +125,11 @@ if __name__ == "__main__":
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--embedded-ticks", type=int, default=3)
     parser.add_argument("--sizes", default="1,2,4,8")
+    parser.add_argument(
+        "--at-once",
+        type=int,
+        default=0,
+        help="symbols deciding at once (TRADECAST_DESK__SYMBOLS_AT_ONCE; 0: the default)",
+    )
     configure_logging("warning", "console")
     asyncio.run(main(parser.parse_args()))

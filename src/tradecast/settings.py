@@ -535,6 +535,13 @@ class DeskConfig(_Frozen):
         description="the portfolio desk's symbols, comma-separated or a JSON list "
         "(empty: `symbol` alone)",
     )
+    symbols_at_once: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_DESK_SYMBOLS,
+        description="symbols deciding at once in a portfolio tick (0: one on the embedded "
+        "model, which answers one call at a time; all of them on Ollama)",
+    )
     every: str = Field(default="1h", pattern=r"^\d+[mhd]$", description="tick cadence, e.g. 1h")
     candles: int = Field(default=200, ge=30, le=5000, description="bars of context per tick")
     # The embedded 135M model's votes measured as noise (docs/STRATEGIES.md), so the LLM

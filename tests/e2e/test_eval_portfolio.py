@@ -48,3 +48,22 @@ def test_a_bad_portfolio_command_says_why_and_writes_nothing(tmp_path: Path, arg
     assert done.returncode != 0
     assert message in done.stderr + done.stdout
     assert not (out / "report.json").exists()
+
+
+def test_tick_on_a_portfolio_desk_refuses_a_symbol_it_does_not_trade(tmp_path: Path):
+    env = {"TRADECAST_DESK__SYMBOLS": "BTC/USDT,ETH/BUSD"}
+    done = run_tradecast(tmp_path, "tick", "--symbol", "SOL/USDT", "--json", extra_env=env)
+    assert done.returncode != 0
+    assert "the desk decides BTC/USDT, ETH/BUSD" in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_tick_on_a_portfolio_desk_prints_every_symbol_on_the_embedded_model(tmp_path: Path):
+    env = {"TRADECAST_DESK__SYMBOLS": "BTC/USDT,ETH/BUSD"}
+    args = ["tick", "--symbol", "eth/busd", "--at", "2021-03-01T00:00:00Z", "--json"]
+    done = run_tradecast(tmp_path, *args, extra_env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = json.loads(done.stdout)["reports"]
+    assert sorted(r["decision"]["symbol"] for r in reports) == ["BTC/USDT", "ETH/BUSD"]
+    assert all(r["portfolio"]["symbols"] == ["BTC/USDT", "ETH/BUSD"] for r in reports)
+    assert all(1 <= r["llm"]["calls"] <= 5 for r in reports)

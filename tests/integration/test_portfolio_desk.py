@@ -138,3 +138,25 @@ async def test_the_runner_reports_one_decision_per_symbol_and_a_finished_tick_is
     assert "companions" not in result.model_dump(mode="json")
     assert again.resumed and len(fills) == 2
     assert sorted(r.decision.id for r in again.reports()) == sorted(r.decision.id for r in reports)
+
+
+async def test_on_margin_a_sell_opens_shorts_with_stops_above_within_the_book_limits(
+    tmp_path, embedder
+):
+    margin = {"margin": {"enabled": True}}
+    async with portfolio_desk(tmp_path, embedder, models("SELL"), broker=margin) as (desk, run):
+        state = await tick(desk, run, AT)
+        book = desk.broker.portfolio()
+        exposure = await book_exposure(
+            desk.market, timedelta(hours=1), book, AT, desk.executor.limits
+        )
+    shorts = [p for p in book.positions if p.side == "short"]
+    assert {p.symbol for p in shorts} == set(SYMBOLS)
+    assert all(p.liquidation_price and p.liquidation_price > book.prices[p.symbol] for p in shorts)
+    opening = [o for o in state["review"].orders if not o.exit]
+    assert opening and all(o.intent.side is Side.SELL for o in opening)
+    for order in opening:
+        stop = order.intent.stop_loss
+        assert stop is not None and stop > book.prices[order.symbol]
+    assert exposure.net <= desk.executor.limits.max_net_exposure_pct
+    assert portfolio_violations(state, exposure, desk.executor.limits) == []

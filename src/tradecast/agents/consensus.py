@@ -3,9 +3,11 @@
 The analyst, trader, rules and strategy agents vote on the direction with weight x
 confidence; abstentions do not vote. The weights come with the context (fixed, or adapted
 to the regime and track records: :mod:`tradecast.agents.weights`). The risk agent never
-votes: it can only shrink or veto a buy (an exit is never held back). A BUY brings the
-position toward the sizing method's target weight (:mod:`tradecast.risk.sizing`), a SELL
-closes the position, and a position grown well past its target is trimmed back to it. The
+votes: it can only shrink or veto a buy or a new short (an exit is never held back). A BUY
+brings the position toward the sizing method's target weight (:mod:`tradecast.risk.sizing`),
+a SELL closes the position, and a position grown well past its target is trimmed back to it.
+On a margin account (``shorts``) a SELL with nothing held opens a short sized as a BUY is,
+and a BUY while short covers the whole short first. The
 result carries attribution (who said what, with what weight and why) and the memory hits
 that were read.
 """

@@ -51,7 +51,14 @@ from tradecast.news.base import NewsSource
 from tradecast.news.view import NewsView
 from tradecast.ratelimit import LocalRateLimiter
 from tradecast.risk.execution import GatedExecutor
-from tradecast.settings import AGENT_ROLES, AgentRole, Settings, ViewersConfig, VoiceConfig
+from tradecast.settings import (
+    AGENT_ROLES,
+    AgentRole,
+    LLMBackend,
+    Settings,
+    ViewersConfig,
+    VoiceConfig,
+)
 from tradecast.viewers.base import ChatSource
 from tradecast.voice.base import SpeechSynthesizer
 
@@ -359,8 +366,23 @@ def build_runner(
     symbols = settings.desk.desk_symbols
     if len(symbols) == 1:
         return DeskRunner(build_desk_graph(deps, saver), sink, set_clock=clock.set)
-    graph = build_portfolio_graph(PortfolioDependencies(deps, symbols), saver)
+    graph = build_portfolio_graph(
+        PortfolioDependencies(deps, symbols, symbols_at_once(settings)), saver
+    )
     return PortfolioRunner(graph, symbols, sink=sink, set_clock=clock.set)
+
+
+def symbols_at_once(settings: Settings) -> int:
+    """How many symbols a portfolio tick decides at once: the setting, else one when an
+    agent runs on the embedded model (one call at a time, and a symbol deciding alone keeps
+    its context in the KV cache), else all (Ollama answers several at once)."""
+    if settings.desk.symbols_at_once:
+        return settings.desk.symbols_at_once
+    embedded = any(
+        settings.llm.for_role(role)[0] is LLMBackend.LLAMACPP
+        for role in ("analyst", "risk", "trader")
+    )
+    return 1 if embedded else 0
 
 
 READ_ONLY_TOOLS = frozenset({"get_price", "get_candles_summary", "get_portfolio"})

@@ -13,7 +13,7 @@ from tradecast.bootstrap import open_desk
 from tradecast.cli.common import fail, keep_data_private, preflight_or_exit, print_json
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
-from tradecast.domain import StreamEvent
+from tradecast.domain import StreamEvent, canonical_symbol
 from tradecast.errors import TradecastError
 from tradecast.graphs.runner import TickResult
 from tradecast.market.closed_bars import parse_timeframe
@@ -54,19 +54,35 @@ def tick(
     at: str | None = typer.Option(None, "--at", help="decision time, ISO-8601 (default: now)"),
     as_json: bool = typer.Option(False, "--json", help="print the tick as one JSON object"),
 ) -> None:
-    """Run one decision of the desk at a time (the latest closed bar by default)."""
+    """Run one decision of the desk at a time (the latest closed bar by default); a portfolio
+    desk (TRADECAST_DESK__SYMBOLS) decides every symbol and prints each one's report."""
     settings: Settings = ctx.obj
     moment = parse_instant(at, "--at") if at else None
+    symbols = settings.desk.desk_symbols
+    portfolio = len(symbols) > 1
+    if portfolio and canonical(symbol) not in symbols:
+        fail(f"--symbol {symbol}: the desk decides {', '.join(symbols)} (TRADECAST_DESK__SYMBOLS)")
     keep_data_private(settings)
     preflight_or_exit(settings)
     try:
         result = asyncio.run(_tick(settings, symbol, moment))
     except TradecastError as exc:
         fail(str(exc))
-    if as_json:
+    if as_json and portfolio:  # every symbol's report of the one tick
+        print_json({"reports": [r.model_dump(mode="json") for r in result.reports()]})
+    elif as_json:
         print_json(result.model_dump(mode="json"))
     else:
-        _print_tick(Console(), result)
+        for report in result.reports():
+            _print_tick(Console(), report)
+
+
+def canonical(symbol: str) -> str:
+    """``symbol`` as the desk spells it ('eth/busd' is ETH/BUSD; unchanged if it is not one)."""
+    try:
+        return canonical_symbol(symbol)
+    except ValueError:
+        return symbol
 
 
 def _print_tick(console: Console, result: TickResult) -> None:
@@ -146,7 +162,8 @@ async def _loop(
         _print_event(console, event)
 
     async def shown(_: datetime, result: TickResult) -> None:
-        _print_tick(console, result)
+        for report in result.reports():  # one per symbol on a portfolio desk
+            _print_tick(console, report)
 
     async with open_desk(settings, sink=show) as desk:
         loop = DeskLoop(desk.runner, symbol, ReplayTimeline(step, first or last, last))

@@ -27,6 +27,7 @@ one-symbol desk).
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,10 @@ class PortfolioDependencies:
 
     desk: DeskDependencies
     symbols: tuple[str, ...]
+    branches_at_once: int = 0
+    """How many symbols' branches decide at once (0: all). One for the embedded model: it
+    answers one call at a time anyway, and a branch that runs alone keeps its symbol's
+    context in the model's KV cache from one agent to the next."""
 
 
 def fan_out(state: PortfolioState) -> list[Send]:
@@ -171,7 +176,8 @@ def build_portfolio_graph(
         # timed() is typed for the one-symbol state: name this graph's state explicitly, or
         # LangGraph would read the node's input by the wrapper's annotation
         graph.add_node(name, timed(name, node), input_schema=PortfolioState)  # type: ignore[misc]
-    graph.add_node("symbol_desk", _symbol_desk(decide), input_schema=SymbolInput)
+    slots = asyncio.Semaphore(deps.branches_at_once or len(deps.symbols))
+    graph.add_node("symbol_desk", _symbol_desk(decide, slots), input_schema=SymbolInput)
     graph.add_edge(START, "mark_book")
     graph.add_conditional_edges("mark_book", fan_out, ["symbol_desk"])
     graph.add_edge("symbol_desk", "portfolio")
@@ -197,30 +203,36 @@ def _mark_book(desk: DeskDependencies) -> Any:
     return node
 
 
-def _symbol_desk(decide: CompiledStateGraph) -> Any:
+def _symbol_desk(decide: CompiledStateGraph, slots: asyncio.Semaphore) -> Any:
     async def node(state: SymbolInput) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        # A subgraph's custom events do not reach the parent's stream (only with
-        # ``subgraphs=True``, namespaced): pass its decisions and ticks on as this node's own.
-        async for mode, chunk in decide.astream(
-            {"symbol": state["symbol"], "at": state["at"]}, stream_mode=["custom", "values"]
-        ):
-            event = cast("dict[str, Any]", chunk)
-            if mode == "custom":
-                emit(event["channel"], event["event"], event["data"])
-            else:
-                out = event
-        proposal = SymbolProposal(
-            symbol=state["symbol"],
-            context=out["context"],
-            decision=out["decision"],
-            intent=out.get("intent"),
-            llm_calls=tuple(out.get("llm_calls") or ()),
-            latency_ms=dict(out.get("latency_ms") or {}),
-        )
-        return {"proposals": [proposal]}
+        async with slots:
+            return await _decide(decide, state)
 
     return node
+
+
+async def _decide(decide: CompiledStateGraph, state: SymbolInput) -> dict[str, Any]:
+    """One symbol's decision part, its stream events passed on to the parent's stream."""
+    out: dict[str, Any] = {}
+    # A subgraph's custom events do not reach the parent's stream (only with
+    # ``subgraphs=True``, namespaced): pass its decisions and ticks on as this node's own.
+    async for mode, chunk in decide.astream(
+        {"symbol": state["symbol"], "at": state["at"]}, stream_mode=["custom", "values"]
+    ):
+        event = cast("dict[str, Any]", chunk)
+        if mode == "custom":
+            emit(event["channel"], event["event"], event["data"])
+        else:
+            out = event
+    proposal = SymbolProposal(
+        symbol=state["symbol"],
+        context=out["context"],
+        decision=out["decision"],
+        intent=out.get("intent"),
+        llm_calls=tuple(out.get("llm_calls") or ()),
+        latency_ms=dict(out.get("latency_ms") or {}),
+    )
+    return {"proposals": [proposal]}
 
 
 def _portfolio(desk: DeskDependencies) -> Any:

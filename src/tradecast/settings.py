@@ -308,8 +308,9 @@ class RiskLimits(_Frozen):
     max_cvar_pct: Decimal = Field(
         default=Decimal("0.05"), gt=0, le=1, description="95% one-day historical CVaR / equity"
     )
+    # 20: the fewest daily scenarios VaR is computed from (risk.exposure.MIN_VAR_SCENARIOS)
     risk_window_days: int = Field(
-        default=90, ge=10, le=1000, description="days of returns for correlation and VaR"
+        default=90, ge=20, le=1000, description="days of returns for correlation and VaR"
     )
 
 

@@ -60,6 +60,14 @@ def test_desk_store_keeps_one_report_per_decision_and_pages(store: DeskStore) ->
         store.decisions(before="nope")
 
 
+def test_desk_store_counts_a_portfolio_ticks_symbols_as_one_tick(store: DeskStore) -> None:
+    store.record_tick(tick(1))
+    for n in (2, 3):  # two symbols of one portfolio tick: one thread
+        store.record_tick(tick(n).model_copy(update={"thread_id": "tick:portfolio-1"}))
+    assert store.decision_count() == 2
+    assert len(store.decisions(limit=10)[0]) == 3
+
+
 def test_desk_store_state_and_threads(store: DeskStore) -> None:
     assert store.get_state("cursor") is None
     store.set_state("cursor", {"at": "2021-01-01T00:00:00+00:00"})

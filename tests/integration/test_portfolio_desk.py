@@ -16,7 +16,7 @@ from tradecast.bootstrap import open_desk
 from tradecast.desk.runtime import DeskRuntime
 from tradecast.domain import Side
 from tradecast.evals.portfolio_checks import portfolio_violations
-from tradecast.graphs.portfolio import per_symbol_calls
+from tradecast.graphs.portfolio_plan import per_symbol_calls
 from tradecast.graphs.portfolio_runner import PortfolioRunner
 from tradecast.memory.inprocess import InProcessDecisionMemory
 from tradecast.risk.book_exposure import book_exposure
@@ -37,7 +37,11 @@ def models(action: str = "BUY") -> dict[str, ScriptedChatModel]:
 
 @asynccontextmanager
 async def portfolio_desk(
-    tmp_path: Path, embedder: Any, chat: dict[str, Any], **overrides: Any
+    tmp_path: Path,
+    embedder: Any,
+    chat: dict[str, Any],
+    desk: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[DeskRuntime, Any]]:
     settings = load_settings(
         data_dir=tmp_path / "data",
@@ -49,6 +53,7 @@ async def portfolio_desk(
             "analyst_weight": 1,
             "trader_weight": 1,
             "strategy": {"sizing": "fixed", "strategies": []},
+            **(desk or {}),
         },
         **overrides,
     )
@@ -159,4 +164,63 @@ async def test_on_margin_a_sell_opens_shorts_with_stops_above_within_the_book_li
         stop = order.intent.stop_loss
         assert stop is not None and stop > book.prices[order.symbol]
     assert exposure.net <= desk.executor.limits.max_net_exposure_pct
+    assert portfolio_violations(state, exposure, desk.executor.limits) == []
+
+
+def by_symbol_and_time(make: Any, actions: dict[tuple[str, str], str], default: str) -> Any:
+    """A scripted reply that depends on the symbol and the time in the prompt."""
+
+    def reply(messages: list[Any]) -> dict[str, Any]:
+        text = " ".join(str(m.content) for m in messages)
+        for (symbol, hour), action in actions.items():
+            if f"Symbol: {symbol}. Time: 2021-03-01 {hour}" in text:
+                return make(action)
+        return make(default)
+
+    return reply
+
+
+async def test_an_exit_cut_by_the_gate_leaves_no_room_it_did_not_free(tmp_path, embedder):
+    # tick 1 buys BTC; tick 2 sells it and buys ETH with the room the exit was to free, but
+    # the gate cuts the exit to max_order_notional: the ETH buy is checked again
+    plan = {("ETH/BUSD", "00:00"): "HOLD", ("BTC/USDT", "04:00"): "SELL"}
+    chat = {
+        "analyst": ScriptedChatModel(
+            script=[by_symbol_and_time(lambda a: analyst(a, 0.9), plan, "BUY")]
+        ),
+        "risk": ScriptedChatModel(script=[risk("approve", 1.0)]),
+        "trader": ScriptedChatModel(
+            script=[by_symbol_and_time(lambda a: trader(a, 1.0, 0.9), plan, "BUY")]
+        ),
+        "persona": ScriptedChatModel(script=["Steady now."]),
+    }
+    loose = {
+        "max_position_pct": "0.7",
+        "max_order_notional": "10000",
+        "max_gross_exposure_pct": "1",
+        "max_net_exposure_pct": "1",
+        "max_var_pct": "1",
+        "max_cvar_pct": "1",
+    }
+    one_call = {"trader_tool_steps": 0}
+    async with portfolio_desk(tmp_path, embedder, chat, one_call, risk=loose) as (desk, run):
+        await tick(desk, run, AT)
+        desk.executor.update_limits(
+            max_gross_exposure_pct=Decimal("0.5"),
+            max_net_exposure_pct=Decimal("0.5"),
+            max_order_notional=Decimal("2000"),
+        )
+        state = await tick(desk, run, AT + timedelta(hours=4))
+        book = desk.broker.portfolio()
+        exposure = await book_exposure(
+            desk.market, timedelta(hours=1), book, AT, desk.executor.limits
+        )
+    (exit_,) = [o for o in state["outcomes"] if o.symbol == "BTC/USDT"]
+    assert exit_.execution is not None and exit_.verdict.shrunk  # cut to 2,000
+    assert book.position("BTC/USDT") is not None  # some of BTC is still held
+    (planned,) = [o for o in state["review"].orders if o.symbol == "ETH/BUSD"]
+    (bought,) = [o for o in state["outcomes"] if o.symbol == "ETH/BUSD"]
+    assert bought.execution is not None
+    assert bought.execution.order.intent.quantity < planned.intent.quantity / 2
+    assert exposure.gross <= Decimal("0.5")
     assert portfolio_violations(state, exposure, desk.executor.limits) == []

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tradecast.domain import Action, Decision, OrderIntent, Side
-from tradecast.graphs.portfolio import planned_orders, proposed_target
+from tradecast.graphs.portfolio_plan import planned_orders, proposed_target
 
 AT = datetime(2021, 3, 1, tzinfo=UTC)
 D = Decimal
@@ -72,3 +72,17 @@ def test_covering_and_buying_are_two_orders_and_equal_targets_none():
         (Side.BUY, D(3), False),
     ]
     assert planned_orders(decision("HOLD"), None, D(2), D(2)) == []
+
+
+def test_the_book_counts_positions_the_desk_no_longer_decides():
+    from tradecast.domain import Portfolio, Position
+    from tradecast.graphs.portfolio_plan import book_symbols
+
+    book = Portfolio(
+        cash=D(1000),
+        positions=(
+            Position(symbol="SOL/USDT", quantity=D(1), avg_price=D(20)),
+            Position(symbol="BTC/USDT", quantity=D(1), avg_price=D(100)),
+        ),
+    )
+    assert book_symbols(["ETH/BUSD", "BTC/USDT"], book) == ["ETH/BUSD", "BTC/USDT", "SOL/USDT"]

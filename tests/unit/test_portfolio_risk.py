@@ -287,6 +287,15 @@ def test_cooldown_blocks_increases_in_that_symbol_only() -> None:
     assert later.targets[BTC] == 20
 
 
+def test_a_new_symbol_opens_only_under_max_open_positions_after_the_exits() -> None:
+    folio = book("10000", (BTC, "10", "100"), ("SOL/USDT", "10", "100"))
+    lim = limits(max_open_positions=2)
+    full = check([target(BTC, "10"), target(ETH, "5")], folio, lim)
+    assert full.targets[ETH] == 0 and "max open positions 2" in full.reasons[ETH][0]
+    freed = check([target(BTC, "0"), target(ETH, "5")], folio, lim)  # BTC's exit makes room
+    assert freed.targets == {BTC: D(0), ETH: D(5)}
+
+
 def test_position_cap_clips_an_increase_and_spares_an_old_excess() -> None:
     folio = book("10000", (BTC, "30", "100"))  # 3000 of 13000 equity: 23%
     lim = limits(max_position_pct="0.2")

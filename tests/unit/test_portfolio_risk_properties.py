@@ -56,7 +56,7 @@ limits_strategy = st.builds(
     correlation_threshold=share("0.5 0.7 0.9", "0.3", "0.95", 2),
     max_var_pct=share("0.01 0.03 0.08", "0.002", "0.2"),
     max_cvar_pct=share("0.02 0.05 0.1", "0.003", "0.3"),
-    risk_window_days=st.sampled_from([30, 60, 90]) | st.integers(10, 120),
+    risk_window_days=st.sampled_from([30, 60, 90]) | st.integers(20, 120),
 )
 
 

@@ -34,6 +34,7 @@ from tradecast.desk.runtime import DeskRuntime, TickClock
 from tradecast.desk.store import STORE_FILENAME, DeskStore
 from tradecast.desk.timeline import TimelineFactory, live_timeline, replay_timeline
 from tradecast.domain import Channel, StreamEvent, utc_now
+from tradecast.errors import SettingsError
 from tradecast.graphs.checkpoints import InlineSqliteSaver, desk_serializer
 from tradecast.graphs.desk import DeskDependencies, build_desk_graph
 from tradecast.graphs.nodes import MemoryCalls
@@ -50,6 +51,7 @@ from tradecast.memory.embeddings import Embedder, SentenceTransformerEmbedder
 from tradecast.news.base import NewsSource
 from tradecast.news.view import NewsView
 from tradecast.ratelimit import LocalRateLimiter
+from tradecast.risk.book_exposure import window_note
 from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import (
     AGENT_ROLES,
@@ -366,6 +368,12 @@ def build_runner(
     symbols = settings.desk.desk_symbols
     if len(symbols) == 1:
         return DeskRunner(build_desk_graph(deps, saver), sink, set_clock=clock.set)
+    short_window = window_note(settings.risk, deps.bar)
+    if short_window is not None:  # the book's VaR would quietly cover fewer days
+        raise SettingsError(
+            f"TRADECAST_RISK__RISK_WINDOW_DAYS: {short_window}; shorten the window or use "
+            "longer bars (TRADECAST_MARKET__TIMEFRAME)"
+        )
     graph = build_portfolio_graph(
         PortfolioDependencies(deps, symbols, symbols_at_once(settings)), saver
     )

@@ -141,8 +141,9 @@ class DeskStore:
         return TickResult.model_validate_json(rows[0][0]) if rows else None
 
     def decision_count(self) -> int:
-        """How many ticks have a stored report (what ``status.ticks`` counts, across restarts)."""
-        rows, _ = self._db.execute("SELECT COUNT(*) FROM decisions", ())
+        """How many ticks have a stored report (what ``status.ticks`` counts, across restarts):
+        a portfolio tick's symbols share one thread, so threads are counted."""
+        rows, _ = self._db.execute("SELECT COUNT(DISTINCT thread_id) FROM decisions", ())
         return int(rows[0][0])
 
     def awaiting_approval(self) -> list[TickResult]:

@@ -34,12 +34,13 @@ from tradecast.desk.runtime import DeskRuntime
 from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import Fill, Order, Portfolio
 from tradecast.errors import EvalError
-from tradecast.evals.checks import grounding_errors
+from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.evals.portfolio_checks import over_limits, portfolio_violations
 from tradecast.evals.runner import describe_models, warm_embeddings
-from tradecast.graphs.portfolio import PortfolioState, headline_state, per_symbol_calls
+from tradecast.graphs.portfolio_plan import headline_state, per_symbol_calls
 from tradecast.graphs.portfolio_runner import PortfolioRunner
+from tradecast.graphs.portfolio_state import PortfolioState
 from tradecast.graphs.runner import TickResult
 from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
@@ -247,7 +248,10 @@ async def _tick_row(desk: DeskRuntime, state: PortfolioState, wall_s: float) -> 
         "groups": [list(g) for g in exposure.groups],
         "scale": review.scale,
         "notes": list(review.notes),
-        "violations": portfolio_violations(state, exposure, limits),
+        "violations": [
+            *portfolio_violations(state, exposure, limits),
+            *_order_violations(desk, state),
+        ],
         "over_limits": over_limits(exposure, limits),
         "llm_calls": per_symbol_calls(state),
         "prompt_tokens": sum(c.prompt_tokens for c in all_calls),
@@ -258,6 +262,23 @@ async def _tick_row(desk: DeskRuntime, state: PortfolioState, wall_s: float) -> 
         "wall_s": round(wall_s, 3),
         "latency_ms": dict(state.get("latency_ms") or {}),
     }
+
+
+def _order_violations(desk: DeskRuntime, state: PortfolioState) -> list[str]:
+    """Each executed order re-checked as the one-symbol eval does (the pure gate and the
+    independent checks), on the book as it was when the order was sent."""
+    limits, costs = desk.executor.limits, desk.broker.cost_model
+    contexts = {p.symbol: p.context for p in state["proposals"]}
+    found = []
+    for outcome in state.get("outcomes") or []:
+        context = contexts[outcome.symbol]
+        if outcome.judged_on is not None:
+            context = context.model_copy(update={"portfolio": outcome.judged_on})
+        order_state = {"execution": outcome.execution, "context": context, "at": state["at"]}
+        rules = desk.broker.market_rules(outcome.symbol)
+        for problem in risk_violations(order_state, limits, rules, costs, desk.executor.margin):
+            found.append(f"{outcome.symbol} {outcome.intent.client_order_id}: {problem}")
+    return found
 
 
 def _grounding_errors(state: PortfolioState) -> list[str]:

@@ -43,7 +43,7 @@ from tradecast.domain import (
 )
 from tradecast.graphs.chat import ChatReply
 from tradecast.graphs.commands import Command
-from tradecast.graphs.portfolio import (
+from tradecast.graphs.portfolio_state import (
     PlannedOrder,
     PortfolioReview,
     SymbolOutcome,

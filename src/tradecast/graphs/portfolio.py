@@ -28,33 +28,24 @@ one-symbol desk).
 from __future__ import annotations
 
 import asyncio
-import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
-from pydantic import Field
-from typing_extensions import TypedDict
 
-from tradecast.agents.calls import LLMCall
 from tradecast.agents.consensus import QUANTITY_STEP
-from tradecast.broker.paper import Execution
 from tradecast.domain import (
-    Action,
-    Decision,
-    DomainModel,
-    OrderIntent,
-    PersonaLine,
     Portfolio,
     RiskVerdict,
     Side,
 )
+from tradecast.errors import MarketDataError
 from tradecast.graphs.desk import (
     DeskDependencies,
     decision_graph,
@@ -62,82 +53,30 @@ from tradecast.graphs.desk import (
     persona_or_ablated,
 )
 from tradecast.graphs.nodes import emit, remember_node, timed
-from tradecast.graphs.report import ExposureView
-from tradecast.graphs.state import DeskContext, merge_latency
+from tradecast.graphs.portfolio_plan import (
+    book_symbols,
+    exposure_view,
+    headline_state,
+    in_order,
+    measure_book,
+    planned_orders,
+    proposed_target,
+    signed_holding,
+)
+from tradecast.graphs.portfolio_state import (
+    PlannedOrder,
+    PortfolioReview,
+    PortfolioState,
+    SymbolInput,
+    SymbolOutcome,
+    SymbolProposal,
+)
 from tradecast.logs import get_logger
-from tradecast.risk.book_exposure import bars_for
-from tradecast.risk.portfolio import Exposure, Target, check_portfolio, daily_returns
+from tradecast.risk.book_exposure import bars_for, window_note
+from tradecast.risk.portfolio import Target, check_portfolio, daily_returns
 
 log = get_logger(__name__)
 ZERO = Decimal(0)
-
-
-class SymbolProposal(DomainModel):
-    """What one symbol's branch decided: the consensus and its proposed order."""
-
-    symbol: str
-    context: DeskContext
-    decision: Decision
-    intent: OrderIntent | None = None
-    llm_calls: tuple[LLMCall, ...] = ()
-    latency_ms: dict[str, float] = Field(default_factory=dict)
-
-
-class PlannedOrder(DomainModel):
-    """An order the portfolio node sends for one symbol's decision."""
-
-    symbol: str
-    decision_id: str
-    intent: OrderIntent
-    exit: bool
-    """Whether it only reduces a position (sent before the orders that add)."""
-
-
-class PortfolioReview(DomainModel):
-    """The portfolio check's ruling on the tick's targets, and the orders it leads to."""
-
-    current: dict[str, Decimal]
-    asked: dict[str, Decimal]
-    approved: dict[str, Decimal]
-    reasons: dict[str, tuple[str, ...]]
-    notes: tuple[str, ...] = ()
-    scale: float = 1.0
-    before: ExposureView
-    after: ExposureView
-    orders: tuple[PlannedOrder, ...] = ()
-
-
-class SymbolOutcome(DomainModel):
-    """What became of one planned order at the gate and the broker."""
-
-    symbol: str
-    decision_id: str
-    intent: OrderIntent
-    verdict: RiskVerdict
-    execution: Execution | None = None
-    error: str | None = None
-
-
-class PortfolioState(TypedDict, total=False):
-    """One portfolio tick; each node returns only the keys it changes."""
-
-    at: datetime
-    symbols: list[str]
-    proposals: Annotated[list[SymbolProposal], operator.add]
-    review: PortfolioReview
-    outcomes: list[SymbolOutcome]
-    persona: list[PersonaLine]
-    headline: str | None
-    remembered: bool
-    llm_calls: Annotated[list[LLMCall], operator.add]
-    latency_ms: Annotated[dict[str, float], merge_latency]
-
-
-class SymbolInput(TypedDict):
-    """What a ``Send`` hands one symbol's branch."""
-
-    symbol: str
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -194,8 +133,16 @@ def build_portfolio_graph(
 
 def _mark_book(desk: DeskDependencies) -> Any:
     async def node(state: PortfolioState) -> dict[str, Any]:
-        for symbol in state["symbols"]:
-            _, exits = await desk.executor.mark_with_exits(symbol, state["at"])
+        for symbol in book_symbols(state["symbols"], desk.executor.portfolio()):
+            try:
+                _, exits = await desk.executor.mark_with_exits(symbol, state["at"])
+            except MarketDataError as exc:
+                if symbol in state["symbols"]:
+                    raise
+                # a position left from another configuration, on a market that no longer
+                # has it: its stops wait, and the portfolio check says its VaR is unknown
+                log.warning("portfolio.unmarked", symbol=symbol, reason=str(exc))
+                continue
             for fill, trigger in exits:
                 emit("desk", "fill", {**fill.model_dump(mode="json"), "trigger": trigger})
         return {}
@@ -238,21 +185,20 @@ async def _decide(decide: CompiledStateGraph, state: SymbolInput) -> dict[str, A
 def _portfolio(desk: DeskDependencies) -> Any:
     async def node(state: PortfolioState) -> dict[str, Any]:
         at = state["at"]
-        proposals = _in_order(state["proposals"], state["symbols"])
+        proposals = in_order(state["proposals"], state["symbols"])
         book = desk.executor.portfolio()
-        returns = {s: await _daily_returns(desk, s, at) for s in state["symbols"]}
+        returns = await _book_returns(desk, state["symbols"], book, at)
         current = {p.symbol: signed_holding(book, p.symbol) for p in proposals}
         asked = {
             p.symbol: proposed_target(p.decision, current[p.symbol], desk.shorts) for p in proposals
         }
-        costs = desk.executor.broker.cost_model
         verdict = check_portfolio(
             [Target(p.symbol, asked[p.symbol], p.context.price) for p in proposals],
             book,
             desk.executor.limits,
             returns,
             at,
-            fee_rate=(costs.fee_bps + costs.slippage_bps) / Decimal(10_000),
+            fee_rate=_fee_rate(desk, book),
             shorts_allowed=desk.shorts,
         )
         orders = [
@@ -262,18 +208,18 @@ def _portfolio(desk: DeskDependencies) -> Any:
                 p.decision, p.intent, current[p.symbol], verdict.targets[p.symbol]
             )
         ]
+        short_window = window_note(desk.executor.limits, desk.bar)
         review = PortfolioReview(
             current=current,
             asked=asked,
             approved=dict(verdict.targets),
             reasons={s: tuple(r) for s, r in verdict.reasons.items()},
-            notes=verdict.notes,
+            notes=(*verdict.notes, *([short_window] if short_window else [])),
             scale=verdict.scale,
             before=exposure_view(verdict.before),
             after=exposure_view(verdict.after),
             orders=tuple(sorted(orders, key=lambda o: not o.exit)),
         )
-        emit("desk", "portfolio", review.model_dump(mode="json", exclude={"orders"}))
         return {"review": review}
 
     return node
@@ -281,32 +227,26 @@ def _portfolio(desk: DeskDependencies) -> Any:
 
 def _execute(desk: DeskDependencies) -> Any:
     async def node(state: PortfolioState) -> dict[str, Any]:
-        outcomes = []
-        for order in state["review"].orders:
-            report = await desk.executor.submit(order.intent, state["at"])
-            if report.execution is None:
-                reason = report.error or "; ".join(report.verdict.reasons)
-                emit(
-                    "desk",
-                    "risk_rejection",
-                    {"decision_id": order.decision_id, "reasons": [reason]},
-                )
-            else:
-                emit("desk", "order", report.execution.order.model_dump(mode="json"))
-                for fill in report.execution.fills:
-                    emit("desk", "fill", fill.model_dump(mode="json"))
-            outcomes.append(
-                SymbolOutcome(
-                    symbol=order.symbol,
-                    decision_id=order.decision_id,
-                    intent=order.intent,
-                    verdict=report.verdict,
-                    execution=report.execution,
-                    error=report.error
-                    or (None if report.verdict.approved else "; ".join(report.verdict.reasons)),
-                )
-            )
+        at, review = state["at"], state["review"]
+        exits = [o for o in review.orders if o.exit]
+        opening = [o for o in review.orders if not o.exit]
+        outcomes = [await _send(desk, order, at) for order in exits]
+        if any(not _filled_in_full(o) for o in outcomes):
+            # the room for the additions was counted with every exit done
+            opening, refused = await _within_the_book(desk, state, opening)
+            outcomes += refused
+        outcomes += [await _send(desk, order, at) for order in opening]
         book = desk.executor.portfolio()
+        returns = await _book_returns(desk, state["symbols"], book, at)
+        held = exposure_view(measure_book(book, returns, desk.executor.limits))
+        emit(
+            "desk",
+            "portfolio",
+            {
+                **review.model_dump(mode="json", exclude={"orders"}),
+                "book": held.model_dump(mode="json"),
+            },
+        )
         emit(
             "desk",
             "pnl",
@@ -317,9 +257,111 @@ def _execute(desk: DeskDependencies) -> Any:
                 "unrealized": str(book.unrealized_pnl),
             },
         )
-        return {"outcomes": outcomes}
+        return {"outcomes": outcomes, "book": held}
 
     return node
+
+
+async def _send(desk: DeskDependencies, order: PlannedOrder, at: datetime) -> SymbolOutcome:
+    """One planned order through the per-order gate, with the book the gate judged it on."""
+    judged_on = desk.executor.portfolio()
+    report = await desk.executor.submit(order.intent, at)
+    if report.execution is None:
+        reason = report.error or "; ".join(report.verdict.reasons)
+        emit("desk", "risk_rejection", {"decision_id": order.decision_id, "reasons": [reason]})
+    else:
+        emit("desk", "order", report.execution.order.model_dump(mode="json"))
+        for fill in report.execution.fills:
+            emit("desk", "fill", fill.model_dump(mode="json"))
+    return SymbolOutcome(
+        symbol=order.symbol,
+        decision_id=order.decision_id,
+        intent=order.intent,
+        verdict=report.verdict,
+        execution=report.execution,
+        error=report.error
+        or (None if report.verdict.approved else "; ".join(report.verdict.reasons)),
+        judged_on=judged_on,
+    )
+
+
+def _filled_in_full(outcome: SymbolOutcome) -> bool:
+    fills = outcome.execution.fills if outcome.execution else ()
+    return sum((f.quantity for f in fills), ZERO) >= outcome.intent.quantity
+
+
+async def _within_the_book(
+    desk: DeskDependencies, state: PortfolioState, opening: list[PlannedOrder]
+) -> tuple[list[PlannedOrder], list[SymbolOutcome]]:
+    """The opening orders checked again against the book as the exits left it: each shrunk to
+    what the portfolio check allows now, or refused."""
+    at, book = state["at"], desk.executor.portfolio()
+    prices = {p.symbol: p.context.price for p in state["proposals"]}
+    targets = [
+        Target(o.symbol, signed_holding(book, o.symbol) + _signed(o), prices[o.symbol])
+        for o in opening
+    ]
+    verdict = check_portfolio(
+        targets,
+        book,
+        desk.executor.limits,
+        await _book_returns(desk, state["symbols"], book, at),
+        at,
+        fee_rate=_fee_rate(desk, book),
+        shorts_allowed=desk.shorts,
+    )
+    kept: list[PlannedOrder] = []
+    refused: list[SymbolOutcome] = []
+    for order in opening:
+        room = abs(verdict.targets[order.symbol] - signed_holding(book, order.symbol))
+        quantity = min(order.intent.quantity, room.quantize(QUANTITY_STEP, rounding=ROUND_DOWN))
+        if quantity > 0:
+            kept.append(
+                order.model_copy(
+                    update={"intent": order.intent.model_copy(update={"quantity": quantity})}
+                )
+            )
+            continue
+        why = "; ".join(verdict.reasons.get(order.symbol, ())) or "no room left"
+        reason = f"an exit did not fill in full, and the book's limits now allow none: {why}"
+        emit("desk", "risk_rejection", {"decision_id": order.decision_id, "reasons": [reason]})
+        refused.append(
+            SymbolOutcome(
+                symbol=order.symbol,
+                decision_id=order.decision_id,
+                intent=order.intent,
+                verdict=RiskVerdict(approved=False, intent=order.intent, reasons=(reason,)),
+                error=reason,
+                judged_on=book,
+            )
+        )
+    return kept, refused
+
+
+def _signed(order: PlannedOrder) -> Decimal:
+    return order.intent.quantity if order.intent.side is Side.BUY else -order.intent.quantity
+
+
+def _fee_rate(desk: DeskDependencies, book: Portfolio) -> Decimal:
+    """Fees and slippage as a share of traded notional, the size-aware part at the largest
+    order there can be (so the check never counts on less cost than the broker takes)."""
+    costs = desk.executor.broker.cost_model
+    largest = min(desk.executor.limits.max_order_notional, max(book.equity, ZERO))
+    impact = costs.impact_bps_per_1k * largest / 1000
+    return (costs.fee_bps + costs.slippage_bps + impact) / Decimal(10_000)
+
+
+async def _book_returns(
+    desk: DeskDependencies, symbols: Sequence[str], book: Portfolio, at: datetime
+) -> dict[str, dict[date, float]]:
+    returns = {}
+    for symbol in book_symbols(symbols, book):
+        try:
+            returns[symbol] = await _daily_returns(desk, symbol, at)
+        except MarketDataError:
+            if symbol in symbols:
+                raise
+    return returns
 
 
 def _persona(desk: DeskDependencies) -> Any:
@@ -343,7 +385,7 @@ def _remember(desk: DeskDependencies) -> Any:
     remember = remember_node(memory_sinks(desk))
 
     async def node(state: PortfolioState) -> dict[str, Any]:
-        for proposal in _in_order(state["proposals"], state["symbols"]):
+        for proposal in in_order(state["proposals"], state["symbols"]):
             await remember(
                 {"decision": proposal.decision, "context": proposal.context, "at": state["at"]}
             )
@@ -355,143 +397,7 @@ def _remember(desk: DeskDependencies) -> Any:
 # --- the reconciliation, as plain functions ----------------------------------------------
 
 
-def exposure_view(exposure: Exposure) -> ExposureView:
-    """The serialisable view of a measured exposure."""
-    return ExposureView(
-        equity=exposure.equity,
-        values=dict(exposure.values),
-        gross=exposure.gross,
-        net=exposure.net,
-        groups=exposure.groups,
-        group_net=dict(exposure.group_net),
-        var=exposure.var,
-        cvar=exposure.cvar,
-        days=exposure.days,
-    )
-
-
-def signed_holding(book: Portfolio, symbol: str) -> Decimal:
-    """What the book holds of ``symbol``: positive long, negative short, 0 flat."""
-    long = book.position(symbol)
-    short = book.short(symbol)
-    return (long.quantity if long else ZERO) - (short.quantity if short else ZERO)
-
-
-def proposed_target(decision: Decision, current: Decimal, shorts: bool) -> Decimal:
-    """The holding a symbol's decision asks for: a BUY adds (or covers a short), a SELL
-    takes off what the consensus sized (or, with shorts, opens one), a HOLD keeps the book."""
-    if decision.action is Action.BUY:
-        return ZERO if current < 0 else current + decision.quantity
-    if decision.action is Action.SELL:
-        if current > 0:
-            return max(ZERO, current - decision.quantity)
-        return current - decision.quantity if shorts else current
-    return current
-
-
-def planned_orders(
-    decision: Decision, intent: OrderIntent | None, current: Decimal, target: Decimal
-) -> list[PlannedOrder]:
-    """The orders that take ``current`` to ``target``: an exit and then, past zero, an
-    opening order (the broker never flips a position in one order)."""
-    legs: list[tuple[Side, Decimal, bool]] = []
-    if target < current:
-        if current > 0:
-            legs.append((Side.SELL, current - max(target, ZERO), True))
-        if target < 0:
-            legs.append((Side.SELL, _down(min(current, ZERO) - target), False))
-    elif target > current:
-        if current < 0:
-            legs.append((Side.BUY, min(target, ZERO) - current, True))
-        if target > 0:
-            legs.append((Side.BUY, _down(target - max(current, ZERO)), False))
-    return [
-        _order(decision, intent, side, quantity, exit_=exit_, leg=i)
-        for i, (side, quantity, exit_) in enumerate(legs)
-        if quantity > 0
-    ]
-
-
-def _order(
-    decision: Decision,
-    intent: OrderIntent | None,
-    side: Side,
-    quantity: Decimal,
-    *,
-    exit_: bool,
-    leg: int,
-) -> PlannedOrder:
-    protect: dict[str, Any] = {}
-    if not exit_ and intent is not None and intent.side is side:
-        protect = {
-            "stop_loss": intent.stop_loss,
-            "take_profit": intent.take_profit,
-            "time_stop_at": intent.time_stop_at,
-        }
-    suffix = "" if leg == 0 else f"-{leg}"
-    order = OrderIntent(
-        symbol=decision.symbol,
-        side=side,
-        quantity=quantity,
-        client_order_id=f"tc-{decision.id}{suffix}",
-        **protect,
-    )
-    return PlannedOrder(symbol=decision.symbol, decision_id=decision.id, intent=order, exit=exit_)
-
-
-def _down(quantity: Decimal) -> Decimal:
-    return quantity.quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
-
-
-def headline_state(state: PortfolioState) -> dict[str, Any] | None:
-    """The one symbol the persona talks about, as a one-symbol desk state: the largest
-    executed order, else the most confident decision to trade, else the first symbol."""
-    proposals = _in_order(state.get("proposals") or [], state.get("symbols") or [])
-    if not proposals:
-        return None
-    outcomes = state.get("outcomes") or []
-    filled = [o for o in outcomes if o.execution is not None and o.execution.fills]
-
-    def notional(outcome: SymbolOutcome) -> Decimal:
-        fills = outcome.execution.fills if outcome.execution else ()
-        return sum((f.quantity * f.price for f in fills), ZERO)
-
-    if filled:
-        symbol = max(filled, key=notional).symbol
-    else:
-        trading = [p for p in proposals if p.decision.action is not Action.HOLD]
-        symbol = max(trading, key=lambda p: p.decision.confidence).symbol if trading else ""
-    chosen = next((p for p in proposals if p.symbol == symbol), proposals[0])
-    mine = [o for o in outcomes if o.symbol == chosen.symbol]
-    executed = next((o for o in mine if o.execution is not None), None)
-    refused = next((o for o in mine if o.execution is None), None)
-    ruled = executed or refused
-    return {
-        "decision": chosen.decision,
-        "context": chosen.context,
-        "at": state["at"],
-        "execution": executed.execution if executed else None,
-        "verdict": ruled.verdict if ruled else None,
-        "execution_error": refused.error if refused and not executed else None,
-    }
-
-
-def _in_order(proposals: Sequence[SymbolProposal], symbols: Sequence[str]) -> list[SymbolProposal]:
-    """Branches finish in any order; everything after them works in the configured one."""
-    rank = {s: i for i, s in enumerate(symbols)}
-    return sorted(proposals, key=lambda p: rank.get(p.symbol, len(rank)))
-
-
 async def _daily_returns(desk: DeskDependencies, symbol: str, at: datetime) -> dict[date, float]:
     bars = bars_for(desk.executor.limits, desk.bar)
     candles = await desk.market.candles(symbol, until=at, limit=bars)
     return daily_returns(candles, desk.bar)
-
-
-def per_symbol_calls(state: Mapping[str, Any]) -> dict[str, int]:
-    """LLM calls per symbol of a finished tick (the persona's counted on its headline)."""
-    counts = {p.symbol: len(p.llm_calls) for p in state.get("proposals") or []}
-    headline = state.get("headline")
-    if headline in counts:
-        counts[headline] += len(state.get("llm_calls") or [])
-    return counts

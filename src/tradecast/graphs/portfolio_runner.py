@@ -22,12 +22,8 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 
 from tradecast.domain import Action, Fill, RiskVerdict
-from tradecast.graphs.portfolio import (
-    PortfolioReview,
-    SymbolOutcome,
-    SymbolProposal,
-    per_symbol_calls,
-)
+from tradecast.graphs.portfolio_plan import per_symbol_calls
+from tradecast.graphs.portfolio_state import PortfolioReview, SymbolOutcome, SymbolProposal
 from tradecast.graphs.report import PortfolioSummary, TickResult
 from tradecast.graphs.runner import TICK_PREFIX, DeskRunner, tick_result
 
@@ -79,6 +75,7 @@ def portfolio_tick_result(
         scale=review.scale,
         before=review.before,
         after=review.after,
+        book=values.get("book"),
         llm_calls=per_symbol_calls(values),
     )
     reports = [
@@ -138,6 +135,6 @@ def _verdict(
     allowed = review.approved.get(proposal.symbol, Decimal(0))
     if not outcomes and not reasons:
         reasons.append("the book already holds what the decision asked for")
-    shrunk = approved and allowed != asked
+    shrunk = approved and (allowed != asked or any(o.verdict.shrunk for o in outcomes))
     intent = outcomes[-1].verdict.intent if outcomes else None
     return RiskVerdict(approved=approved, intent=intent, reasons=tuple(reasons), shrunk=shrunk)

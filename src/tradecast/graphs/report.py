@@ -73,7 +73,10 @@ class PortfolioSummary(DomainModel):
     notes: list[str] = Field(description="book-wide notes of the portfolio check")
     scale: float = Field(description="share of the asked increases allowed")
     before: ExposureView
-    after: ExposureView
+    after: ExposureView = Field(description="the book as the check planned it")
+    book: ExposureView | None = Field(
+        default=None, description="the book measured after the orders: what the account holds"
+    )
     llm_calls: dict[str, int] = Field(description="LLM calls per symbol (persona: headline)")
 
 

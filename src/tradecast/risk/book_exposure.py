@@ -14,9 +14,25 @@ MAX_BARS = 20_000
 """The most bars read per symbol for the returns (a year of 30-minute bars)."""
 
 
-def bars_for(limits: RiskLimits, bar: timedelta) -> int:
+def bars_needed(limits: RiskLimits, bar: timedelta) -> int:
     """How many bars cover the correlation and VaR window (two days spare)."""
-    return min(MAX_BARS, int(timedelta(days=limits.risk_window_days + 2) / bar) + 1)
+    return int(timedelta(days=limits.risk_window_days + 2) / bar) + 1
+
+
+def bars_for(limits: RiskLimits, bar: timedelta) -> int:
+    """The bars read per symbol: the window's, at most :data:`MAX_BARS`."""
+    return min(MAX_BARS, bars_needed(limits, bar))
+
+
+def window_note(limits: RiskLimits, bar: timedelta) -> str | None:
+    """Why VaR covers fewer days than ``risk_window_days`` (None: it covers them all)."""
+    if bars_needed(limits, bar) <= MAX_BARS:
+        return None
+    days = MAX_BARS * bar / timedelta(days=1)
+    return (
+        f"VaR and correlation read {MAX_BARS:,} bars a symbol: {days:.0f} days of "
+        f"{bar} bars, not the {limits.risk_window_days} days of risk_window_days"
+    )
 
 
 async def book_exposure(

@@ -20,6 +20,9 @@ What it enforces, in this order, and the choices made:
   daily_loss_limit_pct)``, a new UTC day restarting the day), and **no equity left**: no
   increases.
 - **cooldown**: no increase in a symbol within ``cooldown_minutes`` of its last stop-out.
+- **max open positions**: a symbol not held after the exits opens only while fewer than
+  ``max_open_positions`` are held, in the targets' order (so that the book's room is not
+  counted for a buy the per-order gate would refuse).
 - **max position**: ``|value| <= max_position_pct * equity``, each increase clipped to it, the
   equity being the least it can be after this tick's costs. A holding already above the cap
   is not forced down.
@@ -239,6 +242,7 @@ def check_portfolio(
                     f"cooldown: {plan.symbol} hit its stop-loss at {stopped.isoformat()}; "
                     f"no increase until {until.isoformat()} ({limits.cooldown_minutes} min)"
                 )
+    _cap_open_positions(plans, book, limits)
     _cap_positions(plans, book, limits, fee_rate)
     _refuse_without_history(plans, book, returns, limits, notes)
     # Each candidate scale is measured; converting the returns once makes that cheap.
@@ -273,6 +277,24 @@ def _locks(book: _Book, limits: RiskLimits) -> list[str]:
             "only reductions are allowed until tomorrow (UTC)"
         )
     return locks
+
+
+def _cap_open_positions(plans: list[_Plan], book: _Book, limits: RiskLimits) -> None:
+    """A symbol not held after this tick's exits may open only while fewer than
+    ``max_open_positions`` are held (the per-order gate would refuse it anyway); the targets'
+    order decides which open first."""
+    planned = {p.symbol: p.base for p in plans}
+    held = {s for s, q in book.holdings.items() if planned.get(s, q) != 0}
+    for plan in plans:
+        if not plan.inc or plan.base != 0:
+            continue
+        if len(held) >= limits.max_open_positions:
+            plan.block(
+                f"max open positions {limits.max_open_positions}: "
+                f"{', '.join(sorted(held))} are open"
+            )
+        else:
+            held.add(plan.symbol)
 
 
 def _cap_positions(plans: list[_Plan], book: _Book, limits: RiskLimits, fee_rate: Decimal) -> None:

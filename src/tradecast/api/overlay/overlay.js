@@ -626,7 +626,7 @@ const HANDLERS = {
   viewer_answer: onViewerAnswer,
   decision: onDecision,
   pnl: onPnl,
-  portfolio: (d) => onBook(d.after),
+  portfolio: (d) => onBook(d.book || d.after), // the book after the orders, not the plan
   resync: () => resync(),
 };
 const CHANNEL_EVENTS = {

@@ -51,6 +51,13 @@ async def _candles(
         raise ApiError(422, "validation_error", f"symbol: {exc}") from None
 
 
+def _traded(symbols: Sequence[str], fills: Sequence[Fill]) -> list[str]:
+    """The desk's symbols, then any other symbol the account has traded (in the order of its
+    first fill), so the curve is the whole account's."""
+    others = dict.fromkeys(f.symbol for f in fills if f.symbol not in symbols)
+    return [*symbols, *others]
+
+
 def _fills_until(fills: Sequence[Fill], symbol: str, until: datetime | None) -> list[Fill]:
     """The fills on ``symbol`` in time order, none after ``until`` (a replay started again
     earlier must not show the fills of its previous run's future)."""
@@ -113,13 +120,16 @@ async def portfolio_history(
     _: Principal = Depends(viewer), ctx: ApiContext = Depends(get_context)
 ) -> dict[str, Any]:
     """Equity at each bar's close from the desk's first decision on (the broker's fills on
-    every symbol of the desk marked at the close, from the account's opening cash), beside
-    buying and holding the desk's symbols in equal shares from the same close, and the
-    drawdown from equity's running peak (at most the last 20,000 bars)."""
+    every symbol marked at the close, from the account's opening cash; a margin account's
+    borrow fees are left out), beside buying and holding the desk's symbols in equal shares
+    from the same close, and the drawdown from equity's running peak (at most the last 20,000
+    bars)."""
     name, until = ctx.desk.symbol, ctx.desk.seen_until()
     broker = ctx.desk.current_broker()
     every_fill = broker.fills()
-    cash = opening_cash(broker.portfolio().cash, every_fill)
+    account = broker.portfolio()
+    # borrow fees are not fills: add them back to find the cash the account opened with
+    cash = opening_cash(account.cash + account.borrow_paid, every_fill)
     start = ctx.desk.store.first_decided_at(name, until)
     if start is None:
         return {"symbol": name, "start_equity": str(cash), "items": []}
@@ -131,7 +141,7 @@ async def portfolio_history(
             orders=broker.orders(symbol=symbol),
             candles=await _candles(ctx, symbol, until, bars),
         )
-        for symbol in ctx.desk.config.desk_symbols
+        for symbol in _traded(ctx.desk.config.desk_symbols, every_fill)
     ]
     points = equity_points(
         book,

@@ -57,3 +57,30 @@ def test_overlay_renders_a_streamed_caption_on_a_transparent_page(server: str, t
     caption_box = image.crop((400, 800, 1800, 1020))
     assert caption_box.getextrema()[3][1] > 0, "the caption box is drawn"
     assert image.getpixel((96 + 185, 1080 - 180))[3] == 255, "the avatar is drawn"
+
+
+@pytest.mark.slow
+def test_overlay_shows_a_portfolio_desks_symbols_and_book(tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    env = {"TRADECAST_DESK__SYMBOLS": "BTC/USDT,ETH/BUSD"}
+    with serving(tmp_path, env) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(f"{base}/overlay/?key=view-key-123")
+        page.wait_for_function(
+            "document.getElementById('connection').dataset.state === 'live'", timeout=30_000
+        )
+        response = httpx.post(
+            f"{base}/v1/desk/tick", timeout=600, headers={"Authorization": "Bearer ops-key-456"}
+        )
+        assert response.status_code in (200, 202), response.text
+        page.wait_for_function(
+            "document.getElementById('ticker-book').textContent.includes('gross')",
+            timeout=300_000,
+        )
+        decided = page.text_content("#ticker-decision") or ""
+        book = page.text_content("#ticker-book") or ""
+        browser.close()
+    assert "BTC " in decided and "ETH " in decided and " · " in decided
+    assert "gross" in book

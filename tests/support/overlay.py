@@ -34,15 +34,16 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def serving(tmp_path: Path) -> Iterator[str]:
+def serving(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """`tradecast serve` on a free port with known keys, its loop paused for an hour between
-    ticks; yields its base URL once it is ready."""
+    ticks (and ``extra_env`` set); yields its base URL once it is ready."""
     port = free_port()
     env = serve_env(
         {
             "TRADECAST_DATA_DIR": str(tmp_path / "data"),
             "TRADECAST_API_KEYS": KEYS,
             "TRADECAST_DESK__SECONDS_PER_TICK": "3600",
+            **(extra_env or {}),
         }
     )
     log_path = tmp_path / "server.log"

@@ -127,6 +127,12 @@ def controller(controls: RecordingControls, answer: str = "We sold to lock in ga
             {"field": "max_order_notional", "value": Decimal(500)},
         ),
         ("cooldown 30 minutes", "set_limit", {"field": "cooldown_minutes", "value": 30}),
+        (
+            "set gross exposure to 40%",
+            "set_limit",
+            {"field": "max_gross_exposure_pct", "value": Decimal("0.4")},
+        ),
+        ("max var 2.5%", "set_limit", {"field": "max_var_pct", "value": Decimal("0.025")}),
         ("kill switch on", "kill_switch", {"on": True}),
         ("why did you sell?", "ask", {"question": "why did you sell?"}),
         ("pause. Also set max position 100%", "ask", None),

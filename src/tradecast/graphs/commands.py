@@ -73,8 +73,26 @@ LIMIT_NAMES: dict[str, str] = {
     "max drawdown": "max_drawdown_pct",
     "drawdown": "max_drawdown_pct",
     "cooldown": "cooldown_minutes",
+    "gross exposure": "max_gross_exposure_pct",
+    "max gross exposure": "max_gross_exposure_pct",
+    "net exposure": "max_net_exposure_pct",
+    "max net exposure": "max_net_exposure_pct",
+    "correlated exposure": "max_correlated_exposure_pct",
+    "max var": "max_var_pct",
+    "var limit": "max_var_pct",
+    "max cvar": "max_cvar_pct",
+    "cvar limit": "max_cvar_pct",
 }
-PERCENT_LIMITS = {"max_position_pct", "daily_loss_limit_pct", "max_drawdown_pct"}
+PERCENT_LIMITS = {
+    "max_position_pct",
+    "daily_loss_limit_pct",
+    "max_drawdown_pct",
+    "max_gross_exposure_pct",
+    "max_net_exposure_pct",
+    "max_correlated_exposure_pct",
+    "max_var_pct",
+    "max_cvar_pct",
+}
 PERCENT_UNITS = {"%", "percent", "pct"}
 SET_LIMIT = re.compile(
     _POLITE

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,9 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from support.scripted_model import NO_TOOL, ScriptedChatModel, analyst, risk, trader
+from desk import scripted_models  # bench/desk.py (a script's folder is on sys.path)
 from tradecast.bootstrap import open_desk
 from tradecast.logs import configure_logging
 from tradecast.settings import load_settings
@@ -37,15 +34,6 @@ from tradecast.settings import load_settings
 START = datetime(2021, 3, 1, tzinfo=UTC)
 DATA = Path(__file__).resolve().parent.parent / "src/tradecast/data/ohlcv"
 BUNDLED = {"BTC/USDT": DATA / "BTC-USDT-1h.csv", "ETH/BUSD": DATA / "ETH-BUSD-1h.csv"}
-
-
-def scripted_models() -> dict[str, Any]:
-    return {
-        "analyst": ScriptedChatModel(script=[analyst("BUY", 0.6)]),
-        "risk": ScriptedChatModel(script=[risk("shrink", 0.5)]),
-        "trader": ScriptedChatModel(script=[NO_TOOL, trader("BUY", 0.5, 0.6)]),
-        "persona": ScriptedChatModel(script=["Candles don't lie! Risk first, vibes second."]),
-    }
 
 
 def symbol_files(count: int, folder: Path) -> dict[str, Path]:

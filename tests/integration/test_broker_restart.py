@@ -23,20 +23,10 @@ from tradecast.risk.execution import GatedExecutor
 from tradecast.settings import RiskLimits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.broker import BTC, Clock
+from support.broker import BTC, Clock, books
 
 D = Decimal
 START = datetime(2021, 4, 1, tzinfo=UTC)
-
-
-def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (
-        broker.portfolio(),
-        broker.orders(),
-        broker.fills(),
-        broker.available_cash(),
-        broker.slippage_paid,
-    )
 
 
 async def walk(executor: GatedExecutor, market: ReplayMarket, clock: Clock, bars: int) -> int:

@@ -18,7 +18,7 @@ from tradecast.domain import Fill, OrderIntent, Side
 from tradecast.settings import MarginConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.broker import Clock
+from support.broker import Clock, books, paper_broker
 
 D = Decimal
 SYMBOL = "SOL/USDT"
@@ -28,24 +28,9 @@ COSTS = CostModel()
 QUANTITY = D(10)
 
 
-def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (
-        broker.portfolio(),
-        broker.orders(),
-        broker.fills(),
-        broker.available_cash(),
-        broker.slippage_paid,
-    )
-
-
 def open_broker(path: Path, clock: Clock) -> PaperBroker:
-    return PaperBroker(
-        SqliteJournal(path),
-        starting_cash=D(1000),
-        costs=COSTS,
-        clock=clock,
-        symbols=[SYMBOL],
-        margin=MARGIN,
+    return paper_broker(
+        SqliteJournal(path), clock=clock, cash="1000", costs=COSTS, symbols=[SYMBOL], margin=MARGIN
     )
 
 

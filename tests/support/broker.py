@@ -1,9 +1,11 @@
-"""Shared helpers of the broker and risk-gate tests: a settable clock and small builders."""
+"""Shared helpers of the broker and risk-gate tests: a settable clock, small builders, a
+snapshot of a broker's books, and the steps the property tests share (cancel, wait)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +14,8 @@ from typing import Any, TypeVar
 from tradecast.broker.journal import Journal, SqliteJournal
 from tradecast.broker.market_rules import CostModel
 from tradecast.broker.paper import PaperBroker
-from tradecast.domain import OrderIntent, OrderType, Position, Side
+from tradecast.domain import OrderIntent, OrderStatus, OrderType, Position, Side
+from tradecast.settings import MarginConfig
 
 T = TypeVar("T")
 T0 = datetime(2021, 3, 1, 12, 0, tzinfo=UTC)
@@ -47,8 +50,11 @@ def paper_broker(
     costs: CostModel | None = None,
     seed: tuple[Position, ...] = (),
     account: str = "paper",
+    symbols: Iterable[str] | None = None,
+    margin: MarginConfig | None = None,
 ) -> PaperBroker:
-    """A paper broker on an in-memory journal (or ``journal``) at the test clock."""
+    """A paper broker on an in-memory journal (or ``journal``) at the test clock (a margin
+    account with ``margin``; ``symbols`` limits what it trades)."""
     return PaperBroker(
         journal or SqliteJournal(":memory:"),
         account=account,
@@ -56,7 +62,40 @@ def paper_broker(
         costs=costs or CostModel(),
         clock=clock or Clock(),
         seed_positions=seed,
+        symbols=symbols,
+        margin=margin,
     )
+
+
+def books(broker: PaperBroker) -> tuple[object, ...]:
+    """Everything a broker's books hold, to compare two brokers (or one before and after)."""
+    return (
+        broker.portfolio(),
+        broker.orders(),
+        broker.fills(),
+        broker.available_cash(),
+        broker.slippage_paid,
+    )
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A property-test step: cancel the ``pick``-th resting order (modulo how many rest)."""
+
+    pick: int
+
+    def apply(self, broker: PaperBroker) -> None:
+        """Cancel the picked order; nothing when none rests."""
+        resting = broker.orders(status=OrderStatus.OPEN)
+        if resting:
+            run(broker.cancel(resting[self.pick % len(resting)].id))
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A property-test step: move the clock on by ``hours``."""
+
+    hours: int
 
 
 def file_journal(tmp_path: Path) -> SqliteJournal:

@@ -24,7 +24,7 @@ from tradecast.domain import OrderIntent, OrderStatus, OrderType, Side
 from tradecast.errors import BrokerError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.broker import BTC, ETH, T0, Clock, paper_broker, run
+from support.broker import BTC, ETH, T0, Cancel, Clock, Wait, books, paper_broker, run
 
 D = Decimal
 START = {BTC: D("40000"), ETH: D("2000")}
@@ -46,16 +46,6 @@ class Submit:
 class SellPart:
     symbol: str
     fraction: Decimal
-
-
-@dataclass(frozen=True)
-class Cancel:
-    pick: int
-
-
-@dataclass(frozen=True)
-class Wait:
-    hours: int
 
 
 def factors(low: str, high: str) -> st.SearchStrategy[Decimal]:
@@ -97,16 +87,6 @@ operations = st.lists(
 )
 
 
-def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (
-        broker.portfolio(),
-        broker.orders(),
-        broker.fills(),
-        broker.available_cash(),
-        broker.slippage_paid,
-    )
-
-
 def held(broker: PaperBroker, symbol: str) -> Decimal:
     position = broker.portfolio().position(symbol)
     return position.quantity if position else D(0)
@@ -124,9 +104,7 @@ def step(broker: PaperBroker, clock: Clock, op: object) -> Decimal:
         run(broker.on_price(op.symbol, new, clock()))
         return quantity * (new - old)
     if isinstance(op, Cancel):
-        resting = broker.orders(status=OrderStatus.OPEN)
-        if resting:
-            run(broker.cancel(resting[op.pick % len(resting)].id))
+        op.apply(broker)
         return D(0)
     if isinstance(op, SellPart):
         quantity = broker.market_rules(op.symbol).floor_qty(held(broker, op.symbol) * op.fraction)

@@ -29,14 +29,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tradecast.broker.journal import SqliteJournal
-from tradecast.broker.market_rules import CostModel, money
+from tradecast.broker.market_rules import money
 from tradecast.broker.paper import PaperBroker
-from tradecast.domain import Fill, OrderIntent, OrderStatus, OrderType, Side
+from tradecast.domain import Fill, OrderIntent, OrderType, Side
 from tradecast.errors import BrokerError
 from tradecast.settings import MarginConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.broker import BTC, ETH, T0, Clock, run
+from support.broker import BTC, ETH, T0, Cancel, Clock, Wait, books, paper_broker, run
 
 D = Decimal
 SOL = "SOL/USDT"
@@ -72,16 +72,6 @@ class Trade:
 @dataclass(frozen=True)
 class Close:
     pick: int
-
-
-@dataclass(frozen=True)
-class Cancel:
-    pick: int
-
-
-@dataclass(frozen=True)
-class Wait:
-    hours: int
 
 
 def decimals(low: str, high: str, places: int = 3) -> st.SearchStrategy[Decimal]:
@@ -172,24 +162,9 @@ class Ledger:
             self.signed[fill.symbol] = after
 
 
-def books(broker: PaperBroker) -> tuple[object, ...]:
-    return (
-        broker.portfolio(),
-        broker.orders(),
-        broker.fills(),
-        broker.available_cash(),
-        broker.slippage_paid,
-    )
-
-
 def new_broker(journal: SqliteJournal, clock: Clock, symbols: tuple[str, ...]) -> PaperBroker:
-    return PaperBroker(
-        journal,
-        starting_cash=STARTING_CASH,
-        costs=CostModel(),
-        clock=clock,
-        symbols=symbols,
-        margin=MARGIN,
+    return paper_broker(
+        journal, clock=clock, cash=str(STARTING_CASH), symbols=symbols, margin=MARGIN
     )
 
 
@@ -217,9 +192,7 @@ def step(broker: PaperBroker, ledger: Ledger, clock: Clock, op: object) -> tuple
         return ()
     symbol = ledger.symbols[getattr(op, "pick", 0) % len(ledger.symbols)]
     if isinstance(op, Cancel):
-        resting = broker.orders(status=OrderStatus.OPEN)
-        if resting:
-            run(broker.cancel(resting[op.pick % len(resting)].id))
+        op.apply(broker)
         return ()
     if isinstance(op, Mark):
         price = max(money(ledger.prices[symbol] * op.factor).quantize(D("0.01")), D("0.01"))
@@ -319,7 +292,7 @@ def test_margin_books_balance_liquidate_and_restore(ops: list[object], count: in
 def test_spot_sell_of_nothing_held_is_always_refused(
     symbol: str, quantity: Decimal, limit: Decimal | None
 ) -> None:
-    broker = PaperBroker(SqliteJournal(":memory:"), clock=Clock(T0), symbols=list(START))
+    broker = paper_broker(clock=Clock(T0), symbols=list(START))
     run(broker.on_price(symbol, START[symbol], T0))
     extra: dict[str, object] = {}
     if limit is not None:

@@ -27,8 +27,7 @@ from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
-from tradecast.bootstrap import build_desk_models, build_embedder, open_desk, open_run_checkpointer
-from tradecast.bootstrap.run_memory import MemoryKind, open_run_memory
+from tradecast.bootstrap.run_memory import MemoryKind
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.runtime import DeskRuntime
 from tradecast.desk.timeline import ReplayTimeline
@@ -37,14 +36,12 @@ from tradecast.errors import EvalError
 from tradecast.evals.checks import grounding_errors, risk_violations
 from tradecast.evals.datasets import Dataset, decision_times
 from tradecast.evals.portfolio_checks import over_limits, portfolio_violations
-from tradecast.evals.runner import describe_models, warm_embeddings
+from tradecast.evals.runner import describe_models, prepare_run, warm_embeddings
 from tradecast.graphs.portfolio_plan import headline_state, per_symbol_calls
 from tradecast.graphs.portfolio_runner import PortfolioRunner
 from tradecast.graphs.portfolio_state import PortfolioState
 from tradecast.graphs.runner import TickResult
-from tradecast.llm.cache import use_cache
 from tradecast.logs import get_logger
-from tradecast.memory.embedding_cache import PersistentEmbeddingCache
 from tradecast.memory.embeddings import Embedder
 from tradecast.risk.book_exposure import book_exposure
 from tradecast.settings import AgentRole, Settings
@@ -157,25 +154,17 @@ async def run_portfolio_eval(
     """
     times = spec.times()
     run_settings = portfolio_settings(settings, spec)
-    chat_models = dict(models) if models is not None else build_desk_models(run_settings)
-    use_cache(list(chat_models.values()), llm_cache)
-    vectors = (
-        embedder
-        if isinstance(embedder, PersistentEmbeddingCache)
-        else PersistentEmbeddingCache(embedder or build_embedder(run_settings))
+    setup = prepare_run(
+        run_settings,
+        models=models,
+        embedder=embedder,
+        llm_cache=llm_cache,
+        memory_kind=memory_kind,
     )
-    run_memory = open_run_memory(memory_kind, vectors)
     try:
-        async with open_desk(
-            run_settings,
-            models=chat_models,
-            memory=run_memory.store,
-            checkpointer=open_run_checkpointer,
-            memory_calls=run_memory.calls,
-            embedder=vectors,
-        ) as desk:
+        async with setup.open_desk(run_settings) as desk:
             for symbol in spec.symbols:
-                await warm_embeddings(desk.market, symbol, run_settings, times, vectors)
+                await warm_embeddings(desk.market, symbol, run_settings, times, setup.vectors)
             started = time.perf_counter()
             desk.runner.durability = "exit"
             ticks, decisions = await _replay(desk, spec.symbols, times, spec.every, progress)
@@ -183,7 +172,7 @@ async def run_portfolio_eval(
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()
     finally:
-        run_memory.close()
+        setup.memory.close()
     log.info("eval.portfolio_finished", ticks=len(ticks), fills=len(fills), seconds=elapsed)
     return PortfolioRun(
         spec=spec,
@@ -194,7 +183,7 @@ async def run_portfolio_eval(
         orders=orders,
         portfolio=portfolio,
         elapsed_s=elapsed,
-        models=describe_models(chat_models),
+        models=describe_models(setup.models),
     )
 
 

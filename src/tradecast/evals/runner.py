@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ from tradecast.bootstrap import (
     open_run_checkpointer,
 )
 from tradecast.bootstrap.run_memory import MemoryKind, RunMemory, open_run_memory
+from tradecast.broker.paper import Broker
 from tradecast.desk.loop import DeskLoop
 from tradecast.desk.timeline import ReplayTimeline
 from tradecast.domain import Fill, Order, Portfolio
@@ -124,6 +126,57 @@ class EvalRun:
     """The news sources read, what they left out and why (None: no news)."""
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """What a replay run's desk is built with: the chat models, the embeddings cache, the
+    run's memory, and the caches' counts when the run started."""
+
+    models: dict[AgentRole, BaseChatModel]
+    vectors: PersistentEmbeddingCache
+    memory: RunMemory
+    before: tuple[tuple[int, int], tuple[int, int]]
+    """The LLM cache's and the embeddings cache's (hits, misses) before the run."""
+
+    def open_desk(
+        self, run_settings: Settings, wrap_broker: Callable[[Broker], Broker] | None = None
+    ) -> AbstractAsyncContextManager[DeskRuntime]:
+        """The desk from ``run_settings`` on these models and memory, with the run's
+        checkpoints (``wrap_broker`` as :func:`tradecast.bootstrap.open_desk` takes it)."""
+        return open_desk(
+            run_settings,
+            models=self.models,
+            memory=self.memory.store,
+            wrap_broker=wrap_broker,
+            checkpointer=open_run_checkpointer,
+            memory_calls=self.memory.calls,
+            embedder=self.vectors,
+        )
+
+
+def prepare_run(
+    run_settings: Settings,
+    *,
+    models: Mapping[AgentRole, BaseChatModel] | None,
+    embedder: Embedder | None,
+    llm_cache: BaseCache | None,
+    memory_kind: MemoryKind,
+    memory: RunMemory | None = None,
+) -> RunSetup:
+    """The models (default: the configured backends; ``llm_cache`` is set on each), the
+    embeddings cache (``embedder``, default the configured sentence model, unless it is one
+    already) and the memory (``memory``, else a new one of ``memory_kind``) of one run."""
+    chat_models = dict(models) if models is not None else build_desk_models(run_settings)
+    use_cache(list(chat_models.values()), llm_cache)
+    vectors = (
+        embedder
+        if isinstance(embedder, PersistentEmbeddingCache)
+        else PersistentEmbeddingCache(embedder or build_embedder(run_settings))
+    )
+    before = _counts(llm_cache), _counts(vectors)
+    run_memory = memory or open_run_memory(memory_kind, vectors)
+    return RunSetup(chat_models, vectors, run_memory, before)
+
+
 def eval_settings(settings: Settings, spec: EvalSpec) -> Settings:
     """``settings`` for one run: its own data dir, the dataset as the market, no approvals
     (nobody is there to approve a replayed order), and no live news source (a replay reads
@@ -163,26 +216,18 @@ async def run_eval(
     """
     times = spec.times()
     run_settings = eval_settings(settings, spec)
-    chat_models = dict(models) if models is not None else build_desk_models(run_settings)
-    use_cache(list(chat_models.values()), llm_cache)
-    vectors = (
-        embedder
-        if isinstance(embedder, PersistentEmbeddingCache)
-        else (PersistentEmbeddingCache(embedder or build_embedder(run_settings)))
+    setup = prepare_run(
+        run_settings,
+        models=models,
+        embedder=embedder,
+        llm_cache=llm_cache,
+        memory_kind=memory_kind,
+        memory=memory,
     )
-    before = _counts(llm_cache), _counts(vectors)
-    run_memory = memory or open_run_memory(memory_kind, vectors)
+    vectors, run_memory, before = setup.vectors, setup.memory, setup.before
     try:
         fills_at = fill_broker(run_settings.evals.fill, spec.dataset)
-        async with open_desk(
-            run_settings,
-            models=chat_models,
-            memory=run_memory.store,
-            wrap_broker=fills_at,
-            checkpointer=open_run_checkpointer,
-            memory_calls=run_memory.calls,
-            embedder=vectors,
-        ) as desk:
+        async with setup.open_desk(run_settings, wrap_broker=fills_at) as desk:
             await warm_embeddings(desk.market, spec.dataset.symbol, run_settings, times, vectors)
             if desk.news is not None:
                 await _warm_news(desk.news, times, run_settings, vectors)
@@ -214,7 +259,7 @@ async def run_eval(
         orders=orders,
         portfolio=portfolio,
         elapsed_s=elapsed,
-        models=describe_models(chat_models),
+        models=describe_models(setup.models),
         cache=_usage(llm_cache, before[0]),
         embeddings=_usage(vectors, before[1]),
         stopped=stopped,

@@ -39,7 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
@@ -89,8 +90,8 @@ def check_order(
     now: datetime,
 ) -> RiskVerdict:
     """Approve, shrink or reject ``intent``; every rejection and shrink says why."""
-    # Imported here, not at the top: the short rules build on this module's view, buy rules
-    # and verdicts.
+    # Imported here, not at the top: the short rules build on this module's view, buy rules,
+    # sizer and verdicts.
     from tradecast.risk.gate_shorts import check_cover, check_short
 
     if market.symbol != intent.symbol:
@@ -105,9 +106,10 @@ def check_order(
         if market.shorts_allowed and view.held == 0:
             return check_short(intent, view, limits, market, now, notes)
         return _check_sell(intent, view, limits, market, notes)
+    buy = _BuySizer(intent, view, limits, market)
     if view.short > 0:
-        return check_cover(intent, view, limits, market, notes)
-    return _check_buy(intent, view, limits, market, now, notes)
+        return check_cover(buy, notes)
+    return buy.verdict(now, notes)
 
 
 # --- the portfolio as the gate sees it ---------------------------------------------------
@@ -187,34 +189,6 @@ def _reserved_cash(order: Order, costs: CostModel) -> Decimal:
 # --- buys ---------------------------------------------------------------------------------
 
 
-def _check_buy(
-    intent: OrderIntent,
-    view: _View,
-    limits: RiskLimits,
-    market: MarketContext,
-    now: datetime,
-    notes: list[str],
-) -> RiskVerdict:
-    blocked = _buy_blockers(intent, view, limits, market, now)
-    if blocked:
-        return _reject(*blocked)
-    sizer = _BuySizer(intent, view, limits, market)
-    caps = sizer.caps(sizer.fill_price(market.rules.qty_step))
-    quantity = sizer.largest_within_limits(min([intent.quantity, *caps.values()]))
-    why = _binding(caps, intent.quantity)
-    too_small = (
-        market.rules.violations(quantity, sizer.entry)
-        if quantity > 0
-        else ["nothing is left to buy"]
-    )
-    if too_small:
-        return _reject(*([why] if why else []), *too_small)
-    lines = sizer.lock_lines_crossed(quantity)
-    if lines:
-        return _reject(*lines)
-    return _approve(intent, quantity, market.rules, notes, why)
-
-
 def _buy_blockers(
     intent: OrderIntent, view: _View, limits: RiskLimits, market: MarketContext, now: datetime
 ) -> list[str]:
@@ -257,21 +231,142 @@ def _buy_blockers(
     return reasons
 
 
-class _BuySizer:
-    """Sizes a buy exactly as the broker will fill it (same slippage, fee and rounding)."""
+class _Sizer:
+    """Sizes an order that opens or grows a position (a buy, or a short on a margin account)
+    exactly as the broker will fill it (same slippage, fee and rounding).
+
+    The order notional and position share limits, the bisection and the lock lines are the
+    same on both sides; a subclass supplies what blocks the order outright, its side's fill
+    price, what the symbol already holds on that side, and how the order is funded (the cash
+    a buy needs, the initial margin a short needs).
+    """
+
+    side: ClassVar[Side]
+    nothing_left: ClassVar[str]
+    """The reason given when no quantity is left within the limits."""
 
     def __init__(
         self, intent: OrderIntent, view: _View, limits: RiskLimits, market: MarketContext
     ) -> None:
         self.intent, self.view, self.limits, self.market = intent, view, limits, market
         limit = intent.limit_price
-        self.marketable = intent.order_type is OrderType.MARKET or (
-            limit is not None and market.price <= limit
-        )
         self.entry = (
             market.price if intent.order_type is OrderType.MARKET else (limit or market.price)
         )
         self.fee_rate = market.costs.fee_bps / Decimal(10_000)
+
+    def blockers(self, now: datetime) -> list[str]:
+        """Why the order may not go through at any size (locks, cooldown, ...)."""
+        raise NotImplementedError
+
+    def fill_price(self, quantity: Decimal) -> Decimal:
+        """The broker's fill price for ``quantity``."""
+        raise NotImplementedError
+
+    def holding(self) -> Decimal:
+        """The quantity the symbol already holds on this side (resting orders included)."""
+        raise NotImplementedError
+
+    def funding_caps(self, price: Decimal, cost_per_unit: Decimal) -> dict[str, Decimal]:
+        """The funding limit (cash or margin) as a bound at ``price``, by limit name."""
+        raise NotImplementedError
+
+    def funded(self, quantity: Decimal, price: Decimal, notional: Decimal, fee: Decimal) -> bool:
+        """Exact check of the funding limit at ``quantity`` filled at ``price``."""
+        raise NotImplementedError
+
+    def adverse(self, paid: Decimal, at_mark: Decimal) -> Decimal:
+        """How much worse than the current price ``paid`` is for this side (never negative)."""
+        return max(paid - at_mark if self.side is Side.BUY else at_mark - paid, ZERO)
+
+    def cost(self, quantity: Decimal) -> Decimal:
+        """Equity lost at the fill: the fee plus filling worse than the current price."""
+        notional = money(quantity * self.fill_price(quantity))
+        return self.market.costs.fee(notional) + self.adverse(
+            notional, quantity * self.market.price
+        )
+
+    def caps(self, price: Decimal) -> dict[str, Decimal]:
+        """The most each limit allows if every unit filled at ``price``, by limit name.
+
+        At the smallest fill price (one step's) these are upper bounds on what each limit
+        allows; the exact size comes from :meth:`largest_within_limits`.
+        """
+        v, lim, p = self.view, self.limits, self.market.price
+        # Bounds cost(q) / q: the fee plus filling worse than the current price.
+        cost_per_unit = price * self.fee_rate + self.adverse(price, p)
+        position_room = lim.max_position_pct * v.equity - self.holding() * p
+        return {
+            f"max order notional {lim.max_order_notional}": lim.max_order_notional / price,
+            f"max position {_pct(lim.max_position_pct)} of equity {_cash(v.equity)}": max(
+                position_room / (p + lim.max_position_pct * cost_per_unit), ZERO
+            ),
+            **self.funding_caps(price, cost_per_unit),
+        }
+
+    def within_limits(self, quantity: Decimal) -> bool:
+        """Exact check of notional, position share and funding at ``quantity``."""
+        lim = self.limits
+        price = self.fill_price(quantity)
+        notional = money(quantity * price)
+        fee = self.market.costs.fee(notional)
+        position_value = (self.holding() + quantity) * self.market.price
+        return (
+            notional <= lim.max_order_notional
+            and position_value <= lim.max_position_pct * (self.view.equity - self.cost(quantity))
+            and self.funded(quantity, price, notional, fee)
+        )
+
+    def largest_within_limits(self, bound: Decimal) -> Decimal:
+        """The largest whole number of steps up to ``bound`` (plus one step of slack for
+        rounding) within every limit, by bisection: each limit only tightens with size."""
+        return _largest(self.market.rules, self.intent.quantity, bound, self.within_limits)
+
+    def lock_lines_crossed(self, quantity: Decimal) -> list[str]:
+        """The locks this order's own costs would trigger."""
+        after = self.view.equity - self.cost(quantity)
+        crossed = []
+        if after <= self.view.peak * (1 - self.limits.max_drawdown_pct):
+            crossed.append("the trade's fees and slippage would cross the max drawdown lock")
+        if after <= self.view.day_start * (1 - self.limits.daily_loss_limit_pct):
+            crossed.append("the trade's fees and slippage would cross the daily loss limit")
+        return crossed
+
+    def verdict(self, now: datetime, notes: list[str]) -> RiskVerdict:
+        """The order shrunk to what every limit allows, or rejected: by a blocker, below the
+        exchange minimums, or when its own costs would cross a lock."""
+        blocked = self.blockers(now)
+        if blocked:
+            return _reject(*blocked)
+        intent, rules = self.intent, self.market.rules
+        caps = self.caps(self.fill_price(rules.qty_step))
+        quantity = self.largest_within_limits(min([intent.quantity, *caps.values()]))
+        why = _binding(caps, intent.quantity)
+        too_small = _too_small(rules, quantity, self.entry, self.nothing_left, why)
+        if too_small is not None:
+            return too_small
+        lines = self.lock_lines_crossed(quantity)
+        if lines:
+            return _reject(*lines)
+        return _approve(intent, quantity, rules, notes, why)
+
+
+class _BuySizer(_Sizer):
+    """Sizes a buy: a resting limit fills at its limit, and the cash must cover it."""
+
+    side = Side.BUY
+    nothing_left = "nothing is left to buy"
+
+    @cached_property
+    def marketable(self) -> bool:
+        """Whether the buy fills at once (a limit at or above the price), not resting."""
+        limit = self.intent.limit_price
+        return self.intent.order_type is OrderType.MARKET or (
+            limit is not None and self.market.price <= limit
+        )
+
+    def blockers(self, now: datetime) -> list[str]:
+        return _buy_blockers(self.intent, self.view, self.limits, self.market, now)
 
     def fill_price(self, quantity: Decimal) -> Decimal:
         """The broker's fill price for ``quantity`` (a resting limit fills at its limit)."""
@@ -283,59 +378,15 @@ class _BuySizer:
         )
         return min(price, limit) if limit is not None else price
 
-    def cost(self, quantity: Decimal) -> Decimal:
-        """Equity lost at the fill (fee plus paying above the current price; never negative)."""
-        notional = money(quantity * self.fill_price(quantity))
-        above_mark = max(notional - quantity * self.market.price, ZERO)
-        return self.market.costs.fee(notional) + above_mark
+    def holding(self) -> Decimal:
+        return self.view.held + self.view.pending_buy_qty
 
-    def caps(self, price: Decimal) -> dict[str, Decimal]:
-        """The most each limit allows if every unit filled at ``price``, by limit name.
+    def funding_caps(self, price: Decimal, cost_per_unit: Decimal) -> dict[str, Decimal]:
+        cash = self.view.cash - self.view.pending_buy_cash
+        return {f"available cash {_cash(cash)}": max(cash / (price * (1 + self.fee_rate)), ZERO)}
 
-        At the smallest fill price (one step's) these are upper bounds on what each limit
-        allows; the exact size comes from :meth:`largest_within_limits`.
-        """
-        v, lim, p = self.view, self.limits, self.market.price
-        # Bounds cost(q) / q: the fee plus paying above the current price.
-        cost_per_unit = price * self.fee_rate + max(price - p, ZERO)
-        exposure = (v.held + v.pending_buy_qty) * p
-        position_room = lim.max_position_pct * v.equity - exposure
-        return {
-            f"max order notional {lim.max_order_notional}": lim.max_order_notional / price,
-            f"max position {_pct(lim.max_position_pct)} of equity {_cash(v.equity)}": max(
-                position_room / (p + lim.max_position_pct * cost_per_unit), ZERO
-            ),
-            f"available cash {_cash(v.cash - v.pending_buy_cash)}": max(
-                (v.cash - v.pending_buy_cash) / (price * (1 + self.fee_rate)), ZERO
-            ),
-        }
-
-    def within_limits(self, quantity: Decimal) -> bool:
-        """Exact check of notional, position share and cash at ``quantity``."""
-        v, lim = self.view, self.limits
-        notional = money(quantity * self.fill_price(quantity))
-        fee = self.market.costs.fee(notional)
-        position_value = (v.held + v.pending_buy_qty + quantity) * self.market.price
-        return (
-            notional <= lim.max_order_notional
-            and position_value <= lim.max_position_pct * (v.equity - self.cost(quantity))
-            and notional + fee <= v.cash - v.pending_buy_cash
-        )
-
-    def largest_within_limits(self, bound: Decimal) -> Decimal:
-        """The largest whole number of steps up to ``bound`` (plus one step of slack for
-        rounding) within every limit, by bisection: each limit only tightens with size."""
-        return _largest(self.market.rules, self.intent.quantity, bound, self.within_limits)
-
-    def lock_lines_crossed(self, quantity: Decimal) -> list[str]:
-        """The locks this buy's own costs would trigger."""
-        after = self.view.equity - self.cost(quantity)
-        crossed = []
-        if after <= self.view.peak * (1 - self.limits.max_drawdown_pct):
-            crossed.append("the trade's fees and slippage would cross the max drawdown lock")
-        if after <= self.view.day_start * (1 - self.limits.daily_loss_limit_pct):
-            crossed.append("the trade's fees and slippage would cross the daily loss limit")
-        return crossed
+    def funded(self, quantity: Decimal, price: Decimal, notional: Decimal, fee: Decimal) -> bool:
+        return notional + fee <= self.view.cash - self.view.pending_buy_cash
 
 
 # --- sells --------------------------------------------------------------------------------
@@ -364,13 +415,11 @@ def _check_sell(
     quantity = market.rules.floor_qty(min([intent.quantity, *caps.values()]))
     why = _binding(caps, intent.quantity)
     entry = intent.limit_price if intent.order_type is OrderType.LIMIT else market.price
-    too_small = (
-        market.rules.violations(quantity, entry or market.price)
-        if quantity > 0
-        else ["nothing is left to sell"]
+    too_small = _too_small(
+        market.rules, quantity, entry or market.price, "nothing is left to sell", why
     )
-    if too_small:
-        return _reject(*([why] if why else []), *too_small)
+    if too_small is not None:
+        return too_small
     return _approve(intent, quantity, market.rules, notes, why)
 
 
@@ -419,6 +468,16 @@ def _approve(
 
 def _reject(*reasons: str) -> RiskVerdict:
     return RiskVerdict(approved=False, intent=None, reasons=tuple(r for r in reasons if r))
+
+
+def _too_small(
+    rules: MarketRules, quantity: Decimal, entry: Decimal, nothing_left: str, why: str
+) -> RiskVerdict | None:
+    """The rejection of ``quantity`` when it is nothing (``nothing_left`` says so) or below
+    the exchange minimums at ``entry``, led by the limit that shrank it (``why``, if any);
+    None when it may go."""
+    too_small = rules.violations(quantity, entry) if quantity > 0 else [nothing_left]
+    return _reject(*([why] if why else []), *too_small) if too_small else None
 
 
 def _binding(caps: dict[str, Decimal], requested: Decimal) -> str:

@@ -4,7 +4,7 @@
 (``MarketContext.margin`` enabled): a SELL with nothing held long to :func:`check_short`, a BUY
 of a symbol held short to :func:`check_cover`. Everything else (a SELL that closes a long, a
 BUY with no short) follows the spot rules in :mod:`tradecast.risk.gate`, whose view of the
-portfolio, buy rules and verdicts these build on.
+portfolio, buy rules, sizer and verdicts these build on.
 
 - a SELL with nothing held long opens (or adds to) a short, judged like a buy: kill switch,
   the drawdown and daily-loss locks (no NEW shorts), the cooldown after a stop-loss,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from tradecast.broker.margin import after_short_fill, meets_initial_margin
 from tradecast.broker.market_rules import money
@@ -42,6 +43,8 @@ from tradecast.risk.gate import (
     _pct,
     _qty,
     _reject,
+    _Sizer,
+    _too_small,
     _View,
 )
 from tradecast.settings import MarginConfig, RiskLimits
@@ -57,25 +60,7 @@ def check_short(
 ) -> RiskVerdict:
     """A SELL with nothing held long: opens or adds to a short, judged like a buy and sized to
     the initial margin too."""
-    blocked = _short_blockers(intent, view, limits, market, now)
-    if blocked:
-        return _reject(*blocked)
-    sizer = _ShortSizer(intent, view, limits, market)
-    caps = sizer.caps(sizer.fill_price(market.rules.qty_step))
-    quantity = sizer.largest_within_limits(min([intent.quantity, *caps.values()]))
-    why = _binding(caps, intent.quantity)
-    entry = intent.limit_price if intent.order_type is OrderType.LIMIT else market.price
-    too_small = (
-        market.rules.violations(quantity, entry or market.price)
-        if quantity > 0
-        else ["nothing is left to sell short"]
-    )
-    if too_small:
-        return _reject(*([why] if why else []), *too_small)
-    lines = sizer.lock_lines_crossed(quantity)
-    if lines:
-        return _reject(*lines)
-    return _approve(intent, quantity, market.rules, notes, why)
+    return _ShortSizer(intent, view, limits, market).verdict(now, notes)
 
 
 def _short_blockers(
@@ -117,15 +102,19 @@ def _short_blockers(
     return reasons
 
 
-class _ShortSizer:
+class _ShortSizer(_Sizer):
     """Sizes a short exactly as the broker will fill and margin it."""
 
-    def __init__(
-        self, intent: OrderIntent, view: _View, limits: RiskLimits, market: MarketContext
-    ) -> None:
-        self.intent, self.view, self.limits, self.market = intent, view, limits, market
-        self.margin = market.margin or MarginConfig(enabled=True)
-        self.fee_rate = market.costs.fee_bps / Decimal(10_000)
+    side = Side.SELL
+    nothing_left = "nothing is left to sell short"
+
+    @cached_property
+    def margin(self) -> MarginConfig:
+        """The account's margin terms."""
+        return self.market.margin or MarginConfig(enabled=True)
+
+    def blockers(self, now: datetime) -> list[str]:
+        return _short_blockers(self.intent, self.view, self.limits, self.market, now)
 
     def fill_price(self, quantity: Decimal) -> Decimal:
         """The broker's fill price for ``quantity`` (a marketable limit never below it)."""
@@ -135,70 +124,30 @@ class _ShortSizer:
         limit = self.intent.limit_price
         return max(price, limit) if limit is not None else price
 
-    def cost(self, quantity: Decimal) -> Decimal:
-        """Equity lost at the fill: the fee plus selling below the current price."""
-        notional = money(quantity * self.fill_price(quantity))
-        below_mark = max(quantity * self.market.price - notional, ZERO)
-        return self.market.costs.fee(notional) + below_mark
+    def holding(self) -> Decimal:
+        return self.view.short
 
-    def caps(self, price: Decimal) -> dict[str, Decimal]:
-        """Upper bounds of what each limit allows if every unit filled at ``price``."""
-        v, lim, p = self.view, self.limits, self.market.price
-        cost_per_unit = price * self.fee_rate + max(p - price, ZERO)
+    def funding_caps(self, price: Decimal, cost_per_unit: Decimal) -> dict[str, Decimal]:
+        v, im = self.view, self.margin.initial_margin_pct
         shorts = sum((-q * v.prices[s] for s, q in v.signed.items() if q < 0), ZERO)
-        im = self.margin.initial_margin_pct
-        position_room = lim.max_position_pct * v.equity - v.short * p
         return {
-            f"max order notional {lim.max_order_notional}": lim.max_order_notional / price,
-            f"max position {_pct(lim.max_position_pct)} of equity {_cash(v.equity)}": max(
-                position_room / (p + lim.max_position_pct * cost_per_unit), ZERO
-            ),
             f"initial margin {_pct(im)} of the short notional": max(
                 (v.equity - im * shorts) / (im * price + cost_per_unit), ZERO
             ),
         }
 
-    def within_limits(self, quantity: Decimal) -> bool:
-        """Exact check of notional, position share and initial margin at ``quantity``."""
-        v, lim = self.view, self.limits
-        price = self.fill_price(quantity)
-        notional = money(quantity * price)
-        fee = self.market.costs.fee(notional)
+    def funded(self, quantity: Decimal, price: Decimal, notional: Decimal, fee: Decimal) -> bool:
+        v = self.view
         equity_after, shorts_after = after_short_fill(
             v.cash, v.signed, v.prices, self.intent.symbol, quantity, price, fee
         )
-        position_value = (v.short + quantity) * self.market.price
-        return (
-            notional <= lim.max_order_notional
-            and position_value <= lim.max_position_pct * (v.equity - self.cost(quantity))
-            and meets_initial_margin(equity_after, shorts_after, self.margin)
-        )
-
-    def largest_within_limits(self, bound: Decimal) -> Decimal:
-        """The largest whole number of steps up to ``bound`` (plus one of slack) within
-        every limit, by bisection (each limit only tightens with size)."""
-        return _largest(self.market.rules, self.intent.quantity, bound, self.within_limits)
-
-    def lock_lines_crossed(self, quantity: Decimal) -> list[str]:
-        """The locks this short's own costs would trigger."""
-        after = self.view.equity - self.cost(quantity)
-        crossed = []
-        if after <= self.view.peak * (1 - self.limits.max_drawdown_pct):
-            crossed.append("the trade's fees and slippage would cross the max drawdown lock")
-        if after <= self.view.day_start * (1 - self.limits.daily_loss_limit_pct):
-            crossed.append("the trade's fees and slippage would cross the daily loss limit")
-        return crossed
+        return meets_initial_margin(equity_after, shorts_after, self.margin)
 
 
-def check_cover(
-    intent: OrderIntent,
-    view: _View,
-    limits: RiskLimits,
-    market: MarketContext,
-    notes: list[str],
-) -> RiskVerdict:
-    """A BUY of a symbol held short: an exit, limited only by the order notional, the short
-    left to cover and the cash."""
+def check_cover(buy: _BuySizer, notes: list[str]) -> RiskVerdict:
+    """A BUY of a symbol held short (``buy`` prices it as any buy fills): an exit, limited
+    only by the order notional, the short left to cover and the cash."""
+    intent, view, limits, market = buy.intent, buy.view, buy.limits, buy.market
     if any(x is not None for x in (intent.stop_loss, intent.take_profit, intent.time_stop_at)):
         return _reject(
             "stop_loss/take_profit/time_stop_at do not apply to a BUY that covers a short "
@@ -210,18 +159,16 @@ def check_cover(
             f"the {intent.symbol} short is already covered by open buy orders; an order may "
             "not go from short to long in one go"
         )
-    pricing = _BuySizer(intent, view, limits, market)
     cash = view.cash - view.pending_buy_cash
-    fee_rate = market.costs.fee_bps / Decimal(10_000)
-    price = pricing.fill_price(market.rules.qty_step)
+    price = buy.fill_price(market.rules.qty_step)
     caps = {
         f"short not already covered ({_qty(coverable)})": coverable,
         f"max order notional {limits.max_order_notional}": limits.max_order_notional / price,
-        f"available cash {_cash(cash)}": max(cash / (price * (1 + fee_rate)), ZERO),
+        f"available cash {_cash(cash)}": max(cash / (price * (1 + buy.fee_rate)), ZERO),
     }
 
     def fits(quantity: Decimal) -> bool:
-        notional = money(quantity * pricing.fill_price(quantity))
+        notional = money(quantity * buy.fill_price(quantity))
         return (
             quantity <= coverable
             and notional <= limits.max_order_notional
@@ -230,11 +177,7 @@ def check_cover(
 
     quantity = _largest(market.rules, intent.quantity, min([intent.quantity, *caps.values()]), fits)
     why = _binding(caps, intent.quantity)
-    too_small = (
-        market.rules.violations(quantity, pricing.entry)
-        if quantity > 0
-        else ["nothing is left to buy back"]
-    )
-    if too_small:
-        return _reject(*([why] if why else []), *too_small)
+    too_small = _too_small(market.rules, quantity, buy.entry, "nothing is left to buy back", why)
+    if too_small is not None:
+        return too_small
     return _approve(intent, quantity, market.rules, notes, why)

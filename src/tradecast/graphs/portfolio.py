@@ -7,15 +7,19 @@ START -> mark_book -> symbol_desk x N (LangGraph ``Send``, one per symbol, in pa
   resting limits and (on margin) liquidations happen before anyone decides, and in the same
   order on every run.
 - ``symbol_desk`` is the one-symbol desk's decision part (:func:`~tradecast.graphs.desk.
-  decision_graph`: context, analyst, risk agent, trader, consensus) for one symbol. The
-  branches run concurrently: their LLM calls overlap on a server that answers several at once
-  (Ollama), and queue on the embedded model's lock.
+  decision_graph`: context, analyst, risk agent, trader, consensus) for one symbol.
+  ``branches_at_once`` of them decide at a time: all on a server that answers several calls
+  at once (Ollama), one on the embedded model (bootstrap picks; the setting
+  ``desk.symbols_at_once`` overrides).
 - ``portfolio`` turns each symbol's decision into a target holding and reconciles the targets
   against the one book with :func:`tradecast.risk.portfolio.check_portfolio` (gross, net,
   per-symbol and correlated exposure, historical VaR and CVaR, portfolio locks), then plans
   the orders: exits first, so that what they free can be used by the buys.
 - ``execute`` sends each order through the per-order gate (:class:`~tradecast.risk.execution.
-  GatedExecutor`), which judges it again on the book as it is at that moment.
+  GatedExecutor`), which judges it again on the book as it is at that moment. When the gate
+  cuts an exit or the broker refuses one, the additions (whose room was counted with every
+  exit done) are checked again against the book the exits left. The book is then measured
+  again for the ``portfolio`` event and the reports.
 - ``persona`` narrates the tick's headline decision (one LLM call per tick, whatever the number
   of symbols); ``remember`` records every symbol's decision in the memory.
 
@@ -231,9 +235,10 @@ def _execute(desk: DeskDependencies) -> Any:
         exits = [o for o in review.orders if o.exit]
         opening = [o for o in review.orders if not o.exit]
         outcomes = [await _send(desk, order, at) for order in exits]
-        if any(not _filled_in_full(o) for o in outcomes):
+        short = {o.symbol for o in outcomes if not _filled_in_full(o)}
+        if short:
             # the room for the additions was counted with every exit done
-            opening, refused = await _within_the_book(desk, state, opening)
+            opening, refused = await _within_the_book(desk, state, opening, short)
             outcomes += refused
         outcomes += [await _send(desk, order, at) for order in opening]
         book = desk.executor.portfolio()
@@ -291,11 +296,23 @@ def _filled_in_full(outcome: SymbolOutcome) -> bool:
 
 
 async def _within_the_book(
-    desk: DeskDependencies, state: PortfolioState, opening: list[PlannedOrder]
+    desk: DeskDependencies,
+    state: PortfolioState,
+    opening: list[PlannedOrder],
+    short_exits: set[str],
 ) -> tuple[list[PlannedOrder], list[SymbolOutcome]]:
     """The opening orders checked again against the book as the exits left it: each shrunk to
-    what the portfolio check allows now, or refused."""
+    what the portfolio check allows now, or refused. A symbol whose own exit fell short opens
+    nothing the other way (its position is not where the plan left it)."""
     at, book = state["at"], desk.executor.portfolio()
+    refused = [
+        _refused(o, book, f"its exit did not fill in full: {o.symbol} is not flat")
+        for o in opening
+        if o.symbol in short_exits
+    ]
+    opening = [o for o in opening if o.symbol not in short_exits]
+    if not opening:
+        return [], refused
     prices = {p.symbol: p.context.price for p in state["proposals"]}
     targets = [
         Target(o.symbol, signed_holding(book, o.symbol) + _signed(o), prices[o.symbol])
@@ -311,7 +328,6 @@ async def _within_the_book(
         shorts_allowed=desk.shorts,
     )
     kept: list[PlannedOrder] = []
-    refused: list[SymbolOutcome] = []
     for order in opening:
         room = abs(verdict.targets[order.symbol] - signed_holding(book, order.symbol))
         quantity = min(order.intent.quantity, room.quantize(QUANTITY_STEP, rounding=ROUND_DOWN))
@@ -324,18 +340,20 @@ async def _within_the_book(
             continue
         why = "; ".join(verdict.reasons.get(order.symbol, ())) or "no room left"
         reason = f"an exit did not fill in full, and the book's limits now allow none: {why}"
-        emit("desk", "risk_rejection", {"decision_id": order.decision_id, "reasons": [reason]})
-        refused.append(
-            SymbolOutcome(
-                symbol=order.symbol,
-                decision_id=order.decision_id,
-                intent=order.intent,
-                verdict=RiskVerdict(approved=False, intent=order.intent, reasons=(reason,)),
-                error=reason,
-                judged_on=book,
-            )
-        )
+        refused.append(_refused(order, book, reason))
     return kept, refused
+
+
+def _refused(order: PlannedOrder, book: Portfolio, reason: str) -> SymbolOutcome:
+    emit("desk", "risk_rejection", {"decision_id": order.decision_id, "reasons": [reason]})
+    return SymbolOutcome(
+        symbol=order.symbol,
+        decision_id=order.decision_id,
+        intent=order.intent,
+        verdict=RiskVerdict(approved=False, intent=order.intent, reasons=(reason,)),
+        error=reason,
+        judged_on=book,
+    )
 
 
 def _signed(order: PlannedOrder) -> Decimal:

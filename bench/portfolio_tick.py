@@ -10,7 +10,7 @@ shifted back by whole months and renamed (S3/USDT, ...), so each symbol has its 
 correlations are neither 1 nor 0. Every tick decides all symbols at one instant (4h apart).
 
 Run: .venv/bin/python bench/portfolio_tick.py [--ticks N] [--embedded-ticks M] [--sizes 1,2,4,8]
-     [--at-once K]
+     [--at-once K,K2]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ async def run(
     files = symbol_files(size, folder)
     extra = {s: str(p) for s, p in files.items() if s not in BUNDLED}
     settings = load_settings(
-        data_dir=folder / f"data-{size}-{'scripted' if models else 'embedded'}",
+        data_dir=folder / f"data-{size}-{'scripted' if models else 'embedded'}-{at_once}",
         market={"csv_paths": extra},
         desk={"symbols": list(files), "memory_k": 0, "symbols_at_once": at_once},
     )
@@ -90,10 +90,10 @@ def line(label: str, figures: dict[str, Any], base: float | None) -> str:
 async def main(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
-        "| model | symbols | ticks | median ms | max ms | vs 1 symbol | "
+        "| model | at once | symbols | ticks | median ms | max ms | vs 1 symbol | "
         "LLM calls/symbol/tick (mean) | (max) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for label, ticks, factory in (
             ("scripted", args.ticks, scripted_models),
@@ -101,11 +101,12 @@ async def main(args: argparse.Namespace) -> None:
         ):
             if ticks <= 0:
                 continue
-            base = None
-            for size in sizes:
-                figures = await run(size, ticks, factory(), Path(tmp), args.at_once)
-                print(line(label, figures, base), flush=True)
-                base = base or statistics.median(figures["walls"])
+            for at_once in (int(k) for k in args.at_once.split(",")):
+                base = None
+                for size in sizes:
+                    figures = await run(size, ticks, factory(), Path(tmp), at_once)
+                    print(line(f"{label} | {at_once or 'default'}", figures, base), flush=True)
+                    base = base or statistics.median(figures["walls"])
 
 
 if __name__ == "__main__":
@@ -115,9 +116,9 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="1,2,4,8")
     parser.add_argument(
         "--at-once",
-        type=int,
-        default=0,
-        help="symbols deciding at once (TRADECAST_DESK__SYMBOLS_AT_ONCE; 0: the default)",
+        default="0",
+        help="symbols deciding at once, comma-separated to compare in one run "
+        "(TRADECAST_DESK__SYMBOLS_AT_ONCE; 0: the default)",
     )
     configure_logging("warning", "console")
     asyncio.run(main(parser.parse_args()))

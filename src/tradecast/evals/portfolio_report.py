@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ from tradecast.evals.report import new_figure
 ZERO = Decimal(0)
 
 
-def symbol_pnl(fills: list[Fill], book: Portfolio) -> dict[str, float]:
-    """Each symbol's P&L from its fills (fees included) and what it still holds at the mark."""
-    cash: dict[str, Decimal] = defaultdict(Decimal)
+def symbol_pnl(fills: list[Fill], book: Portfolio, symbols: Sequence[str] = ()) -> dict[str, float]:
+    """Each symbol's P&L from its fills (fees included) and what it still holds at the mark;
+    ``symbols`` are listed even when they never traded."""
+    cash: dict[str, Decimal] = defaultdict(Decimal, dict.fromkeys(symbols, ZERO))
     for fill in fills:
         notional = fill.quantity * fill.price
         cash[fill.symbol] += (-notional if fill.side is Side.BUY else notional) - fill.fee
@@ -51,7 +53,7 @@ def portfolio_summary(run: PortfolioRun) -> dict[str, Any]:
     returns = metrics.simple_returns(equity)
     start_cash = float(run.settings.broker.starting_cash)
     hold = buy_and_hold(ticks, start_cash)
-    pnl = symbol_pnl(run.fills, run.portfolio)
+    pnl = symbol_pnl(run.fills, run.portfolio, run.spec.symbols)
     calls = [n for row in run.ticks for n in row["llm_calls"].values()]
     var = ticks["var"].dropna()
     return {
@@ -149,7 +151,7 @@ def plot_portfolio(run: PortfolioRun, summary: dict[str, Any], path: Path) -> No
     for panel in panels[:3]:
         panel.grid(True, alpha=0.3)
         panel.legend(loc="best")
-    figure.autofmt_xdate()
+        panel.tick_params(axis="x", labelrotation=20)
     figure.tight_layout()
     figure.savefig(path, bbox_inches="tight")
 

@@ -148,18 +148,25 @@ def intents(draw: st.DrawFn, symbol: str, price: Decimal) -> OrderIntent:
     )
 
 
+def market_of(scene: Scene, margin: MarginConfig | None = None) -> MarketContext:
+    """What the gate knows of the scene's market: its mark, rules, costs and resting orders."""
+    intent = scene.intent
+    return MarketContext(
+        symbol=intent.symbol,
+        price=scene.portfolio.prices[intent.symbol],
+        rules=scene.broker.market_rules(intent.symbol),
+        costs=scene.broker.cost_model,
+        open_orders=tuple(scene.broker.orders(status=OrderStatus.OPEN)),
+        margin=margin,
+    )
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scene=scenes())
 def test_risk_no_approved_order_breaches_a_limit(scene: Scene) -> None:
     broker, portfolio, limits, intent = scene.broker, scene.portfolio, scene.limits, scene.intent
     price = portfolio.prices[intent.symbol]
-    context = MarketContext(
-        symbol=intent.symbol,
-        price=price,
-        rules=broker.market_rules(intent.symbol),
-        costs=broker.cost_model,
-        open_orders=tuple(broker.orders(status=OrderStatus.OPEN)),
-    )
+    context = market_of(scene)
     verdict = check_order(intent, portfolio, limits, context, scene.now)
     outcome = "approved" if verdict.approved else f"rejected ({verdict.reasons[0][:18]})"
     event(f"{intent.side.value} {outcome}{' shrunk' if verdict.shrunk else ''}")
@@ -290,14 +297,7 @@ def test_risk_margin_approved_shorts_stay_within_limits_and_covers_pass_locks(
 ) -> None:
     broker, portfolio, limits, intent = scene.broker, scene.portfolio, scene.limits, scene.intent
     price = portfolio.prices[intent.symbol]
-    context = MarketContext(
-        symbol=intent.symbol,
-        price=price,
-        rules=broker.market_rules(intent.symbol),
-        costs=broker.cost_model,
-        open_orders=tuple(broker.orders(status=OrderStatus.OPEN)),
-        margin=MARGIN,
-    )
+    context = market_of(scene, MARGIN)
     held_short = portfolio.short(intent.symbol)
     opens_short = intent.side is Side.SELL and portfolio.position(intent.symbol) is None
     covers = intent.side is Side.BUY and held_short is not None

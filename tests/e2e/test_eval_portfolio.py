@@ -38,6 +38,7 @@ def test_two_datasets_trade_as_one_book_on_the_embedded_model(tmp_path: Path):
     ("args", "message"),
     [
         (["--dataset", "btc-usdt-1h", "--dataset", "btc-usdt-1h"], "one symbol twice"),
+        (["--dataset", "btc-usdt-1h"], "two --dataset or more"),
         ([*BOTH, "--fill", "next-open"], "fills at the close"),
         ([*BOTH, "--token-budget", "100"], "does not take"),
     ],

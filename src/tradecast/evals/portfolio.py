@@ -69,8 +69,10 @@ class PortfolioSpec:
 
     def times(self) -> list[datetime]:
         """The decision instants, validated against every dataset."""
-        if len(self.datasets) < 1:
-            raise EvalError("a portfolio run needs at least one --dataset")
+        if len(self.datasets) < 2:
+            raise EvalError(
+                "a portfolio run needs two --dataset or more (one alone: drop --portfolio)"
+            )
         if len(set(self.symbols)) != len(self.symbols):
             raise EvalError(f"--dataset names one symbol twice: {', '.join(self.symbols)}")
         timeframes = {d.timeframe for d in self.datasets}

@@ -15,6 +15,7 @@ run refuses ``--fill next_open``, which the fill wrapper supports for one datase
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,8 @@ async def run_portfolio_eval(
             elapsed = time.perf_counter() - started
             fills, orders = desk.broker.fills(), desk.broker.orders()
             portfolio = desk.broker.portfolio()
+        memory_dir = run_settings.data_dir / "memory"  # as the one-symbol eval keeps it
+        await asyncio.to_thread(setup.memory.save, setup.vectors, memory_dir)
     finally:
         setup.memory.close()
     log.info("eval.portfolio_finished", ticks=len(ticks), fills=len(fills), seconds=elapsed)

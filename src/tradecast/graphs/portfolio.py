@@ -235,14 +235,15 @@ def _execute(desk: DeskDependencies) -> Any:
         exits = [o for o in review.orders if o.exit]
         opening = [o for o in review.orders if not o.exit]
         outcomes = [await _send(desk, order, at) for order in exits]
+        # the bars closed by ``at`` are the same all tick: one read serves every measure
+        returns = await _book_returns(desk, state["symbols"], desk.executor.portfolio(), at)
         short = {o.symbol for o in outcomes if not _filled_in_full(o)}
         if short:
             # the room for the additions was counted with every exit done
-            opening, refused = await _within_the_book(desk, state, opening, short)
+            opening, refused = await _within_the_book(desk, state, opening, short, returns)
             outcomes += refused
         outcomes += [await _send(desk, order, at) for order in opening]
         book = desk.executor.portfolio()
-        returns = await _book_returns(desk, state["symbols"], book, at)
         held = exposure_view(measure_book(book, returns, desk.executor.limits))
         emit(
             "desk",
@@ -300,6 +301,7 @@ async def _within_the_book(
     state: PortfolioState,
     opening: list[PlannedOrder],
     short_exits: set[str],
+    returns: dict[str, dict[date, float]],
 ) -> tuple[list[PlannedOrder], list[SymbolOutcome]]:
     """The opening orders checked again against the book as the exits left it: each shrunk to
     what the portfolio check allows now, or refused. A symbol whose own exit fell short opens
@@ -322,7 +324,7 @@ async def _within_the_book(
         targets,
         book,
         desk.executor.limits,
-        await _book_returns(desk, state["symbols"], book, at),
+        returns,
         at,
         fee_rate=_fee_rate(desk, book),
         shorts_allowed=desk.shorts,
